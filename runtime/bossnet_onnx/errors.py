@@ -1,0 +1,64 @@
+"""One small error hierarchy for the whole package.
+
+Every message says what failed, where (file, HDU, row), what was expected and how to fix it,
+so that the CLI can print a single line and a batch run can store it in the `error` column.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "BossNetError",
+    "InputError",
+    "UnknownFormatError",
+    "SpectrumError",
+    "ModelError",
+    "ModelMetadataError",
+    "ProviderError",
+    "OutputError",
+    "ExportError",
+    "CheckpointError",
+    "ParityError",
+]
+
+
+class BossNetError(Exception):
+    """Base class: anything the CLI reports as one line and exit status 1."""
+
+
+class InputError(BossNetError):
+    """An input path cannot be used: missing, unreadable, not a spectrum file."""
+
+
+class UnknownFormatError(InputError):
+    """No registered reader recognises the file."""
+
+
+class SpectrumError(InputError):
+    """A spectrum was read but its content cannot be used (no coverage, all NaN, ...)."""
+
+
+class ModelError(BossNetError):
+    """The ONNX model file is missing, corrupted or not a BOSS Net model."""
+
+
+class ModelMetadataError(ModelError):
+    """The model's metadata_props lack a required key or hold an inconsistent value."""
+
+
+class ProviderError(BossNetError):
+    """The requested onnxruntime execution provider is not available."""
+
+
+class OutputError(BossNetError):
+    """The catalogue cannot be written (bad suffix, unwritable place, merge conflicts)."""
+
+
+class ExportError(BossNetError):
+    """Export-side failure (checkpoint, tracing, parity). Raised only by bossnet_export."""
+
+
+class CheckpointError(ExportError):
+    """A checkpoint cannot be loaded: missing chunks, corrupted bytes, wrong keys."""
+
+
+class ParityError(ExportError):
+    """The exported ONNX graph does not reproduce PyTorch within tolerance."""
