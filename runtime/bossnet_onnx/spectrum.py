@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["Spectrum"]
+__all__ = ["Spectrum", "ReadFailure"]
 
 
 @dataclass(frozen=True)
@@ -53,3 +53,32 @@ class Spectrum:
         import os
 
         return f"{os.path.basename(self.source)}|{self.hdu}|{self.row}"
+
+
+@dataclass(frozen=True)
+class ReadFailure:
+    """A spectrum (or a whole file) that could not be read.
+
+    Readers return these next to good Spectrum records instead of raising, so that one broken
+    visit in an mwmVisit file, or one missing file in a list, becomes a flagged catalogue row
+    (bit 0, `error` text) while everything else is still processed.
+    """
+
+    source: str
+    error: str
+    format: str = "unknown"
+    hdu: int = -1
+    row: int = -1
+    identifiers: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "identifiers", MappingProxyType(dict(self.identifiers)))
+
+    @property
+    def location(self) -> str:
+        if self.hdu < 0:
+            return self.source
+        where = f"HDU {self.hdu}"
+        if self.row >= 0:
+            where += f", row {self.row}"
+        return f"{self.source}[{where}]"
