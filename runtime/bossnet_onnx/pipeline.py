@@ -1,0 +1,299 @@
+"""`predict`: survey files in, DR19-style catalogue out.
+
+Files are read and preprocessed in a background thread while the model runs on the previous
+batch (onnxruntime releases the GIL), model rows from many spectra are packed into large
+batches, and every spectrum's outcome, good or failed, becomes exactly one catalogue row.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+from astropy.table import Table
+
+from . import __version__
+from .catalogue import Result, build_table
+from .errors import BossNetError
+from .flags import ResultFlags, parameter_flags
+from .metadata import ModelMetadata
+from .preprocess import model_inputs, sigma_from_ivar
+from .session import BossNetModel, open_model
+from .spectrum import ReadFailure, Spectrum
+from .uncertainty import noisy_copies, spectrum_rng, summarize_draws
+
+__all__ = ["predict", "prepare_spectrum", "Prepared", "StageTimes", "LOW_COVERAGE_FRACTION",
+           "BAD_PIXEL_FRACTION"]
+
+LOW_COVERAGE_FRACTION = 0.8
+BAD_PIXEL_FRACTION = 0.2
+PREFETCH_FILES = 8
+
+
+@dataclass
+class Prepared:
+    """Model input rows for one spectrum: row 0 noise-free, rows 1.. the Monte-Carlo draws."""
+
+    spectrum: Spectrum
+    inputs: np.ndarray
+    quality: int
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage (read and preprocess run in a background thread)."""
+
+    read: float = 0.0
+    preprocess: float = 0.0
+    model: float = 0.0
+    write: float = 0.0
+    session: float = 0.0
+    n_spectra: int = 0
+    n_files: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def _quality_bits(spec: Spectrum, coverage: float, grid: np.ndarray) -> int:
+    bits = 0
+    if coverage < LOW_COVERAGE_FRACTION:
+        bits |= ResultFlags.LOW_COVERAGE
+    ivar = np.asarray(spec.ivar, dtype=np.float64)
+    good_ivar = np.isfinite(ivar) & (ivar > 0)
+    if not good_ivar.any():
+        bits |= ResultFlags.NO_VALID_IVAR
+    wave = np.asarray(spec.wavelength, dtype=np.float64)
+    in_range = (wave >= grid[0]) & (wave <= grid[-1])
+    if in_range.any():
+        bad = ~(np.isfinite(np.asarray(spec.flux, dtype=np.float64)) & good_ivar)
+        if bad[in_range].mean() > BAD_PIXEL_FRACTION:
+            bits |= ResultFlags.MANY_BAD_PIXELS
+    return int(bits)
+
+
+def prepare_spectrum(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int) -> Prepared:
+    """Sigma, noisy copies and the preprocessed model rows of one spectrum."""
+    pre = meta.preprocessing
+    flux = np.asarray(spec.flux, dtype=np.float32)
+    copies = flux[None, :]
+    if draws:
+        sigma = sigma_from_ivar(spec.ivar, flux, pre)
+        copies = noisy_copies(flux, sigma, draws, spectrum_rng(seed, spec.identity))
+    rows, plan = model_inputs(spec.wavelength, copies, meta.grid, pre, where=spec.location)
+    return Prepared(spec, rows, _quality_bits(spec, plan.coverage, meta.grid))
+
+
+def _failure(item: Spectrum | ReadFailure | str, error: str) -> Result:
+    if isinstance(item, str):
+        return Result(source=item, result_flags=int(ResultFlags.RUNTIME_EXCEPTION), error=error)
+    return Result(source=item.source, format=item.format, hdu=item.hdu, row=item.row,
+                  identifiers=dict(item.identifiers),
+                  result_flags=int(ResultFlags.RUNTIME_EXCEPTION), error=error)
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, BossNetError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+def _read_and_prepare(path: str, meta: ModelMetadata, draws: int, seed: int,
+                      times: StageTimes) -> list[Prepared | Result]:
+    """Everything for one input path; never raises (failures become Result rows)."""
+    from .readers import read_spectra
+
+    t0 = time.perf_counter()
+    try:
+        records = read_spectra(path)
+    except Exception as exc:  # one bad file must not lose the others
+        times.read += time.perf_counter() - t0
+        return [_failure(path, _error_text(exc))]
+    t1 = time.perf_counter()
+    times.read += t1 - t0
+    out: list[Prepared | Result] = []
+    for rec in records:
+        if isinstance(rec, ReadFailure):
+            out.append(_failure(rec, rec.error))
+            continue
+        try:
+            out.append(prepare_spectrum(rec, meta, draws, seed))
+        except Exception as exc:
+            out.append(_failure(rec, _error_text(exc)))
+    times.preprocess += time.perf_counter() - t1
+    return out
+
+
+def _labels(meta: ModelMetadata, point: np.ndarray, scatter: np.ndarray) -> dict[str, float]:
+    i_logg, i_lt, i_feh, i_rv = (meta.index(n) for n in ("logg", "logTeff", "FeH", "rv"))
+    log_teff = float(point[i_lt])
+    teff = 10.0 ** log_teff
+    return {
+        "teff": teff, "e_teff": teff * math.log(10.0) * float(scatter[i_lt]),
+        "logg": float(point[i_logg]), "e_logg": float(scatter[i_logg]),
+        "fe_h": float(point[i_feh]), "e_fe_h": float(scatter[i_feh]),
+        "v_rad": float(point[i_rv]), "e_v_rad": float(scatter[i_rv]),
+        "log_teff": log_teff, "e_log_teff": float(scatter[i_lt]),
+    }
+
+
+def _finish(prep: Prepared, physical: np.ndarray, meta: ModelMetadata, draws: int) -> Result:
+    spec = prep.spectrum
+    if not np.all(np.isfinite(physical)):
+        return _failure(spec, f"{spec.location}: model returned non-finite values")
+    labels = _labels(meta, physical[0], summarize_draws(physical[1:]))
+    flags = prep.quality | int(parameter_flags(labels["teff"], labels["logg"], labels["fe_h"]))
+    return Result(source=spec.source, format=spec.format, hdu=spec.hdu, row=spec.row,
+                  identifiers=dict(spec.identifiers), labels=labels, result_flags=flags,
+                  n_draws=draws)
+
+
+class _Batcher:
+    """Packs prepared spectra into model batches of about `batch_rows` rows."""
+
+    def __init__(self, model: BossNetModel, batch_rows: int, draws: int, times: StageTimes):
+        self.model, self.batch_rows, self.draws, self.times = model, batch_rows, draws, times
+        self.pending: list[Prepared] = []
+        self.rows = 0
+
+    def add(self, prep: Prepared) -> list[tuple[Prepared, Result]]:
+        self.pending.append(prep)
+        self.rows += prep.inputs.shape[0]
+        return self.flush() if self.rows >= self.batch_rows else []
+
+    def flush(self) -> list[tuple[Prepared, Result]]:
+        if not self.pending:
+            return []
+        batch, self.pending, self.rows = self.pending, [], 0
+        t0 = time.perf_counter()
+        try:
+            physical = self.model.run_physical(np.concatenate([p.inputs for p in batch]))
+        except Exception:
+            # Isolate the culprit: rerun one spectrum at a time so only it fails.
+            done = [(prep, self._run_one(prep)) for prep in batch]
+        else:
+            bounds = np.cumsum([0] + [p.inputs.shape[0] for p in batch])
+            done = [(prep, _finish(prep, physical[a:b], self.model.metadata, self.draws))
+                    for prep, a, b in zip(batch, bounds[:-1], bounds[1:])]
+        self.times.model += time.perf_counter() - t0
+        return done
+
+    def _run_one(self, prep: Prepared) -> Result:
+        try:
+            physical = self.model.run_physical(prep.inputs)
+        except Exception as exc:
+            return _failure(prep.spectrum, f"{prep.spectrum.location}: model error: "
+                                           f"{_error_text(exc)}")
+        return _finish(prep, physical, self.model.metadata, self.draws)
+
+
+def iter_results(paths: Sequence[str], model: BossNetModel, *, draws: int = 20, seed: int = 0,
+                 batch_rows: int = 256, times: StageTimes | None = None,
+                 on_file_done: Callable[[int], None] | None = None) -> Iterator[Result]:
+    """Results in input order (file order, then HDU/row order within a file)."""
+    times = times if times is not None else StageTimes()
+    meta = model.metadata
+    batcher = _Batcher(model, batch_rows, draws, times)
+    # Spectra wait in `order` until the model has run their batch, so failures that never
+    # reach the model still come out in input order.
+    order: deque[Result | Prepared] = deque()
+    finished: dict[int, Result] = {}
+
+    def drain(done: list[tuple[Prepared, Result]]) -> Iterator[Result]:
+        for prep, res in done:
+            finished[id(prep)] = res
+        while order:
+            head = order[0]
+            if isinstance(head, Result):
+                yield order.popleft()
+            elif id(head) in finished:
+                order.popleft()
+                yield finished.pop(id(head))
+            else:
+                break
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bossnet-read") as pool:
+        futures: deque = deque()
+        remaining = iter(paths)
+
+        def submit_next() -> None:
+            path = next(remaining, None)
+            if path is not None:
+                futures.append(pool.submit(_read_and_prepare, path, meta, draws, seed, times))
+
+        for _ in range(PREFETCH_FILES):
+            submit_next()
+        while futures:
+            items = futures.popleft().result()
+            submit_next()
+            times.n_files += 1
+            for item in items:
+                times.n_spectra += 1
+                order.append(item)
+                yield from drain(batcher.add(item) if isinstance(item, Prepared) else [])
+            if on_file_done:
+                on_file_done(1)
+    yield from drain(batcher.flush())
+
+
+def run_metadata(model: BossNetModel, draws: int, seed: int) -> dict:
+    """Provenance for the catalogue header."""
+    meta = model.metadata
+    return {
+        "MODEL": meta.model_name,
+        "MODELSHA": meta.weights_sha256,
+        "PROVNC": meta.provenance,
+        "PROVIDER": model.provider,
+        "NDRAWS": int(draws),
+        "SEED": int(seed),
+        "BNVERS": __version__,
+        "PREPROC": meta.preprocessing.version,
+        "DATE": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
+    }
+
+
+def predict(inputs: Iterable[str] | str, *, model: str | os.PathLike | BossNetModel | None = None,
+            provider: str = "auto", draws: int = 20, seed: int = 0, batch_size: int = 256,
+            threads: int | None = None, progress: bool = False,
+            times: StageTimes | None = None) -> Table:
+    """Predict BOSS Net labels for every spectrum in `inputs` (paths, globs, dirs, @lists).
+
+    Returns an astropy Table (DR19 column names, one row per spectrum; failed spectra are rows
+    with result_flags bit 0 and an `error` text) whose `meta` holds the run's provenance.
+    `draws` noisy copies per spectrum give e_* as their scatter (ddof=1); `seed` with each
+    spectrum's identity fixes them, whatever the batch size or file order.
+    """
+    from .inputs import expand_inputs
+
+    if draws < 0:
+        raise ValueError(f"draws must be >= 0, got {draws}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    times = times if times is not None else StageTimes()
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [str(inputs)]
+    paths = expand_inputs([str(p) for p in inputs])
+    t0 = time.perf_counter()
+    session = model if isinstance(model, BossNetModel) else open_model(model, provider, threads)
+    times.session = time.perf_counter() - t0
+    results: list[Result] = []
+    if progress:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeRemainingColumn)
+        from rich.console import Console
+
+        with Progress(TextColumn("[bold]BOSS Net"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("files"), TimeRemainingColumn(),
+                      console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("predict", total=len(paths))
+            for res in iter_results(paths, session, draws=draws, seed=seed,
+                                    batch_rows=batch_size, times=times,
+                                    on_file_done=lambda n: bar.advance(task, n)):
+                results.append(res)
+    else:
+        results = list(iter_results(paths, session, draws=draws, seed=seed,
+                                    batch_rows=batch_size, times=times))
+    return build_table(results, meta=run_metadata(session, draws, seed))

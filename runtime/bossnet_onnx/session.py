@@ -1,0 +1,188 @@
+"""An onnxruntime session around a BOSS Net ONNX file: provider choice, threads, validation.
+
+onnxruntime silently falls back to the CPU when a requested provider cannot start, so the
+providers actually in use are read back from the session and a CUDA request that did not
+happen is an error rather than a quiet slowdown.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from .errors import ModelError, ProviderError
+from .metadata import ModelMetadata
+
+__all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers", "file_sha256"]
+
+ProviderName = Literal["auto", "cpu", "cuda"]
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def available_cpus() -> int:
+    """CPUs this process may use (affinity / cgroup aware), not all of the host's."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - non-Linux
+        n = os.cpu_count() or 1
+    quota = _cgroup_cpu_limit()
+    if quota is not None:
+        n = min(n, quota)
+    return max(1, n)
+
+
+def _cgroup_cpu_limit() -> int | None:
+    try:
+        text = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+    except OSError:
+        return None
+    if len(text) == 2 and text[0] != "max":
+        return max(1, int(float(text[0]) / float(text[1])))
+    return None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_providers(provider: str) -> list[str]:
+    """Provider list to ask onnxruntime for; ProviderError if the request cannot be met."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    provider = provider.lower()
+    if provider == "cpu":
+        return [CPU]
+    if provider == "cuda":
+        if CUDA not in available:
+            raise ProviderError(
+                f"--provider cuda: this onnxruntime has no CUDA support (available: "
+                f"{', '.join(available)}); install the gpu extra (onnxruntime-gpu, and uninstall "
+                f"onnxruntime) on a machine with an NVIDIA driver, or use --provider cpu"
+            )
+        return [CUDA, CPU]
+    if provider == "auto":
+        return [CUDA, CPU] if CUDA in available else [CPU]
+    raise ProviderError(f"unknown provider {provider!r}; expected auto, cpu or cuda")
+
+
+@dataclass
+class BossNetModel:
+    """A loaded, validated BOSS Net model ready to run batches of preprocessed spectra."""
+
+    path: Path
+    metadata: ModelMetadata
+    session: object
+    provider: str
+    threads: int
+
+    @property
+    def fixed_batch(self) -> int | None:
+        return self.metadata.batch_size
+
+    def run_normalized(self, x: np.ndarray) -> np.ndarray:
+        """Normalised network outputs for model inputs `x` (n x grid), float64.
+
+        A model exported with a fixed batch is fed zero-padded chunks of exactly that size.
+        """
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.metadata.n_pixels:
+            raise ModelError(
+                f"{self.path}: model input must be (n, {self.metadata.n_pixels}), got {x.shape}"
+            )
+        if x.shape[0] == 0:
+            return np.zeros((0, len(self.metadata.parameter_names)))
+        name_in = self.metadata.input_name
+        name_out = self.metadata.normalized_output
+        fixed = self.fixed_batch
+        outs = []
+        step = fixed or x.shape[0]
+        for start in range(0, x.shape[0], step):
+            chunk = x[start:start + step]
+            n = chunk.shape[0]
+            if fixed and n < fixed:
+                chunk = np.concatenate([chunk, np.zeros((fixed - n, chunk.shape[1]), np.float32)])
+            if self.metadata.input_rank == 3:
+                chunk = chunk[:, None, :]
+            (out,) = self.session.run([name_out], {name_in: chunk})
+            outs.append(np.asarray(out[:n], dtype=np.float64))
+        return np.concatenate(outs)
+
+    def run_physical(self, x: np.ndarray) -> np.ndarray:
+        """Physical labels (x * STD + MEAN) in the model's parameter order."""
+        return self.metadata.unnormalize(self.run_normalized(x))
+
+
+def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
+               threads: int | None = None) -> BossNetModel:
+    """Load and validate a BOSS Net ONNX model; `path=None` is the bundled default model."""
+    import onnxruntime as ort
+
+    if path is None:
+        from .model_files import default_model_path
+
+        path = default_model_path()
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found; give an exported .onnx with --model")
+    providers = resolve_providers(provider)
+    threads = available_cpus() if threads is None else int(threads)
+    if threads < 1:
+        raise ModelError(f"--threads must be >= 1, got {threads}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
+    props = session.get_modelmeta().custom_metadata_map
+    metadata = ModelMetadata.from_props(props, source=str(path))
+    _check_signature(path, session, metadata)
+    used = session.get_providers()
+    if provider.lower() == "cuda" and CUDA not in used:
+        raise ProviderError(
+            f"--provider cuda: onnxruntime could not start CUDA for {path} (running {used}); "
+            f"check the NVIDIA driver, CUDA 12 and cuDNN libraries, or use --provider cpu"
+        )
+    return BossNetModel(path=path, metadata=metadata, session=session,
+                        provider=used[0], threads=threads)
+
+
+def _check_signature(path: Path, session, metadata: ModelMetadata) -> None:
+    """Refuse graphs that are not a BOSS Net for this metadata (wrong input/output shapes)."""
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
+    inp = inputs.get(metadata.input_name)
+    if inp is None or len(inputs) != 1:
+        raise ModelError(
+            f"{path}: is not a BOSS Net model: expected one input '{metadata.input_name}', "
+            f"found {sorted(inputs)}"
+        )
+    shape = list(inp.shape)
+    if shape[-1] != metadata.n_pixels or len(shape) != metadata.input_rank:
+        raise ModelError(
+            f"{path}: is not a BOSS Net model: input '{inp.name}' has shape {shape}, expected "
+            f"[batch, {metadata.n_pixels}] to match its {metadata.n_pixels}-point grid"
+        )
+    n_params = len(metadata.parameter_names)
+    for name in (metadata.normalized_output, metadata.physical_output):
+        out = outputs.get(name)
+        if out is None:
+            raise ModelError(f"{path}: is not a BOSS Net model: output '{name}' is missing "
+                             f"(outputs: {sorted(outputs)})")
+        if out.shape[-1] != n_params:
+            raise ModelError(f"{path}: output '{name}' has shape {out.shape}, expected "
+                             f"[batch, {n_params}]")

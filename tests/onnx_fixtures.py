@@ -1,0 +1,69 @@
+"""Small real ONNX graphs with bossnet-onnx metadata, built with onnx.helper (no torch).
+
+They let runtime tests exercise a real onnxruntime session quickly; tests that need the real
+BOSS Net network export one through bossnet_export instead.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bossnet_onnx.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS, ModelMetadata, Preprocessing
+
+N_GRID = 3900
+
+
+def linear_metadata(**overrides) -> ModelMetadata:
+    grid = np.linspace(3800.0, 8900.0, N_GRID).astype(np.float32)
+    fields = dict(
+        model_name="linear-test", provenance="random-weights", parameter_names=DEFAULT_PARAMETER_NAMES,
+        stats=DEFAULT_STATS, grid=grid, preprocessing=Preprocessing(), weights_sha256="0" * 64,
+        exporter={"package": "tests"}, opset=17, description="linear test graph",
+    )
+    fields.update(overrides)
+    return ModelMetadata(**fields)
+
+
+def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
+                       n_pixels: int = N_GRID, metadata: ModelMetadata | None = None,
+                       drop_keys: tuple[str, ...] = (), scale: float = 0.05) -> Path:
+    """flux[b, n] @ W + c -> normalized; normalized * STD + MEAN -> physical."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((n_pixels, 4)) * scale / np.sqrt(n_pixels)).astype(np.float32)
+    c = rng.standard_normal(4).astype(np.float32) * 0.1
+    meta = metadata or linear_metadata()
+    std = np.array([meta.stats[p]["STD"] for p in meta.parameter_names], np.float32)
+    mean = np.array([meta.stats[p]["MEAN"] for p in meta.parameter_names], np.float32)
+    b = batch if batch is not None else "batch"
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["flux", "W"], ["xw"]),
+            helper.make_node("Add", ["xw", "c"], ["normalized"]),
+            helper.make_node("Mul", ["normalized", "std"], ["scaled"]),
+            helper.make_node("Add", ["scaled", "mean"], ["physical"]),
+        ],
+        "linear",
+        [helper.make_tensor_value_info("flux", TensorProto.FLOAT, [b, n_pixels])],
+        [helper.make_tensor_value_info("normalized", TensorProto.FLOAT, [b, 4]),
+         helper.make_tensor_value_info("physical", TensorProto.FLOAT, [b, 4])],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(c, "c"),
+         numpy_helper.from_array(std, "std"), numpy_helper.from_array(mean, "mean")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    props = meta.to_props()
+    if batch is not None:
+        import json
+        io = json.loads(props["bossnet.io"])
+        io["batch_size"] = batch
+        props["bossnet.io"] = json.dumps(io)
+    for key in drop_keys:
+        props.pop(key)
+    helper.set_model_props(model, props)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
