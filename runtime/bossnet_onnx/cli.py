@@ -82,18 +82,36 @@ def predict(
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Model rows per run."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1,
                                           help="CPU threads (default: CPUs this process may use)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: only the K-th of N slices "
+                                        "of the sorted inputs (1-based; for job arrays)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its "
+                                "progress file (needs -o)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Predict log g, Teff, [Fe/H] and RV for every spectrum in INPUTS."""
-    from .catalogue import write_catalogue
     from .pipeline import predict as run_predict
+    from .runs import Interrupted, predict_to_file
+    from .sharding import parse_shard
 
+    if shard is not None:
+        try:
+            parse_shard(shard)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--shard") from None
+    if resume and output is None:
+        raise typer.BadParameter("--resume needs --output/-o (the catalogue being resumed)",
+                                 param_hint="--resume")
     show_progress = not quiet and sys.stderr.isatty()
+    common = dict(model=model, provider=provider, draws=draws, seed=seed, batch_size=batch_size,
+                  threads=threads, progress=show_progress, shard=shard)
     try:
-        table = run_predict(inputs, model=model, provider=provider, draws=draws, seed=seed,
-                            batch_size=batch_size, threads=threads, progress=show_progress)
-        if output is not None:
-            write_catalogue(table, output)
+        if output is None:
+            table = run_predict(inputs, **common)
+        else:
+            table = predict_to_file(inputs, output, resume=resume, **common)
+    except Interrupted as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=130)
     except BossNetError as exc:
         _fail(exc)
     failed = [r for r in table if r["result_flags"] & 1]
@@ -107,6 +125,60 @@ def predict(
                    f"({table.meta['PROVNC']}) on {table.meta['PROVIDER']}{where}", err=True)
     if failed:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def merge(
+    parts: List[Path] = typer.Argument(..., help="Shard catalogues (from --shard K/N runs)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Merged catalogue."),
+) -> None:
+    """Concatenate shard catalogues, checking provenance, duplicates and missing shards."""
+    from .sharding import merge_catalogues
+
+    try:
+        table = merge_catalogues([str(p) for p in parts], output)
+    except BossNetError as exc:
+        _fail(exc)
+    typer.echo(f"merged {len(parts)} catalogues, {len(table)} rows -> {output}", err=True)
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., help="Official model directory (model_args.yaml + "
+                                      "model_chunk_*), a .pt/.pth state dict, or a dict with "
+                                      "'state_dict'."),
+    output: Path = typer.Option(..., "--output", "-o", help="ONNX file to write."),
+    config: Optional[Path] = typer.Option(None, "--config", help="model_args.yaml (default: the "
+                                          "checkpoint's own, else the official BOSS config)."),
+    stats: Optional[Path] = typer.Option(None, "--stats", help="Normalisation stats YAML "
+                                         "(stats/boss.yaml layout; default: BOSS)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Model name stored in the file."),
+    opset: int = typer.Option(18, "--opset", min=7, help="ONNX opset."),
+    batch: Optional[int] = typer.Option(None, "--batch", min=1,
+                                        help="Fix the batch axis to N (default: dynamic)."),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: also write "
+                                           "<output stem>.int8.onnx (linear layers quantized)."),
+    provenance: str = typer.Option("user-weights", "--provenance",
+                                   help="published-weights, user-weights, synthetic-demo or "
+                                        "random-weights."),
+    description: str = typer.Option("", "--description", help="Free text stored in the file."),
+) -> None:
+    """Convert a BOSS Net checkpoint into a verified, fixed-shape ONNX model."""
+    if quantize not in (None, "int8"):
+        raise typer.BadParameter(f"{quantize!r}; the only choice is int8", param_hint="--quantize")
+    try:
+        from bossnet_export import export_model
+    except ImportError:
+        typer.echo("error: bossnet-onnx export needs the export extra: "
+                   "pip install 'bossnet-onnx[export]'", err=True)
+        raise typer.Exit(code=1)
+    try:
+        report = export_model(checkpoint, output, config=config, stats=stats, name=name,
+                              opset=opset, batch=batch, quantize=quantize,
+                              provenance=provenance, description=description)
+    except BossNetError as exc:
+        _fail(exc)
+    typer.echo(report.summary())
 
 
 def main() -> None:

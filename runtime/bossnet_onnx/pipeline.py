@@ -27,7 +27,7 @@ from .session import BossNetModel, open_model
 from .spectrum import ReadFailure, Spectrum
 from .uncertainty import noisy_copies, spectrum_rng, summarize_draws
 
-__all__ = ["predict", "prepare_spectrum", "Prepared", "StageTimes", "LOW_COVERAGE_FRACTION",
+__all__ = ["predict", "resolve_inputs", "start_session", "stream_results", "prepare_spectrum", "Prepared", "StageTimes", "LOW_COVERAGE_FRACTION",
            "BAD_PIXEL_FRACTION"]
 
 LOW_COVERAGE_FRACTION = 0.8
@@ -255,45 +255,68 @@ def run_metadata(model: BossNetModel, draws: int, seed: int) -> dict:
     }
 
 
+def resolve_inputs(inputs: Iterable[str] | str, shard: "Shard | str | None" = None) -> list[str]:
+    """Expanded input paths (globs, dirs, @lists), restricted to one shard if asked."""
+    from .inputs import expand_inputs
+    from .sharding import Shard, parse_shard, select_shard
+
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [str(inputs)]
+    paths = expand_inputs([str(p) for p in inputs])
+    if isinstance(shard, str):
+        shard = parse_shard(shard)
+    return select_shard(paths, shard)
+
+
 def predict(inputs: Iterable[str] | str, *, model: str | os.PathLike | BossNetModel | None = None,
             provider: str = "auto", draws: int = 20, seed: int = 0, batch_size: int = 256,
-            threads: int | None = None, progress: bool = False,
+            threads: int | None = None, progress: bool = False, shard: str | None = None,
             times: StageTimes | None = None) -> Table:
     """Predict BOSS Net labels for every spectrum in `inputs` (paths, globs, dirs, @lists).
 
     Returns an astropy Table (DR19 column names, one row per spectrum; failed spectra are rows
     with result_flags bit 0 and an `error` text) whose `meta` holds the run's provenance.
     `draws` noisy copies per spectrum give e_* as their scatter (ddof=1); `seed` with each
-    spectrum's identity fixes them, whatever the batch size or file order.
+    spectrum's identity fixes them, whatever the batch size, file order or `shard` ("K/N").
     """
-    from .inputs import expand_inputs
+    paths = resolve_inputs(inputs, shard)
+    session, times = start_session(model, provider, threads, draws, batch_size, times)
+    results = list(stream_results(paths, session, draws=draws, seed=seed, batch_rows=batch_size,
+                                  times=times, progress=progress))
+    meta = run_metadata(session, draws, seed)
+    if shard:
+        meta["SHARD"] = str(shard)
+    return build_table(results, meta=meta)
 
+
+def start_session(model: str | os.PathLike | BossNetModel | None, provider: str,
+                  threads: int | None, draws: int, batch_size: int,
+                  times: StageTimes | None = None) -> tuple[BossNetModel, StageTimes]:
+    """Check run arguments and open (or reuse) the model, timing the cold start."""
     if draws < 0:
         raise ValueError(f"draws must be >= 0, got {draws}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     times = times if times is not None else StageTimes()
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [str(inputs)]
-    paths = expand_inputs([str(p) for p in inputs])
     t0 = time.perf_counter()
     session = model if isinstance(model, BossNetModel) else open_model(model, provider, threads)
     times.session = time.perf_counter() - t0
-    results: list[Result] = []
-    if progress:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeRemainingColumn)
-        from rich.console import Console
+    return session, times
 
-        with Progress(TextColumn("[bold]BOSS Net"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("files"), TimeRemainingColumn(),
-                      console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("predict", total=len(paths))
-            for res in iter_results(paths, session, draws=draws, seed=seed,
-                                    batch_rows=batch_size, times=times,
-                                    on_file_done=lambda n: bar.advance(task, n)):
-                results.append(res)
-    else:
-        results = list(iter_results(paths, session, draws=draws, seed=seed,
-                                    batch_rows=batch_size, times=times))
-    return build_table(results, meta=run_metadata(session, draws, seed))
+
+def stream_results(paths: Sequence[str], session: BossNetModel, *, draws: int, seed: int,
+                   batch_rows: int, times: StageTimes, progress: bool = False) -> Iterator[Result]:
+    """iter_results with an optional rich progress bar over files (on stderr)."""
+    if not progress:
+        yield from iter_results(paths, session, draws=draws, seed=seed, batch_rows=batch_rows,
+                                times=times)
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("[bold]BOSS Net"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("files"), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("predict", total=len(paths))
+        yield from iter_results(paths, session, draws=draws, seed=seed, batch_rows=batch_rows,
+                                times=times, on_file_done=lambda n: bar.advance(task, n))
