@@ -1,0 +1,30 @@
+"""bossnet_export: official BOSS Net checkpoints -> verified, fixed-shape ONNX files.
+
+The only package of the distribution that imports torch (install the `export` extra). The
+runtime (`bossnet_onnx`) reads what this writes through `bossnet_onnx.metadata`.
+"""
+from __future__ import annotations
+
+from .checkpoint import LoadedCheckpoint, load_checkpoint
+from .config import OFFICIAL_BOSS, BossNetConfig, load_config, load_stats
+from .exporter import ExportReport, export_model, export_module, reference_grid
+from .network import BossNet, adaptive_pool_matrix
+from .parity import PARITY_ATOL, ParityReport, check_parity
+
+__all__ = [
+    "BossNet",
+    "BossNetConfig",
+    "OFFICIAL_BOSS",
+    "ExportReport",
+    "LoadedCheckpoint",
+    "ParityReport",
+    "PARITY_ATOL",
+    "adaptive_pool_matrix",
+    "check_parity",
+    "export_model",
+    "export_module",
+    "load_checkpoint",
+    "load_config",
+    "load_stats",
+    "reference_grid",
+]

@@ -1,0 +1,164 @@
+"""Load BOSS Net weights from the layouts people actually have.
+
+(a) the official directory: `model_args.yaml` + `model_chunk_0..N`, the byte-split of a single
+    `torch.save` file (split so each piece fits GitHub's size limit);
+(b) one `.pt`/`.pth` file holding the state dict;
+(c) one file holding a dict with a `state_dict` entry (training scripts save this).
+
+Everything is read with `torch.load(weights_only=True)`: a checkpoint is data, and unpickling
+arbitrary objects from a downloaded file would run arbitrary code.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from bossnet_onnx.errors import CheckpointError
+
+from .config import BossNetConfig, OFFICIAL_BOSS, load_config
+
+__all__ = ["LoadedCheckpoint", "load_checkpoint", "read_chunked_bytes", "check_state_dict_keys"]
+
+CHUNK_NAME = re.compile(r"^model_chunk_(\d+)$")
+#: Buffers the network derives itself; an older checkpoint may lack them.
+DERIVED_KEYS = frozenset({"pos_enc.inv_freq"})
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A network with weights loaded strictly, plus where they came from."""
+
+    model: Any  # BossNet, typed loosely so this module imports without torch at type-check time
+    config: BossNetConfig
+    weights_sha256: str
+    source: Path
+    layout: str  # "official-chunks", "state-dict" or "training-dict"
+
+
+def read_chunked_bytes(directory: Path) -> bytes:
+    """Concatenate `model_chunk_<i>` in numeric order; a gap is an error naming the chunk."""
+    found: dict[int, Path] = {}
+    for entry in directory.iterdir():
+        match = CHUNK_NAME.match(entry.name)
+        if match and entry.is_file():
+            found[int(match.group(1))] = entry
+    if not found:
+        raise CheckpointError(f"{directory}: no model_chunk_<i> files; expected the official "
+                              f"layout (model_args.yaml + model_chunk_0..N) or pass a .pt file")
+    last = max(found)
+    missing = [i for i in range(last + 1) if i not in found]
+    if missing:
+        names = ", ".join(f"model_chunk_{i}" for i in missing)
+        raise CheckpointError(f"{directory}: chunk(s) {names} missing (found {len(found)} of "
+                              f"model_chunk_0..{last}); re-download the checkpoint directory")
+    return b"".join(found[i].read_bytes() for i in range(last + 1))
+
+
+def _torch_load(payload: bytes, where: str) -> Any:
+    import pickle
+    import zipfile
+
+    import torch
+
+    try:
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile,
+            OSError, KeyError, IndexError, AttributeError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"{where}: not a readable torch checkpoint ({first[:200]}); the "
+                              f"file is truncated, corrupted or not a state dict") from None
+
+
+def _state_dict_of(obj: Any, where: str) -> tuple[dict[str, Any], str]:
+    import torch
+
+    layout = "state-dict"
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj, layout = obj["state_dict"], "training-dict"
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{where}: holds {type(obj).__name__}, expected a state dict "
+                              f"(parameter name -> tensor) or a dict with 'state_dict'")
+    bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{where}: entries {bad[:5]} are not named tensors; expected a "
+                              f"state dict (parameter name -> tensor)")
+    # Checkpoints saved from DataParallel/DistributedDataParallel prefix every key.
+    if all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return dict(obj), layout
+
+
+def check_state_dict_keys(expected: set[str], found: set[str], where: str) -> None:
+    """Strict key check: only the derived positional-encoding buffer may be absent."""
+    missing = sorted(expected - found - DERIVED_KEYS)
+    unexpected = sorted(found - expected)
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected}")
+        raise CheckpointError(f"{where}: state dict does not match the BOSS Net config: "
+                              f"{'; '.join(parts)}; check --config (model_args.yaml)")
+
+
+def load_checkpoint(path: str | Path, config: str | Path | BossNetConfig | None = None,
+                    ) -> LoadedCheckpoint:
+    """Build the network and load the weights strictly; shapes and names must all match.
+
+    `config` overrides `model_args.yaml`; without either the official BOSS config is used.
+    """
+    import torch
+
+    from .network import BossNet
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found; pass the official model directory "
+                              f"(model_args.yaml + model_chunk_*) or a .pt/.pth file")
+    if path.is_dir():
+        payload = read_chunked_bytes(path)
+        where = f"{path} (model_chunk_* concatenated)"
+        yaml_path = path / "model_args.yaml"
+        if config is None and not yaml_path.is_file():
+            raise CheckpointError(f"{path}: model_args.yaml missing; the official layout has it "
+                                  f"next to the chunks (or pass --config)")
+        default = yaml_path
+    else:
+        try:
+            payload = path.read_bytes()
+        except OSError as exc:
+            raise CheckpointError(f"{path}: cannot read checkpoint ({exc.strerror})") from None
+        where = str(path)
+        default = None
+    if isinstance(config, BossNetConfig):
+        cfg = config
+    elif config is not None:
+        cfg = load_config(config)
+    elif default is not None:
+        cfg = load_config(default)
+    else:
+        cfg = OFFICIAL_BOSS
+    state, layout = _state_dict_of(_torch_load(payload, where), where)
+    if path.is_dir():
+        layout = "official-chunks"
+    model = BossNet(cfg)
+    expected = model.state_dict()
+    check_state_dict_keys(set(expected), set(state), where)
+    wrong = [f"{k} {tuple(v.shape)} (expected {tuple(expected[k].shape)})"
+             for k, v in state.items() if tuple(v.shape) != tuple(expected[k].shape)]
+    if wrong:
+        raise CheckpointError(f"{where}: tensor shapes do not match the config: "
+                              f"{'; '.join(wrong[:4])}; check --config (model_args.yaml)")
+    for key in DERIVED_KEYS:
+        state.setdefault(key, expected[key])
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+    model.eval()
+    digest = hashlib.sha256(payload).hexdigest()
+    return LoadedCheckpoint(model=model, config=cfg, weights_sha256=digest, source=path,
+                            layout=layout)
+
