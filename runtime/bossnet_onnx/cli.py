@@ -181,45 +181,6 @@ def export(
     typer.echo(report.summary())
 
 
-@app.command()
-def export(
-    checkpoint: Path = typer.Argument(..., help="Official model directory (model_args.yaml + "
-                                      "model_chunk_*), a .pt/.pth state dict, or a dict with "
-                                      "'state_dict'."),
-    output: Path = typer.Option(..., "--output", "-o", help="ONNX file to write."),
-    config: Optional[Path] = typer.Option(None, "--config", help="model_args.yaml (default: the "
-                                          "checkpoint's own, else the official BOSS config)."),
-    stats: Optional[Path] = typer.Option(None, "--stats", help="Normalisation stats YAML "
-                                         "(stats/boss.yaml layout; default: BOSS)."),
-    name: Optional[str] = typer.Option(None, "--name", help="Model name stored in the file."),
-    opset: int = typer.Option(18, "--opset", min=7, help="ONNX opset."),
-    batch: Optional[int] = typer.Option(None, "--batch", min=1,
-                                        help="Fix the batch axis to N (default: dynamic)."),
-    quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: also write "
-                                           "<output stem>.int8.onnx (linear layers quantized)."),
-    provenance: str = typer.Option("user-weights", "--provenance",
-                                   help="published-weights, user-weights, synthetic-demo or "
-                                        "random-weights."),
-    description: str = typer.Option("", "--description", help="Free text stored in the file."),
-) -> None:
-    """Convert a BOSS Net checkpoint into a verified, fixed-shape ONNX model."""
-    if quantize not in (None, "int8"):
-        raise typer.BadParameter(f"{quantize!r}; the only choice is int8", param_hint="--quantize")
-    try:
-        from bossnet_export import export_model
-    except ImportError:
-        typer.echo("error: bossnet-onnx export needs the export extra: "
-                   "pip install 'bossnet-onnx[export]'", err=True)
-        raise typer.Exit(code=1)
-    try:
-        report = export_model(checkpoint, output, config=config, stats=stats, name=name,
-                              opset=opset, batch=batch, quantize=quantize,
-                              provenance=provenance, description=description)
-    except BossNetError as exc:
-        _fail(exc)
-    typer.echo(report.summary())
-
-
 def main() -> None:
     """Console-script entry point."""
     app()
