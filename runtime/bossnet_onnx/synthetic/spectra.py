@@ -371,10 +371,9 @@ def _add_lorentzian(tau: np.ndarray, wave_rest: np.ndarray, x_fine: np.ndarray, 
     The cut-off is per spectrum, so a row does not depend on what else is in its batch.
     """
     half = _WING_CUT * float(gamma.max())  # Angstrom
-    xc = _to_x(np.array([centre]))[0]
-    reach = half / centre / (np.log(10.0) * BOSS_DLOGLAM) + 8.0  # + max Doppler shift, px
-    a = int(np.searchsorted(x_fine, xc - reach))
-    b = int(np.searchsorted(x_fine, xc + reach))
+    lo, hi = _to_x(np.array([max(centre - half, 1.0), centre + half]))
+    a = int(np.searchsorted(x_fine, lo - 8.0))  # 8 px: beyond the largest Doppler shift
+    b = int(np.searchsorted(x_fine, hi + 8.0))
     if b <= a:
         return
     d = (wave_rest[:, a:b] - centre) / gamma
