@@ -106,9 +106,8 @@ def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None
     for name in table.colnames:
         if table[name].dtype.kind == "U" and table[name].dtype.itemsize == 0:
             table[name] = table[name].astype("U1")
-    for name, unit in (("teff", "K"), ("e_teff", "K"), ("logg", "dex"), ("e_logg", "dex"),
-                       ("fe_h", "dex"), ("e_fe_h", "dex"), ("v_rad", "km / s"),
-                       ("e_v_rad", "km / s"), ("log_teff", "dex"), ("e_log_teff", "dex")):
+    # Only FITS-standard units; logg, fe_h and log_teff are dex (documented in the README).
+    for name, unit in (("teff", "K"), ("e_teff", "K"), ("v_rad", "km / s"), ("e_v_rad", "km / s")):
         table[name].unit = unit
     return table
 

@@ -1,0 +1,60 @@
+"""--shard K/N selection and `merge` checks (provenance, duplicates, missing shards)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bossnet_onnx.catalogue import Result, build_table, read_catalogue, write_catalogue
+from bossnet_onnx.errors import OutputError
+from bossnet_onnx.sharding import Shard, merge_catalogues, parse_shard, select_shard
+
+META = {"MODEL": "m", "MODELSHA": "a" * 64, "NDRAWS": 5, "SEED": 1, "PREPROC": "bossnet-log95-v1"}
+
+
+def test_parse_shard():
+    assert parse_shard("3/8") == Shard(3, 8)
+    assert str(parse_shard(" 1 / 1 ")) == "1/1"
+    for bad in ("0/4", "5/4", "x", "3", "1/0", ""):
+        with pytest.raises(ValueError, match="--shard"):
+            parse_shard(bad)
+
+
+def test_shards_partition_sorted_inputs():
+    paths = [f"f{i:02d}.fits" for i in (5, 1, 9, 3, 7, 2, 8)]
+    shards = [select_shard(paths, Shard(k, 3)) for k in (1, 2, 3)]
+    assert shards[0] == ["f01.fits", "f05.fits", "f09.fits"]
+    assert sorted(sum(shards, [])) == sorted(paths)
+    assert select_shard(paths, None) == paths
+
+
+def shard_table(tmp_path, k, n, sources, **meta):
+    results = [Result(source=s, format="spec", hdu=1, labels={"teff": 5000.0 + i})
+               for i, s in enumerate(sources)]
+    table = build_table(results, meta={**META, "SHARD": f"{k}/{n}", **meta})
+    return write_catalogue(table, tmp_path / f"part{k}.fits")
+
+
+def test_merge_concatenates_and_keeps_provenance(tmp_path):
+    a = shard_table(tmp_path, 1, 2, ["b.fits", "d.fits"])
+    b = shard_table(tmp_path, 2, 2, ["a.fits", "c.fits"])
+    merged = merge_catalogues([a, b], tmp_path / "all.fits")
+    assert list(merged["source"]) == ["a.fits", "b.fits", "c.fits", "d.fits"]
+    back = read_catalogue(tmp_path / "all.fits")
+    assert back.meta["MODELSHA"] == "a" * 64 and back.meta["NSHARDS"] == 2
+    assert "SHARD" not in back.meta
+
+
+def test_merge_refuses_missing_duplicate_and_mixed(tmp_path):
+    a = shard_table(tmp_path, 1, 3, ["a.fits"])
+    b = shard_table(tmp_path, 2, 3, ["b.fits"])
+    with pytest.raises(OutputError, match=r"missing shard\(s\) 3/3"):
+        merge_catalogues([a, b], tmp_path / "all.fits")
+    with pytest.raises(OutputError, match=r"shard\(s\) 1/3 given twice"):
+        merge_catalogues([a, a, b], tmp_path / "all.fits")
+    c = shard_table(tmp_path, 3, 3, ["a.fits"])
+    with pytest.raises(OutputError, match="1 spectra appear more than once, e.g. a.fits"):
+        merge_catalogues([a, b, c], tmp_path / "all.fits")
+    d = shard_table(tmp_path, 3, 3, ["c.fits"], SEED=2)
+    with pytest.raises(OutputError, match="has SEED=2 but"):
+        merge_catalogues([a, b, d], tmp_path / "all.fits")
+    assert not (tmp_path / "all.fits").exists()
