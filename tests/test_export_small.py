@@ -1,7 +1,9 @@
 """Export of a small BOSS Net: real torch export, real onnxruntime sessions, real numbers."""
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import onnxruntime as ort  # noqa: E402
 from bossnet_onnx.errors import ExportError, ParityError  # noqa: E402
 from bossnet_onnx.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS, ModelMetadata  # noqa: E402
 
-from bossnet_export import export_model, export_module, parity  # noqa: E402
+from bossnet_export import export_model, export_module, parity, state_dict_sha256  # noqa: E402
 from bossnet_export.parity import check_parity, output_spread, parity_inputs, torch_outputs  # noqa: E402
 from bossnet_export.random_weights import (SMALL_CONFIG, build_random_model,  # noqa: E402
                                            save_official_layout, save_state_dict)
@@ -127,9 +129,13 @@ def test_fixed_batch_export(small_model, tmp_path):
 def test_official_layout_and_pt_give_same_graph(small_model, tmp_path):
     save_official_layout(small_model, tmp_path / "ck", n_chunks=10)
     pt = save_state_dict(small_model, tmp_path / "w.pt")
+    joined = b"".join((tmp_path / "ck" / f"model_chunk_{i}").read_bytes() for i in range(10))
+    assert state_dict_sha256(small_model) == hashlib.sha256(joined).hexdigest()
     a = export_model(tmp_path / "ck", tmp_path / "a.onnx", provenance="random-weights")
     b = export_model(pt, tmp_path / "b.onnx", config=tmp_path / "ck" / "model_args.yaml")
     assert a.metadata.model_name == "ck" and b.metadata.model_name == "w"
+    assert a.metadata.weights_sha256 == state_dict_sha256(small_model)
+    assert b.metadata.weights_sha256 == hashlib.sha256(pt.read_bytes()).hexdigest()
     rows = parity_inputs(3900, (4,), seed=9)["spectrum-like-b4"]
     out_a = _session(tmp_path / "a.onnx").run(["normalized"], {"flux": rows})[0]
     out_b = _session(tmp_path / "b.onnx").run(["normalized"], {"flux": rows})[0]
@@ -167,7 +173,8 @@ def test_int8_quantized_copy(small_model, tmp_path):
     report = export_module(small_model, out, weights_sha256=SHA, quantize="int8", name="q")
     q = report.quantized
     assert q.output == tmp_path / "q.int8.onnx" and q.output.is_file()
-    assert q.n_quantized == SMALL_CONFIG.num_linear + 1
+    # 512x64 and 64x64 hold >= 10% of the head's weights each; the 64x4 output layer does not.
+    assert (q.n_quantized, q.n_linear) == (2, SMALL_CONFIG.num_linear + 1)
     assert set(q.physical_max_abs) == {"logg", "Teff", "FeH", "rv"}
     # Quantization error is real but bounded: well under the scatter of the outputs.
     assert 0 < q.physical_max_abs["logg"] < 0.1
@@ -188,6 +195,8 @@ def test_bad_arguments_are_export_errors(small_model, tmp_path):
         export_module(small_model, tmp_path / "x.onnx", weights_sha256="abc")
     with pytest.raises(ExportError, match="folder .*nowhere does not exist"):
         export_module(small_model, tmp_path / "nowhere" / "x.onnx", weights_sha256=SHA)
+    with pytest.raises(ExportError, match="--opset 17 is too old"):
+        export_module(small_model, tmp_path / "x.onnx", weights_sha256=SHA, opset=17)
     with pytest.raises(ExportError, match="--quantize 'int4' is not supported"):
         export_module(small_model, tmp_path / "x.onnx", weights_sha256=SHA, quantize="int4")
 
@@ -232,3 +241,26 @@ def test_cli_export_errors_are_one_line(tmp_path):
     result = CliRunner().invoke(app, ["export", str(tmp_path / "ck"), "-o",
                                       str(tmp_path / "x.onnx"), "--quantize", "int4"])
     assert result.exit_code == 2
+
+
+def test_int8_all_layers(exported, small_model, tmp_path):
+    from bossnet_export.quantize import quantize_int8
+
+    out, report = exported
+    q = quantize_int8(out, tmp_path / "all.onnx", small_model, report.metadata, layers="all")
+    assert (q.n_quantized, q.n_linear) == (3, 3)
+    assert q.physical_max_abs["rv"] > 0
+    with pytest.raises(ExportError, match="would overwrite the float model"):
+        quantize_int8(out, out, small_model, report.metadata)
+
+
+def test_cli_export_without_the_extra(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from bossnet_onnx.cli import app
+
+    monkeypatch.setitem(sys.modules, "bossnet_export", None)  # import now raises ImportError
+    result = CliRunner().invoke(app, ["export", str(tmp_path), "-o", str(tmp_path / "x.onnx")])
+    assert result.exit_code == 1
+    assert result.output.strip() == ("error: bossnet-onnx export needs the export extra: "
+                                     "pip install 'bossnet-onnx[export]'")

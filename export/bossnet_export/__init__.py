@@ -5,7 +5,7 @@ runtime (`bossnet_onnx`) reads what this writes through `bossnet_onnx.metadata`.
 """
 from __future__ import annotations
 
-from .checkpoint import LoadedCheckpoint, load_checkpoint
+from .checkpoint import LoadedCheckpoint, load_checkpoint, state_dict_sha256
 from .config import OFFICIAL_BOSS, BossNetConfig, load_config, load_stats
 from .exporter import ExportReport, export_model, export_module, reference_grid
 from .network import BossNet, adaptive_pool_matrix
@@ -27,4 +27,5 @@ __all__ = [
     "load_config",
     "load_stats",
     "reference_grid",
+    "state_dict_sha256",
 ]

@@ -21,7 +21,8 @@ from bossnet_onnx.errors import CheckpointError
 
 from .config import BossNetConfig, OFFICIAL_BOSS, load_config
 
-__all__ = ["LoadedCheckpoint", "load_checkpoint", "read_chunked_bytes", "check_state_dict_keys"]
+__all__ = ["LoadedCheckpoint", "load_checkpoint", "read_chunked_bytes", "check_state_dict_keys",
+           "state_dict_sha256"]
 
 CHUNK_NAME = re.compile(r"^model_chunk_(\d+)$")
 #: Buffers the network derives itself; an older checkpoint may lack them.
@@ -39,7 +40,7 @@ class LoadedCheckpoint:
     layout: str  # "official-chunks", "state-dict" or "training-dict"
 
 
-def read_chunked_bytes(directory: Path) -> bytes:
+def read_chunked_bytes(directory: Path) -> tuple[bytes, list[Path]]:
     """Concatenate `model_chunk_<i>` in numeric order; a gap is an error naming the chunk."""
     found: dict[int, Path] = {}
     for entry in directory.iterdir():
@@ -55,21 +56,61 @@ def read_chunked_bytes(directory: Path) -> bytes:
         names = ", ".join(f"model_chunk_{i}" for i in missing)
         raise CheckpointError(f"{directory}: chunk(s) {names} missing (found {len(found)} of "
                               f"model_chunk_0..{last}); re-download the checkpoint directory")
-    return b"".join(found[i].read_bytes() for i in range(last + 1))
+    paths = [found[i] for i in range(last + 1)]
+    return b"".join(p.read_bytes() for p in paths), paths
 
 
-def _torch_load(payload: bytes, where: str) -> Any:
+def _part_at(offset: int, parts: list[Path]) -> Path | None:
+    """The chunk file holding byte `offset` of the concatenation."""
+    position = 0
+    for part in parts:
+        position += part.stat().st_size
+        if offset < position:
+            return part
+    return parts[-1] if parts else None
+
+
+def _check_archive(payload: bytes, where: str, parts: list[Path]) -> None:
+    """Verify every member's CRC: torch itself reads flipped tensor bytes without complaint."""
+    import zipfile
+
+    if not payload.startswith(b"PK\x03\x04"):
+        return  # legacy (pre-1.6) torch.save format: no checksums to verify
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            for info in archive.infolist():
+                try:
+                    with archive.open(info) as member:
+                        while member.read(1 << 24):
+                            pass
+                except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+                    part = _part_at(info.header_offset + info.compress_size // 2, parts)
+                    in_part = f" (in {part.name})" if part is not None and len(parts) > 1 else ""
+                    raise CheckpointError(f"{where}: archive member '{info.filename}'{in_part} "
+                                          f"fails its CRC check; the checkpoint is corrupted, "
+                                          f"re-download it") from None
+    except zipfile.BadZipFile as exc:
+        raise CheckpointError(f"{where}: the torch zip archive is unreadable ({exc}); the file "
+                              f"is truncated or a chunk is missing or damaged") from None
+
+
+def _torch_load(payload: bytes, where: str, parts: list[Path]) -> Any:
     import pickle
     import zipfile
 
     import torch
 
+    _check_archive(payload, where, parts)
     try:
         return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile,
-            OSError, KeyError, IndexError, AttributeError, TypeError) as exc:
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{where}: holds Python objects that a weights-only load refuses, "
+                              f"or is not a torch checkpoint; expected a state dict of tensors "
+                              f"(or a dict with 'state_dict')") from None
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, KeyError,
+            IndexError, AttributeError, TypeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"{where}: not a readable torch checkpoint ({first[:200]}); the "
+        raise CheckpointError(f"{where}: not a readable torch checkpoint ({first[:160]}); the "
                               f"file is truncated, corrupted or not a state dict") from None
 
 
@@ -97,11 +138,15 @@ def check_state_dict_keys(expected: set[str], found: set[str], where: str) -> No
     missing = sorted(expected - found - DERIVED_KEYS)
     unexpected = sorted(found - expected)
     if missing or unexpected:
+        def listed(keys: list[str]) -> str:
+            shown = str(keys[:10])
+            return shown if len(keys) <= 10 else f"{shown[:-1]}, ... ({len(keys)} in all)]"
+
         parts = []
         if missing:
-            parts.append(f"missing keys {missing}")
+            parts.append(f"missing keys {listed(missing)}")
         if unexpected:
-            parts.append(f"unexpected keys {unexpected}")
+            parts.append(f"unexpected keys {listed(unexpected)}")
         raise CheckpointError(f"{where}: state dict does not match the BOSS Net config: "
                               f"{'; '.join(parts)}; check --config (model_args.yaml)")
 
@@ -121,7 +166,7 @@ def load_checkpoint(path: str | Path, config: str | Path | BossNetConfig | None 
         raise CheckpointError(f"{path}: checkpoint not found; pass the official model directory "
                               f"(model_args.yaml + model_chunk_*) or a .pt/.pth file")
     if path.is_dir():
-        payload = read_chunked_bytes(path)
+        payload, parts = read_chunked_bytes(path)
         where = f"{path} (model_chunk_* concatenated)"
         yaml_path = path / "model_args.yaml"
         if config is None and not yaml_path.is_file():
@@ -135,6 +180,7 @@ def load_checkpoint(path: str | Path, config: str | Path | BossNetConfig | None 
             raise CheckpointError(f"{path}: cannot read checkpoint ({exc.strerror})") from None
         where = str(path)
         default = None
+        parts = [path]
     if isinstance(config, BossNetConfig):
         cfg = config
     elif config is not None:
@@ -143,7 +189,7 @@ def load_checkpoint(path: str | Path, config: str | Path | BossNetConfig | None 
         cfg = load_config(default)
     else:
         cfg = OFFICIAL_BOSS
-    state, layout = _state_dict_of(_torch_load(payload, where), where)
+    state, layout = _state_dict_of(_torch_load(payload, where, parts), where)
     if path.is_dir():
         layout = "official-chunks"
     model = BossNet(cfg)
@@ -162,3 +208,17 @@ def load_checkpoint(path: str | Path, config: str | Path | BossNetConfig | None 
     return LoadedCheckpoint(model=model, config=cfg, weights_sha256=digest, source=path,
                             layout=layout)
 
+
+
+def state_dict_sha256(model: Any) -> str:
+    """sha256 of `torch.save(state_dict)` into memory, for models exported straight from memory.
+
+    Equals what `load_checkpoint` reports for the same weights in the official chunked layout
+    (written via an in-memory buffer too). A .pt file hashes differently: torch names the
+    archive folder inside the file after the file name.
+    """
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return hashlib.sha256(buffer.getvalue()).hexdigest()

@@ -35,6 +35,7 @@ from .parity import ParityReport, check_parity
 __all__ = ["ExportReport", "export_model", "export_module", "reference_grid", "DEFAULT_OPSET"]
 
 DEFAULT_OPSET = 18
+MIN_OPSET = 18
 ROUTE = "torch.onnx.export(dynamo=True), adaptive pool as constant MatMul"
 
 
@@ -174,6 +175,9 @@ def export_module(model: BossNet, output: str | Path, *, weights_sha256: str,
         raise ExportError(f"provenance {provenance!r} is not one of {PROVENANCES}")
     if batch is not None and batch < 1:
         raise ExportError(f"--batch is {batch}; expected a positive integer or none (dynamic)")
+    if opset < MIN_OPSET:
+        raise ExportError(f"--opset {opset} is too old: the dynamo exporter writes opset "
+                          f">= {MIN_OPSET} (onnxruntime >= 1.14 reads it); use {DEFAULT_OPSET}")
     if quantize not in (None, "int8"):
         raise ExportError(f"--quantize {quantize!r} is not supported; the only choice is int8")
     if not (isinstance(weights_sha256, str) and len(weights_sha256) == 64):
@@ -192,6 +196,9 @@ def export_module(model: BossNet, output: str | Path, *, weights_sha256: str,
     graph = ExportGraph(model, means.tolist(), stds.tolist(), n_pixels).eval()
     proto = _to_onnx(graph, opset, batch)
     opset_found = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    if opset_found != opset:
+        raise ExportError(f"asked for opset {opset} but the exporter wrote {opset_found}; "
+                          f"use --opset {opset_found}")
     metadata = ModelMetadata(
         model_name=name or "bossnet",
         provenance=provenance,

@@ -153,7 +153,7 @@ def export(
     stats: Optional[Path] = typer.Option(None, "--stats", help="Normalisation stats YAML "
                                          "(stats/boss.yaml layout; default: BOSS)."),
     name: Optional[str] = typer.Option(None, "--name", help="Model name stored in the file."),
-    opset: int = typer.Option(18, "--opset", min=7, help="ONNX opset."),
+    opset: int = typer.Option(18, "--opset", min=18, help="ONNX opset (>= 18)."),
     batch: Optional[int] = typer.Option(None, "--batch", min=1,
                                         help="Fix the batch axis to N (default: dynamic)."),
     quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: also write "
