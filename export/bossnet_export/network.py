@@ -8,8 +8,6 @@ parity check; `export_graph` builds the fixed-shape variant that is handed to th
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -201,6 +199,3 @@ class ExportGraph(nn.Module):
         normalized = self.net.linear_sequential(pooled.flatten(1))
         return normalized, normalized * self.std + self.mean
 
-
-def parameter_count(net: nn.Module) -> int:
-    return sum(math.prod(p.shape) for p in net.parameters())
