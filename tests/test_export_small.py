@@ -264,3 +264,16 @@ def test_cli_export_without_the_extra(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert result.output.strip() == ("error: bossnet-onnx export needs the export extra: "
                                      "pip install 'bossnet-onnx[export]'")
+
+
+def test_runtime_opens_the_exported_model(exported, small_model):
+    # The other half of the contract: the torch-free runtime loads and runs what we wrote.
+    from bossnet_onnx.session import open_model
+
+    out, report = exported
+    loaded = open_model(out, provider="cpu", threads=1)
+    assert loaded.metadata.weights_sha256 == SHA
+    rows = parity_inputs(3900, (3,), seed=4)["spectrum-like-b3"]
+    physical = loaded.run_physical(rows)
+    expected = report.metadata.unnormalize(torch_outputs(small_model, rows))
+    np.testing.assert_allclose(physical, expected, atol=1e-4, rtol=0)
