@@ -215,15 +215,16 @@ def iter_results(paths: Sequence[str], model: BossNetModel, *, draws: int = 20, 
             else:
                 break
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bossnet-read") as pool:
-        futures: deque = deque()
-        remaining = iter(paths)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bossnet-read")
+    futures: deque = deque()
+    remaining = iter(paths)
 
-        def submit_next() -> None:
-            path = next(remaining, None)
-            if path is not None:
-                futures.append(pool.submit(_read_and_prepare, path, meta, draws, seed, times))
+    def submit_next() -> None:
+        path = next(remaining, None)
+        if path is not None:
+            futures.append(pool.submit(_read_and_prepare, path, meta, draws, seed, times))
 
+    try:
         for _ in range(PREFETCH_FILES):
             submit_next()
         while futures:
@@ -236,6 +237,9 @@ def iter_results(paths: Sequence[str], model: BossNetModel, *, draws: int = 20, 
                 yield from drain(batcher.add(item) if isinstance(item, Prepared) else [])
             if on_file_done:
                 on_file_done(1)
+    finally:
+        # On Ctrl-C / SIGTERM do not wait for the files read ahead: drop them.
+        pool.shutdown(wait=False, cancel_futures=True)
     yield from drain(batcher.flush())
 
 
