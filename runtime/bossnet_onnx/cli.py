@@ -181,6 +181,81 @@ def export(
     typer.echo(report.summary())
 
 
+@app.command()
+def plot(
+    spectrum: Path = typer.Argument(..., help="A spectrum file (any format predict reads)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Image (.png, .pdf, .svg). Default: "
+                                               "<spectrum stem>.png in the current directory."),
+    hdu: Optional[int] = typer.Option(None, "--hdu", help="Only spectra from this HDU."),
+    row: Optional[int] = typer.Option(None, "--row", help="Only spectra from this table row."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m",
+                                         help="ONNX model (default: the bundled demo model)."),
+    provider: str = typer.Option("auto", "--provider", help="auto, cpu or cuda."),
+    draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the draws (as in predict)."),
+) -> None:
+    """Plot each spectrum, the model input it became, and its labels, errors and flags."""
+    from .plotting import plot_spectrum
+
+    name = spectrum.name
+    for suffix in (".gz", ".fits", ".fit", ".csv", ".ecsv"):
+        name = name[: -len(suffix)] if name.lower().endswith(suffix) else name
+    target = output if output is not None else Path(f"{name}.png")
+    try:
+        fig = plot_spectrum(spectrum, target, hdu=hdu, row=row, model=model, provider=provider,
+                            draws=draws, seed=seed)
+    except BossNetError as exc:
+        _fail(exc)
+    typer.echo(f"{len(fig.axes) // 2} spectra -> {target}", err=True)
+
+
+@app.command()
+def kiel(
+    catalogue: Path = typer.Argument(..., help="A catalogue from predict (.fits, .csv, .ecsv, "
+                                     ".parquet) or any table with teff, logg, fe_h columns."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Image (.png, .pdf, .svg). Default: "
+                                               "<catalogue stem>.kiel.png in the current "
+                                               "directory."),
+    hdu: Optional[int] = typer.Option(None, "--hdu", help="FITS HDU holding the table "
+                                      "(default: the first with teff, logg, fe_h)."),
+) -> None:
+    """Kiel diagram (Teff vs log g, coloured by [Fe/H], flagged rows marked) of a catalogue."""
+    from .plotting import kiel_counts, load_labels, plot_kiel
+
+    name = catalogue.name
+    for suffix in (".gz", ".fits", ".fit", ".csv", ".ecsv", ".parquet"):
+        name = name[: -len(suffix)] if name.lower().endswith(suffix) else name
+    target = output if output is not None else Path(f"{name}.kiel.png")
+    try:
+        table = load_labels(catalogue, hdu=hdu)
+        counts = kiel_counts(table)
+        plot_kiel(table, target)
+    except BossNetError as exc:
+        _fail(exc)
+    typer.echo(f"{counts['good']} unflagged, {counts['warn']} flag_warn, {counts['bad']} "
+               f"flag_bad, {counts['failed'] + counts['no_labels']} not drawn -> {target}",
+               err=True)
+
+
+@app.command()
+def info(
+    model: Optional[Path] = typer.Argument(None, help="ONNX model (default: the bundled one)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the details as JSON."),
+) -> None:
+    """Describe a model: provenance, checksums, grid, parameters, stats, opset, providers."""
+    import json
+
+    from .model_info import format_model_info, model_info
+
+    try:
+        details = model_info(model)
+    except BossNetError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(details, indent=2) if as_json else format_model_info(details))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
