@@ -153,10 +153,10 @@ def write_catalogue(table: Table, path: str | os.PathLike) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=directory)
     os.close(fd)
     try:
-        kwargs = {"overwrite": True}
         if fmt == "parquet":
-            out.meta = {k: str(v) for k, v in table.meta.items()}
-        out.write(tmp, format=fmt, **kwargs)
+            _write_parquet(table, tmp)
+        else:
+            out.write(tmp, format=fmt, overwrite=True)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -167,6 +167,32 @@ def write_catalogue(table: Table, path: str | os.PathLike) -> Path:
     return path
 
 
+def _write_parquet(table: Table, path: str) -> None:
+    """pyarrow directly (astropy's parquet reader needs pandas); header in schema metadata."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrays = {name: pa.array(np.asarray(table[name])) for name in table.colnames}
+    meta = {b"bossnet": json.dumps({k: (v.item() if hasattr(v, "item") else v)
+                                    for k, v in table.meta.items()}).encode()}
+    pq.write_table(pa.table(arrays).replace_schema_metadata(meta), path)
+
+
+def _read_parquet(path: Path) -> Table:
+    import json
+
+    import pyarrow.parquet as pq
+
+    arrow = pq.read_table(path)
+    table = Table({name: arrow.column(name).to_numpy(zero_copy_only=False)
+                   for name in arrow.column_names})
+    raw = (arrow.schema.metadata or {}).get(b"bossnet")
+    table.meta = json.loads(raw) if raw else {}
+    return table
+
+
 def read_catalogue(path: str | os.PathLike) -> Table:
     """Read a catalogue written by write_catalogue (any supported type)."""
     path = Path(path)
@@ -174,7 +200,7 @@ def read_catalogue(path: str | os.PathLike) -> Table:
         raise OutputError(f"{path}: catalogue not found")
     fmt = _format_for(path)
     try:
-        table = Table.read(path, format=fmt)
+        table = _read_parquet(path) if fmt == "parquet" else Table.read(path, format=fmt)
     except Exception as exc:
         raise OutputError(f"{path}: cannot read catalogue ({exc})") from None
     for name in ("source", "format", "error", "telescope", "survey_class"):

@@ -1,0 +1,39 @@
+"""Dask bag runner: same rows as a local run, sessions per worker process."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bossnet_onnx.pipeline import predict
+
+from onnx_fixtures import write_linear_model
+
+layouts = pytest.importorskip("bossnet_onnx.synthetic.layouts")
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_matches_local_run(tmp_path):
+    from bossnet_onnx.dask_runner import predict_dask
+
+    wave = layouts.boss_native_wavelength()
+    files = []
+    for i in range(5):
+        flux = (15 + np.sin(wave / (70 + i))).astype(np.float32)
+        path = tmp_path / f"spec-4000-59000-{i + 1:04d}.fits"
+        layouts.write_spec(path, wave, flux, np.full(wave.size, 3.0, np.float32), plate=4000,
+                           mjd=59000, fiberid=i + 1)
+        files.append(str(path))
+    model = write_linear_model(tmp_path / "m.onnx", seed=5, scale=2.0)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        table = predict_dask(files, model=model, draws=4, seed=2, client=client,
+                             files_per_partition=2)
+    local = predict(files, model=model, draws=4, seed=2)
+    assert table.meta["RUNNER"] == "dask"
+    assert sorted(table["source"]) == sorted(local["source"])
+    table.sort("source")
+    local.sort("source")
+    for name in ("teff", "e_teff", "logg", "e_logg", "v_rad"):
+        np.testing.assert_array_equal(table[name], local[name])
