@@ -249,8 +249,6 @@ def test_kiel_counts_axes_and_png(tmp_path):
 def test_kiel_reads_every_catalogue_type(tmp_path, suffix):
     if suffix == ".parquet":
         pytest.importorskip("pyarrow")
-        # astropy's parquet reader needs pandas too (read_catalogue, not plotting, decides).
-        pytest.importorskip("pandas", reason="astropy reads parquet only with pandas")
     path = write_catalogue(kiel_table(), tmp_path / f"cat{suffix}")
     fig = plot_kiel(path, tmp_path / "k.png")
     assert len(collection(fig, "bad").get_offsets()) == 5

@@ -143,13 +143,20 @@ def _title(record: Spectrum | ReadFailure, labels: dict[str, float], flags: int,
     return f"{where}\n{text}\nflags: {_flag_names(flags)}   model: {model_label}"
 
 
-def _robust_limits(values: np.ndarray) -> tuple[float, float] | None:
+def _robust_limits(values: np.ndarray, window: int = 15) -> tuple[float, float] | None:
+    """y-limits that follow the continuum and lines, not single-pixel spikes (cosmics, sky).
+
+    The range of a running median over `window` pixels, widened by 15%, so noisy blue ends and
+    sky residuals do not squash the spectrum while a steep continuum stays fully visible.
+    """
     values = values[np.isfinite(values)]
     if values.size == 0:
         return None
-    lo, hi = np.percentile(values, [0.5, 99.5])
-    pad = 0.08 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.1
-    return float(lo - pad), float(hi + pad)
+    if values.size > window:
+        values = np.median(np.lib.stride_tricks.sliding_window_view(values, window), axis=1)
+    lo, hi = float(values.min()), float(values.max())
+    pad = 0.15 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.1
+    return lo - pad, hi + pad
 
 
 def _draw_observed(ax, spec: Spectrum, grid: np.ndarray) -> None:
@@ -169,8 +176,7 @@ def _draw_observed(ax, spec: Spectrum, grid: np.ndarray) -> None:
         ax.fill_between(wave, 0, 1, where=bad, transform=ax.get_xaxis_transform(),
                         color="tab:red", alpha=0.18, lw=0, step="mid",
                         label=f"masked or ivar ≤ 0 ({int(bad.sum())} px)")
-    in_model = (wave >= grid[0]) & (wave <= grid[-1]) & ~bad
-    limits = _robust_limits(flux[in_model]) or _robust_limits(flux)
+    limits = _robust_limits(flux[~bad]) or _robust_limits(flux)
     if limits is not None:
         ax.set_ylim(*limits)
     finite_wave = wave[np.isfinite(wave)]
@@ -187,12 +193,17 @@ def _mark_model_range(ax, grid: np.ndarray, label: bool) -> None:
                    if label and edge == grid[0] else None)
 
 
-def _draw_input(ax, grid: np.ndarray, inputs: np.ndarray) -> None:
+def _draw_input(ax, grid: np.ndarray, inputs: np.ndarray, flux_floor: float) -> None:
     if inputs.shape[0] > 2:
         lo, hi = np.percentile(inputs[1:], [16, 84], axis=0)
         ax.fill_between(grid, lo, hi, color="tab:orange", alpha=0.35, lw=0,
                         label=f"{inputs.shape[0] - 1} noisy draws, 16-84%")
     ax.plot(grid, inputs[0], color="tab:purple", lw=0.6, label="model input (noise-free)")
+    floor = float(np.log(np.float32(flux_floor)))
+    at_floor = int(np.sum(inputs[0] <= floor + 1e-4))
+    if at_floor:
+        ax.axhline(floor, color="tab:red", ls=":", lw=0.9,
+                   label=f"ln({flux_floor:g}) floor: flux ≤ 0 ({at_floor} points)")
     ax.set_ylabel("ln flux\n(model input)")
 
 
@@ -272,7 +283,7 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
             else:
                 result = _finish(prep, session.run_physical(prep.inputs), meta, draws)
                 labels, flags, error = dict(result.labels), result.result_flags, result.error
-                _draw_input(ax_in, grid, prep.inputs)
+                _draw_input(ax_in, grid, prep.inputs, meta.preprocessing.flux_floor)
         _mark_model_range(ax_obs, grid, label=True)
         _mark_model_range(ax_in, grid, label=False)
         # Legends sit above the axes, right of the title, so they never hide the spectrum.
@@ -280,7 +291,7 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
             ax_obs.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=7, ncols=2,
                           frameon=False, borderaxespad=0.2)
         if ax_in.get_legend_handles_labels()[0]:
-            ax_in.legend(loc="lower right", fontsize=7, ncols=2, framealpha=0.8)
+            ax_in.legend(loc="lower right", fontsize=7, ncols=3, framealpha=0.8)
         ax_obs.set_title(_title(record, labels, flags, error, label), fontsize=9, loc="left")
         ax_in.set_xlabel("wavelength [Å]")
     if output is not None:
