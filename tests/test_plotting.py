@@ -129,6 +129,22 @@ def test_masked_pixels_and_model_range_are_marked(model):
     assert "model range 3800-8900 Å" in names
 
 
+def test_flux_floor_is_marked_in_the_model_input(model):
+    spec = synthetic_spectrum(0)
+    flux = spec.flux.copy()
+    flux[(spec.wavelength > 5000) & (spec.wavelength < 5100)] = -3.0  # sky over-subtracted
+    spec = Spectrum(spec.wavelength, flux, spec.ivar, source=spec.source, format=spec.format,
+                    hdu=1, row=0)
+    fig = plot_spectrum(spec, model=model, draws=0)
+    names = fig.axes[1].get_legend_handles_labels()[1]
+    floor = [n for n in names if n.startswith("ln(1e-06) floor")]
+    n_grid = int(np.sum((model.metadata.grid > 5000) & (model.metadata.grid < 5100)))
+    shown = int(floor[0].split("(")[-1].split()[0])
+    inputs = prepare_spectrum(spec, model.metadata, 0, 0).inputs[0]
+    assert shown == int(np.sum(inputs <= np.log(np.float32(1e-6)) + 1e-4))
+    assert n_grid - 2 <= shown <= n_grid + 5
+
+
 @pytest.mark.parametrize("kind, note", [
     ("synthetic-demo", "(synthetic demo model)"),
     ("published-weights", None),
