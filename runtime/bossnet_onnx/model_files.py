@@ -1,0 +1,64 @@
+"""Where the bundled default model lives, in a checkout and in an installed wheel alike.
+
+The model ships as package data of `bossnet_onnx_models` (the repository's `models/` folder), so
+it is located through importlib.resources rather than a path relative to this file: a wheel
+installs `bossnet_onnx_models` next to `bossnet_onnx`, not inside a checkout.
+`default.json` names the default file; without it, the only .onnx file there is used.
+"""
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+from .errors import ModelError
+
+__all__ = ["MODELS_PACKAGE", "default_model_path", "bundled_models"]
+
+MODELS_PACKAGE = "bossnet_onnx_models"
+POINTER = "default.json"
+
+
+def _folder() -> Path:
+    try:
+        root = resources.files(MODELS_PACKAGE)
+    except ModuleNotFoundError:
+        raise ModelError(
+            f"the bundled model package '{MODELS_PACKAGE}' is not installed; reinstall "
+            f"bossnet-onnx or give an exported .onnx with --model"
+        ) from None
+    # The package is installed as plain files (no zip), so this is a real folder.
+    return Path(str(root))
+
+
+def bundled_models() -> list[Path]:
+    """All .onnx files shipped with the package, sorted by name."""
+    return sorted(p for p in _folder().glob("*.onnx") if p.is_file())
+
+
+def default_model_path() -> Path:
+    """Path of the bundled default model (a demonstration model trained on synthetic spectra)."""
+    folder = _folder()
+    pointer = folder / POINTER
+    if pointer.is_file():
+        try:
+            name = json.loads(pointer.read_text(encoding="utf-8"))["model"]
+        except (ValueError, KeyError, TypeError):
+            raise ModelError(
+                f"{pointer}: expected JSON with a 'model' key naming the default .onnx file; "
+                f"reinstall bossnet-onnx"
+            ) from None
+        path = folder / str(name)
+        if not path.is_file():
+            raise ModelError(
+                f"{pointer}: names '{name}', which is not in {folder}; reinstall bossnet-onnx "
+                f"or give an exported .onnx with --model"
+            )
+        return path
+    found = bundled_models()
+    if len(found) != 1:
+        what = "no .onnx file" if not found else f"{len(found)} .onnx files and no {POINTER}"
+        raise ModelError(
+            f"{folder}: {what}; cannot choose a default model: give one with --model"
+        )
+    return found[0]
