@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from bossnet_onnx.catalogue import publish
 from bossnet_onnx.errors import ExportError
 from bossnet_onnx.metadata import (DEFAULT_PARAMETER_NAMES, PROVENANCES, ModelMetadata,
                                    Preprocessing)
@@ -228,7 +229,7 @@ def export_module(model: BossNet, output: str | Path, *, weights_sha256: str,
         del proto
         parity = check_parity(model, tmp, means, stds, n_pixels=n_pixels, seed=seed,
                               fixed_batch=batch, label=str(output))
-        os.replace(tmp, output)
+        publish(tmp, output)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bossnet_onnx.catalogue import publish
 from bossnet_onnx.errors import ExportError
 from bossnet_onnx.metadata import ModelMetadata
 
@@ -154,7 +155,7 @@ def quantize_int8(source: str | Path, output: str | Path, model, metadata: Model
             raise ExportError(f"{output}: the int8 model produces non-finite values; "
                               f"use the float model")
         report.physical_max_abs = diffs
-        os.replace(quantized, output)
+        publish(quantized, output)
         report.file_bytes = output.stat().st_size
         return report
     finally:

@@ -112,6 +112,18 @@ def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None
     return table
 
 
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename a finished temporary file into place with normal permissions.
+
+    mkstemp creates files readable by their owner only; a catalogue or model is meant to be
+    shared like any file the user writes, so apply the umask as open() would.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def _format_for(path: Path) -> str:
     name = path.name.lower()
     for suffix in sorted(SUFFIX_FORMATS, key=len, reverse=True):
@@ -157,7 +169,7 @@ def write_catalogue(table: Table, path: str | os.PathLike) -> Path:
             _write_parquet(table, tmp)
         else:
             out.write(tmp, format=fmt, overwrite=True)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)

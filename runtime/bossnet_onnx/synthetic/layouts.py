@@ -155,7 +155,7 @@ def write_mwm(path: str | os.PathLike, apo: Sequence[Mapping[str, Any]] = (),
         raise ValueError(f"kind must be 'star' or 'visit', got {kind!r}")
     primary = fits.PrimaryHDU()
     primary.header["SDSS_ID"] = sdss_id
-    primary.header["CATALOGID"] = catalogid
+    primary.header["HIERARCH CATALOGID"] = catalogid
     primary.header["V_ASTRA"] = "0.6.0"
     hdus = [primary,
             _mwm_table(list(apo), "BOSS/APO", kind, n_pix),
