@@ -50,6 +50,9 @@ KIEL_SIZE = (7.5, 6.0)
 #: More panels than this make an unreadable image: the user is asked to pick with --hdu/--row.
 MAX_PANELS = 24
 
+#: Teff and log g ranges a Kiel diagram always shows (more when the data need it), so that a
+#: handful of stars is seen against the usual dwarf-giant frame, not zoomed to fill the axes.
+_KIEL_FRAME = (3500.0, 7000.0, 0.0, 5.5)
 _LOG_TEFF_TICKS = (2000, 3000, 4000, 5000, 6000, 8000, 10000, 15000, 20000, 30000, 50000,
                    70000, 100000)
 
@@ -454,12 +457,14 @@ def plot_kiel(catalogue: "str | os.PathLike | Table", output: str | os.PathLike 
     norm = Normalize(vmin=float(lo), vmax=float(hi))
     cmap = mpl.colormaps["viridis"]
     good, warn, bad = masks["good"], masks["warn"], masks["bad"]
-    points = ax.scatter(teff[good], logg[good], c=fe_h[good], cmap=cmap, norm=norm, s=14, lw=0,
+    n_drawn = int(usable.sum())
+    size = 30.0 if n_drawn < 300 else 12.0 if n_drawn < 20000 else 3.0
+    points = ax.scatter(teff[good], logg[good], c=fe_h[good], cmap=cmap, norm=norm, s=size, lw=0,
                         label=f"no flag ({n['good']})", gid="good", plotnonfinite=True)
     edge = cmap(norm(np.nan_to_num(fe_h[warn], nan=float(lo))))
-    ax.scatter(teff[warn], logg[warn], facecolors="none", edgecolors=edge, s=22, lw=0.9,
+    ax.scatter(teff[warn], logg[warn], facecolors="none", edgecolors=edge, s=size * 1.6, lw=0.9,
                label=f"flag_warn ({n['warn']})", gid="warn")
-    ax.scatter(teff[bad], logg[bad], c="0.45", marker="x", s=18, lw=0.8,
+    ax.scatter(teff[bad], logg[bad], c="0.45", marker="x", s=size * 1.3, lw=0.8,
                label=f"flag_bad ({n['bad']})", gid="bad")
     fig.colorbar(points, ax=ax, pad=0.01).set_label("[Fe/H]")
     if usable.any():
@@ -473,10 +478,10 @@ def plot_kiel(catalogue: "str | os.PathLike | Table", output: str | os.PathLike 
             ax.xaxis.set_minor_locator(NullLocator())
         else:
             pad = 0.05 * (t.max() - t.min()) or 100.0
-            t_lo, t_hi = t.min() - pad, t.max() + pad
+            t_lo, t_hi = min(t.min() - pad, _KIEL_FRAME[0]), max(t.max() + pad, _KIEL_FRAME[1])
         g_pad = 0.05 * (g.max() - g.min()) or 0.3
         ax.set_xlim(t_hi, t_lo)
-        ax.set_ylim(g.max() + g_pad, g.min() - g_pad)
+        ax.set_ylim(max(g.max() + g_pad, _KIEL_FRAME[3]), min(g.min() - g_pad, _KIEL_FRAME[2]))
     else:
         ax.set_xlim(8000, 3000)
         ax.set_ylim(6, 0)
