@@ -388,6 +388,28 @@ def test_cli_plot_matches_predict_on_a_real_sdss_file(tmp_path, monkeypatch, sha
     assert f"RV = {row['v_rad']:.1f} ± {row['e_v_rad']:.1f} km/s" in title
 
 
+def test_cli_plot_multi_spectrum_example_with_the_default_model(tmp_path):
+    """The bundled mwmVisit example: one panel per BOSS visit, or one with --hdu/--row."""
+    _read_spectra_or_skip()
+    visits = sorted((REPO / "examples").glob("mwmVisit-*.fits"))
+    if not visits:
+        pytest.skip("no bundled mwmVisit example")
+    from bossnet_onnx.readers import read_spectra
+
+    records = [r for r in read_spectra(str(visits[0])) if isinstance(r, Spectrum)]
+    out = tmp_path / "visits.png"
+    result = CliRunner().invoke(app, ["plot", str(visits[0]), "-o", str(out), "--draws", "3"])
+    assert result.exit_code == 0, result.output
+    assert png_size(out) == expected_pixels(SPECTRUM_PANEL_SIZE, panels=len(records))
+    first = records[-1]
+    result = CliRunner().invoke(app, ["plot", str(visits[0]), "-o", str(out), "--draws", "0",
+                                      "--hdu", str(first.hdu), "--row", str(first.row)])
+    assert result.exit_code == 0, result.output
+    assert png_size(out) == expected_pixels(SPECTRUM_PANEL_SIZE)
+    fig = plot_spectrum(visits[0], hdu=first.hdu, row=first.row, draws=0)
+    assert "(synthetic demo model)" in fig.axes[0].get_title(loc="left")
+
+
 def test_cli_plot_errors(tmp_path, model_path):
     result = CliRunner().invoke(app, ["plot", str(tmp_path / "none.fits"), "--model",
                                       str(model_path)])
