@@ -72,7 +72,7 @@ def make_workload(workdir: Path, n_files: int, config_name: str, seed: int = 0) 
 
 
 def flops_per_forward(config: dict, n_pixels: int = 3900) -> float:
-    """Multiply-adds x 2 of convolutions, pooling matrix and linear layers."""
+    """Multiply-adds x 2 of convolutions, the bin averages of the pool and the linear layers."""
     k = config["kernel_size"]
     dims = [config["model_dim"] * m for m in config["dim_mults"]]
     length = (n_pixels + 2 * (k // 2) - k + 1) // 2
@@ -80,7 +80,7 @@ def flops_per_forward(config: dict, n_pixels: int = 3900) -> float:
     for cin, cout in zip(dims[:-1], dims[1:]):
         flops += 2.0 * cin * cout * k * length + 2.0 * cout * cout * k * length
     pool = config["adapt_pool_output_dim"]
-    flops += 2.0 * dims[-1] * length * pool
+    flops += 2.0 * dims[-1] * pool * 3  # gather + weighted sum over bins of <= 3 pixels
     width = dims[-1] * pool
     for _ in range(config["num_linear"]):
         flops += 2.0 * width * config["linear_dim"]
@@ -235,7 +235,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--config", choices=["official", "small"], default="official")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--provider", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")

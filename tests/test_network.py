@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from bossnet_export.config import OFFICIAL_BOSS, BossNetConfig  # noqa: E402
-from bossnet_export.network import (BossNet, ExportGraph, adaptive_pool_matrix,  # noqa: E402
+from bossnet_export.network import (BossNet, ExportGraph, adaptive_pool_gather,  # noqa: E402
                                     feature_length)
 from bossnet_export.random_weights import SMALL_CONFIG, build_random_model  # noqa: E402
 
@@ -67,20 +67,23 @@ def test_positional_channel_is_sine_of_pixel_index(official_net):
 
 
 @pytest.mark.parametrize("lin,lout", [(1950, 1024), (1950, 64), (10, 4), (7, 7), (5, 9)])
-def test_pool_matrix_reproduces_adaptive_avg_pool(lin, lout):
+def test_pool_gather_reproduces_adaptive_avg_pool(lin, lout):
     x = torch.randn(3, 5, lin, generator=torch.Generator().manual_seed(lin + lout))
     expected = torch.nn.AdaptiveAvgPool1d(lout)(x)
-    got = x @ adaptive_pool_matrix(lin, lout)
+    index, weight = adaptive_pool_gather(lin, lout)
+    got = (x[:, :, index] * weight).sum(dim=-1)
     assert torch.max(torch.abs(got - expected)).item() < 1e-6
-    # Columns are averaging weights: each sums to one.
-    np.testing.assert_allclose(adaptive_pool_matrix(lin, lout).sum(0).numpy(), 1.0, atol=1e-6)
+    # Each bin's weights are an average: they sum to one.
+    np.testing.assert_allclose(weight.sum(1).numpy(), 1.0, atol=1e-6)
 
 
-def test_pool_matrix_bins_overlap_for_non_integer_ratio():
-    m = adaptive_pool_matrix(1950, 1024).numpy()
-    widths = (m > 0).sum(axis=0)
+def test_pool_bins_overlap_for_non_integer_ratio():
+    index, weight = adaptive_pool_gather(1950, 1024)
+    widths = (weight > 0).sum(dim=1)
     assert set(widths.tolist()) == {2, 3}  # 1950/1024 ~ 1.9: bins of 2 or 3 pixels
-    assert (m > 0).sum(axis=1).max() == 2  # some pixels feed two bins
+    used = index[weight > 0].numpy()
+    assert np.bincount(used).max() == 2  # some pixels feed two bins
+    assert index.shape == (1024, 3)
 
 
 def test_residual_shortcut_pads_channels_symmetrically():

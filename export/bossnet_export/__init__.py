@@ -8,7 +8,7 @@ from __future__ import annotations
 from .checkpoint import LoadedCheckpoint, load_checkpoint, state_dict_sha256
 from .config import OFFICIAL_BOSS, BossNetConfig, load_config, load_stats
 from .exporter import ExportReport, export_model, export_module, reference_grid
-from .network import BossNet, adaptive_pool_matrix
+from .network import BossNet, adaptive_pool_gather
 from .parity import PARITY_ATOL, ParityReport, check_parity
 
 __all__ = [
@@ -19,7 +19,7 @@ __all__ = [
     "LoadedCheckpoint",
     "ParityReport",
     "PARITY_ATOL",
-    "adaptive_pool_matrix",
+    "adaptive_pool_gather",
     "check_parity",
     "export_model",
     "export_module",

@@ -1,10 +1,11 @@
 """Checkpoint -> verified, self-describing, fixed-shape ONNX file.
 
 Route: `torch.onnx.export(dynamo=True)` on `ExportGraph`, whose adaptive pool is a constant
-averaging matrix and whose positional channel is a constant. The TorchScript exporter refuses
-torch's AdaptiveAvgPool1d for non-integer ratios (1950 -> 1024) and is deprecated; the dynamo
-exporter on the plain network depends on how the pool is decomposed. A MatMul by a fixed matrix
-exports identically under any exporter and runs exactly in every ONNX runtime.
+gather + weighted sum over each bin and whose positional channel is a constant. The TorchScript
+exporter refuses torch's AdaptiveAvgPool1d for non-integer ratios (1950 -> 1024) and is
+deprecated; the dynamo exporter on the plain network depends on how the pool is decomposed.
+Constant indices and weights export identically under any exporter and run exactly in every
+ONNX runtime.
 
 The file is written to a temporary name next to the target, checked with `onnx.checker`,
 compared with PyTorch, and only then moved into place: a failed export leaves nothing behind.
@@ -37,7 +38,7 @@ __all__ = ["ExportReport", "export_model", "export_module", "reference_grid", "D
 
 DEFAULT_OPSET = 18
 MIN_OPSET = 18
-ROUTE = "torch.onnx.export(dynamo=True), adaptive pool as constant MatMul"
+ROUTE = "torch.onnx.export(dynamo=True), adaptive pool as constant gather + weighted sum"
 
 
 @dataclass

@@ -10,8 +10,7 @@ to tripled the error (max RV error 3.4-4.0 vs 1.3-1.4 km/s, two seeds); `layers=
 anyway.
 
 onnxruntime's dynamic quantizer handles MatMul but not Gemm, which is what the exporter emits
-for nn.Linear, so each Gemm is first rewritten as MatMul + Add. The adaptive-pool matrix stays
-in float: it is an exact average.
+for nn.Linear, so each Gemm is first rewritten as MatMul + Add.
 """
 from __future__ import annotations
 

@@ -79,7 +79,8 @@ def predict(
     provider: str = typer.Option("auto", "--provider", help="auto, cpu or cuda."),
     draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws (with each spectrum's identity)."),
-    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Model rows per run."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1,
+                                    help="Model rows per onnxruntime call (memory ~ rows)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1,
                                           help="CPU threads (default: CPUs this process may use)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: only the K-th of N slices "

@@ -12,7 +12,8 @@ from typing import Iterable
 from astropy.table import Table
 
 from .catalogue import Result, build_table
-from .pipeline import StageTimes, iter_results, resolve_inputs, run_metadata
+from .pipeline import (DEFAULT_BATCH_ROWS, StageTimes, iter_results, resolve_inputs,
+                       run_metadata)
 from .session import BossNetModel, open_model
 
 __all__ = ["predict_dask", "predict_partition"]
@@ -36,7 +37,8 @@ def predict_partition(paths: Iterable[str], model_path: str, provider: str, thre
 
 
 def predict_dask(inputs: Iterable[str] | str, *, model: str | os.PathLike | None = None,
-                 provider: str = "cpu", draws: int = 20, seed: int = 0, batch_size: int = 256,
+                 provider: str = "cpu", draws: int = 20, seed: int = 0,
+                 batch_size: int = DEFAULT_BATCH_ROWS,
                  threads: int = 1, files_per_partition: int = 64, client=None) -> Table:
     """Like `bossnet_onnx.predict`, with files spread over a Dask cluster.
 

@@ -33,6 +33,9 @@ __all__ = ["predict", "resolve_inputs", "start_session", "stream_results", "prep
 LOW_COVERAGE_FRACTION = 0.8
 BAD_PIXEL_FRACTION = 0.2
 PREFETCH_FILES = 8
+#: Model rows per onnxruntime call. The full BOSS network needs ~4 MB of activations per row;
+#: 32 rows run as fast as 256 (measured: 4.7 vs 5.0 ms/row on 2 cores) at a fifth of the memory.
+DEFAULT_BATCH_ROWS = 32
 
 
 @dataclass
@@ -191,7 +194,7 @@ class _Batcher:
 
 
 def iter_results(paths: Sequence[str], model: BossNetModel, *, draws: int = 20, seed: int = 0,
-                 batch_rows: int = 256, times: StageTimes | None = None,
+                 batch_rows: int = DEFAULT_BATCH_ROWS, times: StageTimes | None = None,
                  on_file_done: Callable[[int], None] | None = None) -> Iterator[Result]:
     """Results in input order (file order, then HDU/row order within a file)."""
     times = times if times is not None else StageTimes()
@@ -273,7 +276,8 @@ def resolve_inputs(inputs: Iterable[str] | str, shard: "Shard | str | None" = No
 
 
 def predict(inputs: Iterable[str] | str, *, model: str | os.PathLike | BossNetModel | None = None,
-            provider: str = "auto", draws: int = 20, seed: int = 0, batch_size: int = 256,
+            provider: str = "auto", draws: int = 20, seed: int = 0,
+            batch_size: int = DEFAULT_BATCH_ROWS,
             threads: int | None = None, progress: bool = False, shard: str | None = None,
             times: StageTimes | None = None) -> Table:
     """Predict BOSS Net labels for every spectrum in `inputs` (paths, globs, dirs, @lists).

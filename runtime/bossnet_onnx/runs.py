@@ -19,7 +19,8 @@ from astropy.table import Table, vstack
 
 from .catalogue import Result, build_table, read_catalogue, write_catalogue, _format_for
 from .errors import BossNetError, OutputError
-from .pipeline import StageTimes, resolve_inputs, run_metadata, start_session, stream_results
+from .pipeline import (DEFAULT_BATCH_ROWS, StageTimes, resolve_inputs, run_metadata,
+                       start_session, stream_results)
 
 __all__ = ["predict_to_file", "partial_path", "Interrupted"]
 
@@ -66,7 +67,8 @@ def _completed_groups(results: list[Result], final: bool) -> list[Result]:
 
 def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
                     model=None, provider: str = "auto", draws: int = 20, seed: int = 0,
-                    batch_size: int = 256, threads: int | None = None, shard: str | None = None,
+                    batch_size: int = DEFAULT_BATCH_ROWS, threads: int | None = None,
+                    shard: str | None = None,
                     resume: bool = False, progress: bool = False,
                     checkpoint_seconds: float = 60.0, times: StageTimes | None = None) -> Table:
     """Run `predict` into `output`, resumable; returns the full catalogue table."""
