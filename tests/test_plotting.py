@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from import_blocker import BLOCKER
+
 pytest.importorskip("matplotlib")
 
 from astropy.io import fits  # noqa: E402
@@ -418,19 +420,6 @@ def test_cli_plot_errors(tmp_path, model_path):
 
 
 # ------------------------------------------------------------------------ no torch needed
-BLOCKER = textwrap.dedent(
-    """
-    import sys
-    class _Block:
-        def find_spec(self, name, path=None, target=None):
-            if name.split('.')[0] in ('torch', 'onnx', 'onnxscript', 'bossnet_export'):
-                raise ImportError('blocked for the torch-free test: ' + name)
-            return None
-    sys.meta_path.insert(0, _Block())
-    """
-)
-
-
 def test_plotting_never_imports_torch(tmp_path, model_path):
     cat = write_catalogue(kiel_table(), tmp_path / "cat.fits")
     script = tmp_path / "blocked.py"

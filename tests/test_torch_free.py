@@ -10,20 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from import_blocker import BLOCKER
+
 REPO = Path(__file__).resolve().parents[1]
-
-BLOCKER = textwrap.dedent(
-    """
-    import sys
-    class _Block:
-        def find_spec(self, name, path=None, target=None):
-            if name.split('.')[0] in ('torch', 'onnx', 'onnxscript', 'bossnet_export'):
-                raise ImportError('blocked for the torch-free test: ' + name)
-            return None
-    sys.meta_path.insert(0, _Block())
-    """
-)
-
 
 def run_blocked(code: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     script = tmp_path / "blocked.py"
