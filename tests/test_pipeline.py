@@ -164,3 +164,10 @@ def test_cli_exit_status_and_one_line_errors(spectra, model_path, tmp_path):
     assert "no.onnx: model file not found" in res.output
     res = runner.invoke(app, ["predict", spectra[0], "--shard", "9/2"])
     assert res.exit_code == 2
+
+
+def test_progress_bar_on_stderr(spectra, model_path, capsys):
+    table = predict(spectra, model=model_path, draws=2, progress=True)
+    assert len(table) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""  # the bar never pollutes stdout (tables, pipes)
