@@ -208,7 +208,10 @@ class ExportGraph(nn.Module):
         out = self.net.first_conv(x)
         for block in self.net.res_blocks:
             out = block(out)
-        pooled = (out[:, :, self.pool_index] * self.pool_weight).sum(dim=-1)
+        # index_select exports as one Gather on the length axis (advanced indexing would add
+        # two Transposes of the whole feature map).
+        picked = out.index_select(2, self.pool_index.flatten())
+        pooled = (picked.unflatten(2, tuple(self.pool_index.shape)) * self.pool_weight).sum(dim=-1)
         normalized = self.net.linear_sequential(pooled.flatten(1))
         return normalized, normalized * self.std + self.mean
 
