@@ -1,6 +1,7 @@
 """The runtime never needs torch (or onnx): import it and run predict with both made unimportable."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -81,6 +82,16 @@ def test_plain_install_pulls_no_torch(tmp_path):
     names = {line.split("==")[0] for line in listing.splitlines()}
     assert "onnxruntime" in names and "numpy" in names and "astropy" in names
     assert "torch" not in names and "onnx" not in names
-    out = subprocess.run([str(env_dir / "bin" / "bossnet-onnx"), "--version"], capture_output=True,
-                         text=True)
+    exe = str(env_dir / "bin" / "bossnet-onnx")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("bossnet-onnx ")
+    # The default model is found as installed package data, outside the checkout.
+    info = subprocess.run([exe, "info", "--json"], capture_output=True, text=True, cwd=tmp_path)
+    assert info.returncode == 0, info.stderr
+    doc = json.loads(info.stdout)
+    assert str(env_dir) in str(doc["path"]) and doc["provenance"] == "synthetic-demo"
+    example = REPO / "examples" / "spec-9999-60000-0042.fits"
+    run = subprocess.run([exe, "predict", str(example), "--draws", "2", "-o",
+                          str(tmp_path / "cat.csv")], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "1 spectra, 0 failed; model bossnet-demo-synthetic-v1" in run.stderr
