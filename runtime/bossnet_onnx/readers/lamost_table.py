@@ -17,8 +17,10 @@ __all__ = ["NAME", "identify", "read"]
 def _table(hdul: fits.HDUList):
     for hdu in hdul[1:]:
         if isinstance(hdu, fits.BinTableHDU) and hdu.columns is not None:
-            names = {n.upper() for n in hdu.columns.names}
-            if {"FLUX", "IVAR", "WAVELENGTH"} <= names:
+            names = {n.upper(): n for n in hdu.columns.names}
+            if {"FLUX", "IVAR", "WAVELENGTH"} <= set(names) and \
+                    hdu.columns[names["FLUX"]].format.repeat > 1:
+                # array cells (one spectrum a row); one-pixel-a-row tables are generic ones
                 return hdu
     return None
 
