@@ -37,12 +37,17 @@ def bundled_models() -> list[Path]:
 
 
 def default_model_path() -> Path:
-    """Path of the bundled default model (a demonstration model trained on synthetic spectra)."""
+    """Path of the bundled default model (a demonstration model trained on synthetic spectra).
+
+    The file's sha256 is checked against the one recorded in default.json (the model card), so
+    a damaged or swapped bundled model is refused instead of silently giving other numbers.
+    """
     folder = _folder()
     pointer = folder / POINTER
     if pointer.is_file():
         try:
-            name = json.loads(pointer.read_text(encoding="utf-8"))["model"]
+            card = json.loads(pointer.read_text(encoding="utf-8"))
+            name = card["model"]
         except (ValueError, KeyError, TypeError):
             raise ModelError(
                 f"{pointer}: expected JSON with a 'model' key naming the default .onnx file; "
@@ -54,6 +59,17 @@ def default_model_path() -> Path:
                 f"{pointer}: names '{name}', which is not in {folder}; reinstall bossnet-onnx "
                 f"or give an exported .onnx with --model"
             )
+        expected = card.get("sha256")
+        if expected:
+            from .session import file_sha256
+
+            actual = file_sha256(path)
+            if actual != expected:
+                raise ModelError(
+                    f"{path}: sha256 {actual[:16]}... does not match the model card "
+                    f"({pointer.name}: {str(expected)[:16]}...); the file is damaged or was "
+                    f"replaced: reinstall bossnet-onnx"
+                )
         return path
     found = bundled_models()
     if len(found) != 1:
