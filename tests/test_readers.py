@@ -181,3 +181,19 @@ def test_real_lamost_obsid_and_dr1_wavelength(shared_data):
     np.testing.assert_allclose(dr1.wavelength[:3], 10 ** (3.5682 + 1e-4 * np.arange(3)), rtol=1e-9)
     (dr9,) = read_spectra(shared_data / "lamost-dr9-spec-55859-F5902_sp01-012.fits.gz")
     assert dr9.identifiers["obsid"] == 101012
+
+
+def test_apogee_rows_are_skipped_with_a_note(tmp_path, caplog):
+    import logging
+
+    flux, ivar = arrays(30)
+    path = layouts.write_mwm(tmp_path / "mwmStar-0.6.0-77.fits", [dict(flux=flux, ivar=ivar)],
+                             kind="star")
+    with fits.open(path, mode="update") as hdul:
+        cols = [fits.Column("sdss_id", "K", array=np.array([77, 77]))]
+        apogee = fits.BinTableHDU.from_columns(cols, name="APOGEE/APO")
+        hdul[3] = apogee
+    with caplog.at_level(logging.INFO, logger="bossnet_onnx.readers"):
+        spectra = read_spectra(path)
+    assert [(s.hdu, s.row) for s in spectra] == [(1, 0)]
+    assert "[HDU 3]: 2 APOGEE spectra skipped" in caplog.text

@@ -58,3 +58,42 @@ def test_merge_refuses_missing_duplicate_and_mixed(tmp_path):
     with pytest.raises(OutputError, match="has SEED=2 but"):
         merge_catalogues([a, b, d], tmp_path / "all.fits")
     assert not (tmp_path / "all.fits").exists()
+
+
+def test_sharded_runs_merge_to_the_unsharded_rows(tmp_path):
+    from typer.testing import CliRunner
+
+    from bossnet_onnx.cli import app
+    from bossnet_onnx.pipeline import predict
+    from bossnet_onnx.synthetic import layouts
+
+    from onnx_fixtures import write_linear_model
+
+    model = write_linear_model(tmp_path / "m.onnx", seed=3, scale=2.0)
+    wave = layouts.boss_native_wavelength()
+    files = []
+    for i in range(5):
+        flux = (12 + np.sin(wave / (60 + 7 * i))).astype(np.float32)
+        path = tmp_path / f"spec-5000-59000-{i + 1:04d}.fits"
+        layouts.write_spec(path, wave, flux, np.full(wave.size, 4.0, np.float32), plate=5000,
+                           mjd=59000, fiberid=i + 1)
+        files.append(str(path))
+    runner = CliRunner()
+    parts = []
+    for k in (1, 2, 3):
+        out = tmp_path / f"part{k}.fits"
+        res = runner.invoke(app, ["predict", *files[::-1], "-m", str(model), "--draws", "4",
+                                  "--seed", "7", "--shard", f"{k}/3", "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        parts.append(str(out))
+    assert [len(read_catalogue(p)) for p in parts] == [2, 2, 1]
+    res = runner.invoke(app, ["merge", *parts, "-o", str(tmp_path / "all.fits")])
+    assert res.exit_code == 0, res.output
+    assert "merged 3 catalogues, 5 rows" in res.output
+    merged = read_catalogue(tmp_path / "all.fits")
+    whole = predict(files, model=model, draws=4, seed=7)
+    assert list(merged["source"]) == list(whole["source"])
+    for name in ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "v_rad", "e_v_rad"):
+        np.testing.assert_array_equal(merged[name], whole[name])
+    res = runner.invoke(app, ["merge", *parts[:2], "-o", str(tmp_path / "bad.fits")])
+    assert res.exit_code == 1 and "missing shard(s) 3/3" in res.output

@@ -7,6 +7,7 @@ skipped; a broken row becomes a ReadFailure while the other rows are still read.
 """
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -18,6 +19,8 @@ from ._fits import header_value, native
 
 NAME = "mwm"
 __all__ = ["NAME", "identify", "read", "boss_hdus"]
+
+log = logging.getLogger("bossnet_onnx.readers")
 
 _ID_COLUMNS = ("sdss_id", "catalogid", "telescope", "mjd", "fieldid", "field", "spectrum_pk",
                "min_mjd", "max_mjd", "n_visits")
@@ -78,6 +81,11 @@ def read(path: str, hdul: fits.HDUList) -> list[Spectrum | ReadFailure]:
     if not indices:
         raise InputError(f"{path}: no BOSS HDU (BOSS/APO or BOSS/LCO) in this mwm file")
     primary = hdul[0].header
+    for i, hdu in enumerate(hdul[1:], start=1):
+        if (hdu.name or "").upper().startswith("APOGEE") and hdu.data is not None \
+                and len(hdu.data):
+            log.info("%s[HDU %d]: %d APOGEE spectra skipped (BOSS Net reads BOSS spectra)",
+                     path, i, len(hdu.data))
     out: list[Spectrum | ReadFailure] = []
     for index in indices:
         hdu = hdul[index]
