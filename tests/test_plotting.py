@@ -93,12 +93,12 @@ def test_one_panel_per_spectrum_and_png_size(tmp_path, model):
 
 
 def test_title_holds_the_labels_predict_computes(tmp_path, model):
-    from bossnet_onnx.pipeline import _finish
+    from bossnet_onnx.pipeline import result_from_outputs
 
     spec = synthetic_spectrum(4, seed=5)
     fig = plot_spectrum(spec, model=model, draws=8, seed=11)
     prep = prepare_spectrum(spec, model.metadata, 8, 11)
-    labels = _finish(prep, model.run_physical(prep.inputs), model.metadata, 8).labels
+    labels = result_from_outputs(prep, model.run_physical(prep.inputs), model.metadata, 8).labels
     title = fig.axes[0].get_title(loc="left")
     assert f"Teff = {labels['teff']:.0f} ± {labels['e_teff']:.0f} K" in title
     assert f"log g = {labels['logg']:.2f} ± {labels['e_logg']:.2f}" in title

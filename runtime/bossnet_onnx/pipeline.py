@@ -27,7 +27,8 @@ from .session import BossNetModel, open_model
 from .spectrum import ReadFailure, Spectrum
 from .uncertainty import noisy_copies, spectrum_rng, summarize_draws
 
-__all__ = ["predict", "resolve_inputs", "start_session", "stream_results", "prepare_spectrum", "Prepared", "StageTimes", "LOW_COVERAGE_FRACTION",
+__all__ = ["predict", "resolve_inputs", "start_session", "stream_results", "prepare_spectrum",
+           "result_from_outputs", "Prepared", "StageTimes", "LOW_COVERAGE_FRACTION",
            "BAD_PIXEL_FRACTION"]
 
 LOW_COVERAGE_FRACTION = 0.8
@@ -143,7 +144,12 @@ def _labels(meta: ModelMetadata, point: np.ndarray, scatter: np.ndarray) -> dict
     }
 
 
-def _finish(prep: Prepared, physical: np.ndarray, meta: ModelMetadata, draws: int) -> Result:
+def result_from_outputs(prep: Prepared, physical: np.ndarray, meta: ModelMetadata,
+                        draws: int) -> Result:
+    """The catalogue row of one spectrum from its model outputs (row 0 noise-free, then draws).
+
+    Shared by `predict` and the plots, so a plot title always says what the catalogue says.
+    """
     spec = prep.spectrum
     if not np.all(np.isfinite(physical)):
         return _failure(spec, f"{spec.location}: model returned non-finite values")
@@ -179,7 +185,8 @@ class _Batcher:
             done = [(prep, self._run_one(prep)) for prep in batch]
         else:
             bounds = np.cumsum([0] + [p.inputs.shape[0] for p in batch])
-            done = [(prep, _finish(prep, physical[a:b], self.model.metadata, self.draws))
+            meta = self.model.metadata
+            done = [(prep, result_from_outputs(prep, physical[a:b], meta, self.draws))
                     for prep, a, b in zip(batch, bounds[:-1], bounds[1:])]
         self.times.model += time.perf_counter() - t0
         return done
@@ -190,7 +197,7 @@ class _Batcher:
         except Exception as exc:
             return _failure(prep.spectrum, f"{prep.spectrum.location}: model error: "
                                            f"{_error_text(exc)}")
-        return _finish(prep, physical, self.model.metadata, self.draws)
+        return result_from_outputs(prep, physical, self.model.metadata, self.draws)
 
 
 def iter_results(paths: Sequence[str], model: BossNetModel, *, draws: int = 20, seed: int = 0,

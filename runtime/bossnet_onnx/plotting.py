@@ -250,7 +250,7 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
     with the same `model`, `draws` and `seed`, so the title agrees with the catalogue row.
     Returns the Figure (size SPECTRUM_PANEL_SIZE per panel at DPI); saved when `output` is given.
     """
-    from .pipeline import _finish, prepare_spectrum
+    from .pipeline import prepare_spectrum, result_from_outputs
     from .session import BossNetModel, open_model
 
     _require_matplotlib()
@@ -284,7 +284,7 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
                 error = str(exc)
                 _message(ax_in, "no model input: the spectrum cannot be preprocessed")
             else:
-                result = _finish(prep, session.run_physical(prep.inputs), meta, draws)
+                result = result_from_outputs(prep, session.run_physical(prep.inputs), meta, draws)
                 labels, flags, error = dict(result.labels), result.result_flags, result.error
                 _draw_input(ax_in, grid, prep.inputs, meta.preprocessing.flux_floor)
         _mark_model_range(ax_obs, grid, label=True)
