@@ -242,13 +242,19 @@ def side_onnx(work: dict, draws: int, threads: int, batch_size: int, model_key: 
 
 
 def run_side(args: argparse.Namespace, work_json: Path, side: str) -> dict:
-    cmd = [sys.executable, __file__, "--_side", side, "--_work", str(work_json),
+    model_key = "onnx" if side == "onnx_direct" else side
+    cmd = [sys.executable, __file__, "--_side", model_key, "--_work", str(work_json),
            "--draws", str(args.draws), "--threads", str(args.threads),
            "--batch-size", str(args.batch_size), "--provider", args.provider]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if side == "onnx_direct":
+        env["BOSSNET_ONNX_CACHE"] = "off"  # load the .onnx itself, no memory-mapped ORT copy
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{side} side failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res["side"] = side
+    return res
 
 
 # ----------------------------------------------------------------------------- report
@@ -290,13 +296,22 @@ def main() -> None:
           f"(max |ONNX-PyTorch| {work['parity_max_abs']:.2e}); setup {time.perf_counter() - t:.1f} s")
     work_json = workdir / "work.json"
     work_json.write_text(json.dumps(work))
+    # The memory-mapped ORT-format copies are built once per model (bossnet_onnx.ort_cache);
+    # build them here so the timed runs see what every later run of a model sees.
+    os.environ.setdefault("BOSSNET_ONNX_CACHE", str(workdir / "ort-cache"))
+    from bossnet_onnx.ort_cache import cached_ort_model
+
+    t = time.perf_counter()
+    for key in ("onnx", "onnx_int8"):
+        cached_ort_model(work[key])
+    print(f"one-time ORT-format copies of both models: {time.perf_counter() - t:.1f} s")
     flops = flops_per_forward(work["config"])
     peak = matmul_peak(args.threads)
-    sides = [run_side(args, work_json, s) for s in ("pytorch", "onnx", "onnx_int8")]
+    sides = [run_side(args, work_json, s) for s in ("pytorch", "onnx", "onnx_direct", "onnx_int8")]
     print(f"FLOPs per forward: {flops / 1e9:.3f} GFLOP; measured fp32 matmul peak "
           f"({args.threads} threads): {peak:.1f} GFLOP/s")
     print()
-    head = (f"{'side':<12}{'spectra/s':>10}{'total s':>9}{'read':>8}{'prep':>8}{'model':>8}"
+    head = (f"{'side':<13}{'spectra/s':>10}{'total s':>9}{'read':>8}{'prep':>8}{'model':>8}"
             f"{'write':>8}{'cold s':>8}{'RSS MB':>8}{'GFLOP/s':>9}{'% peak':>8}")
     print(head)
     print("-" * len(head))
@@ -304,11 +319,11 @@ def main() -> None:
     for r in sides:
         st = r["stages"]
         gflops = flops * r["model_rows"] / max(st["model"], 1e-9) / 1e9
-        print(f"{r['side']:<12}{r['spectra'] / r['seconds']:>10.2f}{r['seconds']:>9.2f}"
+        print(f"{r['side']:<13}{r['spectra'] / r['seconds']:>10.2f}{r['seconds']:>9.2f}"
               f"{st['read']:>8.2f}{st['preprocess']:>8.2f}{st['model']:>8.2f}{st['write']:>8.2f}"
               f"{r['cold_start']:>8.2f}{r['peak_rss_mb']:>8.0f}{gflops:>9.1f}"
               f"{100 * gflops / peak:>7.0f}%")
-    onnx_r, int8_r = sides[1], sides[2]
+    onnx_r, direct_r, int8_r = sides[1], sides[2], sides[3]
     ratio = base["seconds"] / onnx_r["seconds"]
     print()
     print(f"end-to-end speed-up vs PyTorch: {ratio:.2f}x (target >= 2x) | int8: "
@@ -317,6 +332,10 @@ def main() -> None:
     print(f"model stage vs PyTorch: {model_ratio:.2f}x; non-model time PyTorch "
           f"{base['seconds'] - base['stages']['model']:.2f} s vs ours (overlapped) "
           f"{onnx_r['seconds'] - onnx_r['stages']['model']:.2f} s")
+    print(f"memory-mapped ORT copy vs loading the .onnx itself: cold start "
+          f"{onnx_r['cold_start']:.2f} vs {direct_r['cold_start']:.2f} s, peak RSS "
+          f"{onnx_r['peak_rss_mb']:.0f} vs {direct_r['peak_rss_mb']:.0f} MB, model "
+          f"{onnx_r['stages']['model']:.2f} vs {direct_r['stages']['model']:.2f} s")
     gflops = flops * onnx_r["model_rows"] / onnx_r["stages"]["model"] / 1e9
     weights_mb = work["weights_bytes"] / 1e6
     print(f"targets: model stage {100 * gflops / peak:.0f}% of peak (>= 70%); cold start "
@@ -337,9 +356,9 @@ def main() -> None:
                       f"{100 * conv:.0f}% of the time and run near their own GEMM speed; the "
                       f"element-wise ops (Elu, Pad, Add) and the memory-bound head take the rest")
     if onnx_r["peak_rss_mb"] > 2 * weights_mb:
-        misses.append(f"peak RSS {onnx_r['peak_rss_mb'] / weights_mb:.2f}x > 2x: onnxruntime holds "
-                      f"the parsed model and the initializer tensors together while loading "
-                      f"(~1.9x the weights), then drops to ~1.3x; batch rows bound the rest")
+        misses.append(f"peak RSS {onnx_r['peak_rss_mb'] / weights_mb:.2f}x > 2x: the mapped "
+                      f"weights once, plus the interpreter and numpy/astropy/onnxruntime "
+                      f"(~80 MB) and ~4 MB of activations per --batch-size row")
     if onnx_r["cold_start"] >= 2:
         misses.append(f"cold start {onnx_r['cold_start']:.2f} s >= 2 s")
     for line in misses:

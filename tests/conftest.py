@@ -1,12 +1,18 @@
 """Shared fixtures: where the real survey spectra live, seeded generators."""
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# ORT-format model copies (bossnet_onnx.ort_cache) go to a throw-away folder, not ~/.cache;
+# set here so subprocesses started by tests inherit it.
+os.environ.setdefault("BOSSNET_ONNX_CACHE", tempfile.mkdtemp(prefix="bossnet-onnx-cache-"))
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 

@@ -143,8 +143,16 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    load_from = path
+    if providers == [CPU] and _is_onnx_file(path):
+        from .ort_cache import cached_ort_model, mmap_session_options
+
+        ort_copy = cached_ort_model(path)
+        if ort_copy is not None:
+            load_from = ort_copy
+            mmap_session_options(options)
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        session = ort.InferenceSession(str(load_from), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
@@ -159,6 +167,15 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
         )
     return BossNetModel(path=path, metadata=metadata, session=session,
                         provider=used[0], threads=threads)
+
+
+def _is_onnx_file(path: Path) -> bool:
+    """Cheap check that `path` is a protobuf ONNX file worth converting (not text, not .ort)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(1) == b"\x08"  # field 1 (ir_version), varint: every ONNX model
+    except OSError:
+        return False
 
 
 def _check_signature(path: Path, session, metadata: ModelMetadata) -> None:
