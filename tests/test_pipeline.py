@@ -171,3 +171,26 @@ def test_progress_bar_on_stderr(spectra, model_path, capsys):
     assert len(table) == 3
     captured = capsys.readouterr()
     assert captured.out == ""  # the bar never pollutes stdout (tables, pipes)
+
+
+def test_non_stellar_survey_class_is_flagged(workdir, model_path):
+    wave = layouts.boss_native_wavelength()
+    flux = (20 + np.sin(wave / 90)).astype(np.float32)
+    qso = layouts.write_spec(workdir / "spec-2100-59000-0001.fits", wave, flux,
+                             np.full(wave.size, 3.0, np.float32), plate=2100, mjd=59000,
+                             fiberid=1, cls="QSO")
+    table = predict([str(qso)], model=model_path, draws=2)
+    assert table["survey_class"][0] == "QSO"
+    assert table["result_flags"][0] & ResultFlags.NOT_A_STAR
+    # flag_warn / flag_bad keep their DR19 meaning: our bit 8 changes neither
+    from bossnet_onnx.flags import BAD_MASK, WARN_MASK
+    assert table["flag_bad"][0] == bool(table["result_flags"][0] & BAD_MASK)
+    assert table["flag_warn"][0] == bool(table["result_flags"][0] & WARN_MASK)
+
+
+def test_real_galaxy_and_quasar_flagged_stars_not(shared_data, model_path):
+    names = ["sdss-spec-0266-51602-0001.fits", "sdss-spec-0332-52367-0639.fits",
+             "sdss-spec-0618-52049-0372.fits"]
+    table = predict([str(shared_data / n) for n in names], model=model_path, draws=0)
+    assert list(table["survey_class"]) == ["GALAXY", "QSO", "STAR"]
+    assert [bool(f & ResultFlags.NOT_A_STAR) for f in table["result_flags"]] == [True, True, False]

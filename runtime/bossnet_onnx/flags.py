@@ -22,6 +22,8 @@ their DR19 meaning, so check `result_flags` for them):
                               0.1 x median flux, so e_* are not measurement errors
 7     MANY_BAD_PIXELS         more than 20% of the pixels inside 3800-8900 A are NaN/inf
                               in flux or have ivar <= 0
+8     NOT_A_STAR              the survey's own classification (CLASS) says GALAXY or QSO:
+                              BOSS Net's labels mean nothing for it
 ====  ======================  ==========================================================
 
 flag_warn = bit 3 or bit 4; flag_bad = bit 0, 1, 2 or 3 (DR19 definitions).
@@ -46,6 +48,7 @@ class ResultFlags(enum.IntFlag):
     LOW_COVERAGE = 1 << 5
     NO_VALID_IVAR = 1 << 6
     MANY_BAD_PIXELS = 1 << 7
+    NOT_A_STAR = 1 << 8
 
 
 WARN_MASK = int(ResultFlags.UNRELIABLE_FE_H | ResultFlags.SUSPICIOUS_FE_H)

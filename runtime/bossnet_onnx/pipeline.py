@@ -33,6 +33,8 @@ __all__ = ["predict", "resolve_inputs", "start_session", "stream_results", "prep
 
 LOW_COVERAGE_FRACTION = 0.8
 BAD_PIXEL_FRACTION = 0.2
+#: Survey classifications (SDSS/LAMOST CLASS) for which stellar labels mean nothing.
+NON_STELLAR_CLASSES = frozenset({"GALAXY", "QSO"})
 PREFETCH_FILES = 8
 #: Model rows per onnxruntime call. The full BOSS network needs ~4 MB of activations per row;
 #: 32 rows run as fast as 256 (measured: 4.7 vs 5.0 ms/row on 2 cores) at a fifth of the memory.
@@ -76,6 +78,8 @@ def _quality_bits(spec: Spectrum, coverage: float, grid: np.ndarray) -> int:
         bad = ~(np.isfinite(np.asarray(spec.flux, dtype=np.float64)) & good_ivar)
         if bad[in_range].mean() > BAD_PIXEL_FRACTION:
             bits |= ResultFlags.MANY_BAD_PIXELS
+    if str(spec.identifiers.get("class", "")).strip().upper() in NON_STELLAR_CLASSES:
+        bits |= ResultFlags.NOT_A_STAR
     return int(bits)
 
 
