@@ -1,8 +1,18 @@
 """Turning command-line inputs (paths, globs, directories, @lists) into a list of files.
 
-Entries that resolve to nothing are kept as given, so that reading them later produces one
-clear per-entry error row instead of silently dropping them; only an unreadable @list file is
-an immediate error.
+Rules, so that a run over the same inputs always sees the same files in the same order:
+- a path to a file is kept as given;
+- a directory gives its spectrum files (SPECTRUM_SUFFIXES, not recursive), sorted by name;
+- a glob (`*`, `?`, `[...]`, `**`) gives its matches sorted, directories among them expanded;
+- `@list.txt` gives its lines in order: blank lines and `#` comments skipped, `~` expanded,
+  relative entries resolved against the list file's own folder (so a list can travel with its
+  data), each entry then expanded by the rules above (a line may be a directory or a glob);
+- duplicates (the same file reached twice, however spelled) are dropped, the first kept.
+
+Entries that resolve to nothing (a missing path, a glob with no match, a directory without
+spectrum files) are kept as given, so that reading them later gives one clear error row per
+entry instead of silently dropping it; only a list file that cannot be read is an immediate
+InputError.
 """
 from __future__ import annotations
 
@@ -22,55 +32,72 @@ def _is_spectrum_file(name: str) -> bool:
 
 
 def _from_directory(path: str) -> list[str]:
-    found = sorted(os.path.join(path, n) for n in os.listdir(path)
-                   if _is_spectrum_file(n) and os.path.isfile(os.path.join(path, n)))
+    try:
+        names = sorted(os.listdir(path))
+    except OSError:
+        return [path]  # unreadable: reading it later says what is wrong
+    found = [os.path.join(path, n) for n in names
+             if _is_spectrum_file(n) and os.path.isfile(os.path.join(path, n))]
     return found or [path]  # reading the bare directory later says it has no spectra
 
 
 def _from_list(list_path: str) -> list[str]:
+    if os.path.isdir(list_path):
+        raise InputError(f"@{list_path}: is a directory, not a list file; expected a text file "
+                         f"with one spectrum path a line")
     try:
         with open(list_path, encoding="utf-8") as fh:
             lines = fh.read().splitlines()
-    except OSError as exc:
-        raise InputError(f"@{list_path}: cannot read list file ({exc.strerror})") from None
+    except FileNotFoundError:
+        raise InputError(f"@{list_path}: list file not found; expected a text file with one "
+                         f"spectrum path a line") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise InputError(f"@{list_path}: cannot read list file ({why})") from None
     base = os.path.dirname(os.path.abspath(list_path))
     out = []
     for line in lines:
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
+        entry = os.path.expanduser(entry)
         out.append(entry if os.path.isabs(entry) else os.path.join(base, entry))
     return out
 
 
-def expand_inputs(items: Sequence[str]) -> list[str]:
-    """Files to read, in a deterministic order, duplicates removed.
+def _expand_one(item: str) -> list[str]:
+    if os.path.isdir(item):
+        return _from_directory(item)
+    if os.path.exists(item) or not glob.has_magic(item):
+        return [item]
+    matches = sorted(glob.glob(item, recursive=True))
+    if not matches:
+        return [item]
+    out: list[str] = []
+    for match in matches:
+        if os.path.isdir(match):
+            found = _from_directory(match)
+            out.extend(f for f in found if f != match)  # empty folders matched by a glob: skip
+        else:
+            out.append(match)
+    return out or [item]
 
-    Paths are kept as given; directories contribute their spectrum files (sorted); globs their
-    sorted matches; `@list.txt` its lines (relative entries resolved against the list's folder).
-    """
+
+def expand_inputs(items: Sequence[str | os.PathLike]) -> list[str]:
+    """Files to read, in a deterministic order, duplicates removed (see the module rules)."""
     out: list[str] = []
     for item in items:
         item = os.fspath(item)
         if item.startswith("@") and len(item) > 1:
-            candidates = _from_list(item[1:])
-        elif os.path.isdir(item):
-            candidates = _from_directory(item)
-        elif os.path.exists(item):
-            candidates = [item]
-        elif glob.has_magic(item):
-            candidates = sorted(glob.glob(item, recursive=True)) or [item]
+            for entry in _from_list(item[1:]):
+                out.extend(_expand_one(entry))
         else:
-            candidates = [item]
-        for cand in candidates:
-            if os.path.isdir(cand) and cand != item:
-                out.extend(_from_directory(cand))
-            else:
-                out.append(cand)
+            out.extend(_expand_one(item))
     seen: set[str] = set()
     unique = []
     for path in out:
-        if path not in seen:
-            seen.add(path)
+        key = os.path.normcase(os.path.abspath(path))
+        if key not in seen:
+            seen.add(key)
             unique.append(path)
     return unique

@@ -1,8 +1,11 @@
 """Input readers: one module per survey format, each with `identify` and `read`.
 
-`read_spectra(path)` opens the file once, asks each reader in `READERS` (most specific first)
-whether it recognises it, and returns that reader's Spectrum / ReadFailure records. File-level
-problems raise InputError naming the file; an unrecognised file names the formats tried.
+`read_spectra(path)` checks the file, opens it once, asks each reader in `READERS` (most
+specific first) whether it recognises it and returns that reader's Spectrum / ReadFailure
+records. File-level problems (missing, directory, empty, not FITS, truncated, unknown layout)
+raise InputError naming the file; a spectrum that cannot be used (length mismatch, all-NaN
+flux, wavelength not increasing, a broken visit) is a ReadFailure naming file, HDU and row,
+so that the other spectra of the file are still read.
 """
 from __future__ import annotations
 
@@ -11,29 +14,37 @@ import os
 from ..errors import InputError, UnknownFormatError
 from ..spectrum import ReadFailure, Spectrum
 from . import generic_table, lamost_image, lamost_table, mwm, sdss_spec
-from ._fits import open_fits
+from ._fits import check_file, open_fits
 
 __all__ = ["READERS", "read_spectra", "Spectrum", "ReadFailure"]
 
-#: Tried in this order; the first whose identify() is True reads the file.
+#: Tried in this order; the first whose identify() is True reads the file. mwm first (its BOSS
+#: tables are also array-cell tables), the generic table last (it accepts the most).
 READERS = (mwm, sdss_spec, lamost_table, lamost_image, generic_table)
 
 
 def read_spectra(path: str | os.PathLike) -> list[Spectrum | ReadFailure]:
-    """All spectra in one file (several for mwmStar/mwmVisit), or failures for broken rows."""
+    """All spectra in one file (several for mwmStar/mwmVisit), or failures for broken rows.
+
+    An mwm file whose BOSS HDUs are all empty gives an empty list, not an error.
+    """
     path = os.fspath(path)
+    check_file(path)
     if path.lower().endswith(generic_table.ASCII_SUFFIXES):
-        if not os.path.exists(path):
-            raise InputError(f"{path}: file not found")
         return generic_table.read(path, None)
-    hdul = open_fits(path)
-    with hdul:
+    with open_fits(path) as hdul:
         for reader in READERS:
             if reader.identify(path, hdul):
-                return reader.read(path, hdul)
+                try:
+                    return reader.read(path, hdul)
+                except (ValueError, TypeError, KeyError, IndexError, OSError) as exc:
+                    # astropy decoding a damaged table: still one line naming the file
+                    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    raise InputError(f"{path}: cannot read it as {reader.NAME} ({text[:160]}); "
+                                     f"the file may be corrupted") from None
     names = ", ".join(r.NAME for r in READERS)
     raise UnknownFormatError(
         f"{path}: FITS file in no known spectrum layout (tried {names}); expected e.g. an SDSS "
-        f"spec file with a COADD table (flux, loglam, ivar) or a table with wavelength, flux and "
-        f"ivar columns"
+        f"spec file with a COADD table (flux, loglam, ivar), an mwmStar/mwmVisit file, a LAMOST "
+        f"spectrum, or a table with wavelength, flux and ivar columns"
     )

@@ -1,11 +1,12 @@
 """Any FITS table, CSV or ECSV with wavelength, flux and ivar (or error) columns.
 
-Column names are matched case-insensitively; `loglam` means log10 wavelength. One spectrum per
-file when the columns are 1-D per row (one pixel a row), one per row when they hold arrays.
+Column names are matched case-insensitively: wavelength/wave/lambda/wl (Angstrom) or loglam
+(log10 Angstrom); flux; ivar/inverse_variance, or error/err/sigma/flux_err (converted to ivar,
+0 where the error is not positive and finite); optionally a mask (and_mask/andmask/mask/
+pixel_flags, non-zero = bad). One spectrum per file when the columns hold one pixel a row, one
+spectrum per row when they hold arrays.
 """
 from __future__ import annotations
-
-import os
 
 import numpy as np
 from astropy.io import fits
@@ -13,15 +14,18 @@ from astropy.table import Table
 
 from ..errors import InputError
 from ..spectrum import ReadFailure, Spectrum
+from ._checks import checked
+from ._fits import check_file
 
 NAME = "generic-table"
-__all__ = ["NAME", "identify", "read", "ASCII_SUFFIXES"]
+__all__ = ["NAME", "identify", "read", "ASCII_SUFFIXES", "WAVE", "FLUX", "IVAR", "ERROR"]
 
 ASCII_SUFFIXES = (".csv", ".ecsv")
 WAVE = ("wavelength", "wave", "lambda", "wl", "loglam")
-FLUX = ("flux", "f")
+FLUX = ("flux",)
 IVAR = ("ivar", "inverse_variance", "flux_ivar")
 ERROR = ("error", "err", "sigma", "flux_err", "flux_error", "e_flux", "uncertainty")
+MASK = ("and_mask", "andmask", "mask", "pixel_flags")
 
 
 def _pick(names: list[str], options: tuple[str, ...]) -> str | None:
@@ -32,20 +36,24 @@ def _pick(names: list[str], options: tuple[str, ...]) -> str | None:
     return None
 
 
-def _table_hdu(hdul: fits.HDUList):
+def _usable(names: list[str]) -> bool:
+    return bool(_pick(names, WAVE) and _pick(names, FLUX)
+                and (_pick(names, IVAR) or _pick(names, ERROR)))
+
+
+def _table_hdu(hdul: fits.HDUList) -> fits.BinTableHDU | None:
     for hdu in hdul[1:]:
-        if isinstance(hdu, fits.BinTableHDU) and hdu.columns is not None:
-            names = list(hdu.columns.names)
-            if _pick(names, WAVE) and _pick(names, FLUX) and \
-                    (_pick(names, IVAR) or _pick(names, ERROR)):
-                return hdu
+        if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)) and hdu.columns is not None \
+                and _usable(list(hdu.columns.names)):
+            return hdu
     return None
 
 
 def identify(path: str, hdul: fits.HDUList | None) -> bool:
+    """A CSV/ECSV file by suffix, or a FITS table with the columns above."""
     try:
         if hdul is None:
-            return path.lower().endswith(ASCII_SUFFIXES)
+            return str(path).lower().endswith(ASCII_SUFFIXES)
         return _table_hdu(hdul) is not None
     except Exception:
         return False
@@ -53,51 +61,60 @@ def identify(path: str, hdul: fits.HDUList | None) -> bool:
 
 def _load(path: str, hdul: fits.HDUList | None) -> tuple[Table, int]:
     if hdul is None:
-        if not os.path.exists(path):
-            raise InputError(f"{path}: file not found")
+        check_file(path)
         fmt = "ascii.ecsv" if path.lower().endswith(".ecsv") else "ascii.csv"
         try:
             return Table.read(path, format=fmt), 0
         except Exception as exc:
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InputError(f"{path}: cannot parse as {fmt[6:].upper()} ({text[:160]})") from None
+            raise InputError(f"{path}: cannot parse as {fmt[6:].upper()} ({text[:160]}); "
+                             f"expected a header line and one pixel per line") from None
     hdu = _table_hdu(hdul)
     if hdu is None:
         raise InputError(f"{path}: no table with wavelength, flux and ivar/error columns")
     return Table(hdu.data), hdul.index(hdu)
 
 
-def read(path: str, hdul: fits.HDUList | None) -> list[Spectrum | ReadFailure]:
-    table, index = _load(path, hdul)
-    names = table.colnames
-    wcol, fcol = _pick(names, WAVE), _pick(names, FLUX)
-    icol, ecol = _pick(names, IVAR), _pick(names, ERROR)
-    if not (wcol and fcol and (icol or ecol)):
-        raise InputError(f"{path}: needs wavelength ({'/'.join(WAVE)}), flux and ivar or error "
-                         f"columns; found {', '.join(names)}")
-    per_row = np.asarray(table[fcol]).ndim == 2
-    rows = range(len(table)) if per_row else [None]
-    out: list[Spectrum | ReadFailure] = []
-    for row in rows:
-        def col(name):
-            values = table[name] if row is None else table[name][row]
-            return np.array(np.ma.filled(np.ma.asarray(values, dtype=np.float64), np.nan)).ravel()
+def _column(table: Table, name: str, row: int | None) -> np.ndarray:
+    values = table[name] if row is None else table[name][row]
+    return np.array(np.ma.filled(np.ma.asarray(values, dtype=np.float64), np.nan)).ravel()
 
-        wave, flux = col(wcol), col(fcol)
+
+def _stored_dtype(table: Table, name: str) -> type:
+    """float32 when the file stores float32 (FITS 'E'), else float64: values kept as stored."""
+    dtype = np.asarray(table[name]).dtype
+    return np.float32 if dtype.kind == "f" and dtype.itemsize == 4 else np.float64
+
+
+def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFailure]:
+    """The spectrum (or one per row, for array columns) of a FITS table or CSV/ECSV file."""
+    table, index = _load(str(path), hdul)
+    names = table.colnames
+    if not _usable(names):
+        raise InputError(f"{path}: needs wavelength ({'/'.join(WAVE)}), flux and ivar or error "
+                         f"columns; found {', '.join(names) or 'no columns'}")
+    wcol, fcol = _pick(names, WAVE), _pick(names, FLUX)
+    icol, ecol, mcol = _pick(names, IVAR), _pick(names, ERROR), _pick(names, MASK)
+    ascii_file = hdul is None
+    if len(table) == 0:
+        raise InputError(f"{path}{'' if ascii_file else f'[HDU {index}]'}: table has no rows; "
+                         f"expected one pixel a row")
+    per_row = np.asarray(table[fcol]).ndim == 2
+    ftype, itype = _stored_dtype(table, fcol), _stored_dtype(table, icol or ecol)
+    out: list[Spectrum | ReadFailure] = []
+    for row in (range(len(table)) if per_row else [None]):
+        wave, flux = _column(table, wcol, row), _column(table, fcol, row)
         if wcol.lower() == "loglam":
             wave = 10.0 ** wave
         if icol:
-            ivar = col(icol)
+            ivar = _column(table, icol, row)
         else:
-            err = col(ecol)
+            err = _column(table, ecol, row)
             with np.errstate(divide="ignore", invalid="ignore"):
                 ivar = np.where((err > 0) & np.isfinite(err), 1.0 / err ** 2, 0.0)
-        where = f"{path}[HDU {index}" + (f", row {row}]" if row is not None else "]")
-        if not (wave.shape == flux.shape == ivar.shape):
-            out.append(ReadFailure(path, f"{where}: wavelength, flux and ivar differ in length "
-                                         f"({wave.size}, {flux.size}, {ivar.size})", NAME, index,
-                                   -1 if row is None else row))
-            continue
-        out.append(Spectrum(wave, flux.astype(np.float32), ivar.astype(np.float32), source=path,
-                            format=NAME, hdu=index, row=-1 if row is None else row))
+        mask = _column(table, mcol, row) != 0 if mcol else None
+        out.append(checked(wave, flux.astype(ftype), ivar.astype(itype), path=path,
+                           fmt=NAME, hdu=index, row=-1 if row is None else row, mask=mask,
+                           names=(fcol, icol or ecol, wcol),
+                           place=path if ascii_file and row is None else None))
     return out

@@ -1,5 +1,6 @@
 """LAMOST low-resolution spectra, table layout (DR8 and later): HDU1 COADD with one row of
-array columns FLUX, IVAR, WAVELENGTH, ANDMASK, ORMASK; identifiers in the primary header."""
+array columns FLUX, IVAR, WAVELENGTH, ANDMASK, ORMASK, NORMALIZATION; identifiers in the
+primary header (OBSID, DESIG, CLASS, ...)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,14 +8,15 @@ from astropy.io import fits
 
 from ..errors import InputError
 from ..spectrum import ReadFailure, Spectrum
-from ._fits import header_value, native
-from .lamost_image import _IDS
+from ._checks import checked
+from ._fits import native, opened
+from .lamost_image import header_identifiers
 
 NAME = "lamost-table"
 __all__ = ["NAME", "identify", "read"]
 
 
-def _table(hdul: fits.HDUList):
+def _table(hdul: fits.HDUList) -> fits.BinTableHDU | None:
     for hdu in hdul[1:]:
         if isinstance(hdu, fits.BinTableHDU) and hdu.columns is not None:
             names = {n.upper(): n for n in hdu.columns.names}
@@ -26,35 +28,36 @@ def _table(hdul: fits.HDUList):
 
 
 def identify(path: str, hdul: fits.HDUList | None) -> bool:
+    """A table whose FLUX, IVAR and WAVELENGTH columns hold whole spectra (array cells)."""
     try:
         return hdul is not None and _table(hdul) is not None
     except Exception:
         return False
 
 
-def read(path: str, hdul: fits.HDUList) -> list[Spectrum | ReadFailure]:
-    hdu = _table(hdul)
-    if hdu is None or hdu.data is None or len(hdu.data) == 0:
-        raise InputError(f"{path}: no COADD table with FLUX, IVAR and WAVELENGTH")
-    index = hdul.index(hdu)
-    names = {n.upper(): n for n in hdu.columns.names}
-    ids = {}
-    for key, cards in _IDS.items():
-        value = header_value(hdul[0].header, keys=cards)
-        if value is not None:
-            ids[key] = value.strip() if isinstance(value, str) else value
-    out: list[Spectrum | ReadFailure] = []
-    for row in range(len(hdu.data)):
-        rec = hdu.data[row]
-        flux = native(rec[names["FLUX"]], np.float32).ravel()
-        ivar = native(rec[names["IVAR"]], np.float32).ravel()
-        wave = native(rec[names["WAVELENGTH"]], np.float64).ravel()
-        if not (flux.shape == ivar.shape == wave.shape):
-            out.append(ReadFailure(path, f"{path}[HDU {index}, row {row}]: FLUX, IVAR and "
-                                         f"WAVELENGTH differ in length ({flux.size}, {ivar.size}, "
-                                         f"{wave.size})", NAME, index, row, ids))
-            continue
-        mask = native(rec[names["ANDMASK"]], np.int64).ravel() != 0 if "ANDMASK" in names else None
-        out.append(Spectrum(wave, flux, ivar, source=path, format=NAME, hdu=index,
-                            row=row if len(hdu.data) > 1 else -1, mask=mask, identifiers=ids))
-    return out
+def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFailure]:
+    """One spectrum per table row (row -1 when the table has the usual single row)."""
+    with opened(path, hdul) as hdul:
+        hdu = _table(hdul)
+        if hdu is None:
+            raise InputError(f"{path}: no COADD table with FLUX, IVAR and WAVELENGTH array "
+                             f"columns; expected a LAMOST DR8+ spectrum")
+        index = hdul.index(hdu)
+        if hdu.data is None or len(hdu.data) == 0:
+            raise InputError(f"{path}[HDU {index}]: COADD table has no rows")
+        names = {n.upper(): n for n in hdu.columns.names}
+        ids = header_identifiers(hdul[0].header)
+        single = len(hdu.data) == 1
+        out: list[Spectrum | ReadFailure] = []
+        for row in range(len(hdu.data)):
+            rec = hdu.data[row]
+            mask = None
+            if "ANDMASK" in names:
+                mask = np.asarray(rec[names["ANDMASK"]]).ravel() != 0
+            out.append(checked(native(rec[names["WAVELENGTH"]], np.float64).ravel(),
+                               native(rec[names["FLUX"]], np.float32).ravel(),
+                               native(rec[names["IVAR"]], np.float32).ravel(),
+                               path=path, fmt=NAME, hdu=index, row=-1 if single else row,
+                               mask=mask, identifiers=ids, failure_row=row,
+                               names=("FLUX", "IVAR", "WAVELENGTH")))
+        return out

@@ -1,8 +1,9 @@
 """SDSS-V DR19 Astra `mwmStar-*.fits` / `mwmVisit-*.fits`: one spectrum per BOSS table row.
 
-HDU1 is BOSS/APO, HDU2 BOSS/LCO (HDU3/4 are APOGEE and are not BOSS Net's business). Each row
-holds flux/ivar/pixel_flags arrays on the log-linear grid 10**(CRVAL + CDELT*i) given in the
-HDU header (BOSS: 3.5523, 1e-4, 4648 pixels). An empty HDU (no rows at that observatory) is
+HDU1 is BOSS/APO, HDU2 BOSS/LCO; HDU3/4 are APOGEE and not BOSS Net's business (skipped with
+an INFO log line). Each row holds flux/ivar/pixel_flags arrays on the log-linear grid
+10**(CRVAL + CDELT*i) given in the HDU header (BOSS: 3.5523, 1e-4, NPIXELS 4648). An HDU with
+no rows (no BOSS data from that observatory; Astra then writes zero-width pixel columns) is
 skipped; a broken row becomes a ReadFailure while the other rows are still read.
 """
 from __future__ import annotations
@@ -15,111 +16,132 @@ from astropy.io import fits
 
 from ..errors import InputError
 from ..spectrum import ReadFailure, Spectrum
-from ._fits import header_value, native
+from ._checks import checked, where
+from ._fits import header_value, native, opened
 
 NAME = "mwm"
 __all__ = ["NAME", "identify", "read", "boss_hdus"]
 
 log = logging.getLogger("bossnet_onnx.readers")
 
-_ID_COLUMNS = ("sdss_id", "catalogid", "telescope", "mjd", "fieldid", "field", "spectrum_pk",
-               "min_mjd", "max_mjd", "n_visits")
+#: row columns kept as identifiers (when the HDU has them)
+_ROW_IDS = ("sdss_id", "catalogid", "telescope", "mjd", "fieldid", "spectrum_pk", "min_mjd",
+            "max_mjd", "n_visits")
+#: identifier -> primary-header keywords (Astra shortens catalogid to CAT_ID)
+_PRIMARY_IDS = {"sdss_id": ("SDSS_ID",), "catalogid": ("CAT_ID", "CATALOGID")}
+
+
+def _instrument(hdu) -> str:
+    name = (hdu.name or "").upper()
+    if "/" in name:
+        return name.split("/")[0]
+    return str(hdu.header.get("INSTRMNT", "")).strip().upper()
 
 
 def boss_hdus(hdul: fits.HDUList) -> list[int]:
-    """Indices of the BOSS HDUs (by EXTNAME, or HDU1/HDU2 with a BOSS instrument header)."""
-    found = []
-    for i, hdu in enumerate(hdul[1:], start=1):
-        name = (hdu.name or "").upper()
-        instrument = str(hdu.header.get("INSTRMNT", hdu.header.get("INSTRUME", ""))).upper()
-        if name.startswith("BOSS") or (instrument == "BOSS" and not name.startswith("APOGEE")):
-            found.append(i)
-    return found
+    """Indices of the BOSS HDUs (EXTNAME BOSS/APO, BOSS/LCO, or INSTRMNT = BOSS)."""
+    return [i for i, hdu in enumerate(hdul[1:], start=1)
+            if isinstance(hdu, fits.BinTableHDU) and _instrument(hdu) == "BOSS"]
 
 
 def identify(path: str, hdul: fits.HDUList | None) -> bool:
+    """mwmStar/mwmVisit by file name (no HDUList needed), or by BOSS/<observatory> HDUs."""
     try:
-        if hdul is None:
-            return False
-        base = os.path.basename(path)
-        if base.startswith(("mwmStar", "mwmVisit")):
+        if os.path.basename(str(path)).startswith(("mwmStar", "mwmVisit")):
             return True
-        return bool(boss_hdus(hdul))
+        return hdul is not None and bool(boss_hdus(hdul))
     except Exception:
         return False
 
 
-def _wavelength(header: fits.Header, n: int, where: str) -> np.ndarray:
+def _wavelength(header: fits.Header, n_pix: int, place: str) -> np.ndarray:
     crval = header_value(header, keys=("CRVAL", "CRVAL1"))
     cdelt = header_value(header, keys=("CDELT", "CDELT1", "CD1_1"))
     if crval is None or cdelt is None:
-        raise InputError(f"{where}: header lacks CRVAL/CDELT for the log-lambda wavelength grid")
+        raise InputError(f"{place}: header lacks CRVAL/CDELT for the log-lambda wavelength grid")
     npix = header_value(header, keys=("NPIXELS",))
-    if npix is not None and int(npix) != n:
-        raise InputError(f"{where}: header NPIXELS={npix} but the flux arrays have {n} pixels")
-    loglam = np.float64(crval) + np.float64(cdelt) * np.arange(n)
-    return 10.0 ** loglam
+    if npix is not None and int(npix) != n_pix:
+        raise InputError(f"{place}: header NPIXELS={npix} but the flux arrays have {n_pix} "
+                         f"pixels")
+    return 10.0 ** (float(crval) + float(cdelt) * np.arange(n_pix))
+
+
+def _value(value):
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if isinstance(value, str):
+        return value.strip()
+    return value.item() if hasattr(value, "item") else value
 
 
 def _row_ids(data, row: int, names: dict, primary: fits.Header) -> dict:
-    ids = {}
-    for col in _ID_COLUMNS:
-        if col in names:
-            value = data[names[col]][row]
-            if isinstance(value, bytes):
-                value = value.decode(errors="replace")
-            ids[col] = value.strip() if isinstance(value, str) else \
-                (value.item() if hasattr(value, "item") else value)
-    for col, key in (("sdss_id", "SDSS_ID"), ("catalogid", "CATALOGID")):
-        if col not in ids and primary.get(key) is not None:
-            ids[col] = primary.get(key)
+    ids = {col: _value(data[names[col]][row]) for col in _ROW_IDS if col in names}
+    for key, cards in _PRIMARY_IDS.items():
+        if key not in ids:
+            value = header_value(primary, keys=cards)
+            if value is not None:
+                ids[key] = _value(value)
     return ids
 
 
-def read(path: str, hdul: fits.HDUList) -> list[Spectrum | ReadFailure]:
-    indices = boss_hdus(hdul)
-    if not indices:
-        raise InputError(f"{path}: no BOSS HDU (BOSS/APO or BOSS/LCO) in this mwm file")
-    primary = hdul[0].header
+def _note_apogee(path: str, hdul: fits.HDUList) -> None:
     for i, hdu in enumerate(hdul[1:], start=1):
-        if (hdu.name or "").upper().startswith("APOGEE") and hdu.data is not None \
-                and len(hdu.data):
+        if _instrument(hdu) == "APOGEE" and hdu.data is not None and len(hdu.data):
             log.info("%s[HDU %d]: %d APOGEE spectra skipped (BOSS Net reads BOSS spectra)",
                      path, i, len(hdu.data))
+
+
+def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> list[Spectrum | ReadFailure]:
+    hdu = hdul[index]
+    place = where(path, index)
+    data = hdu.data
+    if data is None or len(data) == 0:
+        return []  # no BOSS spectra from this observatory
+    names = {n.lower(): n for n in hdu.columns.names}
+    missing = [c for c in ("flux", "ivar") if c not in names]
+    if missing:
+        raise InputError(f"{place}: BOSS table lacks column(s) {', '.join(missing)}; expected "
+                         f"an Astra mwmStar/mwmVisit file")
+    primary = hdul[0].header
+    rows = range(len(data))
+    flux_all = np.asarray(data[names["flux"]])
+    try:
+        if flux_all.ndim != 2 or flux_all.dtype == object:
+            raise InputError(f"{place}: flux is not an array column (one spectrum per row); "
+                             f"expected e.g. format 4648E")
+        wave = _wavelength(hdu.header, flux_all.shape[1], place)
+        wave.flags.writeable = False  # one grid shared by every row of the HDU
+    except InputError as exc:
+        return [ReadFailure(path, f"{exc}", NAME, index, row, _row_ids(data, row, names, primary))
+                for row in rows]
     out: list[Spectrum | ReadFailure] = []
-    for index in indices:
-        hdu = hdul[index]
-        where = f"{path}[HDU {index}]"
-        if not isinstance(hdu, fits.BinTableHDU) or hdu.data is None or len(hdu.data) == 0:
-            continue  # no BOSS spectra from this observatory
-        names = {n.lower(): n for n in hdu.columns.names}
-        missing = [c for c in ("flux", "ivar") if c not in names]
-        if missing:
-            raise InputError(f"{where}: BOSS table lacks column(s) {', '.join(missing)}")
-        data = hdu.data
-        n_pix = np.asarray(data[names["flux"]][0]).shape[-1]
-        try:
-            wave = _wavelength(hdu.header, n_pix, where)
-        except InputError as exc:
-            out.extend(ReadFailure(path, str(exc), NAME, index, row) for row in range(len(data)))
+    for row in rows:
+        ids = _row_ids(data, row, names, primary)
+        flux = native(data[names["flux"]][row], np.float32).ravel()
+        ivar = native(data[names["ivar"]][row], np.float32).ravel()
+        mask = None
+        if "pixel_flags" in names:  # DR19 stores the DRP or_mask bits here, as float32
+            mask = np.asarray(data[names["pixel_flags"]][row]).ravel() != 0
+        row_place = f"{place}, row {row}"
+        if flux.size and np.isfinite(flux).all() and not flux.any():
+            out.append(ReadFailure(path, f"{row_place}: flux is all zero (an empty visit); "
+                                         f"nothing to predict from", NAME, index, row, ids))
             continue
-        for row in range(len(data)):
-            ids = _row_ids(data, row, names, primary)
-            try:
-                flux = native(data[names["flux"]][row], np.float32).ravel()
-                ivar = native(data[names["ivar"]][row], np.float32).ravel()
-                mask = None
-                if "pixel_flags" in names:
-                    mask = native(data[names["pixel_flags"]][row], np.int64).ravel() != 0
-                if flux.shape != wave.shape or ivar.shape != wave.shape:
-                    raise InputError(f"{where}, row {row}: flux has {flux.size} and ivar "
-                                     f"{ivar.size} pixels, expected {wave.size}")
-                if not np.isfinite(flux).any() or not np.any(flux != 0):
-                    raise InputError(f"{where}, row {row}: no usable flux (all NaN or zero); "
-                                     f"an empty visit")
-            except (InputError, ValueError, TypeError) as exc:
-                out.append(ReadFailure(path, str(exc), NAME, index, row, ids))
-                continue
-            out.append(Spectrum(wave, flux, ivar, source=path, format=NAME, hdu=index, row=row,
-                                mask=mask, identifiers=ids))
+        out.append(checked(wave, flux, ivar, path=path, fmt=NAME, hdu=index, row=row, mask=mask,
+                           identifiers=ids, names=("flux", "ivar", "NPIXELS grid"),
+                           place=row_place))
     return out
+
+
+def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFailure]:
+    """Every BOSS row of the file, in HDU then row order (BOSS/APO first, then BOSS/LCO)."""
+    with opened(path, hdul) as hdul:
+        indices = boss_hdus(hdul)
+        if not indices:
+            raise InputError(f"{path}: no BOSS HDU (BOSS/APO or BOSS/LCO table) in this mwm "
+                             f"file; expected an Astra mwmStar/mwmVisit file")
+        _note_apogee(path, hdul)
+        out: list[Spectrum | ReadFailure] = []
+        for index in indices:
+            out.extend(_read_hdu(path, hdul, index))
+        return out

@@ -1,15 +1,18 @@
 """Writers of the real survey file layouts, the inverse of `bossnet_onnx.readers`.
 
-They make test fixtures and example data that go through exactly the code paths real survey
-files do: SDSS spec (COADD + SPALL), SDSS-V DR19 mwmStar/mwmVisit (BOSS/APO, BOSS/LCO and empty
-APOGEE HDUs), LAMOST image (DR1-DR7, DR1 without the wavelength row) and table (DR8+) layouts,
-and generic FITS/CSV/ECSV tables.
+They make test fixtures, example data and benchmark inputs that go through exactly the code
+paths real survey files do. Column names, dtypes, HDU names and header keywords follow the real
+files in ../shared/data (SDSS spec, LAMOST image and table) and the SDSS-V DR19 Astra 0.6
+datamodel for mwmStar/mwmVisit (BOSS/APO, BOSS/LCO, APOGEE/APO, APOGEE/LCO; pixel arrays as
+float32 columns, zero-width when an HDU has no rows; CAT_ID in the primary header). The
+readers give back exactly what was written: the same flux, ivar and mask, and the wavelength
+as the file stores it (float32 loglam or wavelength, or the CRVAL/CDELT grid).
 """
 from __future__ import annotations
 
-import gzip
+import gzip as _gzip
+import io
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -32,197 +35,294 @@ __all__ = [
 BOSS_CRVAL = 3.5523
 BOSS_CDELT = 1e-4
 BOSS_NPIX = 4648
+APOGEE_GRID = (4.179, 6e-6, 8575)
+V_ASTRA = "0.6.0"
+SDSS_BUNIT = "1E-17 erg/cm^2/s/Ang"
 
 
 def boss_native_wavelength(n: int = BOSS_NPIX, crval: float = BOSS_CRVAL,
                            cdelt: float = BOSS_CDELT) -> np.ndarray:
-    """The BOSS/mwm log-linear grid in Angstrom: 10**(crval + cdelt*i)."""
+    """The BOSS/mwm log-linear grid in Angstrom: 10**(crval + cdelt*i), float64."""
     return 10.0 ** (crval + cdelt * np.arange(n))
 
 
-def _finish(hdul: fits.HDUList, path: str | os.PathLike, overwrite: bool) -> Path:
+def _finish(hdul: fits.HDUList, path: str | os.PathLike, overwrite: bool,
+            gzip: bool | None = None) -> Path:
+    """Write `hdul`, gzipped when `gzip` is True (or None and the name ends in .gz)."""
     path = Path(path)
-    if str(path).endswith(".gz"):
-        raw = path.with_suffix("")
-        hdul.writeto(raw, overwrite=True)
-        with open(raw, "rb") as src, gzip.open(path, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        raw.unlink()
-    else:
-        hdul.writeto(path, overwrite=overwrite)
+    if path.exists() and not overwrite:
+        raise OSError(f"{path}: already exists; pass overwrite=True to replace it")
+    if gzip is None:
+        gzip = path.name.endswith(".gz")
+    buffer = io.BytesIO()  # astropy would gzip by suffix on its own; decide here instead
+    hdul.writeto(buffer)
+    data = buffer.getvalue()
+    path.write_bytes(_gzip.compress(data, mtime=0) if gzip else data)
     return path
 
 
+def _f32(values: Any) -> np.ndarray:
+    return np.asarray(values, dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- SDSS spec
 def write_spec(path: str | os.PathLike, wavelength: np.ndarray, flux: np.ndarray,
                ivar: np.ndarray, *, plate: int, mjd: int, fiberid: int,
                catalogid: int | None = None, sdss_id: int | None = None, cls: str = "STAR",
-               subclass: str = "", and_mask: np.ndarray | None = None,
-               overwrite: bool = False) -> Path:
-    """An SDSS/BOSS `spec-PLATE-MJD-FIBER.fits`: PRIMARY, COADD (flux, loglam, ivar, masks),
-    SPALL (identifiers)."""
+               subclass: str = "", z: float = 0.0, and_mask: np.ndarray | None = None,
+               field: int | None = None, legacy: bool = False, overwrite: bool = False) -> Path:
+    """An SDSS `spec-PLATE-MJD-FIBER.fits`: PRIMARY, COADD (flux, loglam, ivar, and_mask,
+    or_mask, wdisp, sky, model) and SPALL (BOSS/eBOSS/SDSS-V) or SPECOBJ (`legacy`, SDSS-I/II)
+    with PLATE, MJD, FIBERID, CLASS, SUBCLASS, Z [, FIELD, CATALOGID, SDSS_ID: SDSS-V]."""
     n = len(flux)
     and_mask = np.zeros(n, np.int32) if and_mask is None else np.asarray(and_mask, np.int32)
+    loglam = np.log10(np.asarray(wavelength, np.float64)).astype(np.float32)
     primary = fits.PrimaryHDU()
-    primary.header["TELESCOP"] = "SDSS 2.5-M"
-    primary.header["PLATEID"] = plate
-    primary.header["MJD"] = mjd
-    primary.header["FIBERID"] = fiberid
-    primary.header["COEFF0"] = float(np.log10(wavelength[0]))
-    primary.header["COEFF1"] = 1e-4
+    h = primary.header
+    h["TELESCOP"] = ("SDSS 2.5-M", "Sloan Digital Sky Survey")
+    h["PLATEID"] = (plate, "Current plate")
+    h["MJD"] = (mjd, "MJD of observation")
+    h["FIBERID"] = (fiberid, "Fiber ID (1-1000)")
+    h["COEFF0"] = (float(loglam[0]), "Central wavelength (log10) of first pixel")
+    h["COEFF1"] = (float(loglam[1] - loglam[0]) if n > 1 else 1e-4,
+                   "Log10 dispersion per pixel")
+    h["BUNIT"] = SDSS_BUNIT
     coadd = fits.BinTableHDU.from_columns([
-        fits.Column("flux", "E", array=np.asarray(flux, np.float32)),
-        fits.Column("loglam", "E", array=np.log10(wavelength).astype(np.float32)),
-        fits.Column("ivar", "E", array=np.asarray(ivar, np.float32)),
+        fits.Column("flux", "E", array=_f32(flux)),
+        fits.Column("loglam", "E", array=loglam),
+        fits.Column("ivar", "E", array=_f32(ivar)),
         fits.Column("and_mask", "J", array=and_mask),
         fits.Column("or_mask", "J", array=and_mask),
         fits.Column("wdisp", "E", array=np.ones(n, np.float32)),
         fits.Column("sky", "E", array=np.zeros(n, np.float32)),
-        fits.Column("model", "E", array=np.asarray(flux, np.float32)),
+        fits.Column("model", "E", array=_f32(flux)),
     ], name="COADD")
-    spall_cols = [
+    coadd.header.add_comment("Coadded spectrum")
+    ids = [
         fits.Column("PLATE", "J", array=[plate]), fits.Column("MJD", "J", array=[mjd]),
         fits.Column("FIBERID", "J", array=[fiberid]), fits.Column("CLASS", "6A", array=[cls]),
-        fits.Column("SUBCLASS", "21A", array=[subclass]), fits.Column("Z", "E", array=[0.0]),
+        fits.Column("SUBCLASS", "21A", array=[subclass]), fits.Column("Z", "E", array=[z]),
     ]
+    if field is not None:
+        ids.append(fits.Column("FIELD", "J", array=[field]))
     if catalogid is not None:
-        spall_cols.append(fits.Column("CATALOGID", "K", array=[catalogid]))
+        ids.append(fits.Column("CATALOGID", "K", array=[catalogid]))
     if sdss_id is not None:
-        spall_cols.append(fits.Column("SDSS_ID", "K", array=[sdss_id]))
-    spall = fits.BinTableHDU.from_columns(spall_cols, name="SPALL")
-    return _finish(fits.HDUList([primary, coadd, spall]), path, overwrite)
+        ids.append(fits.Column("SDSS_ID", "K", array=[sdss_id]))
+    table = fits.BinTableHDU.from_columns(ids, name="SPECOBJ" if legacy else "SPALL")
+    return _finish(fits.HDUList([primary, coadd, table]), path, overwrite)
 
 
-def _mwm_table(rows: Sequence[Mapping[str, Any]], name: str, kind: str,
-               n_pix: int) -> fits.BinTableHDU:
-    n = len(rows)
+# ------------------------------------------------------------------------ mwmStar / mwmVisit
+def _scalar_column(name: str, fmt: str, values: list) -> fits.Column:
+    """A one-value-a-row column typed as Astra types it: text 'nA', bool 'L', IntegerField 'J',
+    BigIntegerField 'K', FloatField 'E' (fmt 'A' means: as wide as the longest value)."""
+    if fmt == "A":
+        text = [str(v) for v in values]
+        return fits.Column(name, f"{max([1, *map(len, text)])}A", array=np.array(text, dtype=str))
+    dtype = {"L": bool, "J": np.int32, "K": np.int64, "E": np.float32}[fmt]
+    return fits.Column(name, fmt, array=np.array(values, dtype=dtype))
 
-    def column(key, default, dtype):
-        return np.array([r.get(key, default) for r in rows], dtype=dtype)
 
-    if n:
-        flux = np.stack([np.asarray(r["flux"], np.float32) for r in rows])
-        ivar = np.stack([np.asarray(r["ivar"], np.float32) for r in rows])
-        flags = np.stack([np.asarray(r.get("pixel_flags", np.zeros(n_pix)), np.int64) for r in rows])
-    else:
-        flux = ivar = np.zeros((0, n_pix), np.float32)
-        flags = np.zeros((0, n_pix), np.int64)
-    cols = [
-        fits.Column("spectrum_pk", "K", array=column("spectrum_pk", 0, np.int64)),
-        fits.Column("release", "5A", array=column("release", "dr19", "U5")),
-        fits.Column("filetype", "8A", array=column("filetype", "specFull", "U8")),
-        fits.Column("sdss_id", "K", array=column("sdss_id", -1, np.int64)),
-        fits.Column("catalogid", "K", array=column("catalogid", -1, np.int64)),
-        fits.Column("telescope", "6A", array=column("telescope", name.split("/")[1].lower() + "25m"
-                                                    if "/" in name else "apo25m", "U6")),
-        fits.Column("fieldid", "J", array=column("fieldid", -1, np.int32)),
-    ]
-    if kind == "visit":
-        cols.append(fits.Column("mjd", "J", array=column("mjd", -1, np.int32)))
-    else:
-        cols += [fits.Column("min_mjd", "J", array=column("min_mjd", -1, np.int32)),
-                 fits.Column("max_mjd", "J", array=column("max_mjd", -1, np.int32)),
-                 fits.Column("n_visits", "J", array=column("n_visits", 1, np.int32))]
-    cols += [
-        fits.Column("flux", f"{n_pix}E", array=flux),
-        fits.Column("ivar", f"{n_pix}E", array=ivar),
-        fits.Column("pixel_flags", f"{n_pix}K", array=flags),
-    ]
-    hdu = fits.BinTableHDU.from_columns(cols, name=name, nrows=n)
-    hdu.header["INSTRMNT"] = name.split("/")[0]
-    hdu.header["OBSRVTRY"] = name.split("/")[1] if "/" in name else ""
-    hdu.header["CRVAL"] = BOSS_CRVAL
-    hdu.header["CDELT"] = BOSS_CDELT
-    hdu.header["CTYPE"] = "LOG-LINEAR"
-    hdu.header["CUNIT"] = "Angstrom (Vacuum)"
-    hdu.header["CRPIX"] = 1
-    hdu.header["DC-FLAG"] = 1
-    hdu.header["NPIXELS"] = n_pix
+def _guess_format(values: list) -> str:
+    kind = np.asarray(values).dtype.kind
+    return {"U": "A", "S": "A", "b": "L", "i": "K", "u": "K"}.get(kind, "E")
+
+
+def _pixel_column(name: str, rows: list[np.ndarray], n_pix: int) -> fits.Column:
+    """Astra writes every pixel array as float32 'nE', zero-width when the HDU has no rows."""
+    if not rows:
+        return fits.Column(name, "0E", array=np.zeros((0, 0), np.float32))
+    return fits.Column(name, f"{n_pix}E", array=np.stack([_f32(r) for r in rows]))
+
+
+#: (column, FITS format, default) of the BOSS rows, after the DR19 Astra 0.6 models
+_VISIT_SCALARS = (("spectrum_pk", "K", 0), ("drp_spectrum_pk", "K", 0),
+                  ("release", "A", "sdss5"), ("filetype", "A", "mwmVisit"),
+                  ("v_astra", "A", V_ASTRA), ("healpix", "J", -1), ("sdss_id", "K", -1),
+                  ("run2d", "A", "v6_1_3"), ("mjd", "J", -1), ("fieldid", "J", -1),
+                  ("catalogid", "K", -1), ("n_exp", "J", 1), ("exptime", "E", 900.0),
+                  ("telescope", "A", ""), ("snr", "E", np.nan), ("in_stack", "L", True))
+_STAR_SCALARS = (("spectrum_pk", "K", 0), ("release", "A", "sdss5"),
+                 ("filetype", "A", "mwmStar"), ("v_astra", "A", V_ASTRA), ("healpix", "J", -1),
+                 ("sdss_id", "K", -1), ("run2d", "A", "v6_1_3"), ("telescope", "A", ""),
+                 ("min_mjd", "J", -1), ("max_mjd", "J", -1), ("n_visits", "J", 1),
+                 ("n_good_visits", "J", 1), ("snr", "E", np.nan))
+_PIXEL_KEYS = ("wavelength", "flux", "ivar", "wresl", "pixel_flags", "continuum")
+
+
+def _mwm_hdu(rows: Sequence[Mapping[str, Any]], instrument: str, observatory: str, kind: str,
+             grid: tuple[float, float, int], ids: Mapping[str, Any]) -> fits.BinTableHDU:
+    crval, cdelt, n_pix = grid
+    rows = list(rows)
+    scalars = _VISIT_SCALARS if kind == "visit" else _STAR_SCALARS
+    defaults = {name: default for name, _, default in scalars}
+    defaults.update(ids, telescope=f"{observatory.lower()}25m")
+    cols = [_scalar_column(name, fmt, [r.get(name, defaults[name]) for r in rows])
+            for name, fmt, _ in scalars]
+    named = {name for name, _, _ in scalars}
+    extra = sorted({k for r in rows for k in r} - named - set(_PIXEL_KEYS))
+    for name in extra:  # scalar keys the caller added
+        values = [r.get(name, -1) for r in rows]
+        cols.append(_scalar_column(name, _guess_format(values), values))
+    wave = 10.0 ** (crval + cdelt * np.arange(n_pix))
+    pixels = {
+        "wavelength": [wave] * len(rows),
+        "flux": [r["flux"] for r in rows],
+        "ivar": [r["ivar"] for r in rows],
+        "wresl": [r.get("wresl", np.full(n_pix, 2.0)) for r in rows],
+        "pixel_flags": [r.get("pixel_flags", np.zeros(n_pix)) for r in rows],
+        "continuum": [r.get("continuum", np.ones(n_pix)) for r in rows],
+    }
+    names = ["flux", "ivar", "wresl", "pixel_flags", "continuum"]
+    if kind == "star":  # the mwmStar datamodel also stores the wavelength array
+        names.insert(0, "wavelength")
+    cols += [_pixel_column(name, pixels[name], n_pix) for name in names]
+    hdu = fits.BinTableHDU.from_columns(cols, nrows=len(rows))
+    h = hdu.header
+    h["EXTNAME"] = (f"{instrument}/{observatory}", "Extension name")
+    h["OBSRVTRY"] = (observatory, "Observatory")
+    h["INSTRMNT"] = (instrument, "Instrument")
+    h["V_ASTRA"] = (V_ASTRA, "Astra version")
+    h["CRVAL"] = (crval, "Log10 of the wavelength of the first pixel")
+    h["CDELT"] = (cdelt, "Log10 delta wavelength per pixel")
+    h["CTYPE"] = ("LOG-LINEAR", "Wavelength axis type")
+    h["CUNIT"] = ("Angstrom (Vacuum)", "Wavelength unit")
+    h["CRPIX"] = (1, "Reference pixel (1-indexed)")
+    h["DC-FLAG"] = (1, "Linear wavelength axis (0) or logarithmic (1)")
+    h["NPIXELS"] = (n_pix, "Number of pixels per spectrum")
     return hdu
 
 
 def write_mwm(path: str | os.PathLike, apo: Sequence[Mapping[str, Any]] = (),
               lco: Sequence[Mapping[str, Any]] = (), *, kind: str = "star",
               sdss_id: int = -1, catalogid: int = -1, n_pix: int = BOSS_NPIX,
-              overwrite: bool = False) -> Path:
+              n_apogee: tuple[int, int] = (0, 0), overwrite: bool = False) -> Path:
     """A DR19 Astra mwmStar (`kind="star"`) or mwmVisit (`kind="visit"`) file.
 
-    `apo` / `lco` are rows for the BOSS/APO and BOSS/LCO HDUs: dicts with flux, ivar (arrays of
-    n_pix) and optionally pixel_flags, sdss_id, catalogid, telescope, mjd, fieldid, ... An empty
-    sequence writes an empty HDU, as DR19 does for an observatory without BOSS data. APOGEE HDUs
-    are written empty.
+    `apo` / `lco` are the rows of the BOSS/APO and BOSS/LCO HDUs: mappings with `flux` and
+    `ivar` (n_pix values) and optionally pixel_flags, wresl, continuum, sdss_id, catalogid,
+    telescope, mjd, fieldid, min_mjd, ... (other scalar keys become extra columns). An empty
+    sequence writes an HDU with no rows, as DR19 does for an observatory without BOSS data.
+    `n_apogee` writes that many blank APOGEE/APO and APOGEE/LCO rows (readers must skip them).
     """
     if kind not in ("star", "visit"):
         raise ValueError(f"kind must be 'star' or 'visit', got {kind!r}")
     primary = fits.PrimaryHDU()
-    primary.header["SDSS_ID"] = sdss_id
-    primary.header["HIERARCH CATALOGID"] = catalogid
-    primary.header["V_ASTRA"] = "0.6.0"
+    h = primary.header
+    h["V_ASTRA"] = (V_ASTRA, "Astra version")
+    h["SDSS_ID"] = (sdss_id, "SDSS-5 unique identifier")
+    h["CAT_ID"] = (catalogid, "Catalog identifier used to target the source")
+    h.add_comment("HDU 0: Summary information only")
+    h.add_comment("HDU 1-2: BOSS spectra from APO and LCO")
+    h.add_comment("HDU 3-4: APOGEE spectra from APO and LCO")
+    boss = (BOSS_CRVAL, BOSS_CDELT, n_pix)
+    ids = {"sdss_id": sdss_id, "catalogid": catalogid}
     hdus = [primary,
-            _mwm_table(list(apo), "BOSS/APO", kind, n_pix),
-            _mwm_table(list(lco), "BOSS/LCO", kind, n_pix)]
-    for name in ("APOGEE/APO", "APOGEE/LCO"):
-        hdu = fits.BinTableHDU.from_columns([fits.Column("sdss_id", "K", array=np.zeros(0))],
-                                            name=name, nrows=0)
-        hdu.header["INSTRMNT"] = "APOGEE"
-        hdus.append(hdu)
+            _mwm_hdu(apo, "BOSS", "APO", kind, boss, ids),
+            _mwm_hdu(lco, "BOSS", "LCO", kind, boss, ids)]
+    for observatory, count in zip(("APO", "LCO"), n_apogee):
+        blank = {"flux": np.zeros(APOGEE_GRID[2]), "ivar": np.zeros(APOGEE_GRID[2])}
+        hdus.append(_mwm_hdu([blank] * count, "APOGEE", observatory, kind, APOGEE_GRID, ids))
     return _finish(fits.HDUList(hdus), path, overwrite)
 
 
+# ------------------------------------------------------------------------------ LAMOST
+def _lamost_header(h: fits.Header, *, obsid: int | None, cls: str, subclass: str, z: float,
+                   mjd: int, fiberid: int, planid: str, data_v: str | None,
+                   crval: float, cdelt: float) -> None:
+    h["TELESCOP"] = ("LAMOST", "GuoShouJing Telescope")
+    if obsid is not None:
+        h["OBSID"] = (obsid, "Unique number ID of this spectrum")
+    if data_v is not None:
+        h["DATA_V"] = (data_v, "Data release version")
+    h["MJD"] = (mjd, "Modified Julian Day")
+    h["PLANID"] = (planid, "Plan ID in use")
+    h["DESIG"] = ("LAMOST J000000.00+000000.0", "Designation of LAMOST target")
+    h["FIBERID"] = (fiberid, "Fiber ID of Object")
+    h["VACUUM"] = (True, "Wavelengths are in vacuum")
+    h["NWORDER"] = (2, "Number of linear-log10 coefficients")
+    h["WFITTYPE"] = ("LOG-LINEAR", "Linear-log10 dispersion")
+    h["COEFF0"] = (crval, "Central wavelength (log10) of first pixel")
+    h["COEFF1"] = (cdelt, "Log10 dispersion per pixel")
+    h["CRVAL1"] = (crval, "Central wavelength (log10) of first pixel")
+    h["CD1_1"] = (cdelt, "Log10 dispersion per pixel")
+    h["CRPIX1"] = (1, "Starting pixel (1-indexed)")
+    h["CTYPE1"] = ("LINEAR", "")
+    h["DC-FLAG"] = (1, "Log-linear flag")
+    h["CLASS"] = (cls, "Class of object")
+    h["SUBCLASS"] = (subclass, "Subclass of object")
+    h["Z"] = (z, "Redshift of object")
+
+
+def _log_grid(wavelength: np.ndarray) -> tuple[float, float]:
+    loglam = np.log10(np.asarray(wavelength, np.float64))
+    return float(loglam[0]), float((loglam[-1] - loglam[0]) / max(len(loglam) - 1, 1))
+
+
 def write_lamost_image(path: str | os.PathLike, wavelength: np.ndarray, flux: np.ndarray,
-                       ivar: np.ndarray, *, dr1_style: bool = False, obsid: int = 1,
-                       cls: str = "STAR", subclass: str = "G2", overwrite: bool = False) -> Path:
-    """LAMOST DR1-DR7 primary image: rows flux, ivar, wavelength (or, DR1, subcontinuum),
-    andmask, ormask. Give a `.fits.gz` path for the gzipped variant."""
+                       ivar: np.ndarray, *, dr1_style: bool = False, gzip: bool | None = None,
+                       obsid: int | None = 1, cls: str = "STAR", subclass: str = "G2",
+                       z: float = 0.0, and_mask: np.ndarray | None = None,
+                       overwrite: bool = False) -> Path:
+    """LAMOST DR1-DR7 primary image (float32, 5 rows): flux, ivar, wavelength (DR1:
+    subcontinuum, the wavelength then only in CRVAL1/CD1_1), andmask, ormask. `gzip` True (or
+    None with a .gz name) writes the gzipped variant. A DR1 file has no OBSID card."""
     n = len(flux)
+    crval, cdelt = _log_grid(wavelength)
+    mask = np.zeros(n) if and_mask is None else np.asarray(and_mask)
     third = np.ones(n) if dr1_style else np.asarray(wavelength)
-    data = np.vstack([flux, ivar, third, np.zeros(n), np.zeros(n)]).astype(np.float32)
+    data = np.vstack([flux, ivar, third, mask, mask]).astype(np.float32)
     primary = fits.PrimaryHDU(data)
     h = primary.header
-    h["TELESCOP"] = "LAMOST"
-    h["OBSID"] = obsid
-    h["CLASS"] = cls
-    h["SUBCLASS"] = subclass
-    h["CRVAL1"] = float(np.log10(wavelength[0]))
-    h["CD1_1"] = float(np.log10(wavelength[1]) - np.log10(wavelength[0]))
-    h["COEFF0"] = h["CRVAL1"]
-    h["COEFF1"] = h["CD1_1"]
+    h["EXTEN0"] = ("Flux Inverse Subcontinuum Andmask Ormask" if dr1_style
+                   else "Flux, Inverse, Wavelength, Andmask, Ormask")
     if not dr1_style:
-        primary.name = "Flux"
-    return _finish(fits.HDUList([primary]), path, overwrite)
+        h["EXTNAME"] = ("Flux", "The extension name")
+    _lamost_header(h, obsid=None if dr1_style else obsid, cls=cls, subclass=subclass, z=z,
+                   mjd=55863, fiberid=1, planid="SYNTH", crval=crval, cdelt=cdelt,
+                   data_v=None if dr1_style else "LAMOST DR7")
+    return _finish(fits.HDUList([primary]), path, overwrite, gzip)
 
 
 def write_lamost_table(path: str | os.PathLike, wavelength: np.ndarray, flux: np.ndarray,
                        ivar: np.ndarray, *, obsid: int = 1, cls: str = "STAR",
-                       subclass: str = "G7", overwrite: bool = False) -> Path:
-    """LAMOST DR8+ table layout: HDU1 COADD, one row of array columns."""
+                       subclass: str = "G7", z: float = 0.0, and_mask: np.ndarray | None = None,
+                       gzip: bool | None = None, overwrite: bool = False) -> Path:
+    """LAMOST DR8+ table layout: header-only primary, HDU1 COADD with one row of float32 array
+    columns FLUX, IVAR, WAVELENGTH, ANDMASK, ORMASK, NORMALIZATION."""
     n = len(flux)
+    crval, cdelt = _log_grid(wavelength)
     primary = fits.PrimaryHDU()
-    for key, value in (("TELESCOP", "LAMOST"), ("OBSID", obsid), ("CLASS", cls),
-                       ("SUBCLASS", subclass)):
-        primary.header[key] = value
-    cols = [fits.Column("FLUX", f"{n}E", array=np.asarray(flux, np.float32)[None]),
-            fits.Column("IVAR", f"{n}E", array=np.asarray(ivar, np.float32)[None]),
-            fits.Column("WAVELENGTH", f"{n}E", array=np.asarray(wavelength, np.float32)[None]),
-            fits.Column("ANDMASK", f"{n}E", array=np.zeros((1, n), np.float32)),
-            fits.Column("ORMASK", f"{n}E", array=np.zeros((1, n), np.float32)),
-            fits.Column("NORMALIZATION", f"{n}E", array=np.ones((1, n), np.float32))]
+    primary.header["N_EXTEN"] = (2, "The amount of extension")
+    _lamost_header(primary.header, obsid=obsid, cls=cls, subclass=subclass, z=z, mjd=55858,
+                   fiberid=1, planid="SYNTH", crval=crval, cdelt=cdelt, data_v="LAMOST DR9")
+    mask = np.zeros(n) if and_mask is None else np.asarray(and_mask)
+    cols = [fits.Column(name, f"{n}E", array=_f32(values)[None])
+            for name, values in (("FLUX", flux), ("IVAR", ivar), ("WAVELENGTH", wavelength),
+                                 ("ANDMASK", mask), ("ORMASK", mask),
+                                 ("NORMALIZATION", np.ones(n)))]
     coadd = fits.BinTableHDU.from_columns(cols, name="COADD")
-    return _finish(fits.HDUList([primary, coadd]), path, overwrite)
+    return _finish(fits.HDUList([primary, coadd]), path, overwrite, gzip)
 
 
+# ----------------------------------------------------------------------- generic tables
 def write_generic_table(path: str | os.PathLike, wavelength: np.ndarray, flux: np.ndarray,
                         ivar: np.ndarray, *, use_error: bool = False,
-                        overwrite: bool = False) -> Path:
-    """wavelength/flux/ivar (or error) columns as FITS, CSV or ECSV by suffix."""
+                        mask: np.ndarray | None = None, overwrite: bool = False) -> Path:
+    """wavelength/flux/ivar (or `error` = 1/sqrt(ivar), inf where ivar <= 0) columns, one pixel
+    a row, as FITS, CSV or ECSV by suffix. Values keep their dtype (float32 stays 'E')."""
     path = Path(path)
-    table = Table({"wavelength": np.asarray(wavelength, np.float64),
-                   "flux": np.asarray(flux, np.float64)})
+    table = Table({"wavelength": np.asarray(wavelength), "flux": np.asarray(flux)})
+    ivar = np.asarray(ivar)
     if use_error:
-        ivar = np.asarray(ivar, np.float64)
-        with np.errstate(divide="ignore"):
-            table["error"] = np.where(ivar > 0, 1 / np.sqrt(np.where(ivar > 0, ivar, 1)), np.inf)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            table["error"] = np.where(ivar > 0, 1.0 / np.sqrt(np.where(ivar > 0, ivar, 1)),
+                                      np.inf).astype(ivar.dtype)
     else:
-        table["ivar"] = np.asarray(ivar, np.float64)
+        table["ivar"] = ivar
+    if mask is not None:
+        table["mask"] = np.asarray(mask).astype(np.int32)
     fmt = {".csv": "ascii.csv", ".ecsv": "ascii.ecsv"}.get(path.suffix.lower(), "fits")
     table.write(path, format=fmt, overwrite=overwrite)
     return path

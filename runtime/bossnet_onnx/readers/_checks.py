@@ -1,0 +1,70 @@
+"""Per-spectrum content checks shared by every reader.
+
+A spectrum that fails one of them becomes a ReadFailure (one catalogue row with bit 0 and the
+message) while the other spectra of the same file are still read. The checks are deliberately
+few: anything the model can still run on (zero or negative ivar, partial coverage, huge values)
+is left to preprocessing and the quality bits.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..spectrum import ReadFailure, Spectrum
+
+__all__ = ["where", "problem", "checked"]
+
+
+def where(path: str, hdu: int, row: int = -1) -> str:
+    """`file[HDU 1]` or `file[HDU 1, row 3]`: the place every message starts with."""
+    return f"{path}[HDU {hdu}" + (f", row {row}]" if row >= 0 else "]")
+
+
+def _join(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def problem(wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray,
+            names: Sequence[str] = ("flux", "ivar", "wavelength")) -> str | None:
+    """What makes this spectrum unusable, or None. `names` are the flux, ivar and wavelength
+    columns as the file calls them, so that the message points at what to look at."""
+    sizes = (flux.size, ivar.size, wavelength.size)
+    if len(set(sizes)) != 1:
+        return (f"{_join(list(names))} differ in length ({', '.join(map(str, sizes))}); "
+                f"expected one value per pixel in each")
+    if flux.size == 0:
+        return "spectrum has no pixels"
+    if not np.isfinite(flux).any():
+        return "no finite flux pixels (all NaN/inf); nothing to predict from"
+    finite = wavelength[np.isfinite(wavelength)]
+    if finite.size == 0:
+        return "no finite wavelength values"
+    steps = np.diff(finite)
+    if np.any(steps <= 0):
+        k = int(np.argmax(steps <= 0))
+        return (f"wavelength is not strictly increasing ({finite[k]:.3f} then "
+                f"{finite[k + 1]:.3f} A at finite pixel {k}); expected a sorted wavelength array")
+    return None
+
+
+def checked(wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray, *, path: str,
+            fmt: str, hdu: int, row: int = -1, mask: np.ndarray | None = None,
+            identifiers: Mapping[str, Any] | None = None,
+            names: Sequence[str] = ("flux", "ivar", "wavelength"),
+            failure_row: int | None = None, place: str | None = None) -> Spectrum | ReadFailure:
+    """A Spectrum if the arrays pass `problem`, else a ReadFailure naming file, HDU and row.
+
+    `failure_row` is the table row to name when a single-spectrum table (record row -1) has a
+    broken row 0, so that the message points at the exact row; `place` replaces the default
+    `file[HDU h, row r]` prefix of the message.
+    """
+    ids = dict(identifiers or {})
+    why = problem(wavelength, flux, ivar, names)
+    if why is None and mask is not None and mask.size != flux.size:
+        why = f"mask has {mask.size} pixels but flux has {flux.size}"
+    if why is not None:
+        row = row if failure_row is None else failure_row
+        return ReadFailure(path, f"{place or where(path, hdu, row)}: {why}", fmt, hdu, row, ids)
+    return Spectrum(wavelength, flux, ivar, source=path, format=fmt, hdu=hdu, row=row, mask=mask,
+                    identifiers=ids)

@@ -1,0 +1,287 @@
+"""Bad inputs at the reader level: every file-level problem raises one line naming the file;
+every unusable spectrum is a ReadFailure naming file, HDU and row, the others still read."""
+from __future__ import annotations
+
+import gzip
+import re
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from bossnet_onnx.errors import InputError, UnknownFormatError
+from bossnet_onnx.inputs import expand_inputs
+from bossnet_onnx.readers import read_spectra
+from bossnet_onnx.spectrum import ReadFailure, Spectrum
+from bossnet_onnx.synthetic import layouts
+
+WAVE = layouts.boss_native_wavelength()
+N = layouts.BOSS_NPIX
+TRIED = r"\(tried mwm, sdss-spec, lamost-table, lamost-image, generic-table\)"
+
+
+def good(seed: int = 0, n: int = N):
+    rng = np.random.default_rng(seed)
+    return (20 + rng.standard_normal(n)).astype(np.float32), np.full(n, 2.0, np.float32)
+
+
+def spec_file(path, wave=WAVE, flux=None, ivar=None):
+    f, i = good()
+    return layouts.write_spec(path, wave, f if flux is None else flux,
+                              i if ivar is None else ivar, plate=1, mjd=2, fiberid=3)
+
+
+def raises_naming(path, error, pattern):
+    with pytest.raises(error, match=pattern) as info:
+        read_spectra(path)
+    text = str(info.value)
+    assert re.match(re.escape(str(path)) + r"(\[HDU \d+(, row \d+)?\])?: ", text), text
+    assert "\n" not in text
+    return text
+
+
+def only_failure(path) -> ReadFailure:
+    (record,) = read_spectra(path)
+    assert isinstance(record, ReadFailure), record
+    assert record.source == str(path) and "\n" not in record.error
+    return record
+
+
+# ----------------------------------------------------------------------- unusable files
+def test_missing_file(tmp_path):
+    raises_naming(tmp_path / "nope.fits", InputError, "file not found")
+
+
+def test_directory(tmp_path):
+    raises_naming(tmp_path, InputError, r"is a directory with no spectrum files \(\*\.fits")
+
+
+def test_zero_length_file(tmp_path):
+    (tmp_path / "empty.fits").write_bytes(b"")
+    raises_naming(tmp_path / "empty.fits", InputError, r"file is empty \(0 bytes\)")
+
+
+def test_not_fits(tmp_path):
+    (tmp_path / "notes.fits").write_text("SIMPLE? no, just some text\n" * 50)
+    raises_naming(tmp_path / "notes.fits", InputError, "not a FITS file")
+
+
+def test_gzip_that_is_not_fits(tmp_path):
+    (tmp_path / "t.fits.gz").write_bytes(gzip.compress(b"plain text, not FITS\n" * 40))
+    raises_naming(tmp_path / "t.fits.gz", InputError, "gzip file whose content is not FITS")
+
+
+@pytest.mark.parametrize("cut", [100, 3880, 5860, "half", "one block short", "10 bytes short"])
+def test_truncated_fits(tmp_path, cut):
+    whole = spec_file(tmp_path / "whole.fits").read_bytes()
+    size = {"half": len(whole) // 2, "one block short": len(whole) - 2880,
+            "10 bytes short": len(whole) - 10}.get(cut, cut)
+    (tmp_path / "cut.fits").write_bytes(whole[:size])
+    raises_naming(tmp_path / "cut.fits", InputError, r"FITS file is truncated or corrupted \(")
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.6, 0.98])
+def test_truncated_gzip(tmp_path, fraction):
+    packed = spec_file(tmp_path / "whole.fits.gz").read_bytes()
+    (tmp_path / "cut.fits.gz").write_bytes(packed[:int(len(packed) * fraction)])
+    raises_naming(tmp_path / "cut.fits.gz", InputError,
+                  r"FITS file is truncated or corrupted \(gzip stream")
+
+
+def test_fits_with_only_images(tmp_path):
+    path = tmp_path / "ccd.fits"
+    fits.HDUList([fits.PrimaryHDU(np.zeros((64, 2048), np.float32))]).writeto(path)
+    raises_naming(path, UnknownFormatError, "FITS file in no known spectrum layout " + TRIED)
+
+
+def test_fits_table_without_spectrum_columns(tmp_path):
+    path = tmp_path / "cols.fits"
+    cols = [fits.Column("x", "E", array=np.ones(5)), fits.Column("flux", "E", array=np.ones(5))]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(path)
+    raises_naming(path, UnknownFormatError, "no known spectrum layout " + TRIED)
+
+
+def test_mwm_named_file_without_boss_hdus(tmp_path):
+    path = tmp_path / "mwmStar-0.6.0-1.fits"
+    fits.HDUList([fits.PrimaryHDU()]).writeto(path)
+    raises_naming(path, InputError, r"no BOSS HDU \(BOSS/APO or BOSS/LCO table\)")
+
+
+def test_mwm_boss_table_without_ivar(tmp_path):
+    flux, ivar = good()
+    path = layouts.write_mwm(tmp_path / "mwmStar-0.6.0-2.fits", [dict(flux=flux, ivar=ivar)])
+    with fits.open(path) as hdul:
+        table = hdul[1]
+        cols = [c for c in table.columns if c.name != "ivar"]
+        new = fits.BinTableHDU.from_columns(cols, header=table.header)
+        fits.HDUList([hdul[0].copy(), new, *[h.copy() for h in hdul[2:]]]).writeto(
+            tmp_path / "mwmStar-0.6.0-3.fits")
+    raises_naming(tmp_path / "mwmStar-0.6.0-3.fits", InputError,
+                  r"\[HDU 1\]: BOSS table lacks column\(s\) ivar")
+
+
+def test_lamost_dr1_image_without_wavelength_information(tmp_path):
+    flux, ivar = good(1, 3904)
+    path = layouts.write_lamost_image(tmp_path / "dr1.fits", 10 ** (3.5682 + 1e-4 *
+                                      np.arange(3904)), flux, ivar, dr1_style=True)
+    with fits.open(path, mode="update") as hdul:
+        for key in ("CRVAL1", "CD1_1", "COEFF0", "COEFF1"):
+            del hdul[0].header[key]
+    raises_naming(path, InputError, r"\[HDU 0\]: no wavelength row and no CRVAL1/CD1_1")
+
+
+def test_csv_without_ivar_or_error(tmp_path):
+    (tmp_path / "p.csv").write_text("wavelength,flux\n4000,1\n5000,2\n")
+    raises_naming(tmp_path / "p.csv", InputError,
+                  "needs wavelength .* flux and ivar or error columns; found wavelength, flux")
+
+
+def test_csv_with_header_only(tmp_path):
+    (tmp_path / "h.csv").write_text("wavelength,flux,ivar\n")
+    raises_naming(tmp_path / "h.csv", InputError, r"h\.csv: table has no rows")
+
+
+def test_unparsable_ecsv(tmp_path):
+    (tmp_path / "g.ecsv").write_text("# %ECSV 1.0\n# ---\n# broken: [\nnot a table\n")
+    raises_naming(tmp_path / "g.ecsv", InputError, "cannot parse as ECSV")
+
+
+def test_directory_named_like_a_table(tmp_path):
+    (tmp_path / "looks.csv").mkdir()
+    raises_naming(tmp_path / "looks.csv", InputError, "is a directory")
+
+
+# --------------------------------------------------------------- unusable single spectra
+def test_spec_wavelength_not_increasing(tmp_path):
+    failure = only_failure(spec_file(tmp_path / "rev.fits", wave=WAVE[::-1].copy()))
+    assert re.fullmatch(r".*/rev\.fits\[HDU 1\]: wavelength is not strictly increasing "
+                        r"\(10399\.2\d+ then 10396\.8\d+ A at finite pixel 0\); expected a "
+                        r"sorted wavelength array", failure.error), failure.error
+    assert (failure.format, failure.hdu, failure.row) == ("sdss-spec", 1, -1)
+    assert failure.identifiers["plate"] == 1  # identifiers survive for the catalogue row
+
+
+def test_spec_all_nan_flux(tmp_path):
+    failure = only_failure(spec_file(tmp_path / "nan.fits", flux=np.full(N, np.nan)))
+    assert failure.error.endswith("nan.fits[HDU 1]: no finite flux pixels (all NaN/inf); "
+                                  "nothing to predict from")
+
+
+def test_nan_wavelength_pixels_are_not_a_failure(tmp_path):
+    wave = WAVE.copy()
+    wave[100:110] = np.nan
+    (spec,) = read_spectra(layouts.write_generic_table(tmp_path / "w.fits", wave, *good()))
+    assert isinstance(spec, Spectrum) and np.isnan(spec.wavelength[100:110]).all()
+
+
+def test_lamost_image_wavelength_row_not_increasing(tmp_path):
+    wave = 10 ** (3.5682 + 1e-4 * np.arange(3909))
+    wave[2000], wave[2001] = wave[2001], wave[2000]
+    path = layouts.write_lamost_image(tmp_path / "swap.fits", wave, *good(2, 3909))
+    failure = only_failure(path)
+    assert re.search(r"swap\.fits\[HDU 0\]: wavelength is not strictly increasing .* at finite "
+                     r"pixel 2000\)", failure.error), failure.error
+
+
+def test_lamost_table_length_mismatch(tmp_path):
+    path = tmp_path / "mismatch.fits"
+    cols = [fits.Column("FLUX", "5E", array=np.ones((1, 5))),
+            fits.Column("IVAR", "4E", array=np.ones((1, 4))),
+            fits.Column("WAVELENGTH", "5E", array=[np.arange(4000.0, 4005.0)])]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(path)
+    failure = only_failure(path)
+    assert failure.error.endswith("mismatch.fits[HDU 1, row 0]: FLUX, IVAR and WAVELENGTH "
+                                  "differ in length (5, 4, 5); expected one value per pixel in "
+                                  "each")
+    assert (failure.format, failure.hdu, failure.row) == ("lamost-table", 1, 0)
+
+
+def test_generic_array_rows_one_broken(tmp_path):
+    wave = np.linspace(4000, 8000, 300)
+    flux = np.stack([good(k, 300)[0] for k in range(3)])
+    flux[1] = np.nan
+    cols = [fits.Column("wave", "300D", array=np.stack([wave] * 3)),
+            fits.Column("flux", "300E", array=flux),
+            fits.Column("sigma", "300E", array=np.ones((3, 300)))]
+    path = tmp_path / "rows.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(path)
+    first, second, third = read_spectra(path)
+    assert isinstance(first, Spectrum) and isinstance(third, Spectrum)
+    assert isinstance(second, ReadFailure) and (second.hdu, second.row) == (1, 1)
+    assert second.error.endswith("rows.fits[HDU 1, row 1]: no finite flux pixels (all NaN/inf); "
+                                 "nothing to predict from")
+
+
+# --------------------------------------------------------------------------- mwm files
+def test_mwm_visit_with_all_hdus_empty_is_no_spectra_not_an_error(tmp_path):
+    path = layouts.write_mwm(tmp_path / "mwmVisit-0.6.0-1.fits", [], [], kind="visit",
+                             n_apogee=(3, 0))
+    with fits.open(path) as hdul:
+        assert [len(h.data) for h in hdul[1:]] == [0, 0, 3, 0]
+        assert hdul[1].columns["flux"].format == "0E"  # Astra's zero-width pixel columns
+    assert read_spectra(path) == []
+
+
+def test_mwm_visit_one_good_one_broken(tmp_path):
+    flux, ivar = good(3)
+    broken = dict(flux=np.full(N, np.nan), ivar=np.zeros(N), mjd=60010)
+    path = layouts.write_mwm(tmp_path / "mwmVisit-0.6.0-2.fits", [],
+                             [dict(flux=flux, ivar=ivar, mjd=60009), broken], kind="visit")
+    ok, failure = read_spectra(path)
+    assert isinstance(ok, Spectrum) and (ok.hdu, ok.row) == (2, 0)
+    assert isinstance(failure, ReadFailure) and (failure.hdu, failure.row) == (2, 1)
+    assert failure.error.endswith("mwmVisit-0.6.0-2.fits[HDU 2], row 1: no finite flux pixels "
+                                  "(all NaN/inf); nothing to predict from")
+    assert failure.identifiers["mjd"] == 60010 and failure.identifiers["telescope"] == "lco25m"
+
+
+def test_mwm_npixels_disagrees_with_the_arrays(tmp_path):
+    flux, ivar = good()
+    path = layouts.write_mwm(tmp_path / "mwmVisit-0.6.0-3.fits",
+                             [dict(flux=flux, ivar=ivar)] * 2, kind="visit")
+    with fits.open(path, mode="update") as hdul:
+        hdul[1].header["NPIXELS"] = 4000
+    failures = read_spectra(path)
+    assert [(f.hdu, f.row) for f in failures] == [(1, 0), (1, 1)]
+    for f in failures:
+        assert isinstance(f, ReadFailure)
+        assert f.error.endswith("mwmVisit-0.6.0-3.fits[HDU 1]: header NPIXELS=4000 but the "
+                                "flux arrays have 4648 pixels")
+
+
+def test_mwm_missing_crval(tmp_path):
+    flux, ivar = good()
+    path = layouts.write_mwm(tmp_path / "mwmStar-0.6.0-4.fits", [dict(flux=flux, ivar=ivar)])
+    with fits.open(path, mode="update") as hdul:
+        del hdul[1].header["CRVAL"]
+    (failure,) = read_spectra(path)
+    assert failure.error.endswith("[HDU 1]: header lacks CRVAL/CDELT for the log-lambda "
+                                  "wavelength grid")
+
+
+def test_mwm_flux_and_ivar_of_different_widths(tmp_path):
+    flux, ivar = good()
+    path = layouts.write_mwm(tmp_path / "mwmVisit-0.6.0-5.fits", [dict(flux=flux, ivar=ivar)],
+                             kind="visit")
+    with fits.open(path) as hdul:
+        table = hdul[1]
+        cols = [fits.Column("ivar", "4000E", array=table.data["ivar"][:, :4000])
+                if c.name == "ivar" else c for c in table.columns]
+        new = fits.BinTableHDU.from_columns(cols, header=table.header)
+        fits.HDUList([hdul[0].copy(), new]).writeto(tmp_path / "mwmVisit-0.6.0-6.fits")
+    failure = only_failure(tmp_path / "mwmVisit-0.6.0-6.fits")
+    assert failure.error.endswith("[HDU 1], row 0: flux, ivar and NPIXELS grid differ in length "
+                                  "(4648, 4000, 4648); expected one value per pixel in each")
+
+
+# ----------------------------------------------------------------------- list files
+def test_list_naming_missing_files_gives_one_clear_error_each(tmp_path):
+    real = spec_file(tmp_path / "real.fits")
+    listing = tmp_path / "list.txt"
+    listing.write_text("real.fits\nmissing-1.fits\n# comment\n\nsub/missing-2.fits.gz\n")
+    paths = expand_inputs([f"@{listing}"])
+    assert paths == [str(real), str(tmp_path / "missing-1.fits"),
+                     str(tmp_path / "sub" / "missing-2.fits.gz")]
+    assert isinstance(read_spectra(paths[0])[0], Spectrum)
+    for path in paths[1:]:
+        raises_naming(path, InputError, "file not found")
