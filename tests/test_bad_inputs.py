@@ -262,7 +262,7 @@ def test_batch_keeps_good_spectra_and_flags_each_bad_one(tmp_path, model):
     assert result.exit_code == 1
     failed_lines = [ln for ln in result.stderr.splitlines() if ln.startswith("failed: ")]
     assert len(failed_lines) == 7  # 6 bad files + the broken visit
-    assert any("mwmVisit-0.6.0-3.fits[HDU 1], row 1" in ln for ln in failed_lines)
+    assert any("mwmVisit-0.6.0-3.fits[HDU 1, row 1]" in ln for ln in failed_lines)
     from bossnet_onnx.catalogue import read_catalogue
 
     table = read_catalogue(out)

@@ -189,9 +189,9 @@ def test_mwm_one_broken_visit_does_not_lose_the_others(tmp_path):
     first, second, third, fourth = read_spectra(path)
     assert isinstance(first, Spectrum) and isinstance(fourth, Spectrum)
     assert isinstance(second, ReadFailure) and isinstance(third, ReadFailure)
-    assert re.fullmatch(r".*/mwmVisit-0\.6\.0-9\.fits\[HDU 1\], row 1: no finite flux pixels "
+    assert re.fullmatch(r".*/mwmVisit-0\.6\.0-9\.fits\[HDU 1, row 1\]: no finite flux pixels "
                         r"\(all NaN/inf\); nothing to predict from", second.error)
-    assert re.fullmatch(r".*/mwmVisit-0\.6\.0-9\.fits\[HDU 1\], row 2: flux is all zero \(an "
+    assert re.fullmatch(r".*/mwmVisit-0\.6\.0-9\.fits\[HDU 1, row 2\]: flux is all zero \(an "
                         r"empty visit\); nothing to predict from", third.error)
     assert (second.hdu, second.row, second.identifiers["mjd"]) == (1, 1, 60002)
     assert (fourth.row, fourth.identifiers["mjd"]) == (3, 60001)

@@ -230,7 +230,7 @@ def test_mwm_visit_one_good_one_broken(tmp_path):
     ok, failure = read_spectra(path)
     assert isinstance(ok, Spectrum) and (ok.hdu, ok.row) == (2, 0)
     assert isinstance(failure, ReadFailure) and (failure.hdu, failure.row) == (2, 1)
-    assert failure.error.endswith("mwmVisit-0.6.0-2.fits[HDU 2], row 1: no finite flux pixels "
+    assert failure.error.endswith("mwmVisit-0.6.0-2.fits[HDU 2, row 1]: no finite flux pixels "
                                   "(all NaN/inf); nothing to predict from")
     assert failure.identifiers["mjd"] == 60010 and failure.identifiers["telescope"] == "lco25m"
 
@@ -270,7 +270,7 @@ def test_mwm_flux_and_ivar_of_different_widths(tmp_path):
         new = fits.BinTableHDU.from_columns(cols, header=table.header)
         fits.HDUList([hdul[0].copy(), new]).writeto(tmp_path / "mwmVisit-0.6.0-6.fits")
     failure = only_failure(tmp_path / "mwmVisit-0.6.0-6.fits")
-    assert failure.error.endswith("[HDU 1], row 0: flux, ivar and NPIXELS grid differ in length "
+    assert failure.error.endswith("[HDU 1, row 0]: flux, ivar and NPIXELS grid differ in length "
                                   "(4648, 4000, 4648); expected one value per pixel in each")
 
 

@@ -122,7 +122,7 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> list[Spectrum | Read
         mask = None
         if "pixel_flags" in names:  # DR19 stores the DRP or_mask bits here, as float32
             mask = np.asarray(data[names["pixel_flags"]][row]).ravel() != 0
-        row_place = f"{place}, row {row}"
+        row_place = where(path, index, row)
         if flux.size and np.isfinite(flux).all() and not flux.any():
             out.append(ReadFailure(path, f"{row_place}: flux is all zero (an empty visit); "
                                          f"nothing to predict from", NAME, index, row, ids))
