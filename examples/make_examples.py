@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent))
     args = parser.parse_args(argv)
-    # DR19 mwm headers use the long CATALOGID keyword (a HIERARCH card), as the real files do.
+    # Harmless astropy header-verification notes from the writers are not worth printing.
     warnings.simplefilter("ignore", VerifyWarning)
     for path in make_examples(args.out):
         print(f"{path} ({path.stat().st_size // 1024} KiB)")
