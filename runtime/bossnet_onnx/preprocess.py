@@ -43,6 +43,19 @@ __all__ = [
 MAX_GAP_ANGSTROM = 20.0
 
 
+_F32_MAX = np.float32(np.finfo(np.float32).max)
+
+
+def _median32(values: np.ndarray) -> np.float32:
+    """float32 median as the reference takes it, recomputed in float64 only when averaging the
+    two middle values overflows float32 (|values| near 3.4e38), so it stays finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        median = np.float32(np.median(values))
+    if np.isinf(median):
+        median = np.float32(np.clip(np.median(values.astype(np.float64)), -_F32_MAX, _F32_MAX))
+    return median
+
+
 def sigma_from_ivar(ivar: np.ndarray, flux: np.ndarray, pre: Preprocessing = Preprocessing()) -> np.ndarray:
     """Per-pixel flux uncertainty as the reference derives it from ivar (float32)."""
     ivar = np.nan_to_num(np.asarray(ivar, dtype=np.float32))
@@ -52,15 +65,16 @@ def sigma_from_ivar(ivar: np.ndarray, flux: np.ndarray, pre: Preprocessing = Pre
         finite_flux = np.asarray(flux, dtype=np.float32)
         finite_flux = finite_flux[np.isfinite(finite_flux)]
         default = np.float32(pre.default_sigma_fraction) * (
-            np.median(finite_flux) if finite_flux.size else np.float32(1.0)
+            _median32(finite_flux) if finite_flux.size else np.float32(1.0)
         )
         sigma = np.full(sigma.shape, default, dtype=np.float32)
     finite = sigma[np.isfinite(sigma)]
-    median = np.median(finite) if finite.size else np.float32(np.nan)
+    median = _median32(finite) if finite.size else np.float32(np.nan)
     if not np.isfinite(median):
         # Not reachable with the reference's data; keeps draws finite for hostile input.
         median = np.float32(0.0)
-    cap = np.float32(pre.sigma_clip_factor) * np.float32(median)
+    with np.errstate(over="ignore"):
+        cap = np.minimum(np.float32(pre.sigma_clip_factor) * np.float32(median), _F32_MAX)
     sigma = np.minimum(sigma, cap)
     sigma = np.where(np.isnan(sigma), cap, sigma)
     # abs(): a negative median flux (sky-subtracted noise) must not give negative sigma.
@@ -95,7 +109,8 @@ class InterpolationPlan:
 def plan_interpolation(wavelength: np.ndarray, flux: np.ndarray, grid: np.ndarray,
                        where: str = "spectrum") -> InterpolationPlan:
     """Interpolation weights for one spectrum; SpectrumError if nothing can be interpolated."""
-    wave32 = np.asarray(wavelength, dtype=np.float32)
+    with np.errstate(over="ignore"):  # a wavelength beyond float32 becomes inf and is dropped
+        wave32 = np.asarray(wavelength, dtype=np.float32)
     flux = np.asarray(flux)
     if wave32.shape != flux.shape:
         raise SpectrumError(
