@@ -89,6 +89,16 @@ def make_csv_garbage(tmp_path):
     return out
 
 
+def image(shape, name="image.fits", **cards):
+    def make(tmp_path):
+        out = tmp_path / name
+        hdu = fits.PrimaryHDU(np.ones(shape, np.float32))
+        hdu.header.update(cards)
+        hdu.writeto(out)
+        return out
+    return make
+
+
 FILE_FAILURES = {
     "missing file": (lambda t: t / "does-not-exist.fits", InputError, "file not found"),
     "empty directory": (lambda t: (t / "emptydir").mkdir() or t / "emptydir", InputError,
@@ -104,6 +114,15 @@ FILE_FAILURES = {
     "csv missing ivar": (make_csv_missing_columns, InputError,
                          "needs wavelength .* flux and ivar or error columns; found wavelength, flux"),
     "unparsable ecsv": (make_csv_garbage, InputError, "cannot parse as ECSV"),
+    # primary images that are no LAMOST spectrum: 1-D, one row, too few pixels, a CCD frame, a cube
+    "1-D image": (image((4648,)), UnknownFormatError, "no known spectrum layout"),
+    "one-row image": (image((1, 3909)), UnknownFormatError, "no known spectrum layout"),
+    "image of 50 pixels": (image((3, 50)), UnknownFormatError, "no known spectrum layout"),
+    "CCD-like image": (image((12, 4000)), UnknownFormatError, "no known spectrum layout"),
+    "3-D cube": (image((2, 3, 3909)), UnknownFormatError, "no known spectrum layout"),
+    "two-row image without a wavelength": (
+        image((2, 3909)), InputError,
+        r"\[HDU 0\]: no wavelength row and no CRVAL1/CD1_1 \(or COEFF0/COEFF1\) in the header"),
 }
 
 
@@ -146,8 +165,11 @@ SPECTRUM_CASES = {
     "wavelength not increasing": (lambda: dict(wave=WAVE[::-1].copy()), True,
                                   "not strictly increasing"),
     "huge flux values": (lambda: dict(flux=flux_with(huge=1e30)), False, 0),
-    "float32-max flux": (lambda: dict(flux=flux_with(huge=3e38)), False, 0),
-    "all-zero flux": (lambda: dict(flux=flux_with(zero_all=True)), False, 0),
+    "1e38 flux": (lambda: dict(flux=flux_with(huge=1e38)), False, 0),
+    "float32-max flux": (lambda: dict(flux=flux_with(huge=3.4e38)), False, 0),
+    "1e38 ivar": (lambda: dict(ivar=np.full(N, 1e38, np.float32)), False, 0),
+    "all-zero flux": (lambda: dict(flux=flux_with(zero_all=True)), True,
+                      r"flux is all zero \(no signal\); nothing to predict from"),
 }
 
 
@@ -165,7 +187,9 @@ def test_spectrum_level_outcomes(tmp_path, model, case):
     else:
         assert not row["result_flags"] & ResultFlags.RUNTIME_EXCEPTION, row["error"]
         assert int(row["result_flags"]) & int(expect) == int(expect)
-        assert np.isfinite(row["teff"]) and np.isfinite(row["e_logg"])
+        assert row["error"] == ""
+        for name in ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "v_rad", "e_v_rad"):
+            assert np.isfinite(row[name]), name
 
 
 def test_nan_wavelength_pixels_are_dropped(tmp_path, model):
@@ -204,6 +228,45 @@ def test_mwm_visit_length_mismatch_row(tmp_path):
     assert re.search(r"\[HDU 1\]: header NPIXELS=4000 but the flux arrays have 4648 pixels",
                      failure.error)
     assert (failure.hdu, failure.row) == (1, 0)
+
+
+def test_mwm_visit_one_good_one_broken_visit_predicted(tmp_path, model):
+    """The good visit is a prediction, the broken one a failure row naming HDU and row."""
+    good = dict(zip(("flux", "ivar"), good_arrays(5)), mjd=60010)
+    broken = dict(flux=np.full(N, np.nan, np.float32), ivar=np.ones(N, np.float32), mjd=60011)
+    lco_good = dict(zip(("flux", "ivar"), good_arrays(6)), mjd=60012)
+    path = layouts.write_mwm(tmp_path / "mwmVisit-0.6.0-4.fits", [good, broken], [lco_good],
+                             kind="visit", sdss_id=4, catalogid=44)
+    table = predict([str(path)], model=model, draws=2)
+    assert [(r["hdu"], r["row"], r["mjd"], r["result_flags"] & 1) for r in table] == \
+        [(1, 0, 60010, 0), (1, 1, 60011, 1), (2, 0, 60012, 0)]
+    assert table["error"][1] == (f"{path}[HDU 1, row 1]: no finite flux pixels (all NaN/inf); "
+                                 f"nothing to predict from")
+    assert table["error"][0] == table["error"][2] == ""
+    assert np.isfinite(table["teff"][[0, 2]]).all() and np.isnan(table["teff"][1])
+    assert (table["sdss_id"] == 4).all()  # the failure row keeps its identifiers
+
+
+def test_list_file_naming_missing_files(tmp_path, model):
+    real = spec(tmp_path / "real.fits")
+    listing = tmp_path / "list.txt"
+    listing.write_text("# two of three are gone\nreal.fits\n\nmissing-1.fits\n"
+                       "sub/missing-2.fits.gz\n")
+    table = predict([f"@{listing}"], model=model, draws=0)
+    assert list(table["source"]) == [str(real), str(tmp_path / "missing-1.fits"),
+                                     str(tmp_path / "sub" / "missing-2.fits.gz")]
+    assert list(table["result_flags"] & 1) == [0, 1, 1]
+    for row in table[1:]:
+        assert re.fullmatch(rf"{re.escape(row['source'])}: file not found.*", row["error"])
+        assert "\n" not in row["error"]
+
+
+def test_missing_list_file_is_a_usage_error(tmp_path, model):
+    result = CliRunner().invoke(app, ["predict", f"@{tmp_path / 'nolist.txt'}", "-m", str(model),
+                                      "--draws", "0"])
+    assert result.exit_code != 0
+    assert "nolist.txt: list file not found" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 # ------------------------------------------------------------------------ model failures
@@ -246,29 +309,77 @@ def test_bundled_model_with_wrong_sha256_is_refused(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------- a mixed batch
 def test_batch_keeps_good_spectra_and_flags_each_bad_one(tmp_path, model):
-    good = [spec(tmp_path / f"good{i}.fits") for i in range(2)]
-    bad = [FILE_FAILURES[c][0](tmp_path) for c in ("missing file", "not FITS", "truncated FITS",
-                                                   "gzip not FITS", "no table HDU")]
-    bad.append(spec(tmp_path / "nan.fits", flux=flux_with(nan_all=True)))
+    """Every corpus file at once, between two good spectra, through the CLI: the good and the
+    merely flagged spectra are predicted, each failure is one row and one stderr line, exit 1."""
+    good = [spec(tmp_path / f"good{i}.fits", *good_arrays(10 + i)) for i in range(2)]
+    failing, flagged = {}, {}
+    for k, case in enumerate(sorted(FILE_FAILURES)):
+        folder = tmp_path / f"file{k}"
+        folder.mkdir()
+        failing[str(FILE_FAILURES[case][0](folder))] = FILE_FAILURES[case][2]
+    for k, case in enumerate(sorted(SPECTRUM_CASES)):
+        build, fails, expect = SPECTRUM_CASES[case]
+        path = str(spec(tmp_path / f"spectrum{k}.fits", **build()))
+        (failing if fails else flagged)[path] = expect
     visit_good = dict(zip(("flux", "ivar"), good_arrays(3)))
     visit_bad = dict(flux=np.full(N, np.nan, np.float32), ivar=np.zeros(N, np.float32))
     mixed = layouts.write_mwm(tmp_path / "mwmVisit-0.6.0-3.fits", [visit_good, visit_bad],
                               kind="visit")
     listing = tmp_path / "list.txt"
-    listing.write_text("\n".join(str(p) for p in [good[0], *bad, mixed, good[1]]) + "\n")
+    listing.write_text("\n".join([str(good[0]), *failing, *flagged, str(mixed), str(good[1])]))
     out = tmp_path / "cat.fits"
     result = CliRunner().invoke(app, ["predict", f"@{listing}", "-m", str(model), "-o", str(out),
                                       "--draws", "2"])
-    assert result.exit_code == 1
+    assert result.exit_code == 1, result.output
+    n_failed = len(failing) + 1  # and the broken visit
+    assert len(failing) + len(flagged) >= 25  # the whole corpus of bad files
     failed_lines = [ln for ln in result.stderr.splitlines() if ln.startswith("failed: ")]
-    assert len(failed_lines) == 7  # 6 bad files + the broken visit
-    assert any("mwmVisit-0.6.0-3.fits[HDU 1, row 1]" in ln for ln in failed_lines)
+    assert len(failed_lines) == n_failed
+    for path, message in failing.items():
+        (line,) = [ln for ln in failed_lines if ln.startswith(f"failed: {path}")]
+        assert re.search(message, line), line
+    assert any(ln.startswith(f"failed: {mixed}[HDU 1, row 1]: no finite flux") for ln in
+               failed_lines)
+    n_rows = 2 + len(failing) + len(flagged) + 2
+    assert f"{n_rows} spectra, {n_failed} failed" in result.stderr
+
     from bossnet_onnx.catalogue import read_catalogue
 
     table = read_catalogue(out)
-    assert len(table) == 10
-    ok = table[(table["result_flags"] & 1) == 0]
-    assert sorted(str(s).split("/")[-1] for s in ok["source"]) == \
-        ["good0.fits", "good1.fits", "mwmVisit-0.6.0-3.fits"]
-    assert np.isfinite(ok["teff"]).all()
-    assert "9 spectra" not in result.stderr and "10 spectra, 7 failed" in result.stderr
+    assert len(table) == n_rows
+    for name in ("teff", "e_teff"):  # astropy reads NaN in FITS float columns back as masked
+        table[name] = np.ma.filled(table[name].astype(np.float64), np.nan)
+    table["error"] = np.ma.filled(table["error"], "")  # and empty strings as masked
+    by_source = {}
+    for row in table:
+        by_source.setdefault(str(row["source"]), []).append(row)
+    for path in failing:
+        (row,) = by_source[path]
+        assert row["result_flags"] & 1 and row["error"] and np.isnan(row["teff"]), path
+    for path, bits in flagged.items():
+        (row,) = by_source[path]
+        assert row["result_flags"] & 1 == 0 and row["error"] == "", (path, row["error"])
+        assert int(row["result_flags"]) & int(bits) == int(bits) and np.isfinite(row["teff"])
+    for path in map(str, good):
+        (row,) = by_source[path]
+        # the linear test model's labels may trip DR19 bits 1-4; no failure, no quality bit
+        assert int(row["result_flags"]) & ~0b11110 == 0 and np.isfinite(row["e_teff"])
+    assert [int(r["result_flags"]) & 1 for r in by_source[str(mixed)]] == [0, 1]
+
+
+@pytest.mark.parametrize("case", ["wrong shape", "no metadata", "corrupted"])
+def test_cli_with_a_bad_model_says_so_in_one_line(tmp_path, case):
+    if case == "wrong shape":
+        path = write_linear_model(tmp_path / "m.onnx", n_pixels=4648)
+    elif case == "no metadata":
+        path = write_linear_model(tmp_path / "m.onnx", drop_keys=("bossnet.grid",))
+    else:
+        path = write_linear_model(tmp_path / "m.onnx")
+        path.write_bytes(path.read_bytes()[:300])
+    good = spec(tmp_path / "good.fits")
+    out = tmp_path / "cat.fits"
+    result = CliRunner().invoke(app, ["predict", str(good), "-m", str(path), "-o", str(out)])
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert f"{path}:" in line
+    assert not out.exists()  # no catalogue from a model that was refused
