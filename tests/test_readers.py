@@ -169,7 +169,11 @@ def test_mwm_visit_every_visit_and_empty_lco(tmp_path):
     assert {(s.identifiers["sdss_id"], s.identifiers["catalogid"]) for s in spectra} == {(8, 88)}
     for spec, visit in zip(spectra, visits):
         np.testing.assert_array_equal(spec.flux, visit["flux"])
+        np.testing.assert_array_equal(spec.ivar, visit["ivar"])
+        assert spec.format == "mwm" and spec.source == str(path)
     assert len({s.identity for s in spectra}) == 3
+    with fits.open(path) as hdul:  # the LCO HDU is there, with no rows: nothing read from it
+        assert hdul[2].name == "BOSS/LCO" and hdul[2].header["NAXIS2"] == 0
 
 
 def test_mwm_identified_by_hdu_names_whatever_the_file_name(tmp_path):
@@ -206,6 +210,29 @@ def test_apogee_rows_are_skipped_with_a_note(tmp_path, caplog):
     assert [(s.hdu, s.row) for s in spectra] == [(1, 0)]
     assert "mwmStar-0.6.0-77.fits[HDU 3]: 2 APOGEE spectra skipped" in caplog.text
     assert "mwmStar-0.6.0-77.fits[HDU 4]: 1 APOGEE spectra skipped" in caplog.text
+
+
+@pytest.mark.parametrize("layout", ["spec", "mwm", "generic"])
+def test_gzipped_files_read_as_the_plain_ones(tmp_path, layout):
+    flux, ivar = arrays(50)
+    (tmp_path / "gz").mkdir()
+    write = {
+        "spec": lambda p: layouts.write_spec(p, WAVE, flux, ivar, plate=3, mjd=4, fiberid=5),
+        "mwm": lambda p: layouts.write_mwm(p, [dict(flux=flux, ivar=ivar)], kind="star"),
+        "generic": lambda p: layouts.write_generic_table(p, WAVE, flux, ivar),
+    }[layout]
+    stem = {"spec": "spec-0003-00004-0005", "mwm": "mwmStar-0.6.0-1", "generic": "table"}[layout]
+    plain = write(tmp_path / f"{stem}.fits")
+    packed = write(tmp_path / "gz" / f"{stem}.fits.gz")
+    assert packed.read_bytes()[:2] == b"\x1f\x8b"
+    (a,) = read_spectra(plain)
+    (b,) = read_spectra(packed)
+    assert (a.format, a.hdu, a.row) == (b.format, b.hdu, b.row)
+    assert b.source == str(packed)
+    for name in ("wavelength", "flux", "ivar"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_array_equal(b.flux, flux)
+    assert np.max(np.abs(b.wavelength / WAVE - 1)) < 1e-6
 
 
 # ------------------------------------------------------------------------------- LAMOST
@@ -411,3 +438,18 @@ def test_real_lamost_image_wavelength_row_is_used_as_stored(shared_data):
         flux = np.asarray(hdul[0].data[0], dtype=np.float32)
     np.testing.assert_array_equal(spec.wavelength, row)
     np.testing.assert_array_equal(spec.flux, flux)
+
+
+def test_real_lamost_obsid_and_fiber_match_manifest_and_file_name(shared_data):
+    rows = {n: r for n, r in manifest(shared_data).items() if n.startswith("lamost")}
+    assert len(rows) == 8
+    for name, row in rows.items():
+        (spec,) = read_spectra(shared_data / name)
+        obsid = re.search(r"OBSID=([-0-9]*)", row["notes"]).group(1)
+        dr = int(re.match(r"lamost-dr(\d+)-", name).group(1))
+        if dr >= 3:
+            assert spec.identifiers["obsid"] == int(obsid), name
+        else:
+            assert obsid == "" and "obsid" not in spec.identifiers, name
+        fiber = int(re.search(r"_sp\d+-(\d+)\.fits", name).group(1))
+        assert spec.identifiers["fiberid"] == fiber, name
