@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.table import Table
 from typer.testing import CliRunner
 
 import bossnet_onnx.model_files as model_files
@@ -89,6 +90,26 @@ def make_csv_garbage(tmp_path):
     return out
 
 
+def make_csv_text_values(tmp_path):
+    out = tmp_path / "words.csv"
+    out.write_text("wavelength,flux,ivar\n4000,abc,1\n5000,2,1\n")
+    return out
+
+
+def make_complex_flux(tmp_path):
+    out = tmp_path / "complex.fits"
+    wave = np.linspace(3600, 9000, 500)
+    Table({"wavelength": wave, "flux": np.ones(500) * (1 + 1j), "ivar": np.ones(500)}).write(out)
+    return out
+
+
+def make_array_flux_scalar_wavelength(tmp_path):
+    out = tmp_path / "shapes.fits"
+    Table({"wavelength": np.linspace(3600, 9000, 4000), "flux": np.ones((4000, 2)),
+           "ivar": np.ones(4000)}).write(out)
+    return out
+
+
 def image(shape, name="image.fits", **cards):
     def make(tmp_path):
         out = tmp_path / name
@@ -114,6 +135,14 @@ FILE_FAILURES = {
     "csv missing ivar": (make_csv_missing_columns, InputError,
                          "needs wavelength .* flux and ivar or error columns; found wavelength, flux"),
     "unparsable ecsv": (make_csv_garbage, InputError, "cannot parse as ECSV"),
+    "csv with words for numbers": (make_csv_text_values, InputError,
+                                   r"cannot read it as generic-table \(could not convert string "
+                                   r"to float.*non-numeric values"),
+    "complex flux": (make_complex_flux, InputError, r"column flux is complex; expected real"),
+    # one failure line for the file, not 4000 failure rows
+    "array flux, scalar wavelength": (make_array_flux_scalar_wavelength, InputError,
+                                      r"\[HDU 1\]: flux holds arrays, wavelength holds one value "
+                                      r"a row; expected both one pixel a row or both one spectrum"),
     # primary images that are no LAMOST spectrum: 1-D, one row, too few pixels, a CCD frame, a cube
     "1-D image": (image((4648,)), UnknownFormatError, "no known spectrum layout"),
     "one-row image": (image((1, 3909)), UnknownFormatError, "no known spectrum layout"),

@@ -31,20 +31,25 @@ def read_spectra(path: str | os.PathLike) -> list[Spectrum | ReadFailure]:
     path = os.fspath(path)
     check_file(path)
     if path.lower().endswith(generic_table.ASCII_SUFFIXES):
-        return generic_table.read(path, None)
+        return _read_with(generic_table, path, None)
     with open_fits(path) as hdul:
         for reader in READERS:
             if reader.identify(path, hdul):
-                try:
-                    return reader.read(path, hdul)
-                except (ValueError, TypeError, KeyError, IndexError, OSError) as exc:
-                    # astropy decoding a damaged table: still one line naming the file
-                    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    raise InputError(f"{path}: cannot read it as {reader.NAME} ({text[:160]}); "
-                                     f"the file may be corrupted") from None
+                return _read_with(reader, path, hdul)
     names = ", ".join(r.NAME for r in READERS)
     raise UnknownFormatError(
         f"{path}: FITS file in no known spectrum layout (tried {names}); expected e.g. an SDSS "
         f"spec file with a COADD table (flux, loglam, ivar), an mwmStar/mwmVisit file, a LAMOST "
         f"spectrum, or a table with wavelength, flux and ivar columns"
     )
+
+
+def _read_with(reader, path: str, hdul) -> list[Spectrum | ReadFailure]:
+    try:
+        return reader.read(path, hdul)
+    except (ValueError, TypeError, KeyError, IndexError, OSError) as exc:
+        # astropy decoding a damaged table, text where numbers belong: still one line naming
+        # the file
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: cannot read it as {reader.NAME} ({text[:160]}); the file may "
+                         f"be corrupted or hold non-numeric values") from None

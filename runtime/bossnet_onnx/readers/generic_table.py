@@ -77,6 +77,8 @@ def _load(path: str, hdul: fits.HDUList | None) -> tuple[Table, int]:
 
 def _column(table: Table, name: str, row: int | None) -> np.ndarray:
     values = table[name] if row is None else table[name][row]
+    if np.asarray(values).dtype.kind == "c":  # astropy would keep the real part, with a warning
+        raise ValueError(f"column {name} is complex; expected real numbers")
     return np.array(np.ma.filled(np.ma.asarray(values, dtype=np.float64), np.nan)).ravel()
 
 
@@ -100,6 +102,12 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
         raise InputError(f"{path}{'' if ascii_file else f'[HDU {index}]'}: table has no rows; "
                          f"expected one pixel a row")
     per_row = np.asarray(table[fcol]).ndim == 2
+    if per_row != (np.asarray(table[wcol]).ndim == 2):
+        # one line for the file, not one failure per table row
+        shapes = (f"{fcol} {'holds arrays' if per_row else 'holds one value a row'}, {wcol} "
+                  f"{'holds one value a row' if per_row else 'holds arrays'}")
+        raise InputError(f"{path}{'' if ascii_file else f'[HDU {index}]'}: {shapes}; expected "
+                         f"both one pixel a row or both one spectrum a row")
     ftype, itype = _stored_dtype(table, fcol), _stored_dtype(table, icol or ecol)
     out: list[Spectrum | ReadFailure] = []
     for row in (range(len(table)) if per_row else [None]):

@@ -20,8 +20,8 @@ def _table(hdul: fits.HDUList) -> fits.BinTableHDU | None:
     for hdu in hdul[1:]:
         if isinstance(hdu, fits.BinTableHDU) and hdu.columns is not None:
             names = {n.upper(): n for n in hdu.columns.names}
-            if {"FLUX", "IVAR", "WAVELENGTH"} <= set(names) and \
-                    hdu.columns[names["FLUX"]].format.repeat > 1:
+            if {"FLUX", "IVAR", "WAVELENGTH"} <= set(names) and all(
+                    hdu.columns[names[c]].format.repeat > 1 for c in ("FLUX", "WAVELENGTH")):
                 # array cells (one spectrum a row); one-pixel-a-row tables are generic ones
                 return hdu
     return None
