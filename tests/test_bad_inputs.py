@@ -199,6 +199,23 @@ SPECTRUM_CASES = {
     "1e38 ivar": (lambda: dict(ivar=np.full(N, 1e38, np.float32)), False, 0),
     "all-zero flux": (lambda: dict(flux=flux_with(zero_all=True)), True,
                       r"flux is all zero \(no signal\); nothing to predict from"),
+    "all-negative flux": (lambda: dict(flux=-flux_with()), True,
+                          r"flux is nowhere positive \(all values <= 0, min -2\d\.\d+\); "
+                          r"nothing to predict from"),
+    "one valid pixel": (lambda: dict(flux=np.where(np.arange(N) == 1000, 5.0, np.nan)
+                                     .astype(np.float32)), True,
+                        r"only one pixel has finite flux and wavelength \(4490\.6 A\)"),
+    "wavelength in nm": (lambda: dict(wave=WAVE / 10), True,
+                         r"valid pixels span 356\.7-1039\.9 A, which does not overlap the "
+                         r"model grid 3800-8900 A"),
+    "repeated wavelengths": (lambda: dict(wave=np.repeat(WAVE[::2], 2)), True,
+                             r"wavelength is not strictly increasing \(3566\.974 then "
+                             r"3566\.974 A at finite pixel 0\)"),
+    "NaN ivar": (lambda: dict(ivar=np.full(N, np.nan, np.float32)), False,
+                 ResultFlags.NO_VALID_IVAR | ResultFlags.MANY_BAD_PIXELS),
+    "inf in a third of the flux": (
+        lambda: dict(flux=np.where(np.arange(N) % 3 == 0, np.inf, flux_with()).astype(np.float32)),
+        False, ResultFlags.MANY_BAD_PIXELS),
 }
 
 

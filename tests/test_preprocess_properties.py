@@ -57,7 +57,8 @@ def test_model_rows_finite_or_clear_error(flux, ivar, start, span, draws):
         rows, plan = model_inputs(wave, copies, GRID, where="prop.fits[HDU 1]")
     except SpectrumError as exc:
         assert str(exc).startswith("prop.fits[HDU 1]: ")
-        assert ("no finite flux" in str(exc)) or ("does not overlap" in str(exc))
+        assert any(s in str(exc) for s in ("no finite flux", "does not overlap",
+                                           "only one pixel")), str(exc)
         return
     assert rows.shape == (1 + draws, 3900) and rows.dtype == np.float32
     assert np.all(np.isfinite(rows))
@@ -80,7 +81,7 @@ def test_any_wavelength_array_gives_rows_or_a_clear_error(flux, wave):
     except SpectrumError as exc:
         message = str(exc)
         assert message.startswith("w.fits[HDU 1]: ") and "\n" not in message
-        assert any(s in message for s in ("no finite flux", "does not overlap",
+        assert any(s in message for s in ("no finite flux", "does not overlap", "only one pixel",
                                           "not strictly increasing")), message
         return
     assert rows.shape == (1, 3900) and rows.dtype == np.float32
@@ -92,3 +93,14 @@ def test_length_mismatch_is_a_spectrum_error():
     with pytest.raises(SpectrumError, match=rf"^m\.fits: wavelength has {N + 1} pixels but flux "
                                             rf"has {N}$"):
         model_inputs(np.linspace(4000, 8000, N + 1), np.ones(N, np.float32), GRID, where="m.fits")
+
+
+def test_one_valid_pixel_is_a_clear_error_wherever_it_lies():
+    """Inside the grid too (it used to read 'does not overlap' unless it hit a grid point)."""
+    flux = np.full(N, np.nan, np.float32)
+    flux[100] = 5.0
+    for start in (4000.0, 3800.0):  # 3800: the pixel sits exactly on a grid point
+        wave = start + np.arange(N) - 100.0
+        with pytest.raises(SpectrumError, match=rf"^p\.fits: only one pixel has finite flux and "
+                                                rf"wavelength \({start:.1f} A\); at least two"):
+            model_inputs(wave, flux, GRID, where="p.fits")

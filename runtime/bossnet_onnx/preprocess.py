@@ -100,8 +100,6 @@ class InterpolationPlan:
     def apply(self, values: np.ndarray) -> np.ndarray:
         """Interpolate rows of `values` (copies x native pixels) onto the grid, float32 out."""
         v = np.asarray(values, dtype=np.float32)[..., self.valid].astype(np.float64)
-        if v.shape[-1] == 1:
-            return np.repeat(v, self.lo.shape[0], axis=-1).astype(np.float32)
         out = v[..., self.lo] * (1.0 - self.frac) + v[..., self.lo + 1] * self.frac
         return out.astype(np.float32)
 
@@ -126,15 +124,17 @@ def plan_interpolation(wavelength: np.ndarray, flux: np.ndarray, grid: np.ndarra
             f"{where}: wavelength is not strictly increasing; expected a sorted wavelength array"
         )
     g = np.asarray(grid, dtype=np.float32).astype(np.float64)
+    if n_valid == 1:
+        raise SpectrumError(
+            f"{where}: only one pixel has finite flux and wavelength ({w[0]:.1f} A); at least two "
+            f"are needed to interpolate onto the model grid"
+        )
     inside = (g >= w[0]) & (g <= w[-1])
     if not inside.any():
         raise SpectrumError(
             f"{where}: valid pixels span {w[0]:.1f}-{w[-1]:.1f} A, which does not overlap the "
             f"model grid {g[0]:.0f}-{g[-1]:.0f} A"
         )
-    if n_valid == 1:
-        lo = np.zeros(g.shape, dtype=np.intp)
-        return InterpolationPlan(valid, lo, np.zeros(g.shape), 0.0, n_valid)
     # np.interp semantics: hold the edge values outside [w0, w_end].
     lo = np.clip(np.searchsorted(w, g, side="right") - 1, 0, n_valid - 2)
     step = w[lo + 1] - w[lo]

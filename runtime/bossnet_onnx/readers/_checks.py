@@ -3,8 +3,9 @@
 A spectrum that fails one of them becomes a ReadFailure (one catalogue row with bit 0 and the
 message) while the other spectra of the same file are still read. The checks are deliberately
 few: anything the model can still run on (zero or negative ivar, partial coverage, huge values)
-is left to preprocessing and the quality bits. All-zero flux is not: the model input would be
-a constant log(1e-6) and the prediction a confident-looking fiction.
+is left to preprocessing and the quality bits. Flux that is nowhere positive (all zero, or
+all negative) is not: the model input would be a constant log(1e-6) and the prediction a
+confident-looking fiction.
 """
 from __future__ import annotations
 
@@ -38,9 +39,14 @@ def problem(wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray,
         return "spectrum has no pixels"
     if not np.isfinite(flux).any():
         return "no finite flux pixels (all NaN/inf); nothing to predict from"
-    if not flux[np.isfinite(flux)].any():
+    finite_flux = flux[np.isfinite(flux)]
+    if not finite_flux.any():
         # a dead fiber or an empty exposure: the model would still return confident numbers
         return "flux is all zero (no signal); nothing to predict from"
+    if not (finite_flux > 0).any():
+        # log(clip(flux, floor)) makes every pixel the floor: the same constant model input
+        return (f"flux is nowhere positive (all values <= 0, min {finite_flux.min():.3g}); "
+                f"nothing to predict from")
     finite = wavelength[np.isfinite(wavelength)]
     if finite.size == 0:
         return "no finite wavelength values"
