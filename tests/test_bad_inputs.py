@@ -315,6 +315,40 @@ def test_missing_list_file_is_a_usage_error(tmp_path, model):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_an_unexpected_exception_is_one_row_naming_the_file(tmp_path, model, monkeypatch):
+    """A bug in a reader or in preprocessing (not bad input) still loses only its own rows."""
+    import bossnet_onnx.pipeline as pipeline
+    from bossnet_onnx.readers import sdss_spec
+
+    good = spec(tmp_path / "good.fits")
+    broken = spec(tmp_path / "broken.fits")
+
+    real_read = sdss_spec.read
+
+    def flaky_read(path, hdul=None):
+        if path.endswith("broken.fits"):
+            raise RuntimeError("boom\nsecond line")
+        return real_read(path, hdul)
+
+    monkeypatch.setattr(sdss_spec, "read", flaky_read)
+    table = predict([str(good), str(broken)], model=model, draws=0)
+    assert list(table["result_flags"] & 1) == [0, 1]
+    assert table["error"][1] == f"{broken}: unexpected RuntimeError: boom"
+
+    real_prepare = pipeline.prepare_spectrum
+
+    def failing_prepare(spectrum, *args, **kwargs):
+        if spectrum.source.endswith("good.fits"):
+            raise ZeroDivisionError("division by zero")
+        return real_prepare(spectrum, *args, **kwargs)
+
+    monkeypatch.setattr(sdss_spec, "read", real_read)
+    monkeypatch.setattr(pipeline, "prepare_spectrum", failing_prepare)
+    table = predict([str(good), str(broken)], model=model, draws=0)
+    assert list(table["result_flags"] & 1) == [1, 0]
+    assert table["error"][0] == f"{good}[HDU 1]: unexpected ZeroDivisionError: division by zero"
+
+
 # ------------------------------------------------------------------------ model failures
 def test_model_not_bossnet_shape(tmp_path):
     with pytest.raises(ModelError, match=r"w\.onnx: is not a BOSS Net model: input 'flux' has "

@@ -103,10 +103,12 @@ def _failure(item: Spectrum | ReadFailure | str, error: str) -> Result:
                   result_flags=int(ResultFlags.RUNTIME_EXCEPTION), error=error)
 
 
-def _error_text(exc: BaseException) -> str:
+def _error_text(exc: BaseException, where: str | None = None) -> str:
     if isinstance(exc, BossNetError):
         return str(exc)
-    return f"unexpected {type(exc).__name__}: {exc}"
+    # a bug rather than bad input: still one line, naming the file like every other message
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{where + ': ' if where else ''}unexpected {type(exc).__name__}: {text}"
 
 
 def _read_and_prepare(path: str, meta: ModelMetadata, draws: int, seed: int,
@@ -119,7 +121,7 @@ def _read_and_prepare(path: str, meta: ModelMetadata, draws: int, seed: int,
         records = read_spectra(path)
     except Exception as exc:  # one bad file must not lose the others
         times.read += time.perf_counter() - t0
-        return [_failure(path, _error_text(exc))]
+        return [_failure(path, _error_text(exc, path))]
     t1 = time.perf_counter()
     times.read += t1 - t0
     out: list[Prepared | Result] = []
@@ -130,7 +132,7 @@ def _read_and_prepare(path: str, meta: ModelMetadata, draws: int, seed: int,
         try:
             out.append(prepare_spectrum(rec, meta, draws, seed))
         except Exception as exc:
-            out.append(_failure(rec, _error_text(exc)))
+            out.append(_failure(rec, _error_text(exc, rec.location)))
     times.preprocess += time.perf_counter() - t1
     return out
 
