@@ -385,6 +385,13 @@ def test_bundled_model_with_wrong_sha256_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ModelError, match=r"sha256 .* does not match the model card "
                                          r"\(default\.json: .*reinstall bossnet-onnx"):
         model_files.default_model_path()
+    # and the CLI run with the default model stops at once, with that one line
+    good = spec(tmp_path / "good.fits")
+    result = CliRunner().invoke(app, ["predict", str(good), "-o", str(tmp_path / "c.fits")])
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert str(folder / real.name) in line and "does not match the model card" in line
+    assert not (tmp_path / "c.fits").exists()
 
 
 # ----------------------------------------------------------------------- a mixed batch
@@ -447,9 +454,18 @@ def test_batch_keeps_good_spectra_and_flags_each_bad_one(tmp_path, model):
     assert [int(r["result_flags"]) & 1 for r in by_source[str(mixed)]] == [0, 1]
 
 
-@pytest.mark.parametrize("case", ["wrong shape", "no metadata", "corrupted"])
+@pytest.mark.parametrize("case", ["wrong shape", "no metadata", "corrupted", "missing",
+                                  "not ONNX"])
 def test_cli_with_a_bad_model_says_so_in_one_line(tmp_path, case):
-    if case == "wrong shape":
+    expect = {"wrong shape": "is not a BOSS Net model", "no metadata": "'bossnet.grid' is missing",
+              "corrupted": "not a loadable ONNX model", "missing": "model file not found",
+              "not ONNX": "not a loadable ONNX model"}[case]
+    if case == "missing":
+        path = tmp_path / "m.onnx"
+    elif case == "not ONNX":
+        path = tmp_path / "m.onnx"
+        path.write_text("ir_version: 8\n")
+    elif case == "wrong shape":
         path = write_linear_model(tmp_path / "m.onnx", n_pixels=4648)
     elif case == "no metadata":
         path = write_linear_model(tmp_path / "m.onnx", drop_keys=("bossnet.grid",))
@@ -461,5 +477,5 @@ def test_cli_with_a_bad_model_says_so_in_one_line(tmp_path, case):
     result = CliRunner().invoke(app, ["predict", str(good), "-m", str(path), "-o", str(out)])
     assert result.exit_code == 1
     (line,) = result.stderr.strip().splitlines()
-    assert f"{path}:" in line
+    assert f"{path}:" in line and expect in line, line
     assert not out.exists()  # no catalogue from a model that was refused
