@@ -161,8 +161,10 @@ def side_torch(work: dict, draws: int, threads: int, batch_files: int = 128) -> 
         model(torch.zeros(2, 1, 3900))
     cold = time.perf_counter() - t0
     grid = torch.linspace(3800, 8900, 3900)
-    means = torch.tensor([3.9, 3.8, -0.4, -7.4])
-    stds = torch.tensor([0.9, 0.1, 0.5, 60.9])
+    from bossnet_onnx.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS
+
+    means = torch.tensor([DEFAULT_STATS[p]["MEAN"] for p in DEFAULT_PARAMETER_NAMES])
+    stds = torch.tensor([DEFAULT_STATS[p]["STD"] for p in DEFAULT_PARAMETER_NAMES])
 
     def prepare(flux_b, wave_b):
         out = torch.zeros(flux_b.shape[0], 3900)

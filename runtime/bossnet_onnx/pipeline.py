@@ -259,10 +259,10 @@ def iter_results(paths: Sequence[str], model: BossNetModel, *, draws: int = 20, 
     yield from drain(batcher.flush())
 
 
-def run_metadata(model: BossNetModel, draws: int, seed: int) -> dict:
-    """Provenance for the catalogue header."""
+def run_metadata(model: BossNetModel, draws: int, seed: int, shard: str | None = None) -> dict:
+    """Provenance for the catalogue header (SHARD only for a `--shard K/N` run)."""
     meta = model.metadata
-    return {
+    header = {
         "MODEL": meta.model_name,
         "MODELSHA": meta.weights_sha256,
         "PROVNC": meta.provenance,
@@ -273,6 +273,9 @@ def run_metadata(model: BossNetModel, draws: int, seed: int) -> dict:
         "PREPROC": meta.preprocessing.version,
         "DATE": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
     }
+    if shard:
+        header["SHARD"] = str(shard)
+    return header
 
 
 def resolve_inputs(inputs: Iterable[str] | str, shard: "Shard | str | None" = None) -> list[str]:
@@ -304,10 +307,7 @@ def predict(inputs: Iterable[str] | str, *, model: str | os.PathLike | BossNetMo
     session, times = start_session(model, provider, threads, draws, batch_size, times)
     results = list(stream_results(paths, session, draws=draws, seed=seed, batch_rows=batch_size,
                                   times=times, progress=progress))
-    meta = run_metadata(session, draws, seed)
-    if shard:
-        meta["SHARD"] = str(shard)
-    return build_table(results, meta=meta)
+    return build_table(results, meta=run_metadata(session, draws, seed, shard))
 
 
 def start_session(model: str | os.PathLike | BossNetModel | None, provider: str,

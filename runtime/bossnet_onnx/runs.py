@@ -17,7 +17,8 @@ from typing import Iterable, Iterator
 
 from astropy.table import Table, vstack
 
-from .catalogue import Result, build_table, read_catalogue, write_catalogue, _format_for
+from .catalogue import (SUFFIX_FORMATS, Result, _format_for, build_table, read_catalogue,
+                        write_catalogue)
 from .errors import BossNetError, OutputError
 from .pipeline import (DEFAULT_BATCH_ROWS, StageTimes, resolve_inputs, run_metadata,
                        start_session, stream_results)
@@ -32,12 +33,11 @@ class Interrupted(BossNetError):
 def partial_path(output: str | os.PathLike) -> Path:
     """`cat.fits` -> `cat.partial.fits` (same type, so it can be read back)."""
     output = Path(output)
-    _format_for(output)  # validates the suffix early
+    _format_for(output)  # an unknown suffix is an OutputError naming the file
     name = output.name
-    for suffix in (".fits.gz", ".fits", ".fit", ".csv", ".ecsv", ".parquet"):
-        if name.lower().endswith(suffix):
-            return output.with_name(name[: -len(suffix)] + ".partial" + name[-len(suffix):])
-    raise OutputError(f"{output}: unknown output type")  # pragma: no cover
+    suffix = next(s for s in sorted(SUFFIX_FORMATS, key=len, reverse=True)
+                  if name.lower().endswith(s))
+    return output.with_name(name[: -len(suffix)] + ".partial" + name[-len(suffix):])
 
 
 @contextmanager
@@ -83,9 +83,7 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
     elif resume and output.exists():
         raise OutputError(f"{output}: already complete; nothing to resume (remove it to rerun)")
     session, times = start_session(model, provider, threads, draws, batch_size, times)
-    meta = run_metadata(session, draws, seed)
-    if shard:
-        meta["SHARD"] = str(shard)
+    meta = run_metadata(session, draws, seed, shard)
     if previous is not None:
         for key in ("MODELSHA", "NDRAWS", "SEED"):
             if str(previous.meta.get(key)) != str(meta[key]):
@@ -96,12 +94,16 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
     results: list[Result] = []
     last_save = time.monotonic()
 
-    def save_progress(final: bool) -> int:
-        kept = _completed_groups(results, final)
+    def with_previous(kept: list[Result]) -> Table:
+        """This run's rows after those a resumed progress file already holds."""
         table = build_table(kept, meta=meta)
         if previous is not None:
             table = vstack([previous, table], join_type="exact", metadata_conflicts="silent")
             table.meta = dict(meta)
+        return table
+
+    def save_progress(final: bool) -> int:
+        table = with_previous(_completed_groups(results, final))
         write_catalogue(table, progress_file)
         return len(table)
 
@@ -120,10 +122,7 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
                 f"{output}. Rerun the same command with --resume to continue"
             ) from None
     t0 = time.perf_counter()
-    table = build_table(results, meta=meta)
-    if previous is not None:
-        table = vstack([previous, table], join_type="exact", metadata_conflicts="silent")
-        table.meta = dict(meta)
+    table = with_previous(results)
     write_catalogue(table, output)
     times.write += time.perf_counter() - t0
     if progress_file.exists():
