@@ -68,6 +68,16 @@ def _print_table(table) -> None:
     Console(width=200, soft_wrap=True).print(view)
 
 
+def _check_draws(value: int) -> int:
+    """--draws is 0 or 2..MAX_DRAWS: a usage error (exit 2) before any work, not NaN errors."""
+    from .uncertainty import check_draws
+
+    try:
+        return check_draws(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 @app.command()
 def predict(
     inputs: List[str] = typer.Argument(..., help="Spectrum files, globs, directories or @list.txt."),
@@ -77,7 +87,8 @@ def predict(
     model: Optional[Path] = typer.Option(None, "--model", "-m",
                                          help="ONNX model (default: the bundled demo model)."),
     provider: str = typer.Option("auto", "--provider", help="auto, cpu or cuda."),
-    draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
+    draws: int = typer.Option(20, "--draws", callback=_check_draws,
+                              help="Monte-Carlo draws for e_*: 0 (none) or 2 to 10000."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws (with each spectrum's identity)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1,
                                     help="Model rows per onnxruntime call (memory ~ rows)."),
@@ -193,7 +204,8 @@ def plot(
     model: Optional[Path] = typer.Option(None, "--model", "-m",
                                          help="ONNX model (default: the bundled demo model)."),
     provider: str = typer.Option("auto", "--provider", help="auto, cpu or cuda."),
-    draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
+    draws: int = typer.Option(20, "--draws", callback=_check_draws,
+                              help="Monte-Carlo draws for e_*: 0 (none) or 2 to 10000."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws (as in predict)."),
 ) -> None:
     """Plot each spectrum, the model input it became, and its labels, errors and flags."""

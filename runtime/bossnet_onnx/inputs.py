@@ -7,7 +7,9 @@ Rules, so that a run over the same inputs always sees the same files in the same
 - `@list.txt` gives its lines in order: blank lines and `#` comments skipped, `~` expanded,
   relative entries resolved against the list file's own folder (so a list can travel with its
   data), each entry then expanded by the rules above (a line may be a directory or a glob);
-- duplicates (the same file reached twice, however spelled) are dropped, the first kept.
+- duplicates (the same file reached twice, however spelled: through `..`, another list, a
+  symbolic link or a symlink loop that a recursive `**` glob walks round many times) are
+  dropped by real path, the first spelling kept.
 
 Entries that resolve to nothing (a missing path, a glob with no match, a directory without
 spectrum files) are kept as given, so that reading them later gives one clear error row per
@@ -96,7 +98,7 @@ def expand_inputs(items: Sequence[str | os.PathLike]) -> list[str]:
     seen: set[str] = set()
     unique = []
     for path in out:
-        key = os.path.normcase(os.path.abspath(path))
+        key = os.path.normcase(os.path.realpath(path))
         if key not in seen:
             seen.add(key)
             unique.append(path)

@@ -3,14 +3,21 @@
 Files are read and preprocessed in a background thread while the model runs on the previous
 batch (onnxruntime releases the GIL), model rows from many spectra are packed into large
 batches, and every spectrum's outcome, good or failed, becomes exactly one catalogue row.
+
+Memory is bounded whatever the input: readers hand over spectra one at a time, a spectrum's
+Monte-Carlo rows are made in pieces of at most `piece_rows` (draws generated, preprocessed and
+run piece by piece), and the background thread runs at most READ_AHEAD_PIECES pieces ahead of
+the model. A file of 10,000 spectra is never read and prepared at once, and its results come
+out of `iter_results` one by one as its pieces finish.
 """
 from __future__ import annotations
 
 import math
 import os
+import queue
+import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -25,17 +32,22 @@ from .metadata import ModelMetadata
 from .preprocess import model_inputs, sigma_from_ivar
 from .session import BossNetModel, open_model
 from .spectrum import ReadFailure, Spectrum
-from .uncertainty import noisy_copies, spectrum_rng, summarize_draws
+from .uncertainty import check_draws, noisy_copies, spectrum_rng, summarize_draws
 
 __all__ = ["predict", "resolve_inputs", "start_session", "stream_results", "prepare_spectrum",
            "result_from_outputs", "Prepared", "StageTimes", "LOW_COVERAGE_FRACTION",
-           "BAD_PIXEL_FRACTION"]
+           "BAD_PIXEL_FRACTION", "prepare_pieces", "READ_AHEAD_PIECES", "MIN_PIECE_ROWS"]
 
 LOW_COVERAGE_FRACTION = 0.8
 BAD_PIXEL_FRACTION = 0.2
 #: Survey classifications (SDSS/LAMOST CLASS) for which stellar labels mean nothing.
 NON_STELLAR_CLASSES = frozenset({"GALAXY", "QSO"})
-PREFETCH_FILES = 8
+#: Prepared pieces the background thread may hold ahead of the model (each at most
+#: max(batch rows, MIN_PIECE_ROWS) x 3900 float32: 64 pieces of 64 rows are 64 MB).
+READ_AHEAD_PIECES = 64
+#: Smallest piece a spectrum's Monte-Carlo rows are cut into (fewer rows would only add
+#: per-call overhead to preprocessing).
+MIN_PIECE_ROWS = 64
 #: Model rows per onnxruntime call. The full BOSS network needs ~4 MB of activations per row;
 #: 32 rows run as fast as 256 (measured: 4.7 vs 5.0 ms/row on 2 cores) at a fifth of the memory.
 DEFAULT_BATCH_ROWS = 32
@@ -43,11 +55,25 @@ DEFAULT_BATCH_ROWS = 32
 
 @dataclass
 class Prepared:
-    """Model input rows for one spectrum: row 0 noise-free, rows 1.. the Monte-Carlo draws."""
+    """Model input rows for one spectrum: row 0 noise-free, rows 1.. the Monte-Carlo draws.
+
+    A piece of them when the spectrum's rows are made in pieces: rows `first_row` ..
+    `first_row + len(inputs)` of `total_rows` (None: all of them are here). A piece that could
+    not be made carries its `error` and no inputs; the whole spectrum then fails.
+    """
 
     spectrum: Spectrum
     inputs: np.ndarray
     quality: int
+    first_row: int = 0
+    total_rows: int | None = None
+    error: str | None = None
+
+    @property
+    def is_last(self) -> bool:
+        """No more pieces of this spectrum follow (an error piece ends it too)."""
+        return (self.total_rows is None or self.error is not None
+                or self.first_row + self.inputs.shape[0] >= self.total_rows)
 
 
 @dataclass
@@ -95,6 +121,42 @@ def prepare_spectrum(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int)
     return Prepared(spec, rows, _quality_bits(spec, plan.coverage, meta.grid))
 
 
+def prepare_pieces(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int,
+                   piece_rows: int) -> Iterator[Prepared]:
+    """The rows of `prepare_spectrum` in pieces of at most `piece_rows` rows, made one at a time.
+
+    The draws come from one generator in sequence, so the pieces together are exactly the rows
+    `prepare_spectrum` makes at once (tested); memory stays at one piece whatever `draws` is.
+    The first piece raises like `prepare_spectrum`; a later piece that fails is yielded with
+    its `error`, so the rows already handed out are accounted for.
+    """
+    total = 1 + draws
+    if total <= piece_rows:
+        yield prepare_spectrum(spec, meta, draws, seed)
+        return
+    pre = meta.preprocessing
+    flux = np.asarray(spec.flux, dtype=np.float32)
+    sigma = sigma_from_ivar(spec.ivar, flux, pre)
+    rng = spectrum_rng(seed, spec.identity)
+    rows, plan = model_inputs(spec.wavelength, noisy_copies(flux, sigma, piece_rows - 1, rng),
+                              meta.grid, pre, where=spec.location)
+    quality = _quality_bits(spec, plan.coverage, meta.grid)
+    yield Prepared(spec, rows, quality, 0, total)
+    start = piece_rows
+    while start < total:
+        n = min(piece_rows, total - start)
+        try:
+            copies = noisy_copies(flux, sigma, n, rng, include_flux=False)
+            rows, _ = model_inputs(spec.wavelength, copies, meta.grid, pre,
+                                   where=spec.location)
+        except Exception as exc:
+            yield Prepared(spec, np.empty((0, 0), np.float32), quality, start, total,
+                           error=_error_text(exc, spec.location))
+            return
+        yield Prepared(spec, rows, quality, start, total)
+        start += n
+
+
 def _failure(item: Spectrum | ReadFailure | str, error: str) -> Result:
     if isinstance(item, str):
         return Result(source=item, result_flags=int(ResultFlags.RUNTIME_EXCEPTION), error=error)
@@ -111,30 +173,42 @@ def _error_text(exc: BaseException, where: str | None = None) -> str:
     return f"{where + ': ' if where else ''}unexpected {type(exc).__name__}: {text}"
 
 
-def _read_and_prepare(path: str, meta: ModelMetadata, draws: int, seed: int,
-                      times: StageTimes) -> list[Prepared | Result]:
-    """Everything for one input path; never raises (failures become Result rows)."""
-    from .readers import read_spectra
+def _read_and_prepare(path: str, meta: ModelMetadata, draws: int, seed: int, piece_rows: int,
+                      times: StageTimes) -> Iterator[Prepared | Result]:
+    """Everything for one input path, piece by piece; never raises (failures become rows)."""
+    from .readers import iter_spectra
 
     t0 = time.perf_counter()
-    try:
-        records = read_spectra(path)
-    except Exception as exc:  # one bad file must not lose the others
-        times.read += time.perf_counter() - t0
-        return [_failure(path, _error_text(exc, path))]
-    t1 = time.perf_counter()
-    times.read += t1 - t0
-    out: list[Prepared | Result] = []
-    for rec in records:
-        if isinstance(rec, ReadFailure):
-            out.append(_failure(rec, rec.error))
-            continue
+    records = iter_spectra(path)
+    while True:
         try:
-            out.append(prepare_spectrum(rec, meta, draws, seed))
-        except Exception as exc:
-            out.append(_failure(rec, _error_text(exc, rec.location)))
-    times.preprocess += time.perf_counter() - t1
-    return out
+            rec = next(records, None)
+        except Exception as exc:  # one bad file must not lose the others
+            times.read += time.perf_counter() - t0
+            yield _failure(path, _error_text(exc, path))
+            return
+        t1 = time.perf_counter()
+        times.read += t1 - t0
+        if rec is None:
+            return
+        if isinstance(rec, ReadFailure):
+            yield _failure(rec, rec.error)
+        else:
+            pieces = prepare_pieces(rec, meta, draws, seed, piece_rows)
+            try:
+                first = next(pieces)
+            except Exception as exc:
+                times.preprocess += time.perf_counter() - t1
+                yield _failure(rec, _error_text(exc, rec.location))
+            else:
+                times.preprocess += time.perf_counter() - t1
+                yield first
+                t2 = time.perf_counter()
+                for piece in pieces:
+                    times.preprocess += time.perf_counter() - t2
+                    yield piece
+                    t2 = time.perf_counter()
+        t0 = time.perf_counter()
 
 
 def _labels(meta: ModelMetadata, point: np.ndarray, scatter: np.ndarray) -> dict[str, float]:
@@ -167,14 +241,21 @@ def result_from_outputs(prep: Prepared, physical: np.ndarray, meta: ModelMetadat
 
 
 class _Batcher:
-    """Packs prepared spectra into model batches of about `batch_rows` rows."""
+    """Packs prepared pieces into model batches of about `batch_rows` rows.
+
+    Returns (first piece, Result) once all of a spectrum's pieces have run.
+    """
 
     def __init__(self, model: BossNetModel, batch_rows: int, draws: int, times: StageTimes):
         self.model, self.batch_rows, self.draws, self.times = model, batch_rows, draws, times
         self.pending: list[Prepared] = []
         self.rows = 0
+        # spectra whose first pieces ran: (first piece, outputs so far, or the failure)
+        self.partial: dict[int, tuple[Prepared, list[np.ndarray] | Result]] = {}
 
     def add(self, prep: Prepared) -> list[tuple[Prepared, Result]]:
+        if prep.error is not None:
+            return self._collect(prep, None)
         self.pending.append(prep)
         self.rows += prep.inputs.shape[0]
         return self.flush() if self.rows >= self.batch_rows else []
@@ -187,75 +268,142 @@ class _Batcher:
         try:
             physical = self.model.run_physical(np.concatenate([p.inputs for p in batch]))
         except Exception:
-            # Isolate the culprit: rerun one spectrum at a time so only it fails.
-            done = [(prep, self._run_one(prep)) for prep in batch]
+            # Isolate the culprit: rerun one piece at a time so only its spectrum fails.
+            outputs = [self._run_one(prep) for prep in batch]
         else:
             bounds = np.cumsum([0] + [p.inputs.shape[0] for p in batch])
-            meta = self.model.metadata
-            done = [(prep, result_from_outputs(prep, physical[a:b], meta, self.draws))
-                    for prep, a, b in zip(batch, bounds[:-1], bounds[1:])]
+            outputs = [physical[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
         self.times.model += time.perf_counter() - t0
+        done = []
+        for prep, out in zip(batch, outputs):
+            done.extend(self._collect(prep, out))
         return done
 
-    def _run_one(self, prep: Prepared) -> Result:
+    def _collect(self, prep: Prepared, out: np.ndarray | Result | None
+                 ) -> list[tuple[Prepared, Result]]:
+        """Outputs of one piece; the spectrum's Result when it was its last piece."""
+        if isinstance(out, np.ndarray) and prep.total_rows is None:
+            return [(prep, result_from_outputs(prep, out, self.model.metadata, self.draws))]
+        key = id(prep.spectrum)
+        first, acc = self.partial.pop(key, (prep, []))
+        if out is None:  # a piece that could not be made
+            out = _failure(prep.spectrum, prep.error or "")
+        if isinstance(acc, list):
+            acc = out if isinstance(out, Result) else acc + [out]
+        if not prep.is_last:
+            self.partial[key] = (first, acc)
+            return []
+        if isinstance(acc, Result):
+            return [(first, acc)]
+        return [(first, result_from_outputs(first, np.concatenate(acc), self.model.metadata,
+                                            self.draws))]
+
+    def _run_one(self, prep: Prepared) -> np.ndarray | Result:
         try:
-            physical = self.model.run_physical(prep.inputs)
+            return self.model.run_physical(prep.inputs)
         except Exception as exc:
             return _failure(prep.spectrum, f"{prep.spectrum.location}: model error: "
                                            f"{_error_text(exc)}")
-        return result_from_outputs(prep, physical, self.model.metadata, self.draws)
+
+
+_FILE_DONE = object()
+_PRODUCER_DONE = object()
+
+
+class _ReadAhead:
+    """A background thread reading and preparing the inputs, at most `limit` items ahead."""
+
+    def __init__(self, paths: Sequence[str], meta: ModelMetadata, draws: int, seed: int,
+                 piece_rows: int, times: StageTimes, limit: int = READ_AHEAD_PIECES):
+        self.items: queue.Queue = queue.Queue(maxsize=limit)
+        self.stop = threading.Event()
+        self.args = (meta, draws, seed, piece_rows, times)
+        self.paths = list(paths)
+        self.thread = threading.Thread(target=self._produce, name="bossnet-read", daemon=True)
+        self.thread.start()
+
+    def _put(self, item) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            for path in self.paths:
+                for item in _read_and_prepare(path, *self.args):
+                    if not self._put(item):
+                        return
+                if not self._put(_FILE_DONE):
+                    return
+        except BaseException as exc:  # a bug: hand it to the consumer rather than hang it
+            self._put(exc)
+        self._put(_PRODUCER_DONE)
+
+    def __iter__(self) -> Iterator:
+        while True:
+            item = self.items.get()
+            if item is _PRODUCER_DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        """Stop reading ahead (Ctrl-C / SIGTERM): what was read ahead is dropped."""
+        self.stop.set()
 
 
 def iter_results(paths: Sequence[str], model: BossNetModel, *, draws: int = 20, seed: int = 0,
                  batch_rows: int = DEFAULT_BATCH_ROWS, times: StageTimes | None = None,
                  on_file_done: Callable[[int], None] | None = None) -> Iterator[Result]:
-    """Results in input order (file order, then HDU/row order within a file)."""
+    """Results in input order (file order, then HDU/row order within a file), each yielded as
+    soon as it and every spectrum before it are done (within a file too)."""
+    draws = check_draws(draws)
     times = times if times is not None else StageTimes()
     meta = model.metadata
     batcher = _Batcher(model, batch_rows, draws, times)
-    # Spectra wait in `order` until the model has run their batch, so failures that never
-    # reach the model still come out in input order.
+    # Spectra wait in `order` (as their first piece) until the model has run all their pieces,
+    # so failures that never reach the model still come out in input order.
     order: deque[Result | Prepared] = deque()
     finished: dict[int, Result] = {}
 
     def drain(done: list[tuple[Prepared, Result]]) -> Iterator[Result]:
         for prep, res in done:
-            finished[id(prep)] = res
+            finished[id(prep.spectrum)] = res
         while order:
             head = order[0]
             if isinstance(head, Result):
                 yield order.popleft()
-            elif id(head) in finished:
+            elif id(head.spectrum) in finished:
                 order.popleft()
-                yield finished.pop(id(head))
+                yield finished.pop(id(head.spectrum))
             else:
                 break
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bossnet-read")
-    futures: deque = deque()
-    remaining = iter(paths)
-
-    def submit_next() -> None:
-        path = next(remaining, None)
-        if path is not None:
-            futures.append(pool.submit(_read_and_prepare, path, meta, draws, seed, times))
-
+    reader = _ReadAhead(paths, meta, draws, seed, max(batch_rows, MIN_PIECE_ROWS), times)
     try:
-        for _ in range(PREFETCH_FILES):
-            submit_next()
-        while futures:
-            items = futures.popleft().result()
-            submit_next()
-            times.n_files += 1
-            for item in items:
+        for item in reader:
+            if item is _FILE_DONE:
+                times.n_files += 1
+                if on_file_done:
+                    on_file_done(1)
+                continue
+            if isinstance(item, Result):
                 times.n_spectra += 1
                 order.append(item)
-                yield from drain(batcher.add(item) if isinstance(item, Prepared) else [])
-            if on_file_done:
-                on_file_done(1)
+                yield from drain([])
+                continue
+            if item.first_row == 0:
+                times.n_spectra += 1
+                order.append(item)
+            yield from drain(batcher.add(item))
     finally:
         # On Ctrl-C / SIGTERM do not wait for the files read ahead: drop them.
-        pool.shutdown(wait=False, cancel_futures=True)
+        reader.close()
     yield from drain(batcher.flush())
 
 
@@ -314,8 +462,7 @@ def start_session(model: str | os.PathLike | BossNetModel | None, provider: str,
                   threads: int | None, draws: int, batch_size: int,
                   times: StageTimes | None = None) -> tuple[BossNetModel, StageTimes]:
     """Check run arguments and open (or reuse) the model, timing the cold start."""
-    if draws < 0:
-        raise ValueError(f"draws must be >= 0, got {draws}")
+    check_draws(draws)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     times = times if times is not None else StageTimes()

@@ -9,29 +9,76 @@ import hashlib
 
 import numpy as np
 
-__all__ = ["spectrum_rng", "noisy_copies", "summarize_draws"]
+__all__ = ["spectrum_rng", "noisy_copies", "summarize_draws", "check_draws", "MAX_DRAWS"]
+
+#: Upper limit of `--draws`. Draws are generated, preprocessed and run in pieces of a few dozen
+#: rows, so memory does not grow with it; the limit bounds the time one spectrum can take
+#: (10,000 draws of the full BOSS network: ~50 s a spectrum on 2 cores) and catches typos.
+MAX_DRAWS = 10_000
+
+
+def check_draws(draws: int) -> int:
+    """`draws` if usable, else ValueError: 0 (no uncertainties) or 2 .. MAX_DRAWS.
+
+    One draw gives a scatter of NaN (std with ddof=1 needs two), so it is refused rather than
+    silently filling every e_* column with NaN.
+    """
+    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)):
+        raise ValueError(f"draws must be an integer, got {draws!r}")
+    draws = int(draws)
+    if draws == 1 or not 0 <= draws <= MAX_DRAWS:
+        raise ValueError(f"draws must be 0 (no uncertainties) or between 2 and {MAX_DRAWS}, "
+                         f"got {draws}; the scatter of the draws needs at least 2")
+    return draws
+
+
+_WORD = 0xFFFFFFFF
+
+
+def _seed_entropy(seed: int, identity_words: list[int]) -> list[int]:
+    """SeedSequence entropy holding the whole seed, whatever its size or sign.
+
+    Seeds 0 .. 2**32-1 keep the words they always had (their draws are unchanged); any other
+    seed appends its higher 32-bit words and a tag word (count of those words, bit 31 for a
+    negative seed), so that no two seeds share an entropy: seeds used to repeat every 2**32.
+    """
+    seed = int(seed)
+    magnitude = abs(seed)
+    entropy = [magnitude & _WORD, *identity_words]
+    if 0 <= seed <= _WORD:
+        return entropy
+    high = []
+    rest = magnitude >> 32
+    while rest:
+        high.append(rest & _WORD)
+        rest >>= 32
+    return entropy + high + [len(high) | (0x80000000 if seed < 0 else 0)]
 
 
 def spectrum_rng(seed: int, identity: str) -> np.random.Generator:
     """Generator for one spectrum: SeedSequence of the run seed and a hash of its identity."""
     digest = hashlib.sha256(identity.encode("utf-8")).digest()
     words = [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *words])))
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(_seed_entropy(seed, words))))
 
 
 def noisy_copies(flux: np.ndarray, sigma: np.ndarray, n_draws: int,
-                 rng: np.random.Generator) -> np.ndarray:
+                 rng: np.random.Generator, *, include_flux: bool = True) -> np.ndarray:
     """(1 + n_draws) x pixels: the noise-free flux, then flux + sigma * N(0, 1) copies.
 
     NaN flux pixels stay NaN in every copy (the interpolation drops them), as in the reference.
+    With `include_flux=False` only the n_draws noisy rows: successive calls on one generator
+    continue its stream, so draws made in pieces equal the draws made at once.
     """
     flux = np.asarray(flux, dtype=np.float32)
-    out = np.empty((1 + n_draws, flux.shape[0]), dtype=np.float32)
-    out[0] = flux
+    first = 1 if include_flux else 0
+    out = np.empty((first + n_draws, flux.shape[0]), dtype=np.float32)
+    if include_flux:
+        out[0] = flux
     if n_draws:
         noise = rng.standard_normal((n_draws, flux.shape[0]), dtype=np.float32)
         with np.errstate(over="ignore", invalid="ignore"):
-            out[1:] = flux + np.asarray(sigma, dtype=np.float32) * noise
+            out[first:] = flux + np.asarray(sigma, dtype=np.float32) * noise
     return out
 
 

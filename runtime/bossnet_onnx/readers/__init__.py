@@ -6,17 +6,22 @@ records. File-level problems (missing, directory, empty, not FITS, truncated, un
 raise InputError naming the file; a spectrum that cannot be used (length mismatch, all-NaN
 flux, wavelength not increasing, a broken visit) is a ReadFailure naming file, HDU and row,
 so that the other spectra of the file are still read.
+
+`iter_spectra(path)` gives the same records one at a time: readers of files that hold many
+spectra (mwm, LAMOST table, generic array tables) have an `iter_read` that builds each record
+only when asked, so a 10,000-row file is never held as 10,000 decoded spectra at once.
 """
 from __future__ import annotations
 
 import os
+from typing import Iterator
 
 from ..errors import InputError, UnknownFormatError
 from ..spectrum import ReadFailure, Spectrum
 from . import generic_table, lamost_image, lamost_table, mwm, sdss_spec
 from ._fits import check_file, open_fits
 
-__all__ = ["READERS", "read_spectra", "Spectrum", "ReadFailure"]
+__all__ = ["READERS", "read_spectra", "iter_spectra", "Spectrum", "ReadFailure"]
 
 #: Tried in this order; the first whose identify() is True reads the file. mwm first (its BOSS
 #: tables are also array-cell tables), the generic table last (it accepts the most).
@@ -28,14 +33,24 @@ def read_spectra(path: str | os.PathLike) -> list[Spectrum | ReadFailure]:
 
     An mwm file whose BOSS HDUs are all empty gives an empty list, not an error.
     """
+    return list(iter_spectra(path))
+
+
+def iter_spectra(path: str | os.PathLike) -> Iterator[Spectrum | ReadFailure]:
+    """The records of `read_spectra`, one at a time (the file stays open meanwhile).
+
+    File-level errors are raised when the first record is asked for.
+    """
     path = os.fspath(path)
     check_file(path)
     if path.lower().endswith(generic_table.ASCII_SUFFIXES):
-        return _read_with(generic_table, path, None)
+        yield from _read_with(generic_table, path, None)
+        return
     with open_fits(path) as hdul:
         for reader in READERS:
             if reader.identify(path, hdul):
-                return _read_with(reader, path, hdul)
+                yield from _read_with(reader, path, hdul)
+                return
     names = ", ".join(r.NAME for r in READERS)
     raise UnknownFormatError(
         f"{path}: FITS file in no known spectrum layout (tried {names}); expected e.g. an SDSS "
@@ -44,9 +59,11 @@ def read_spectra(path: str | os.PathLike) -> list[Spectrum | ReadFailure]:
     )
 
 
-def _read_with(reader, path: str, hdul) -> list[Spectrum | ReadFailure]:
+def _read_with(reader, path: str, hdul) -> Iterator[Spectrum | ReadFailure]:
     try:
-        return reader.read(path, hdul)
+        records = reader.iter_read(path, hdul) if hasattr(reader, "iter_read") \
+            else reader.read(path, hdul)
+        yield from records
     except (ValueError, TypeError, KeyError, IndexError, OSError) as exc:
         # astropy decoding a damaged table, text where numbers belong: still one line naming
         # the file

@@ -1,15 +1,23 @@
 """Opening input files with errors that name the file and say what is wrong with it.
 
-Files are read whole into memory (gzip decompressed here, not by astropy) so that a truncated
-or corrupted file is caught at open time, with one clear message, instead of astropy silently
-returning fewer HDUs or a half-decompressed stream.
+Every HDU's size is checked against the bytes present at open time, so that a truncated or
+corrupted file is caught with one clear message instead of astropy silently returning fewer
+HDUs or a half-decompressed stream.
+
+Memory stays bounded whatever the file: plain files are memory-mapped (rows are decoded as a
+reader asks for them); gzip files are decompressed here, in 1 MiB steps, into an anonymous
+temporary file that is then memory-mapped. Decompression follows the FITS layout as it goes
+and stops at the first of: content past the last HDU beyond MAX_TRAILING_BYTES (a gzip bomb of
+zeros after a small valid file: refused after ~1 MiB), a header declaring more than
+MAX_FITS_BYTES, or MAX_FITS_BYTES decompressed. Each is one InputError naming the file.
 """
 from __future__ import annotations
 
 import contextlib
 import gzip
-import io
+import math
 import os
+import tempfile
 import warnings
 import zlib
 from typing import Any, Iterator
@@ -21,10 +29,17 @@ from ..errors import InputError
 from ..inputs import SPECTRUM_SUFFIXES
 
 __all__ = ["check_file", "open_fits", "opened", "native", "header_value", "looks_like_fits",
-           "first_row_scalars", "SPECTRUM_SUFFIXES"]
+           "first_row_scalars", "SPECTRUM_SUFFIXES", "MAX_FITS_BYTES", "MAX_TRAILING_BYTES"]
 
 FITS_MAGIC = b"SIMPLE  ="
 GZIP_MAGIC = b"\x1f\x8b"
+BLOCK = 2880
+#: Largest FITS content (decompressed) of one input file: 1 GiB, ~10,000 mwmVisit BOSS rows.
+#: Larger files are refused with a message saying so (split them); see the README's memory bound.
+MAX_FITS_BYTES = 1 << 30
+#: Zero or blank padding tolerated after the last HDU (more is a damaged or hostile file).
+MAX_TRAILING_BYTES = 1 << 20
+_GZIP_STEP = 1 << 20
 
 
 def looks_like_fits(path: str) -> bool:
@@ -59,42 +74,143 @@ def _corrupt(path: str, why: str) -> InputError:
     return InputError(f"{path}: FITS file is truncated or corrupted ({why}); download it again")
 
 
-def _file_bytes(path: str) -> bytes:
+def _too_big(path: str, what: str) -> InputError:
+    return InputError(f"{path}: {what}, more than the {MAX_FITS_BYTES >> 20} MiB a spectrum file "
+                      f"may hold here (MAX_FITS_BYTES); split it into smaller files")
+
+
+def _hdu_span(header: fits.Header) -> int:
+    """Bytes of an HDU's data unit as its header declares them, padded to whole blocks."""
+    naxis = int(header.get("NAXIS", 0))
+    if naxis == 0:
+        return 0
+    axes = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, naxis + 1)]
+    if header.get("GROUPS") and axes and axes[0] == 0:
+        axes = axes[1:]
+    size = abs(int(header.get("BITPIX", 8))) // 8 * int(header.get("GCOUNT", 1)) * (
+        int(header.get("PCOUNT", 0)) + math.prod(axes))
+    return -(-size // BLOCK) * BLOCK
+
+
+class _LayoutWalk:
+    """Follows the HDU layout of a FITS stream as it is written, to know where it must end."""
+
+    def __init__(self, path: str, fh):
+        self.path, self.fh = path, fh
+        self.next_hdu = 0          # where the next header starts
+        self.trailing_from = None  # where content past the last HDU starts, once known
+
+    def advance(self, available: int) -> None:
+        while self.trailing_from is None and self.next_hdu + BLOCK <= available:
+            self.fh.seek(self.next_hdu)
+            first = self.fh.read(BLOCK)
+            if not (first.startswith(b"SIMPLE  =") or first.startswith(b"XTENSION=")):
+                self.trailing_from = self.next_hdu
+                break
+            end = self._header_end(first, available)
+            if end is None:
+                break  # header not complete yet
+            self.fh.seek(self.next_hdu)
+            text = self.fh.read(end - self.next_hdu).decode("ascii", errors="replace")
+            try:
+                span = _hdu_span(fits.Header.fromstring(text))
+            except (ValueError, TypeError, KeyError):
+                break  # let astropy report the broken header
+            if end + span > MAX_FITS_BYTES:
+                raise _too_big(self.path, f"HDU at byte {self.next_hdu} declares "
+                                          f"{end + span - self.next_hdu} bytes")
+            self.next_hdu = end + span
+        self.fh.seek(0, os.SEEK_END)
+
+    def _header_end(self, first: bytes, available: int) -> int | None:
+        pos, block = self.next_hdu, first
+        while True:
+            for i in range(0, BLOCK, 80):
+                if block[i:i + 8] == b"END     " or block[i:i + 80].rstrip() == b"END":
+                    return pos + BLOCK
+            pos += BLOCK
+            if pos + BLOCK > available:
+                return None
+            self.fh.seek(pos)
+            block = self.fh.read(BLOCK)
+
+    def check_trailing(self, available: int) -> None:
+        if self.trailing_from is not None and available - self.trailing_from > MAX_TRAILING_BYTES:
+            raise _corrupt(self.path, f"more than {MAX_TRAILING_BYTES} bytes after the last "
+                                      f"HDU (a damaged file or a decompression bomb); stopped "
+                                      f"decompressing at {available} bytes")
+
+
+def _gunzipped(path: str, raw_fh):
+    """The decompressed content of a gzip file in an anonymous temporary file (bounded)."""
+    out = tempfile.TemporaryFile(prefix="bossnet-onnx-")
+    walk = _LayoutWalk(path, out)
+    total = 0
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read file ({exc.strerror})") from None
-    if raw[:2] != GZIP_MAGIC:
-        if raw[:len(FITS_MAGIC)] != FITS_MAGIC:
-            raise InputError(f"{path}: not a FITS file (no 'SIMPLE =' header); expected a "
-                             f"survey spectrum in FITS format, or a .csv/.ecsv table")
-        return raw
-    try:
-        data = gzip.decompress(raw)
+        with gzip.GzipFile(fileobj=raw_fh) as gz:
+            while True:
+                chunk = gz.read(_GZIP_STEP)
+                if not chunk:
+                    break
+                if total == 0 and chunk[:len(FITS_MAGIC)] != FITS_MAGIC:
+                    raise InputError(f"{path}: gzip file whose content is not FITS (no "
+                                     f"'SIMPLE =' header); expected a gzipped survey spectrum")
+                out.write(chunk)
+                total += len(chunk)
+                if total > MAX_FITS_BYTES:
+                    raise _too_big(path, f"decompresses to more than {MAX_FITS_BYTES} bytes")
+                walk.advance(total)
+                walk.check_trailing(total)
     except (EOFError, OSError, zlib.error) as exc:
-        if not looks_like_fits(path):
+        out.close()
+        if total == 0 and not looks_like_fits(path):
             raise InputError(f"{path}: gzip file whose content is not FITS (no 'SIMPLE =' "
                              f"header); expected a gzipped survey spectrum") from None
         raise _corrupt(path, f"gzip stream: {str(exc) or type(exc).__name__}") from None
-    if data[:len(FITS_MAGIC)] != FITS_MAGIC:
-        raise InputError(f"{path}: gzip file whose content is not FITS (no 'SIMPLE =' header); "
-                         f"expected a gzipped survey spectrum")
-    return data
+    except BaseException:
+        out.close()
+        raise
+    out.flush()
+    readonly = os.fdopen(os.dup(out.fileno()), "rb")  # astropy wants a read-only handle
+    out.close()  # the unlinked file lives on while `readonly` is open
+    return readonly
+
+
+def _fits_source(path: str):
+    """(file object to give astropy, its size): the file itself or its decompressed copy."""
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read file ({exc.strerror})") from None
+    head = fh.read(len(FITS_MAGIC))
+    fh.seek(0)
+    if head[:2] == GZIP_MAGIC:
+        with fh:
+            out = _gunzipped(path, fh)
+        return out, os.fstat(out.fileno()).st_size
+    if head != FITS_MAGIC:
+        fh.close()
+        raise InputError(f"{path}: not a FITS file (no 'SIMPLE =' header); expected a "
+                         f"survey spectrum in FITS format, or a .csv/.ecsv table")
+    size = os.fstat(fh.fileno()).st_size
+    if size > MAX_FITS_BYTES:
+        fh.close()
+        raise _too_big(path, f"is {size} bytes")
+    return fh, size
 
 
 def open_fits(path: str) -> fits.HDUList:
-    """All HDUs of `path`, read into memory; InputError for unusable files.
+    """All HDUs of `path`, memory-mapped; InputError for unusable files.
 
     Every HDU's header is parsed and its data size checked against the bytes present, so a
     truncated file fails here; the data themselves are decoded only when a reader asks.
     """
     check_file(path)
-    data = _file_bytes(path)
+    source, size = _fits_source(path)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            hdul = fits.open(io.BytesIO(data), lazy_load_hdus=False)
+            hdul = fits.open(source, memmap=True, lazy_load_hdus=False)
         for w in caught:
             text = str(w.message)
             if "truncated" in text.lower() or "corrupt" in text.lower():
@@ -102,17 +218,24 @@ def open_fits(path: str) -> fits.HDUList:
         end = 0
         for index, hdu in enumerate(hdul):
             info = hdu.fileinfo()
-            if info["datLoc"] + hdu.size > len(data):
+            if info["datLoc"] + hdu.size > size:
                 raise OSError(f"HDU {index} needs {info['datLoc'] + hdu.size} bytes, the file "
-                              f"has {len(data)}")
+                              f"has {size}")
             end = info["datLoc"] + info["datSpan"]
-        hdul._bossnet_raw = data  # for first_row_scalars: skips decoding 200-column tables
+        # for first_row_scalars: skips decoding 200-column tables
+        hdul._bossnet_raw = np.memmap(source, dtype=np.uint8, mode="r") if size else None
+        hdul._bossnet_source = source  # kept open as long as the HDUList
     except (OSError, ValueError, TypeError, IndexError, KeyError, EOFError, Warning) as exc:
+        source.close()
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise _corrupt(path, text[:160]) from None
-    if data[end:].strip(b"\0 "):
+    if size - end > MAX_TRAILING_BYTES:
         hdul.close()
-        raise _corrupt(path, f"{len(data) - end} bytes after the last complete HDU "
+        raise _corrupt(path, f"{size - end} bytes after the last complete HDU")
+    source.seek(end)
+    if source.read(size - end).strip(b"\0 "):
+        hdul.close()
+        raise _corrupt(path, f"{size - end} bytes after the last complete HDU "
                              f"(an incomplete header or data unit)")
     return hdul
 
@@ -156,7 +279,8 @@ def _first_row_raw(hdul: fits.HDUList, index: int, wanted: set[str]) -> dict[str
         if name in wanted and (f"TSCAL{i}" in header or f"TZERO{i}" in header):
             return None
         if name in wanted and code == "A":
-            out[name] = raw[start + offset:start + offset + width].decode(errors="replace")
+            out[name] = bytes(raw[start + offset:start + offset + width]).decode(
+                errors="replace")
             out[name] = out[name].split("\0")[0].rstrip()
         elif name in wanted and repeat == 1 and code in _SCALAR_TYPES:
             value = np.frombuffer(raw, _SCALAR_TYPES[code], 1, start + offset)[0]

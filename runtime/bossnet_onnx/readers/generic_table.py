@@ -8,6 +8,8 @@ spectrum per row when they hold arrays.
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
@@ -18,7 +20,7 @@ from ._checks import checked
 from ._fits import check_file
 
 NAME = "generic-table"
-__all__ = ["NAME", "identify", "read", "ASCII_SUFFIXES", "WAVE", "FLUX", "IVAR", "ERROR"]
+__all__ = ["NAME", "identify", "read", "iter_read", "ASCII_SUFFIXES", "WAVE", "FLUX", "IVAR", "ERROR"]
 
 ASCII_SUFFIXES = (".csv", ".ecsv")
 WAVE = ("wavelength", "wave", "lambda", "wl", "loglam")
@@ -42,10 +44,15 @@ def _usable(names: list[str]) -> bool:
 
 
 def _table_hdu(hdul: fits.HDUList) -> fits.BinTableHDU | None:
+    """The first table HDU, if it has the columns; never a later one.
+
+    A later table with the same columns is another spectrum (an SDSS spec file's single-camera
+    exposures hold loglam, flux and ivar): reading it in place of an unusable first table would
+    label one spectrum with another's name.
+    """
     for hdu in hdul[1:]:
-        if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)) and hdu.columns is not None \
-                and _usable(list(hdu.columns.names)):
-            return hdu
+        if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)) and hdu.columns is not None:
+            return hdu if _usable(list(hdu.columns.names)) else None
     return None
 
 
@@ -90,6 +97,11 @@ def _stored_dtype(table: Table, name: str) -> type:
 
 def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFailure]:
     """The spectrum (or one per row, for array columns) of a FITS table or CSV/ECSV file."""
+    return list(iter_read(path, hdul))
+
+
+def iter_read(path: str, hdul: fits.HDUList | None = None) -> Iterator[Spectrum | ReadFailure]:
+    """The records of `read`, each built only when asked for."""
     table, index = _load(str(path), hdul)
     names = table.colnames
     if not _usable(names):
@@ -109,7 +121,6 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
         raise InputError(f"{path}{'' if ascii_file else f'[HDU {index}]'}: {shapes}; expected "
                          f"both one pixel a row or both one spectrum a row")
     ftype, itype = _stored_dtype(table, fcol), _stored_dtype(table, icol or ecol)
-    out: list[Spectrum | ReadFailure] = []
     for row in (range(len(table)) if per_row else [None]):
         wave, flux = _column(table, wcol, row), _column(table, fcol, row)
         if wcol.lower() == "loglam":
@@ -121,8 +132,7 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
             with np.errstate(divide="ignore", invalid="ignore"):
                 ivar = np.where((err > 0) & np.isfinite(err), 1.0 / err ** 2, 0.0)
         mask = _column(table, mcol, row) != 0 if mcol else None
-        out.append(checked(wave, flux.astype(ftype), ivar.astype(itype), path=path,
-                           fmt=NAME, hdu=index, row=-1 if row is None else row, mask=mask,
-                           names=(fcol, icol or ecol, wcol),
-                           place=path if ascii_file and row is None else None))
-    return out
+        yield checked(wave, flux.astype(ftype), ivar.astype(itype), path=path,
+                      fmt=NAME, hdu=index, row=-1 if row is None else row, mask=mask,
+                      names=(fcol, icol or ecol, wcol),
+                      place=path if ascii_file and row is None else None)

@@ -3,6 +3,8 @@ array columns FLUX, IVAR, WAVELENGTH, ANDMASK, ORMASK, NORMALIZATION; identifier
 primary header (OBSID, DESIG, CLASS, ...)."""
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 from astropy.io import fits
 
@@ -13,7 +15,7 @@ from ._fits import native, opened
 from .lamost_image import header_identifiers
 
 NAME = "lamost-table"
-__all__ = ["NAME", "identify", "read"]
+__all__ = ["NAME", "identify", "read", "iter_read"]
 
 
 def _table(hdul: fits.HDUList) -> fits.BinTableHDU | None:
@@ -37,6 +39,11 @@ def identify(path: str, hdul: fits.HDUList | None) -> bool:
 
 def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFailure]:
     """One spectrum per table row (row -1 when the table has the usual single row)."""
+    return list(iter_read(path, hdul))
+
+
+def iter_read(path: str, hdul: fits.HDUList | None = None) -> Iterator[Spectrum | ReadFailure]:
+    """The records of `read`, each built only when asked for."""
     with opened(path, hdul) as hdul:
         hdu = _table(hdul)
         if hdu is None:
@@ -48,16 +55,14 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
         names = {n.upper(): n for n in hdu.columns.names}
         ids = header_identifiers(hdul[0].header)
         single = len(hdu.data) == 1
-        out: list[Spectrum | ReadFailure] = []
         for row in range(len(hdu.data)):
             rec = hdu.data[row]
             mask = None
             if "ANDMASK" in names:
                 mask = np.asarray(rec[names["ANDMASK"]]).ravel() != 0
-            out.append(checked(native(rec[names["WAVELENGTH"]], np.float64).ravel(),
-                               native(rec[names["FLUX"]], np.float32).ravel(),
-                               native(rec[names["IVAR"]], np.float32).ravel(),
-                               path=path, fmt=NAME, hdu=index, row=-1 if single else row,
-                               mask=mask, identifiers=ids, failure_row=row,
-                               names=("FLUX", "IVAR", "WAVELENGTH")))
-        return out
+            yield checked(native(rec[names["WAVELENGTH"]], np.float64).ravel(),
+                          native(rec[names["FLUX"]], np.float32).ravel(),
+                          native(rec[names["IVAR"]], np.float32).ravel(),
+                          path=path, fmt=NAME, hdu=index, row=-1 if single else row,
+                          mask=mask, identifiers=ids, failure_row=row,
+                          names=("FLUX", "IVAR", "WAVELENGTH"))

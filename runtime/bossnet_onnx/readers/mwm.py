@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Iterator
 
 import numpy as np
 from astropy.io import fits
@@ -20,7 +21,7 @@ from ._checks import checked, where
 from ._fits import header_value, native, opened
 
 NAME = "mwm"
-__all__ = ["NAME", "identify", "read", "boss_hdus"]
+__all__ = ["NAME", "identify", "read", "iter_read", "boss_hdus"]
 
 log = logging.getLogger("bossnet_onnx.readers")
 
@@ -91,12 +92,12 @@ def _note_apogee(path: str, hdul: fits.HDUList) -> None:
                      path, i, len(hdu.data))
 
 
-def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> list[Spectrum | ReadFailure]:
+def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> Iterator[Spectrum | ReadFailure]:
     hdu = hdul[index]
     place = where(path, index)
     data = hdu.data
     if data is None or len(data) == 0:
-        return []  # no BOSS spectra from this observatory
+        return  # no BOSS spectra from this observatory
     names = {n.lower(): n for n in hdu.columns.names}
     missing = [c for c in ("flux", "ivar") if c not in names]
     if missing:
@@ -104,7 +105,7 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> list[Spectrum | Read
                          f"an Astra mwmStar/mwmVisit file")
     primary = hdul[0].header
     rows = range(len(data))
-    flux_all = np.asarray(data[names["flux"]])
+    flux_all = data[names["flux"]]  # a view of the table, not a copy
     try:
         if flux_all.ndim != 2 or flux_all.dtype == object:
             raise InputError(f"{place}: flux is not an array column (one spectrum per row); "
@@ -112,9 +113,10 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> list[Spectrum | Read
         wave = _wavelength(hdu.header, flux_all.shape[1], place)
         wave.flags.writeable = False  # one grid shared by every row of the HDU
     except InputError as exc:
-        return [ReadFailure(path, f"{exc}", NAME, index, row, _row_ids(data, row, names, primary))
-                for row in rows]
-    out: list[Spectrum | ReadFailure] = []
+        for row in rows:
+            yield ReadFailure(path, f"{exc}", NAME, index, row,
+                              _row_ids(data, row, names, primary))
+        return
     for row in rows:
         ids = _row_ids(data, row, names, primary)
         flux = native(data[names["flux"]][row], np.float32).ravel()
@@ -124,24 +126,25 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> list[Spectrum | Read
             mask = np.asarray(data[names["pixel_flags"]][row]).ravel() != 0
         row_place = where(path, index, row)
         if flux.size and np.isfinite(flux).all() and not flux.any():
-            out.append(ReadFailure(path, f"{row_place}: flux is all zero (an empty visit); "
-                                         f"nothing to predict from", NAME, index, row, ids))
+            yield ReadFailure(path, f"{row_place}: flux is all zero (an empty visit); "
+                                    f"nothing to predict from", NAME, index, row, ids)
             continue
-        out.append(checked(wave, flux, ivar, path=path, fmt=NAME, hdu=index, row=row, mask=mask,
-                           identifiers=ids, names=("flux", "ivar", "NPIXELS grid"),
-                           place=row_place))
-    return out
+        yield checked(wave, flux, ivar, path=path, fmt=NAME, hdu=index, row=row, mask=mask,
+                      identifiers=ids, names=("flux", "ivar", "NPIXELS grid"), place=row_place)
 
 
 def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFailure]:
     """Every BOSS row of the file, in HDU then row order (BOSS/APO first, then BOSS/LCO)."""
+    return list(iter_read(path, hdul))
+
+
+def iter_read(path: str, hdul: fits.HDUList | None = None) -> Iterator[Spectrum | ReadFailure]:
+    """The records of `read`, each built only when asked for."""
     with opened(path, hdul) as hdul:
         indices = boss_hdus(hdul)
         if not indices:
             raise InputError(f"{path}: no BOSS HDU (BOSS/APO or BOSS/LCO table) in this mwm "
                              f"file; expected an Astra mwmStar/mwmVisit file")
         _note_apogee(path, hdul)
-        out: list[Spectrum | ReadFailure] = []
         for index in indices:
-            out.extend(_read_hdu(path, hdul, index))
-        return out
+            yield from _read_hdu(path, hdul, index)

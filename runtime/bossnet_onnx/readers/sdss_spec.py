@@ -32,19 +32,34 @@ _IDS = {
 }
 
 
+_COADD_COLUMNS = ("flux", "loglam", "ivar")
+
+
+def _is_table(hdu) -> bool:
+    return isinstance(hdu, fits.BinTableHDU) and hdu.columns is not None
+
+
 def _coadd(hdul: fits.HDUList) -> fits.BinTableHDU | None:
+    """The COADD table: the HDU named COADD, else HDU 1 when it is a table.
+
+    Never another table that happens to hold flux, loglam and ivar: from HDU 4 on, spec files
+    carry single-camera exposures (B1-..., R2-...) with those columns, and predicting one of
+    them instead of a broken coadd would be a different spectrum under the coadd's name.
+    """
     for hdu in hdul[1:]:
-        if isinstance(hdu, fits.BinTableHDU) and hdu.columns is not None:
-            names = {n.lower() for n in hdu.columns.names}
-            if {"flux", "loglam", "ivar"} <= names:
-                return hdu
+        if _is_table(hdu) and (hdu.name or "").strip().upper() == "COADD":
+            return hdu
+    if len(hdul) > 1 and _is_table(hdul[1]):
+        return hdul[1]
     return None
 
 
 def identify(path: str, hdul: fits.HDUList | None) -> bool:
-    """A binary table with flux, loglam and ivar columns (the COADD HDU)."""
+    """The COADD table has SDSS's loglam column (flux or ivar may be missing: `read` then says
+    so, rather than another layout reading a table further on)."""
     try:
-        return hdul is not None and _coadd(hdul) is not None
+        hdu = _coadd(hdul) if hdul is not None else None
+        return hdu is not None and "loglam" in {n.lower() for n in hdu.columns.names}
     except Exception:
         return False
 
@@ -83,6 +98,12 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
             raise InputError(f"{path}: no COADD table with flux, loglam and ivar columns; "
                              f"expected an SDSS spec file")
         index = hdul.index(hdu)
+        present = {n.lower() for n in hdu.columns.names}
+        missing = [c for c in _COADD_COLUMNS if c not in present]
+        if missing:
+            raise InputError(f"{path}[HDU {index}]: COADD table lacks column(s) "
+                             f"{', '.join(missing)}; expected flux, loglam and ivar (the "
+                             f"single-camera exposure HDUs are not used in its place)")
         ids = _identifiers(hdul, index)
         data = hdu.data
         if data is None or len(data) == 0:
