@@ -94,3 +94,13 @@ def test_list_file_that_is_a_directory_is_an_error(tmp_path):
 
 def test_bare_at_sign_is_a_path(tmp_path):
     assert expand_inputs(["@"]) == ["@"]
+
+
+def test_symlink_loop_under_a_recursive_glob_gives_each_file_once(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "spec.fits").write_text("x")
+    os.symlink(tmp_path / "data", tmp_path / "data" / "loop")  # data/loop -> data
+    os.symlink(tmp_path / "data" / "spec.fits", tmp_path / "alias.fits")
+    got = expand_inputs([str(tmp_path / "**" / "*.fits"), str(tmp_path / "alias.fits")])
+    assert got == [str(tmp_path / "alias.fits")]  # sorted matches: the first spelling kept
+    assert len(expand_inputs([str(tmp_path / "data" / "**" / "*.fits")])) == 1

@@ -285,3 +285,37 @@ def test_list_naming_missing_files_gives_one_clear_error_each(tmp_path):
     assert isinstance(read_spectra(paths[0])[0], Spectrum)
     for path in paths[1:]:
         raises_naming(path, InputError, "file not found")
+
+
+# ------------------------------------------- no other spectrum read in place of a missing one
+def _spec_without(shared_data, tmp_path, column, *, rename_coadd=False):
+    """A real SDSS spec file whose COADD lacks `column` (its exposure HDUs still hold it)."""
+    with fits.open(shared_data / "sdss-spec-4961-55719-0378.fits") as real:
+        coadd = real[1]
+        kept = [c for c in coadd.columns if c.name.lower() != column]
+        table = fits.BinTableHDU.from_columns(kept, header=coadd.header,
+                                              name="OTHER" if rename_coadd else "COADD")
+        path = tmp_path / f"spec-no-{column}.fits"
+        fits.HDUList([real[0], table, *real[2:]]).writeto(path)
+    return path
+
+
+@pytest.mark.parametrize("column", ["flux", "ivar"])
+def test_sdss_coadd_without_flux_or_ivar_is_an_error_not_an_exposure(shared_data, tmp_path,
+                                                                     column):
+    path = _spec_without(shared_data, tmp_path, column)
+    with fits.open(path) as hdul:  # the single-camera exposures that used to stand in for it
+        assert {"flux", "ivar", "loglam"} <= {n.lower() for n in hdul[4].columns.names}
+    with pytest.raises(InputError, match=rf"spec-no-{column}\.fits\[HDU 1\]: COADD table lacks "
+                                         rf"column\(s\) {column}; expected flux, loglam and "
+                                         rf"ivar \(the single-camera exposure HDUs are not "
+                                         rf"used in its place\)"):
+        read_spectra(path)
+
+
+def test_unusable_first_table_is_not_replaced_by_a_later_one(shared_data, tmp_path):
+    # without the COADD name no reader may fall through to an exposure HDU either
+    path = _spec_without(shared_data, tmp_path, "flux", rename_coadd=True)
+    with pytest.raises(UnknownFormatError, match=r"spec-no-flux\.fits: FITS file in no known "
+                                                 r"spectrum layout"):
+        read_spectra(path)
