@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.table import Table
 
 from bossnet_onnx.errors import InputError, UnknownFormatError
 from bossnet_onnx.inputs import expand_inputs
@@ -314,8 +315,15 @@ def test_sdss_coadd_without_flux_or_ivar_is_an_error_not_an_exposure(shared_data
 
 
 def test_unusable_first_table_is_not_replaced_by_a_later_one(shared_data, tmp_path):
-    # without the COADD name no reader may fall through to an exposure HDU either
+    # without the COADD name HDU 1 is still the coadd: no reader falls through to an exposure
     path = _spec_without(shared_data, tmp_path, "flux", rename_coadd=True)
-    with pytest.raises(UnknownFormatError, match=r"spec-no-flux\.fits: FITS file in no known "
-                                                 r"spectrum layout"):
+    with pytest.raises(InputError, match=r"spec-no-flux\.fits\[HDU 1\]: COADD table lacks "
+                                         r"column\(s\) flux"):
         read_spectra(path)
+    # a generic table file: only its first table, never a later one with the same columns
+    wave, flux = np.linspace(3800, 9000, 500), np.full(500, 10.0)
+    first = fits.BinTableHDU(Table({"wave": wave, "flux": flux}), name="BROKEN")
+    second = fits.BinTableHDU(Table({"wave": wave, "flux": flux, "ivar": flux}), name="OTHER")
+    fits.HDUList([fits.PrimaryHDU(), first, second]).writeto(tmp_path / "two.fits")
+    with pytest.raises(UnknownFormatError, match=r"two\.fits: FITS file in no known "):
+        read_spectra(tmp_path / "two.fits")
