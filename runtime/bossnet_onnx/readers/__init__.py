@@ -13,7 +13,9 @@ only when asked, so a 10,000-row file is never held as 10,000 decoded spectra at
 """
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from typing import Iterator
 
 from ..errors import InputError, UnknownFormatError
@@ -22,6 +24,8 @@ from . import generic_table, lamost_image, lamost_table, mwm, sdss_spec
 from ._fits import check_file, open_fits
 
 __all__ = ["READERS", "read_spectra", "iter_spectra", "Spectrum", "ReadFailure"]
+
+log = logging.getLogger("bossnet_onnx.readers")
 
 #: Tried in this order; the first whose identify() is True reads the file. mwm first (its BOSS
 #: tables are also array-cell tables), the generic table last (it accepts the most).
@@ -48,7 +52,7 @@ def iter_spectra(path: str | os.PathLike) -> Iterator[Spectrum | ReadFailure]:
         return
     with open_fits(path) as hdul:
         for reader in READERS:
-            if reader.identify(path, hdul):
+            if _named_warnings(path, reader.identify, path, hdul):
                 yield from _read_with(reader, path, hdul)
                 return
     names = ", ".join(r.NAME for r in READERS)
@@ -59,14 +63,31 @@ def iter_spectra(path: str | os.PathLike) -> Iterator[Spectrum | ReadFailure]:
     )
 
 
+def _named_warnings(path: str, function, *args):
+    """`function(*args)`, astropy's warnings about damaged cards or columns turned into log
+    lines naming the file (a bare "WARNING: VerifyWarning: ..." says nothing of which file)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return function(*args)
+        finally:
+            for message in dict.fromkeys(str(w.message).splitlines()[0] for w in caught
+                                         if str(w.message)):
+                log.warning("%s: %s", path, message[:200])
+
+
 def _read_with(reader, path: str, hdul) -> Iterator[Spectrum | ReadFailure]:
-    try:
-        records = reader.iter_read(path, hdul) if hasattr(reader, "iter_read") \
-            else reader.read(path, hdul)
-        yield from records
-    except (ValueError, TypeError, KeyError, IndexError, OSError) as exc:
-        # astropy decoding a damaged table, text where numbers belong: still one line naming
-        # the file
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{path}: cannot read it as {reader.NAME} ({text[:160]}); the file may "
-                         f"be corrupted or hold non-numeric values") from None
+    records = iter(reader.iter_read(path, hdul) if hasattr(reader, "iter_read")
+                   else reader.read(path, hdul))
+    while True:
+        try:
+            record = _named_warnings(path, next, records, None)
+        except (ValueError, TypeError, KeyError, IndexError, OSError) as exc:
+            # astropy decoding a damaged table, text where numbers belong: still one line
+            # naming the file
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"{path}: cannot read it as {reader.NAME} ({text[:160]}); the "
+                             f"file may be corrupted or hold non-numeric values") from None
+        if record is None:
+            return
+        yield record

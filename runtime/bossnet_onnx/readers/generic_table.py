@@ -124,7 +124,8 @@ def iter_read(path: str, hdul: fits.HDUList | None = None) -> Iterator[Spectrum 
     for row in (range(len(table)) if per_row else [None]):
         wave, flux = _column(table, wcol, row), _column(table, fcol, row)
         if wcol.lower() == "loglam":
-            wave = 10.0 ** wave
+            with np.errstate(over="ignore"):  # damaged loglam: inf, then reported as such
+                wave = 10.0 ** wave
         if icol:
             ivar = _column(table, icol, row)
         else:

@@ -65,7 +65,8 @@ def _header_wavelength(path: str, header: fits.Header, n_pix: int) -> np.ndarray
     if crval is None or cdelt is None:
         raise InputError(f"{path}[HDU 0]: no wavelength row and no CRVAL1/CD1_1 (or COEFF0/"
                          f"COEFF1) in the header; cannot build the wavelength grid")
-    return 10.0 ** (float(crval) + float(cdelt) * np.arange(n_pix))
+    with np.errstate(over="ignore"):  # a damaged header: inf, then reported as such
+        return 10.0 ** (float(crval) + float(cdelt) * np.arange(n_pix))
 
 
 def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFailure]:

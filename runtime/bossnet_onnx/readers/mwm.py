@@ -64,7 +64,8 @@ def _wavelength(header: fits.Header, n_pix: int, place: str) -> np.ndarray:
     if npix is not None and int(npix) != n_pix:
         raise InputError(f"{place}: header NPIXELS={npix} but the flux arrays have {n_pix} "
                          f"pixels")
-    return 10.0 ** (float(crval) + float(cdelt) * np.arange(n_pix))
+    with np.errstate(over="ignore"):  # a damaged header: inf, then reported as such
+        return 10.0 ** (float(crval) + float(cdelt) * np.arange(n_pix))
 
 
 def _value(value):

@@ -114,7 +114,8 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
         flux = native(data[cols["flux"]], np.float32).ravel()
         ivar = native(data[cols["ivar"]], np.float32).ravel()
         # float32 power, then float64: bit-identical to what the reference feeds its interpolation
-        wave = (np.float32(10.0) ** loglam).astype(np.float64)
+        with np.errstate(over="ignore"):  # damaged loglam: inf, then reported as such
+            wave = (np.float32(10.0) ** loglam).astype(np.float64)
         mask = None
         if "and_mask" in cols:
             mask = np.asarray(data[cols["and_mask"]]).ravel() != 0
