@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -327,3 +328,31 @@ def test_unusable_first_table_is_not_replaced_by_a_later_one(shared_data, tmp_pa
     fits.HDUList([fits.PrimaryHDU(), first, second]).writeto(tmp_path / "two.fits")
     with pytest.raises(UnknownFormatError, match=r"two\.fits: FITS file in no known "):
         read_spectra(tmp_path / "two.fits")
+
+
+# ----------------------------------------------------- found by the fuzz corpus (test_fuzz_*)
+def test_damaged_column_card_is_one_log_line_naming_the_file(tmp_path, caplog):
+    wave = np.linspace(3700, 9000, 2000)
+    table = fits.BinTableHDU(Table({"wavelength": wave, "flux": 20 + np.sin(wave / 100),
+                                    "ivar": np.full(2000, 4.0)}))
+    table.header["TDISP2"] = "Q99.x"
+    path = tmp_path / "tdisp.fits"
+    fits.HDUList([fits.PrimaryHDU(), table]).writeto(path, output_verify="ignore")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # astropy's bare VerifyWarning used to reach stderr
+        (spec,) = read_spectra(path)
+    assert isinstance(spec, Spectrum)
+    assert [r.getMessage()[:80] for r in caplog.records] == [
+        f"{path}: Invalid keyword for column 2: Column disp option (TDISPn) failed"[:80]]
+
+
+def test_overflowing_loglam_is_no_bare_runtime_warning(tmp_path):
+    f, i = (20 + np.random.default_rng(0).standard_normal(N)).astype(np.float32), \
+        np.full(N, 2.0, np.float32)
+    path = layouts.write_spec(tmp_path / "spec.fits", WAVE, f, i, plate=1, mjd=2, fiberid=3)
+    with fits.open(path, mode="update") as hdul:
+        hdul[1].data["loglam"][:10] = 1e30  # damaged: 10**1e30 overflows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "RuntimeWarning: overflow encountered in power"
+        records = read_spectra(path)
+    assert len(records) == 1
