@@ -182,3 +182,14 @@ def test_seeds_do_not_repeat_every_2_to_the_32():
         for i in range(0, 16, 4)]])
     np.testing.assert_array_equal(draw(7), np.random.Generator(np.random.PCG64(legacy))
                                   .standard_normal(4))
+
+
+def test_spectra_already_saved_are_skipped_within_a_file(tmp_path, model):
+    """The interface for checkpoints inside a big file: rows named in `skip` are not run."""
+    rows = [{"flux": _star(i)[1], "ivar": _star(i)[2]} for i in range(5)]
+    path = str(layouts.write_mwm(tmp_path / "mwmVisit-0.6.0-3.fits", rows, kind="visit"))
+    everything = list(pipeline.iter_results([path], model, draws=2, seed=1))
+    rest = list(pipeline.iter_results([path], model, draws=2, seed=1,
+                                      skip={(path, 1, 0), (path, 1, 1)}))
+    assert [r.row for r in rest] == [2, 3, 4]
+    assert [r.labels for r in rest] == [r.labels for r in everything[2:]]

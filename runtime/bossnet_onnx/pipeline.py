@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Container, Iterable, Iterator, Sequence
 
 import numpy as np
 from astropy.table import Table
@@ -174,8 +174,12 @@ def _error_text(exc: BaseException, where: str | None = None) -> str:
 
 
 def _read_and_prepare(path: str, meta: ModelMetadata, draws: int, seed: int, piece_rows: int,
-                      times: StageTimes) -> Iterator[Prepared | Result]:
-    """Everything for one input path, piece by piece; never raises (failures become rows)."""
+                      times: StageTimes, skip: Container[tuple[str, int, int]] = ()
+                      ) -> Iterator[Prepared | Result]:
+    """Everything for one input path, piece by piece; never raises (failures become rows).
+
+    Spectra whose (source, hdu, row) is in `skip` (already in a progress file) are passed over.
+    """
     from .readers import iter_spectra
 
     t0 = time.perf_counter()
@@ -191,7 +195,9 @@ def _read_and_prepare(path: str, meta: ModelMetadata, draws: int, seed: int, pie
         times.read += t1 - t0
         if rec is None:
             return
-        if isinstance(rec, ReadFailure):
+        if skip and (rec.source, rec.hdu, rec.row) in skip:
+            pass
+        elif isinstance(rec, ReadFailure):
             yield _failure(rec, rec.error)
         else:
             pieces = prepare_pieces(rec, meta, draws, seed, piece_rows)
@@ -314,10 +320,12 @@ class _ReadAhead:
     """A background thread reading and preparing the inputs, at most `limit` items ahead."""
 
     def __init__(self, paths: Sequence[str], meta: ModelMetadata, draws: int, seed: int,
-                 piece_rows: int, times: StageTimes, limit: int = READ_AHEAD_PIECES):
+                 piece_rows: int, times: StageTimes, skip: Container[tuple[str, int, int]] = (),
+                 limit: int | None = None):
+        limit = READ_AHEAD_PIECES if limit is None else limit
         self.items: queue.Queue = queue.Queue(maxsize=limit)
         self.stop = threading.Event()
-        self.args = (meta, draws, seed, piece_rows, times)
+        self.args = (meta, draws, seed, piece_rows, times, skip)
         self.paths = list(paths)
         self.thread = threading.Thread(target=self._produce, name="bossnet-read", daemon=True)
         self.thread.start()
@@ -359,9 +367,12 @@ class _ReadAhead:
 
 def iter_results(paths: Sequence[str], model: BossNetModel, *, draws: int = 20, seed: int = 0,
                  batch_rows: int = DEFAULT_BATCH_ROWS, times: StageTimes | None = None,
-                 on_file_done: Callable[[int], None] | None = None) -> Iterator[Result]:
+                 on_file_done: Callable[[int], None] | None = None,
+                 skip: Container[tuple[str, int, int]] = ()) -> Iterator[Result]:
     """Results in input order (file order, then HDU/row order within a file), each yielded as
-    soon as it and every spectrum before it are done (within a file too)."""
+    soon as it and every spectrum before it are done (within a file too, so a caller can save
+    the finished part of a big file). Spectra whose (source, hdu, row) is in `skip` (e.g. the
+    rows of a progress file) are read but neither prepared nor run, and give no result."""
     draws = check_draws(draws)
     times = times if times is not None else StageTimes()
     meta = model.metadata
@@ -384,7 +395,7 @@ def iter_results(paths: Sequence[str], model: BossNetModel, *, draws: int = 20, 
             else:
                 break
 
-    reader = _ReadAhead(paths, meta, draws, seed, max(batch_rows, MIN_PIECE_ROWS), times)
+    reader = _ReadAhead(paths, meta, draws, seed, max(batch_rows, MIN_PIECE_ROWS), times, skip)
     try:
         for item in reader:
             if item is _FILE_DONE:
@@ -473,11 +484,12 @@ def start_session(model: str | os.PathLike | BossNetModel | None, provider: str,
 
 
 def stream_results(paths: Sequence[str], session: BossNetModel, *, draws: int, seed: int,
-                   batch_rows: int, times: StageTimes, progress: bool = False) -> Iterator[Result]:
+                   batch_rows: int, times: StageTimes, progress: bool = False,
+                   skip: Container[tuple[str, int, int]] = ()) -> Iterator[Result]:
     """iter_results with an optional rich progress bar over files (on stderr)."""
     if not progress:
         yield from iter_results(paths, session, draws=draws, seed=seed, batch_rows=batch_rows,
-                                times=times)
+                                times=times, skip=skip)
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -487,4 +499,5 @@ def stream_results(paths: Sequence[str], session: BossNetModel, *, draws: int, s
                   console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("predict", total=len(paths))
         yield from iter_results(paths, session, draws=draws, seed=seed, batch_rows=batch_rows,
-                                times=times, on_file_done=lambda n: bar.advance(task, n))
+                                times=times, on_file_done=lambda n: bar.advance(task, n),
+                                skip=skip)
