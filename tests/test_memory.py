@@ -2,6 +2,8 @@
 in pieces, --draws limits, seeds that use every bit (issue 10, part 3)."""
 from __future__ import annotations
 
+import gc
+import os
 import re
 import zlib
 
@@ -193,3 +195,29 @@ def test_spectra_already_saved_are_skipped_within_a_file(tmp_path, model):
                                       skip={(path, 1, 0), (path, 1, 1)}))
     assert [r.row for r in rest] == [2, 3, 4]
     assert [r.labels for r in rest] == [r.labels for r in everything[2:]]
+
+
+def _rss_mb(kind: str) -> float:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(kind)) / 1024
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux /proc needed")
+def test_reading_a_big_table_keeps_neither_its_pages_nor_copies_of_its_columns(tmp_path):
+    wave, flux, ivar = _star(0)
+    rows = [{"flux": flux, "ivar": ivar} for _ in range(400)]
+    path = layouts.write_mwm(tmp_path / "mwmVisit-0.6.0-4.fits", rows, kind="visit")
+    size_mb = path.stat().st_size / 2**20  # ~37 MB
+    gc.collect()
+    anon, mapped = _rss_mb("RssAnon"), _rss_mb("RssFile")
+    n = 0
+    for record in iter_spectra(path):
+        n += 1
+        if n == 300:
+            # pages read are given back as the reader goes
+            assert _rss_mb("RssFile") - mapped < size_mb / 2
+    del record
+    gc.collect()
+    assert n == 400
+    # closing used to copy every column read (astropy's FITS_rec.__del__): +37 MB here
+    assert _rss_mb("RssAnon") - anon < size_mb / 4

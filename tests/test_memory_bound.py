@@ -1,8 +1,11 @@
 """The stated memory bound, measured: the full-size BOSS network (random He-initialised weights,
 official shapes) predicting a big many-spectra file and a gzip bomb in one run, in a subprocess
-whose peak resident memory (VmHWM) must stay below PEAK_RSS_BOUND (README, "Memory")."""
+whose peak resident memory (VmHWM) must stay below PEAK_RSS_BOUND (README, "Memory"); the cold
+start (which builds the ORT-format model copy) is measured on its own and held to the same bound.
+"""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zlib
@@ -22,7 +25,7 @@ from bossnet_onnx.synthetic import layouts  # noqa: E402
 pytestmark = [pytest.mark.export, pytest.mark.slow]
 
 PEAK_RSS_BOUND = 1.5e9  # bytes; the README states the same figure
-N_ROWS = 2500           # BOSS rows in one mwmVisit file (~140 MB of pixel arrays)
+N_ROWS = 1000           # BOSS rows in one mwmVisit file (93 MB: five 4648-pixel arrays a row)
 BOMB_MIB = 1024         # a ~1 MB .fits.gz that would decompress to 1 GiB
 
 _PEAK = ("import atexit, sys\n"
@@ -33,6 +36,15 @@ _PEAK = ("import atexit, sys\n"
          "from bossnet_onnx.cli import app\n"
          "sys.argv = ['bossnet-onnx'] + sys.argv[1:]\n"
          "app()\n")
+
+
+def _peak(args: list[str], cache) -> tuple[int, subprocess.CompletedProcess]:
+    """Peak resident bytes (VmHWM) of one CLI run in its own process, and the run."""
+    env = dict(os.environ, BOSSNET_ONNX_CACHE=str(cache))
+    run = subprocess.run([sys.executable, "-c", _PEAK, *args], capture_output=True, text=True,
+                         timeout=1500, env=env)
+    assert "Traceback" not in run.stderr, run.stderr[-2000:]
+    return int(run.stderr.split("PEAK ")[1].split()[0]) * 1024, run
 
 
 def _bomb(path, content: bytes) -> None:
@@ -67,14 +79,17 @@ def test_peak_rss_of_the_full_model_on_a_big_file_and_a_bomb(tmp_path):
     _bomb(bomb, small.read_bytes())
     assert bomb.stat().st_size < 1.2e6
 
+    # Cold start: the first run builds the ORT-format copy of the model (its own peak).
+    cold, run = _peak(["predict", str(small), "--model", str(onnx_path), "--quiet"],
+                      tmp_path / "cache")
+    assert run.returncode == 0, run.stderr[-2000:]
     out = tmp_path / "cat.fits"
-    run = subprocess.run([sys.executable, "-c", _PEAK, "predict", str(big), str(bomb),
-                          "--model", str(onnx_path), "--draws", "2", "--quiet", "-o", str(out)],
-                         capture_output=True, text=True, timeout=1500)
-    assert "Traceback" not in run.stderr and run.returncode == 1, run.stderr[-2000:]
-    peak = int(run.stderr.split("PEAK ")[1].split()[0]) * 1024
-    print(f"peak RSS {peak / 1e6:.0f} MB for {N_ROWS} spectra + a {BOMB_MIB} MiB bomb")
-    assert peak < PEAK_RSS_BOUND
+    peak, run = _peak(["predict", str(big), str(bomb), "--model", str(onnx_path), "--draws", "2",
+                       "--quiet", "-o", str(out)], tmp_path / "cache")
+    print(f"peak RSS: cold start {cold / 1e6:.0f} MB; {N_ROWS} spectra + a {BOMB_MIB} MiB bomb "
+          f"{peak / 1e6:.0f} MB")
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert cold < PEAK_RSS_BOUND and peak < PEAK_RSS_BOUND
     table = read_catalogue(out)
     assert len(table) == N_ROWS + 1
     assert int((table["result_flags"] & 1).sum()) == 1  # the bomb, and only it

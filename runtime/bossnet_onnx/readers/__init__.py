@@ -21,7 +21,7 @@ from typing import Iterator
 from ..errors import InputError, UnknownFormatError
 from ..spectrum import ReadFailure, Spectrum
 from . import generic_table, lamost_image, lamost_table, mwm, sdss_spec
-from ._fits import check_file, open_fits
+from ._fits import check_file, fits_file
 
 __all__ = ["READERS", "read_spectra", "iter_spectra", "Spectrum", "ReadFailure"]
 
@@ -50,7 +50,7 @@ def iter_spectra(path: str | os.PathLike) -> Iterator[Spectrum | ReadFailure]:
     if path.lower().endswith(generic_table.ASCII_SUFFIXES):
         yield from _read_with(generic_table, path, None)
         return
-    with open_fits(path) as hdul:
+    with fits_file(path) as hdul:
         for reader in READERS:
             if _named_warnings(path, reader.identify, path, hdul):
                 yield from _read_with(reader, path, hdul)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import math
+import mmap
 import os
 import tempfile
 import warnings
@@ -29,7 +30,8 @@ from ..errors import InputError
 from ..inputs import SPECTRUM_SUFFIXES
 
 __all__ = ["check_file", "open_fits", "opened", "native", "header_value", "looks_like_fits",
-           "first_row_scalars", "SPECTRUM_SUFFIXES", "MAX_FITS_BYTES", "MAX_TRAILING_BYTES"]
+           "first_row_scalars", "SPECTRUM_SUFFIXES", "MAX_FITS_BYTES", "MAX_TRAILING_BYTES",
+           "release_pages", "RELEASE_EVERY_ROWS", "fits_file", "close_fits"]
 
 FITS_MAGIC = b"SIMPLE  ="
 GZIP_MAGIC = b"\x1f\x8b"
@@ -40,6 +42,8 @@ MAX_FITS_BYTES = 1 << 30
 #: Zero or blank padding tolerated after the last HDU (more is a damaged or hostile file).
 MAX_TRAILING_BYTES = 1 << 20
 _GZIP_STEP = 1 << 20
+#: Readers of many-row tables drop the file pages they have read every so many rows.
+RELEASE_EVERY_ROWS = 64
 
 
 def looks_like_fits(path: str) -> bool:
@@ -240,17 +244,54 @@ def open_fits(path: str) -> fits.HDUList:
     return hdul
 
 
+def release_pages(hdul: fits.HDUList) -> None:
+    """Give back the memory-mapped file pages read so far (the records are copies).
+
+    A memory-mapped file counts in the process's resident memory as its pages are touched; a
+    reader going through a 1 GB table would end up holding all of it. Dropping the pages of a
+    read-only mapping is safe: touched again, they come back from the file. Never raises.
+    """
+    mapping = getattr(getattr(hdul, "_file", None), "_mmap", None)
+    if mapping is None or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    try:
+        mapping.madvise(mmap.MADV_DONTNEED)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def close_fits(hdul: fits.HDUList) -> None:
+    """Close an HDUList from open_fits without astropy copying every column read.
+
+    When a table's data are freed, astropy copies each column that was accessed into memory
+    (FITS_rec.__del__, so that Column.array stays valid): for a 1 GB memory-mapped table that is
+    1 GB of copies at the very end. Nothing here uses Column.array afterwards, so it is dropped.
+    """
+    for hdu in hdul:
+        if "data" in hdu.__dict__ and getattr(hdu, "columns", None) is not None:
+            for column in hdu.columns:
+                del column.array
+    hdul.close()
+
+
+@contextlib.contextmanager
+def fits_file(path: str) -> Iterator[fits.HDUList]:
+    """open_fits(path), closed with close_fits afterwards."""
+    hdul = open_fits(path)
+    try:
+        yield hdul
+    finally:
+        close_fits(hdul)
+
+
 @contextlib.contextmanager
 def opened(path: str, hdul: fits.HDUList | None) -> Iterator[fits.HDUList]:
     """The HDUList a reader was given, or `path` opened (and closed afterwards)."""
     if hdul is not None:
         yield hdul
         return
-    own = open_fits(path)
-    try:
+    with fits_file(path) as own:
         yield own
-    finally:
-        own.close()
 
 
 _SCALAR_TYPES = {"L": "S1", "B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4",

@@ -17,7 +17,7 @@ from astropy.table import Table
 from ..errors import InputError
 from ..spectrum import ReadFailure, Spectrum
 from ._checks import checked
-from ._fits import check_file
+from ._fits import RELEASE_EVERY_ROWS, check_file, release_pages
 
 NAME = "generic-table"
 __all__ = ["NAME", "identify", "read", "iter_read", "ASCII_SUFFIXES", "WAVE", "FLUX", "IVAR", "ERROR"]
@@ -122,6 +122,8 @@ def iter_read(path: str, hdul: fits.HDUList | None = None) -> Iterator[Spectrum 
                          f"both one pixel a row or both one spectrum a row")
     ftype, itype = _stored_dtype(table, fcol), _stored_dtype(table, icol or ecol)
     for row in (range(len(table)) if per_row else [None]):
+        if hdul is not None and row is not None and row % RELEASE_EVERY_ROWS == 0:
+            release_pages(hdul)
         wave, flux = _column(table, wcol, row), _column(table, fcol, row)
         if wcol.lower() == "loglam":
             with np.errstate(over="ignore"):  # damaged loglam: inf, then reported as such

@@ -11,7 +11,7 @@ from astropy.io import fits
 from ..errors import InputError
 from ..spectrum import ReadFailure, Spectrum
 from ._checks import checked
-from ._fits import native, opened
+from ._fits import RELEASE_EVERY_ROWS, native, opened, release_pages
 from .lamost_image import header_identifiers
 
 NAME = "lamost-table"
@@ -56,6 +56,8 @@ def iter_read(path: str, hdul: fits.HDUList | None = None) -> Iterator[Spectrum 
         ids = header_identifiers(hdul[0].header)
         single = len(hdu.data) == 1
         for row in range(len(hdu.data)):
+            if row % RELEASE_EVERY_ROWS == 0:  # row 0: after astropy scanned the table
+                release_pages(hdul)
             rec = hdu.data[row]
             mask = None
             if "ANDMASK" in names:

@@ -18,7 +18,7 @@ from astropy.io import fits
 from ..errors import InputError
 from ..spectrum import ReadFailure, Spectrum
 from ._checks import checked, where
-from ._fits import header_value, native, opened
+from ._fits import RELEASE_EVERY_ROWS, header_value, native, opened, release_pages
 
 NAME = "mwm"
 __all__ = ["NAME", "identify", "read", "iter_read", "boss_hdus"]
@@ -119,6 +119,8 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> Iterator[Spectrum | 
                               _row_ids(data, row, names, primary))
         return
     for row in rows:
+        if row % RELEASE_EVERY_ROWS == 0:  # row 0: after astropy scanned the table
+            release_pages(hdul)
         ids = _row_ids(data, row, names, primary)
         flux = native(data[names["flux"]][row], np.float32).ravel()
         ivar = native(data[names["ivar"]][row], np.float32).ravel()
