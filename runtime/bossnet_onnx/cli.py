@@ -49,20 +49,26 @@ def _print_table(table) -> None:
     from rich.console import Console
     from rich.table import Table as RichTable
 
+    from .flags import QualityFlags
+
     view = RichTable(box=None, pad_edge=False, header_style="bold")
-    for name in ("source", "hdu", "row", "teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h",
-                 "v_rad", "e_v_rad", "flags", "error"):
-        view.add_column(name, justify="left" if name in ("source", "error") else "right")
+    for name in ("path", "hdu", "row", "teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h",
+                 "bn_v_r", "e_bn_v_r", "frame", "snr", "flags", "quality", "error"):
+        view.add_column(name, justify="left" if name in ("path", "error", "frame", "quality")
+                        else "right")
 
     def num(value, fmt):
         return "nan" if value != value else format(value, fmt)
 
     for r in table:
         view.add_row(
-            Path(str(r["source"])).name, str(r["hdu"]), str(r["row"]),
+            Path(str(r["path"])).name, str(r["hdu"]), str(r["row"]),
             num(r["teff"], ".0f"), num(r["e_teff"], ".0f"), num(r["logg"], ".2f"),
             num(r["e_logg"], ".2f"), num(r["fe_h"], ".2f"), num(r["e_fe_h"], ".2f"),
-            num(r["v_rad"], ".1f"), num(r["e_v_rad"], ".1f"), str(r["result_flags"]),
+            num(r["bn_v_r"], ".1f"), num(r["e_bn_v_r"], ".1f"), str(r["frame"]),
+            num(r["snr_model"], ".1f"), str(r["result_flags"]),
+            # quality problems by name, apart from DR19's flags: they do not make a row bad
+            ",".join(f.name for f in QualityFlags if int(r["quality_flags"]) & f.value) or "-",
             str(r["error"]),
         )
     Console(width=200, soft_wrap=True).print(view)
@@ -78,7 +84,10 @@ def predict(
                                          help="ONNX model (default: the bundled demo model)."),
     provider: str = typer.Option("auto", "--provider", help="auto, cpu or cuda."),
     draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the draws (with each spectrum's identity)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the draws (with each spectrum's content)."),
+    recipe: str = typer.Option("reference", "--recipe",
+                               help="Preprocessing: reference (hutchresearch/BOSSNet) or astra "
+                                    "(SDSS DR19's production code)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1,
                                     help="Model rows per onnxruntime call (memory ~ rows)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1,
@@ -91,6 +100,7 @@ def predict(
 ) -> None:
     """Predict log g, Teff, [Fe/H] and RV for every spectrum in INPUTS."""
     from .pipeline import predict as run_predict
+    from .preprocess import RECIPES
     from .runs import Interrupted, predict_to_file
     from .sharding import parse_shard
 
@@ -99,12 +109,15 @@ def predict(
             parse_shard(shard)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--shard") from None
+    if recipe not in RECIPES:
+        raise typer.BadParameter(f"{recipe!r} is not one of {', '.join(RECIPES)}",
+                                 param_hint="--recipe")
     if resume and output is None:
         raise typer.BadParameter("--resume needs --output/-o (the catalogue being resumed)",
                                  param_hint="--resume")
     show_progress = not quiet and sys.stderr.isatty()
     common = dict(model=model, provider=provider, draws=draws, seed=seed, batch_size=batch_size,
-                  threads=threads, progress=show_progress, shard=shard)
+                  threads=threads, progress=show_progress, shard=shard, recipe=recipe)
     try:
         if output is None:
             table = run_predict(inputs, **common)

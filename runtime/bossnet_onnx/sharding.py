@@ -83,12 +83,12 @@ def merge_catalogues(parts: Sequence[str | os.PathLike], output: str | os.PathLi
             )
     merged = vstack(tables, join_type="exact", metadata_conflicts="silent")
     keys = [f"{os.path.basename(str(s))}|{h}|{r}" for s, h, r in
-            zip(merged["source"], merged["hdu"], merged["row"])]
+            zip(merged["path"], merged["hdu"], merged["row"])]
     uniq, counts = np.unique(keys, return_counts=True)
     dups = uniq[counts > 1]
     if len(dups):
         raise OutputError(f"merge: {len(dups)} spectra appear more than once, e.g. {dups[0]}")
-    merged.sort(["source", "hdu", "row"])
+    merged.sort(["path", "hdu", "row"])
     merged.meta = {k: v for k, v in first.items() if k != "SHARD"}
     merged.meta["NSHARDS"] = len(tables)
     write_catalogue(merged, output)
