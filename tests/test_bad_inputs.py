@@ -447,7 +447,7 @@ def test_batch_keeps_good_spectra_and_flags_each_bad_one(tmp_path, model):
     for path, bits in flagged.items():
         (row,) = by_source[path]
         assert row["result_flags"] & 1 == 0 and row["error"] == "", (path, row["error"])
-        assert int(row["result_flags"]) & int(bits) == int(bits) and np.isfinite(row["teff"])
+        assert int(row["quality_flags"]) & int(bits) == int(bits) and np.isfinite(row["teff"])
     for path in map(str, good):
         (row,) = by_source[path]
         # the linear test model's labels may trip DR19 bits 1-4; no failure, no quality bit

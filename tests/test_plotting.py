@@ -243,7 +243,8 @@ def test_kiel_counts_axes_and_png(tmp_path):
     fig = plot_kiel(path, out)
     assert png_size(out) == expected_pixels(KIEL_SIZE) == (750, 600)
     counts = kiel_counts(path)
-    assert counts == {"good": 30, "warn": 4, "bad": 5, "failed": 2, "no_labels": 1, "total": 42}
+    assert counts == {"good": 30, "warn": 4, "bad": 5, "failed": 2, "no_labels": 1, "quality": 0,
+                      "total": 42}
     for gid in ("good", "warn", "bad"):
         assert len(collection(fig, gid).get_offsets()) == counts[gid]
     ax = fig.axes[0]

@@ -115,7 +115,8 @@ def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None
     cols: dict[str, Any] = {}
     for column in columns_for(label_columns):
         values = [_value(r, column) for r in results]
-        cols[column.name] = np.array(values, dtype=_NUMPY[column.dtype])
+        with np.errstate(over="ignore"):  # a label beyond float32 is inf, as DR19's REAL
+            cols[column.name] = np.array(values, dtype=_NUMPY[column.dtype])
     table = Table(cols, meta=dict(meta or {}))
     # Empty string columns default to <U1 / <U0 which FITS cannot hold: give them width >= 1.
     for name in table.colnames:

@@ -334,7 +334,10 @@ def load_labels(path: str | os.PathLike, hdu: int | None = None) -> "Table":
         table = read_catalogue(path)
         table.meta["source_file"] = path.name
         return table
+    import warnings
+
     from astropy.io import fits
+    from astropy.units import UnitsWarning
 
     try:
         with fits.open(path, memmap=False) as hdul:
@@ -347,7 +350,9 @@ def load_labels(path: str | os.PathLike, hdu: int | None = None) -> "Table":
                     continue
                 cols = {c.lower() for c in h.columns.names}
                 if {"teff", "logg", "fe_h"} <= cols:
-                    table = Table.read(h)
+                    with warnings.catch_warnings():  # TUNIT 'dex': not a FITS-standard unit
+                        warnings.simplefilter("ignore", UnitsWarning)
+                        table = Table.read(h)
                     table.meta["source_file"] = path.name
                     return table
     except InputError:

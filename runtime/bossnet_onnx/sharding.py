@@ -22,7 +22,7 @@ from .errors import OutputError
 __all__ = ["Shard", "parse_shard", "select_shard", "merge_catalogues", "PROVENANCE_KEYS"]
 
 #: Header keys that must agree between shards for a merge to make sense.
-PROVENANCE_KEYS = ("MODEL", "MODELSHA", "NDRAWS", "SEED", "PREPROC")
+PROVENANCE_KEYS = ("MODEL", "MODELSHA", "NDRAWS", "SEED", "PREPROC", "RECIPE")
 
 
 @dataclass(frozen=True)

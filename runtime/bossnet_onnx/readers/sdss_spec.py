@@ -84,6 +84,8 @@ def _identifiers(hdul: fits.HDUList, coadd_index: int) -> dict:
             value = value.strip()
         if value is not None and value != "":
             ids[key] = value
+    if "specobjid" in ids:  # text in SPECOBJ and SDSS-V SPALL, int64 in BOSS SPALL
+        ids["specobjid"] = str(ids["specobjid"]).strip()
     ids["telescope"] = _telescope(ids.pop("obs", ""), primary)
     if not ids["telescope"]:
         del ids["telescope"]
