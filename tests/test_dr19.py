@@ -397,3 +397,52 @@ def test_readme_column_table_is_current():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert markdown_table() in readme
+
+
+# ------------------------------------------------- quality problems shown apart from flags
+def test_stdout_table_names_quality_problems(shared_data, model_path):
+    from typer.testing import CliRunner
+
+    from bossnet_onnx.cli import app
+
+    faint = shared_data / "sdss-spec-3764-55514-0972.fits"
+    galaxy = shared_data / "sdss-spec-0266-51602-0001.fits"
+    if not faint.exists():
+        pytest.skip("real spectra absent")
+    result = CliRunner().invoke(app, ["predict", str(faint), str(galaxy), "--model",
+                                      str(model_path), "--draws", "0"])
+    assert result.exit_code == 0, result.output
+    lines = {ln.split()[0]: ln for ln in result.stdout.splitlines() if ln.startswith("sdss-")}
+    assert "LOW_SNR" in lines[faint.name] and "NOT_A_STAR" in lines[galaxy.name]
+    assert " quality " in result.stdout.splitlines()[0] + " "
+
+
+def test_cli_refuses_an_unknown_recipe(model_path, shared_data):
+    from typer.testing import CliRunner
+
+    from bossnet_onnx.cli import app
+
+    result = CliRunner().invoke(app, ["predict", "x.fits", "--recipe", "dr19"])
+    assert result.exit_code == 2
+    assert "'dr19' is not one of reference, astra" in result.output
+
+
+def test_kiel_draws_quality_problems_apart(workdir):
+    pytest.importorskip("matplotlib")
+    from bossnet_onnx.catalogue import Result
+    from bossnet_onnx.plotting import kiel_counts, plot_kiel
+
+    def row(teff, logg, quality=0, flags=0):
+        return Result(source="x.fits", labels={"teff": teff, "logg": logg, "fe_h": 0.0},
+                      result_flags=flags, quality_flags=quality)
+
+    table = build_table([row(5800, 4.4), row(5000, 3.0, QualityFlags.LOW_SNR),
+                         row(4800, 2.5, QualityFlags.NOT_A_STAR), row(3500, 4.5, 0, 16),
+                         row(6000, 4.0, QualityFlags.LOW_SNR, 8)])
+    counts = kiel_counts(table)
+    assert (counts["good"], counts["quality"], counts["warn"], counts["bad"]) == (1, 2, 1, 1)
+    fig = plot_kiel(table)
+    (ax,) = [a for a in fig.axes if a.get_label() != "<colorbar>"]
+    drawn = {c.get_gid(): len(c.get_offsets()) for c in ax.collections}
+    assert drawn["quality"] == 2 and drawn["good"] == 1
+    assert any("quality_flags set (2)" in t.get_text() for t in ax.get_legend().get_texts())

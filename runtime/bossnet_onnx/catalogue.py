@@ -256,10 +256,10 @@ def _read_parquet(path: Path) -> Table:
     arrow = pq.read_table(path)
     table = Table({name: arrow.column(name).to_numpy(zero_copy_only=False)
                    for name in arrow.column_names})
-    for field in arrow.schema:
-        unit = (field.metadata or {}).get(b"unit")
+    for arrow_field in arrow.schema:
+        unit = (arrow_field.metadata or {}).get(b"unit")
         if unit:
-            table[field.name].unit = unit.decode()
+            table[arrow_field.name].unit = unit.decode()
     raw = (arrow.schema.metadata or {}).get(b"bossnet")
     table.meta = json.loads(raw) if raw else {}
     return table

@@ -198,11 +198,10 @@ def _barycentric(ids: Mapping[str, Any], bn_v_r: float, e_bn_v_r: float) -> tupl
         return bn_v_r, e_bn_v_r
     if frame != "rest":
         return math.nan, math.nan
-    for key in ("xcsao_v_rad", "v_rad"):
+    for key, e_key in (("xcsao_v_rad", "xcsao_e_v_rad"), ("v_rad", "e_v_rad")):
         try:
             u = float(ids.get(key, math.nan))
-            e_u = float(ids.get(f"xcsao_e_v_rad" if key == "xcsao_v_rad" else "e_v_rad",
-                                math.nan))
+            e_u = float(ids.get(e_key, math.nan))
         except (TypeError, ValueError):
             continue
         if math.isfinite(u):
@@ -428,4 +427,5 @@ def stream_results(paths: Sequence[str], session: BossNetModel, *, draws: int, s
                   console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("predict", total=len(paths))
         yield from iter_results(paths, session, draws=draws, seed=seed, batch_rows=batch_rows,
-                                times=times, recipe=recipe, on_file_done=lambda n: bar.advance(task, n))
+                                times=times, recipe=recipe,
+                                on_file_done=lambda n: bar.advance(task, n))
