@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from bossnet_onnx.errors import ModelError
+from bossnet_onnx.hashing import file_sha256
 from bossnet_onnx.model_files import bundled_models, default_model_path
 from bossnet_onnx.preprocess import model_inputs
-from bossnet_onnx.hashing import file_sha256
 from bossnet_onnx.session import open_model
 from bossnet_onnx.synthetic.spectra import sample_labels, synthesize_batch
 
