@@ -16,18 +16,16 @@ import shutil
 import numpy as np
 import pytest
 from astropy.io import fits
+from onnx_fixtures import linear_metadata, write_linear_model
 
 from bossnet_onnx.catalogue import build_table, read_catalogue, write_catalogue
 from bossnet_onnx.columns import ALL_COLUMNS, markdown_table
 from bossnet_onnx.flags import QualityFlags, ResultFlags, flag_bad, flag_warn, parameter_flags
-from bossnet_onnx.pipeline import (SPEED_OF_LIGHT_KMS, compose_velocities, predict,
-                                   prepare_spectrum)
+from bossnet_onnx.pipeline import SPEED_OF_LIGHT_KMS, compose_velocities, predict, prepare_spectrum
 from bossnet_onnx.readers import read_spectra
 from bossnet_onnx.session import open_model
 from bossnet_onnx.spectrum import Spectrum
 from bossnet_onnx.uncertainty import spectrum_rng
-
-from onnx_fixtures import linear_metadata, write_linear_model
 
 layouts = pytest.importorskip("bossnet_onnx.synthetic.layouts")
 
@@ -62,7 +60,7 @@ def _above(x: float) -> float:
     return float(np.nextafter(F32(x), F32(np.inf)))
 
 
-@pytest.mark.parametrize("teff, logg, fe_h, bits", [
+@pytest.mark.parametrize(("teff", "logg", "fe_h", "bits"), [
     # bit 1: teff outside 1700..100000 (bounds themselves inside)
     (1700.0, 2.0, 0.0, 0b01000), (_below(1700), 2.0, 0.0, 0b01010),
     (100_000.0, 4.0, 0.0, 0), (_above(100_000), 4.0, 0.0, 0b00010),

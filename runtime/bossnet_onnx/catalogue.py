@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
-
+from typing import Any
 
 import numpy as np
 from astropy.table import Table
@@ -223,7 +223,7 @@ def _write_fits(table: Table, path: str) -> None:
 def _fits_unit(unit: Any) -> bool:
     try:
         unit.to_string("fits")
-    except Exception:
+    except ValueError:  # astropy: "not supported by the FITS standard" (dex, dex(K))
         return False
     return True
 
@@ -275,7 +275,7 @@ def read_catalogue(path: str | os.PathLike) -> Table:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnitsWarning)  # TUNIT 'dex' is not FITS-standard
             table = _read_parquet(path) if fmt == "parquet" else Table.read(path, format=fmt)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise OutputError(f"{path}: cannot read catalogue ({exc})") from None
     for name in ("path", "format", "error", "telescope", "survey_class", "frame", "specobjid",
                  "designation"):

@@ -14,8 +14,8 @@ ours is called `source`: our file path is `path`.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 __all__ = ["Column", "IDENTIFIER_COLUMNS", "BOSS_LABEL_COLUMNS", "FLAG_COLUMNS",
            "ALL_COLUMNS", "columns_for", "markdown_table", "MISSING"]

@@ -38,6 +38,7 @@ from __future__ import annotations
 import enum
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["ResultFlags", "QualityFlags", "WARN_MASK", "BAD_MASK", "LOW_SNR_THRESHOLD",
            "parameter_flags", "flag_warn", "flag_bad", "flag_names"]
@@ -86,33 +87,31 @@ def _greater(x: np.ndarray, bound: float) -> np.ndarray:
     return (x > bound) | np.isnan(x)
 
 
-def parameter_flags(teff: np.ndarray, logg: np.ndarray, fe_h: np.ndarray) -> np.ndarray:
+def parameter_flags(teff: ArrayLike, logg: ArrayLike, fe_h: ArrayLike) -> np.ndarray:
     """DR19 bits 1-4 from the labels, bit-identical to Astra 0.6.0's SQL on REAL columns.
 
     The labels are first rounded to float32 (DR19 stores them so); every bound is exact in
     float32, so comparing the float32 values in float64 is the database's comparison.
     """
-    teff, logg, fe_h = (np.asarray(v, dtype=np.float32).astype(np.float64)
-                        for v in (teff, logg, fe_h))
-    flags = np.zeros(np.broadcast(teff, logg, fe_h).shape, dtype=np.int64)
-    flags |= np.where(_less(teff, 1700) | _greater(teff, 100_000),
+    t, g, m = (np.asarray(v, dtype=np.float32).astype(np.float64) for v in (teff, logg, fe_h))
+    flags = np.zeros(np.broadcast(t, g, m).shape, dtype=np.int64)
+    flags |= np.where(_less(t, 1700) | _greater(t, 100_000),
                       int(ResultFlags.UNRELIABLE_TEFF), 0)
-    flags |= np.where(_less(logg, -1) | _greater(logg, 10), int(ResultFlags.UNRELIABLE_LOGG), 0)
-    unreliable_fe_h = (_less(teff, 3200) | _greater(logg, 5) | _less(fe_h, -4)
-                       | _greater(fe_h, 2))
+    flags |= np.where(_less(g, -1) | _greater(g, 10), int(ResultFlags.UNRELIABLE_LOGG), 0)
+    unreliable_fe_h = _less(t, 3200) | _greater(g, 5) | _less(m, -4) | _greater(m, 2)
     flags |= np.where(unreliable_fe_h, int(ResultFlags.UNRELIABLE_FE_H), 0)
     # DR19 writes (6 > logg) & (logg > 3): NaN fails `6 > NaN`, so NaN never sets bit 4.
-    suspicious = _less(teff, 3900) & _less(logg, 6) & (logg > 3)
+    suspicious = _less(t, 3900) & _less(g, 6) & (g > 3)
     flags |= np.where(suspicious, int(ResultFlags.SUSPICIOUS_FE_H), 0)
     return flags
 
 
-def flag_warn(result_flags: np.ndarray) -> np.ndarray:
+def flag_warn(result_flags: ArrayLike) -> np.ndarray:
     """DR19 flag_warn: bit 3 or bit 4."""
     return (np.asarray(result_flags, dtype=np.int64) & WARN_MASK) != 0
 
 
-def flag_bad(result_flags: np.ndarray) -> np.ndarray:
+def flag_bad(result_flags: ArrayLike) -> np.ndarray:
     """DR19 flag_bad: bit 0, 1, 2 or 3."""
     return (np.asarray(result_flags, dtype=np.int64) & BAD_MASK) != 0
 

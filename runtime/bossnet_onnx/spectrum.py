@@ -1,9 +1,10 @@
 """The one record that flows between readers, preprocessing and the catalogue."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +80,7 @@ class ReadFailure:
     identifiers: Mapping[str, Any] = field(default_factory=dict)
     #: the arrays, when they were read but are degenerate (no positive or finite flux): DR19's
     #: recipe (`--recipe astra`) still predicts such spectra; the reference recipe does not
-    spectrum: "Spectrum | None" = None
+    spectrum: Spectrum | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identifiers", MappingProxyType(dict(self.identifiers)))
