@@ -444,3 +444,21 @@ def test_kiel_draws_quality_problems_apart(workdir):
     drawn = {c.get_gid(): len(c.get_offsets()) for c in ax.collections}
     assert drawn["quality"] == 2 and drawn["good"] == 1
     assert any("quality_flags set (2)" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_plot_uses_the_recipe_like_predict(workdir, model_path):
+    pytest.importorskip("matplotlib")
+    from bossnet_onnx.plotting import plot_spectrum
+
+    wave, cases = _exercising_spectra()
+    flux, ivar = cases["NaN blocks"]
+    spec = Spectrum(wave, flux, ivar, source="x.fits", format="mwm", hdu=1, row=0)
+    titles = {}
+    for recipe in ("reference", "astra"):
+        fig = plot_spectrum([spec], model=model_path, draws=2, seed=1, recipe=recipe)
+        titles[recipe] = fig.axes[0].get_title(loc="left")
+        model = open_model(model_path)
+        prep = prepare_spectrum(spec, model.metadata, 2, 1, recipe)
+        teff = 10 ** float(model.run_physical(prep.inputs)[0][model.metadata.index("logTeff")])
+        assert f"Teff = {teff:.0f}" in titles[recipe]
+    assert titles["reference"] != titles["astra"]

@@ -209,9 +209,16 @@ def plot(
     provider: str = typer.Option("auto", "--provider", help="auto, cpu or cuda."),
     draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws (as in predict)."),
+    recipe: str = typer.Option("reference", "--recipe",
+                               help="Preprocessing, as in predict: reference or astra."),
 ) -> None:
     """Plot each spectrum, the model input it became, and its labels, errors and flags."""
     from .plotting import plot_spectrum
+    from .preprocess import RECIPES
+
+    if recipe not in RECIPES:
+        raise typer.BadParameter(f"{recipe!r} is not one of {', '.join(RECIPES)}",
+                                 param_hint="--recipe")
 
     name = spectrum.name
     for suffix in (".gz", ".fits", ".fit", ".csv", ".ecsv"):
@@ -219,7 +226,7 @@ def plot(
     target = output if output is not None else Path(f"{name}.png")
     try:
         fig = plot_spectrum(spectrum, target, hdu=hdu, row=row, model=model, provider=provider,
-                            draws=draws, seed=seed)
+                            draws=draws, seed=seed, recipe=recipe)
     except BossNetError as exc:
         _fail(exc)
     typer.echo(f"{len(fig.axes) // 2} spectra -> {target}", err=True)

@@ -247,7 +247,8 @@ def _as_records(source: Any) -> tuple[list[Spectrum | ReadFailure], str]:
 def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | ReadFailure],
                   output: str | os.PathLike | None = None, *, hdu: int | None = None,
                   row: int | None = None, model: str | os.PathLike | BossNetModel | None = None,
-                  provider: str = "auto", draws: int = 20, seed: int = 0) -> Figure:
+                  provider: str = "auto", draws: int = 20, seed: int = 0,
+                  recipe: str = "reference") -> Figure:
     """One panel per spectrum: observed flux over the model's 3900-point input, labels on top.
 
     `source` is a spectrum file (every format `predict` reads) or Spectrum records; `hdu`/`row`
@@ -284,7 +285,7 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
         else:
             _draw_observed(ax_obs, record, grid)
             try:
-                prep = prepare_spectrum(record, meta, draws, seed)
+                prep = prepare_spectrum(record, meta, draws, seed, recipe)
             except BossNetError as exc:
                 error = str(exc)
                 _message(ax_in, "no model input: the spectrum cannot be preprocessed")
