@@ -98,7 +98,7 @@ def write_spec(path: str | os.PathLike, wavelength: np.ndarray, flux: np.ndarray
     h["PLUG_RA"] = (ra, "Fibre RA [deg]")
     h["PLUG_DEC"] = (dec, "Fibre Dec [deg]")
     if catalogid is not None:
-        h["V_RAD"] = (12.3, "radial velocity relative to the barycenter (added)")
+        h["V_RAD"] = (12.3, "radial velocity relative to the barycenter")
         h["HELIO_RV"] = (12.3, "V_RAD for backwards compatibility")
     else:
         h["HELIO_RV"] = (12.3, "Heliocentric correction (added to velocities)")
