@@ -477,3 +477,23 @@ def test_astra_recipe_writes_nan_labels_with_dr19_bits(model_path):
         result = result_from_outputs(prep, physical, model.metadata, 2)
         assert result.result_flags == bits
         assert bool(result.error) == failed
+
+
+def test_bundled_examples_are_in_dr19_frames():
+    """examples/LABELS.tsv says which frame each example spectrum is in; the readers agree."""
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    lines = (examples / "LABELS.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    truth = [dict(zip(header, ln.split("\t"))) for ln in lines[1:]]
+    frames = []
+    for name in sorted({t["file"] for t in truth}):
+        frames += [(name, s.identifiers["frame"]) for s in read_spectra(str(examples / name))]
+    expected = sorted((t["file"], t["frame"]) for t in truth)
+    assert sorted(frames) == expected
+    assert {"rest", "barycentric"} == {f for _, f in frames}
+    # in-frame shifts are small residuals for rest-frame rows, the full RV otherwise
+    for t in truth:
+        shift, rv = float(t["rv_in_frame_kms"]), float(t["rv_kms"])
+        assert (abs(shift) < 2) if t["frame"] == "rest" else (shift == rv)
