@@ -272,11 +272,12 @@ def export_model(checkpoint: str | Path, output: str | Path, *,
     """
     loaded = load_checkpoint(checkpoint, config)
     if name is None:
-        source = Path(checkpoint)
-        name = source.name if source.is_dir() else source.stem
+        given = Path(checkpoint)
+        name = given.name if given.is_dir() else given.stem
     return export_module(loaded.model, output, weights_sha256=loaded.weights_sha256,
                          stats=stats, name=name, opset=opset, batch=batch, quantize=quantize,
                          quantized_output=quantized_output, provenance=provenance,
+                         source=source,
                          description=description or f"exported from {Path(checkpoint).name} "
                                                     f"({loaded.layout})")
 

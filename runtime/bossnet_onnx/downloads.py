@@ -60,7 +60,7 @@ class FetchResult:
     path: Path
     size: int
     transferred: int
-    resumed_from: int
+    resumed_from: int  # size of the .part found when the call started (0: fresh start)
     attempts: int
 
 
@@ -135,8 +135,11 @@ def _disk_error(path: Path, exc: OSError) -> DownloadError:
 
 
 def _attempt(url: str, part: Path, policy: RetryPolicy, progress: ByteProgress,
-             label: str) -> tuple[int, int]:
-    """One request: append to (or restart) `part`. Returns (bytes received, resume offset)."""
+             label: str, counted: list[int]) -> int:
+    """One request: append to (or restart) `part`; returns the offset it resumed from.
+
+    Bytes received are added to `counted[0]` as they arrive, failed attempts included.
+    """
     offset = part.stat().st_size if part.exists() else 0
     from . import __version__
 
@@ -149,7 +152,7 @@ def _attempt(url: str, part: Path, policy: RetryPolicy, progress: ByteProgress,
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 416 and offset:
-            return 0, offset  # the part is already whole: verification decides
+            return offset  # the part is already whole: verification decides
         if exc.code in RETRYABLE_STATUS:
             raise _Retry(f"HTTP {exc.code} {exc.reason}") from None
         raise DownloadError(
@@ -181,7 +184,8 @@ def _attempt(url: str, part: Path, policy: RetryPolicy, progress: ByteProgress,
         with handle:
             while True:
                 try:
-                    block = response.read(BLOCK)
+                    # read1: what has arrived, so a stall keeps the bytes before it.
+                    block = response.read1(BLOCK)
                 except (OSError, http.client.HTTPException) as exc:
                     raise _Retry(f"connection lost after {offset + received} bytes "
                                  f"({type(exc).__name__})") from None
@@ -192,10 +196,11 @@ def _attempt(url: str, part: Path, policy: RetryPolicy, progress: ByteProgress,
                 except OSError as exc:
                     raise _disk_error(part, exc) from None
                 received += len(block)
+                counted[0] += len(block)
                 advance(len(block))
         if total is not None and offset + received < total:
             raise _Retry(f"truncated response: {offset + received} of {total} bytes")
-    return received, offset
+    return offset
 
 
 def fetch_verified(url: str, dest: str | os.PathLike, expected_blob: str, *,
@@ -210,20 +215,19 @@ def fetch_verified(url: str, dest: str | os.PathLike, expected_blob: str, *,
     dest = Path(dest)
     part = dest.with_name(dest.name + PART_SUFFIX)
     progress = progress or ByteProgress(False)
-    transferred, first_offset, problem = 0, None, ""
+    counted, problem = [0], ""
+    first_offset = part.stat().st_size if part.exists() else 0
     for attempt in range(policy.attempts):
         if attempt:
             sleep(policy.delay(attempt - 1))
         try:
-            received, offset = _attempt(url, part, policy, progress, dest.name)
+            _attempt(url, part, policy, progress, dest.name, counted)
         except _Retry as exc:
             problem = str(exc)
             continue
-        transferred += received
-        first_offset = offset if first_offset is None else first_offset
         verify_file(part, expected_blob, f"{dest.name} from {url}")
         os.replace(part, dest)
-        return FetchResult(path=dest, size=dest.stat().st_size, transferred=transferred,
+        return FetchResult(path=dest, size=dest.stat().st_size, transferred=counted[0],
                            resumed_from=first_offset, attempts=attempt + 1)
     kept = part.stat().st_size if part.exists() else 0
     raise DownloadError(
