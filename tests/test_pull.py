@@ -271,3 +271,40 @@ def test_default_home_follows_the_platform(monkeypatch, tmp_path):
     assert models_home() == Path.home() / ".local" / "share" / "bossnet-onnx"
     monkeypatch.setattr(sys, "platform", "darwin")
     assert models_home() == Path.home() / "Library" / "Application Support" / "bossnet-onnx"
+
+
+SOURCE = {"registry_name": "tiny", "member": "boss", "repository": "example/tiny-bossnet",
+          "commit": COMMIT, "folder": FOLDER,
+          "files": [{"path": f"{FOLDER}/model_chunk_0", "blob": "a" * 40}], "fetched_from": "x"}
+
+
+def test_source_metadata_round_trip_and_checks():
+    from bossnet_onnx.errors import ModelMetadataError
+    from bossnet_onnx.metadata import ModelMetadata
+
+    from onnx_fixtures import linear_metadata
+
+    props = linear_metadata(source=SOURCE).to_props()
+    back = ModelMetadata.from_props(props, source="m.onnx")
+    assert back.source == SOURCE and back.source_text == f"tiny: example/tiny-bossnet@{COMMIT}"
+    assert ModelMetadata.from_props(linear_metadata().to_props()).source is None
+    for change, message in [({"commit": "abc"}, r"commit 'abc' is not a 40-digit hex id"),
+                            ({"repository": None}, r"lacks the text field 'repository'"),
+                            ({"files": [{"path": "p", "blob": "short"}]}, r"'files' must list")]:
+        bad = dict(props, **{"bossnet.source": json.dumps(dict(SOURCE, **change))})
+        with pytest.raises(ModelMetadataError, match=rf"m.onnx: metadata key 'bossnet.source' "
+                                                     rf".*{message}"):
+            ModelMetadata.from_props(bad, source="m.onnx")
+
+
+def test_progress_bar_in_bytes_goes_to_stderr(site, weights, capsys):
+    from bossnet_onnx.downloads import ByteProgress, fetch_verified
+
+    dest = Path(os.environ[HOME_ENV]) / "c0"
+    dest.parent.mkdir(parents=True)
+    with ByteProgress(True) as bar:
+        fetch_verified(site.url + _chunk_url(0), dest,
+                       git_blob_id(weights / FOLDER / "model_chunk_0"), policy=FAST,
+                       progress=bar)
+    err = capsys.readouterr().err
+    assert "c0" in err and "kB" in err
