@@ -41,7 +41,7 @@ class FileServer:
     def ranges(self, path: str) -> list[str | None]:
         return [r for p, r in self.requests if p == path]
 
-    def start(self) -> "FileServer":
+    def start(self) -> FileServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,7 +50,7 @@ class FileServer:
             def log_message(self, *args) -> None:  # keep pytest output clean
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 path = self.path
                 owner.requests.append((path, self.headers.get("Range")))
                 queue = owner.faults.get(path) or []

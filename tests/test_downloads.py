@@ -6,13 +6,19 @@ import os
 
 import numpy as np
 import pytest
+from http_fixture import Fault, FileServer
 
-from bossnet_onnx.downloads import (DEFAULT_MODELS_URL, MODELS_URL_ENV, RetryPolicy,
-                                    copy_verified, fetch_verified, file_url, models_url)
+from bossnet_onnx.downloads import (
+    DEFAULT_MODELS_URL,
+    MODELS_URL_ENV,
+    RetryPolicy,
+    copy_verified,
+    fetch_verified,
+    file_url,
+    models_url,
+)
 from bossnet_onnx.errors import DownloadError, VerificationError
 from bossnet_onnx.registry import git_blob_id
-
-from http_fixture import Fault, FileServer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 PATH = f"/{COMMIT}/bossnet/model_x/model_chunk_0"
@@ -23,12 +29,12 @@ def blob(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-@pytest.fixture()
+@pytest.fixture
 def payload() -> bytes:
     return np.random.default_rng(5).bytes(300_000)
 
 
-@pytest.fixture()
+@pytest.fixture
 def server(payload):
     srv = FileServer(files={PATH: payload}).start()
     yield srv

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from http_fixture import Fault, FileServer
+from import_blocker import BLOCKER
 from typer.testing import CliRunner
 
 from bossnet_onnx.cli import app
@@ -25,9 +27,6 @@ from bossnet_onnx.metadata import DEFAULT_STATS
 from bossnet_onnx.model_home import HOME_ENV, download_folder, installed_path, pull_lock
 from bossnet_onnx.pull import pull_model
 from bossnet_onnx.registry import REGISTRY_ENV, git_blob_id
-
-from http_fixture import Fault, FileServer
-from import_blocker import BLOCKER
 
 REPO = Path(__file__).resolve().parents[1]
 COMMIT = "c0ffee0000000000000000000000000000000001"
@@ -45,8 +44,7 @@ TINY_STATS = {p: {"MEAN": v["MEAN"] + 0.1, "STD": v["STD"] * 1.5}
 def weights(tmp_path_factory) -> Path:
     """A clone-shaped folder: random He-initialised small weights in the official layout."""
     pytest.importorskip("torch")
-    from bossnet_export.random_weights import (SMALL_CONFIG, build_random_model,
-                                               save_official_layout)
+    from bossnet_export.random_weights import SMALL_CONFIG, build_random_model, save_official_layout
 
     clone = tmp_path_factory.mktemp("clone")
     save_official_layout(build_random_model(SMALL_CONFIG, seed=7), clone / FOLDER)
@@ -69,7 +67,7 @@ def _registry(clone: Path) -> dict:
     ]}
 
 
-@pytest.fixture()
+@pytest.fixture
 def site(weights, tmp_path, monkeypatch):
     """Server + registry + an empty models home, all in the environment like a user's."""
     server = FileServer(files={f"/{COMMIT}/{p.relative_to(weights).as_posix()}": p.read_bytes()
@@ -91,7 +89,6 @@ def _chunk_url(i: int) -> str:
 @pytest.mark.export
 def test_pull_then_predict_equals_direct_export(site, weights, tmp_path):
     from bossnet_export import export_model
-
     from bossnet_onnx import predict
     from bossnet_onnx.model_info import format_model_info, model_info
 
@@ -220,10 +217,10 @@ def test_from_folder_missing_a_chunk(site, weights, tmp_path):
 
 
 def test_second_pull_at_once_is_refused(site):
-    with pull_lock("tiny"):
-        with pytest.raises(PullError, match=rf"tiny: another `bossnet-onnx models pull tiny` "
-                                            rf"is running \(pid {os.getpid()}"):
-            pull_model("tiny", policy=FAST)
+    refused = pytest.raises(PullError, match=rf"tiny: another `bossnet-onnx models pull tiny` "
+                                             rf"is running \(pid {os.getpid()}")
+    with pull_lock("tiny"), refused:
+        pull_model("tiny", policy=FAST)
     assert site.requests == []
 
 
@@ -233,9 +230,9 @@ def test_unknown_model_name_lists_known_and_pull(site):
     assert ("--model tiny: no installed model and no file of that name; installed: none; "
             "published: tiny, tiny-apogee; install one with `bossnet-onnx models pull tiny`"
             in out.output)
-    with pytest.raises(ModelError, match=r"--model nosuch: .*`bossnet-onnx models pull NAME`"):
-        from bossnet_onnx.model_files import resolve_model
+    from bossnet_onnx.model_files import resolve_model
 
+    with pytest.raises(ModelError, match=r"--model nosuch: .*`bossnet-onnx models pull NAME`"):
         resolve_model("nosuch")
 
 
@@ -279,10 +276,10 @@ SOURCE = {"registry_name": "tiny", "member": "boss", "repository": "example/tiny
 
 
 def test_source_metadata_round_trip_and_checks():
+    from onnx_fixtures import linear_metadata
+
     from bossnet_onnx.errors import ModelMetadataError
     from bossnet_onnx.metadata import ModelMetadata
-
-    from onnx_fixtures import linear_metadata
 
     props = linear_metadata(source=SOURCE).to_props()
     back = ModelMetadata.from_props(props, source="m.onnx")

@@ -14,7 +14,7 @@ HEX40 = re.compile(r"^[0-9a-f]{40}$")
 WITH_CONFIG = {"boss", "apogee", "gaia-rvs", "gaia-xp"}
 
 
-@pytest.fixture()
+@pytest.fixture
 def builtin(monkeypatch):
     monkeypatch.delenv(REGISTRY_ENV, raising=False)
     return load_registry()
@@ -74,7 +74,7 @@ def _doc(builtin, **changes):
     return doc
 
 
-@pytest.mark.parametrize("change, message", [
+@pytest.mark.parametrize(("change", "message"), [
     (None, r"reg.json: not valid JSON \(.*\); expected the format"),
     ({"commit": "101ac2b"}, r"models\[0\] \('boss'\): commit '101ac2b' is not a full 40-digit"),
     ({"commit": None}, r"models\[0\] \('boss'\): field 'commit' is missing"),

@@ -19,9 +19,10 @@ import shutil
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 from .errors import DownloadError, VerificationError
@@ -81,11 +82,17 @@ class ByteProgress:
         self.enabled = enabled
         self._progress: Any = None
 
-    def __enter__(self) -> "ByteProgress":
+    def __enter__(self) -> ByteProgress:
         if self.enabled:
             from rich.console import Console
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                       TimeRemainingColumn, TransferSpeedColumn)
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
 
             self._progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
@@ -178,26 +185,25 @@ def _attempt(url: str, part: Path, policy: RetryPolicy, progress: ByteProgress,
         advance = progress.start(label, total, completed=offset)
         received = 0
         try:
-            handle = open(part, mode)
-        except OSError as exc:
+            with open(part, mode) as handle:
+                while True:
+                    try:
+                        # read1: what has arrived, so a stall keeps the bytes before it.
+                        block = response.read1(BLOCK)
+                    except (OSError, http.client.HTTPException) as exc:
+                        raise _Retry(f"connection lost after {offset + received} bytes "
+                                     f"({type(exc).__name__})") from None
+                    if not block:
+                        break
+                    try:
+                        handle.write(block)
+                    except OSError as exc:
+                        raise _disk_error(part, exc) from None
+                    received += len(block)
+                    counted[0] += len(block)
+                    advance(len(block))
+        except OSError as exc:  # opening or closing (flushing) the part
             raise _disk_error(part, exc) from None
-        with handle:
-            while True:
-                try:
-                    # read1: what has arrived, so a stall keeps the bytes before it.
-                    block = response.read1(BLOCK)
-                except (OSError, http.client.HTTPException) as exc:
-                    raise _Retry(f"connection lost after {offset + received} bytes "
-                                 f"({type(exc).__name__})") from None
-                if not block:
-                    break
-                try:
-                    handle.write(block)
-                except OSError as exc:
-                    raise _disk_error(part, exc) from None
-                received += len(block)
-                counted[0] += len(block)
-                advance(len(block))
         if total is not None and offset + received < total:
             raise _Retry(f"truncated response: {offset + received} of {total} bytes")
     return offset

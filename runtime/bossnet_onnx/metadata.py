@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -165,7 +166,7 @@ class ModelMetadata:
         return {PREFIX + k: json.dumps(v, sort_keys=True) for k, v in doc.items()}
 
     @classmethod
-    def from_props(cls, props: Mapping[str, str], source: str = "model") -> "ModelMetadata":
+    def from_props(cls, props: Mapping[str, str], source: str = "model") -> ModelMetadata:
         """Parse and check metadata_props; raise ModelMetadataError naming the bad key."""
 
         def get(key: str) -> Any:
@@ -248,7 +249,7 @@ class ModelMetadata:
         if not isinstance(model_name, str) or not model_name:
             raise bad("model_name", "must be a non-empty string")
         config = json.loads(props.get(PREFIX + "model_config", "{}"))
-        source = _parse_source(props, bad)
+        published = _parse_source(props, bad)
         return cls(
             model_name=model_name,
             provenance=prov["kind"],
@@ -266,7 +267,7 @@ class ModelMetadata:
             physical_output=str(io["physical_output"]),
             batch_size=io.get("batch_size"),
             model_config=config if isinstance(config, dict) else {},
-            source=source,
+            source=published,
         )
 
     @property

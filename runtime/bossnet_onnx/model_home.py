@@ -14,8 +14,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .errors import PullError
 
@@ -73,8 +73,7 @@ def pull_lock(name: str, home: Path | None = None) -> Iterator[Path]:
     folder = (home or models_home()) / "locks"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.lock"
-    handle = open(path, "a+")
-    try:
+    with open(path, "a+") as handle:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - Windows: no lock, files still verified
@@ -98,5 +97,3 @@ def pull_lock(name: str, home: Path | None = None) -> Iterator[Path]:
             handle.seek(0)
             handle.truncate()
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-    finally:
-        handle.close()

@@ -15,11 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .downloads import ByteProgress, RetryPolicy, copy_verified, fetch_verified, file_url, \
-    models_url
+from .downloads import (
+    ByteProgress,
+    RetryPolicy,
+    copy_verified,
+    fetch_verified,
+    file_url,
+    models_url,
+)
 from .errors import DownloadError, PullError
-from .model_home import download_folder, installed_models, installed_path, models_home, \
-    pull_lock
+from .model_home import download_folder, installed_models, installed_path, models_home, pull_lock
 from .registry import Registry, RegistryModel, git_blob_id, load_registry
 
 __all__ = ["PullResult", "pull_model", "list_models", "EXPORT_HINT", "DR19_NOTE",
@@ -157,9 +162,11 @@ def pull_model(name: str, *, source_dir: str | os.PathLike | None = None, force:
         clone = Path(source_dir).expanduser() if source_dir is not None else None
         _fetch_files(model, folder, clone, progress, policy, result)
         export_model = _exporter(model, folder)
-        config = folder / model.config_file.name if model.config_file else None
         stats = folder / model.stats_file.name if model.stats_file else None
-        if config is None:
+        config: Any
+        if model.config_file is not None:
+            config = folder / model.config_file.name
+        else:
             from bossnet_export import OFFICIAL_BOSS
 
             config = OFFICIAL_BOSS  # the set was built with the network's defaults
