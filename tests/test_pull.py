@@ -130,8 +130,18 @@ def test_pull_then_predict_equals_direct_export(site, weights, tmp_path):
     listed = runner.invoke(app, ["models", "list", "--json"])
     doc = json.loads(listed.output)
     assert doc["models"][0]["installed"]["path"] == str(target)
-    cli = runner.invoke(app, ["predict", EXAMPLES[0], "--model", "tiny", "--draws", "0", "-q"])
+    catalogue = tmp_path / "cat.fits"
+    cli = runner.invoke(app, ["predict", EXAMPLES[0], "--model", "tiny", "--draws", "0", "-q",
+                              "-o", str(catalogue)])
     assert cli.exit_code == 0, cli.output
+    from astropy.io import fits
+
+    header = fits.getheader(catalogue, 1)
+    assert (header["MODELREG"], header["MODELCOM"]) == ("tiny", COMMIT)
+    assert header["PROVNC"] == "published-weights"
+    text = runner.invoke(app, ["models", "list"]).output
+    size = target.stat().st_size / 1e6
+    assert f"installed: {target} ({size:.1f} MB)" in text
 
 
 @pytest.mark.slow
@@ -222,6 +232,25 @@ def test_second_pull_at_once_is_refused(site):
     with pull_lock("tiny"), refused:
         pull_model("tiny", policy=FAST)
     assert site.requests == []
+
+
+def test_pull_held_by_another_process_is_refused(site, tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent("""
+            import sys, time
+            from bossnet_onnx.model_home import pull_lock
+            with pull_lock("tiny"):
+                print("held", flush=True)
+                sys.stdin.readline()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        out = CliRunner().invoke(app, ["models", "pull", "tiny", "-q"])
+        assert out.exit_code == 1 and out.output.count("\n") == 1
+        assert f"another `bossnet-onnx models pull tiny` is running (pid {holder.pid}" in out.output
+    finally:
+        holder.communicate("\n", timeout=30)
+    assert site.requests == [] and not installed_path("tiny").exists()
 
 
 def test_unknown_model_name_lists_known_and_pull(site):

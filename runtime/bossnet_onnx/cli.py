@@ -304,6 +304,11 @@ def models_pull(
                             progress=not quiet and sys.stderr.isatty())
     except BossNetError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: nothing was installed; verified files and the partial "
+                   f"download are kept, run `bossnet-onnx models pull {name}` again to resume",
+                   err=True)
+        raise typer.Exit(code=130) from None
     typer.echo(result.summary(), err=True)
 
 

@@ -209,7 +209,8 @@ def format_model_list(doc: dict[str, Any]) -> str:
     lines = []
     for entry in doc["models"]:
         installed = entry.get("installed")
-        state = (f"installed: {installed['path']}" if installed
+        state = (f"installed: {installed['path']} ({installed['bytes'] / 1e6:.1f} MB)"
+                 if installed
                  else f"not installed: bossnet-onnx models pull {entry['name']}")
         size = (f"about {entry['approx_bytes'] / 1e6:.0f} MB to download"
                 if entry.get("approx_bytes") else "size unknown")
