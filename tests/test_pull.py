@@ -141,6 +141,15 @@ def test_pull_then_predict_equals_direct_export(site, weights, tmp_path):
     assert again.exit_code == 0 and "already installed" in again.output
     assert (len(site.requests), target.stat().st_mtime_ns) == before
 
+    # The registry now names other bytes: the installed model is not silently kept.
+    changed = _registry(weights)
+    changed["models"][0]["commit"] = "d" * 40
+    Path(os.environ[REGISTRY_ENV]).write_text(json.dumps(changed))
+    stale = runner.invoke(app, ["models", "pull", "tiny"])
+    assert stale.exit_code == 1 and "holds example/tiny-bossnet@c0ffee000000, not the " \
+        "registry's example/tiny-bossnet@dddddddddddd" in stale.output
+    Path(os.environ[REGISTRY_ENV]).write_text(json.dumps(_registry(weights)))
+
     listed = runner.invoke(app, ["models", "list", "--json"])
     doc = json.loads(listed.output)
     assert doc["models"][0]["installed"]["path"] == str(target)
@@ -277,6 +286,15 @@ def test_unknown_model_name_lists_known_and_pull(site):
 
     with pytest.raises(ModelError, match=r"--model nosuch: .*`bossnet-onnx models pull NAME`"):
         resolve_model("nosuch")
+
+
+def test_damaged_install_is_reported_not_kept(site):
+    target = installed_path("tiny")
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"not a model")
+    out = CliRunner().invoke(app, ["models", "pull", "tiny"])
+    assert out.exit_code == 1 and out.output.count("\n") == 1
+    assert "tiny: the installed" in out.output and "models pull tiny --force" in out.output
 
 
 def test_installed_name_wins_over_a_file_of_that_name(site, tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ from .downloads import (
     file_url,
     models_url,
 )
-from .errors import DownloadError, PullError
+from .errors import BossNetError, DownloadError, PullError
 from .model_home import download_folder, installed_models, installed_path, models_home, pull_lock
 from .registry import Registry, RegistryModel, git_blob_id, load_registry
 
@@ -142,6 +142,27 @@ def _exporter(model: RegistryModel, folder: Path):
     return bossnet_export.export_model
 
 
+def _check_installed(model: RegistryModel, target: Path) -> None:
+    """An installed model must load and be the set the registry names, else say --force."""
+    from .session import open_model
+
+    try:
+        installed = open_model(target, provider="cpu", threads=1).metadata.source
+    except BossNetError as exc:
+        raise PullError(f"{model.name}: the installed {target} cannot be used ({exc}); "
+                        f"run `bossnet-onnx models pull {model.name} --force` to replace "
+                        f"it") from None
+    wanted = source_record(model, "")
+    found = {k: (installed or {}).get(k) for k in ("repository", "commit", "files")}
+    if found != {k: wanted[k] for k in ("repository", "commit", "files")}:
+        was = (f"{installed.get('repository')}@{str(installed.get('commit'))[:12]}"
+               if installed else "weights of unknown origin")
+        raise PullError(f"{model.name}: the installed {target} holds {was}, not the registry's "
+                        f"{model.repository}@{model.commit[:12]} (files and blob ids must "
+                        f"match); run `bossnet-onnx models pull {model.name} --force` to "
+                        f"replace it")
+
+
 def pull_model(name: str, *, source_dir: str | os.PathLike | None = None, force: bool = False,
                progress: bool = False, registry: Registry | None = None,
                policy: RetryPolicy = RetryPolicy()) -> PullResult:
@@ -156,6 +177,7 @@ def pull_model(name: str, *, source_dir: str | os.PathLike | None = None, force:
     target = installed_path(model.name, home)
     with pull_lock(model.name, home):
         if target.is_file() and not force:
+            _check_installed(model, target)
             return PullResult(name=model.name, path=target, status="already-installed")
         folder = download_folder(model.name, model.commit, home)
         result = PullResult(name=model.name, path=target, status="installed")
