@@ -119,7 +119,11 @@ class _Retry(Exception):
     """An attempt failed in a way worth retrying; the text says how."""
 
 
-def verify_file(path: Path, expected_blob: str, label: str) -> None:
+NETWORK_HINT = f"a damaged download or a wrong mirror: try again, or check {MODELS_URL_ENV}"
+CLONE_HINT = "the clone holds another version of it: check out the registry's commit there"
+
+
+def verify_file(path: Path, expected_blob: str, label: str, hint: str = NETWORK_HINT) -> None:
     """Delete `path` and raise VerificationError unless its git blob id is `expected_blob`."""
     actual = git_blob_id(path)
     if actual != expected_blob:
@@ -128,8 +132,7 @@ def verify_file(path: Path, expected_blob: str, label: str) -> None:
         raise VerificationError(
             f"{label}: git blob id {actual} ({size} bytes) differs from the registry's "
             f"{expected_blob}; this is not the published file, so it was deleted and nothing "
-            f"was installed (a damaged download or a wrong mirror: try again, or check "
-            f"{MODELS_URL_ENV})"
+            f"was installed ({hint})"
         )
 
 
@@ -261,6 +264,6 @@ def copy_verified(source: str | os.PathLike, dest: str | os.PathLike, expected_b
             raise DownloadError(f"{source}: cannot read ({exc.strerror})") from None
         raise _disk_error(part, exc) from None
     advance(size)
-    verify_file(part, expected_blob, str(source))
+    verify_file(part, expected_blob, str(source), CLONE_HINT)
     os.replace(part, dest)
     return FetchResult(path=dest, size=size, transferred=0, resumed_from=0, attempts=1)
