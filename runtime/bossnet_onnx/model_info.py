@@ -17,7 +17,7 @@ __all__ = ["model_info", "format_model_info", "PROVENANCE_TEXT"]
 PROVENANCE_TEXT = {
     "published-weights": "exported from the published BOSS Net weights (Sizemore et al. 2024)",
     "synthetic-demo": "demonstration model trained on synthetic spectra; for science, export the "
-                      "published weights",
+                      "published weights (`bossnet-onnx models pull boss`, then --model boss)",
     "random-weights": "random weights: for tests and benchmarks only, its labels mean nothing",
     "user-weights": "exported from user-supplied weights (check their origin)",
 }
