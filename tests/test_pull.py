@@ -78,6 +78,8 @@ def _registry(clone: Path) -> dict:
     return {"format": "bossnet-onnx-registry", "version": 1, "models": [
         dict(base, name="tiny", member="boss", title="tiny test set", description="random"),
         dict(base, name="tiny-apogee", member="apogee", title="tiny other member"),
+        dict(base, name="tiny-noconfig", member="boss", title="no model_args.yaml",
+             files=files[1:11]),
     ]}
 
 
@@ -236,6 +238,20 @@ def test_unsupported_member_is_downloaded_verified_and_explained(site):
     assert not installed_path("tiny-apogee").exists()
 
 
+@pytest.mark.export
+def test_set_without_model_args_is_built_with_the_official_boss_config(site):
+    # Like boss-2023-05: no model_args.yaml, so the official BOSS network is built; these small
+    # weights do not fit it, and the strict load says so without installing anything.
+    pytest.importorskip("torch", exc_type=ImportError)
+    from bossnet_onnx.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"state dict does not match the BOSS Net config: "
+                                              r"missing keys \['linear_sequential.2"):
+        pull_model("tiny-noconfig", policy=FAST)
+    assert not installed_path("tiny-noconfig").exists()
+    assert len(list(download_folder("tiny-noconfig", COMMIT).iterdir())) == 10
+
+
 def test_from_folder_missing_a_chunk(site, weights, tmp_path):
     partial = tmp_path / "partial"
     for item in (weights / FOLDER).iterdir():
@@ -280,7 +296,7 @@ def test_unknown_model_name_lists_known_and_pull(site):
     out = CliRunner().invoke(app, ["predict", EXAMPLES[0], "--model", "tiny"])
     assert out.exit_code == 1
     assert ("--model tiny: no installed model and no file of that name; installed: none; "
-            "published: tiny, tiny-apogee; install one with `bossnet-onnx models pull tiny`"
+            "published: tiny, tiny-apogee, tiny-noconfig; install one with `bossnet-onnx models pull tiny`"
             in out.output)
     from bossnet_onnx.model_files import resolve_model
 
