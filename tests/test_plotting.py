@@ -14,27 +14,34 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from import_blocker import BLOCKER
 
 pytest.importorskip("matplotlib")
 
-from astropy.io import fits  # noqa: E402
-from astropy.table import Table  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
+from astropy.io import fits
+from astropy.table import Table
+from onnx_fixtures import linear_metadata, write_linear_model
+from typer.testing import CliRunner
 
-from bossnet_onnx.catalogue import Result, build_table, write_catalogue  # noqa: E402
-from bossnet_onnx.cli import app  # noqa: E402
-from bossnet_onnx.errors import InputError  # noqa: E402
-from bossnet_onnx.flags import ResultFlags  # noqa: E402
-from bossnet_onnx.pipeline import prepare_spectrum  # noqa: E402
-from bossnet_onnx.plotting import (  # noqa: E402
-    DPI, KIEL_SIZE, PLOT_EXTRA_MESSAGE, SPECTRUM_PANEL_SIZE, PlotExtraError, kiel_counts,
-    load_labels, plot_kiel, plot_spectrum)
-from bossnet_onnx.session import open_model  # noqa: E402
-from bossnet_onnx.spectrum import ReadFailure, Spectrum  # noqa: E402
-from bossnet_onnx.synthetic.spectra import synthesize  # noqa: E402
-from onnx_fixtures import linear_metadata, write_linear_model  # noqa: E402
+from bossnet_onnx.catalogue import Result, build_table, write_catalogue
+from bossnet_onnx.cli import app
+from bossnet_onnx.errors import InputError
+from bossnet_onnx.flags import ResultFlags
+from bossnet_onnx.pipeline import prepare_spectrum
+from bossnet_onnx.plotting import (
+    DPI,
+    KIEL_SIZE,
+    PLOT_EXTRA_MESSAGE,
+    SPECTRUM_PANEL_SIZE,
+    PlotExtraError,
+    kiel_counts,
+    load_labels,
+    plot_kiel,
+    plot_spectrum,
+)
+from bossnet_onnx.session import open_model
+from bossnet_onnx.spectrum import ReadFailure, Spectrum
+from bossnet_onnx.synthetic.spectra import synthesize
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -103,10 +110,10 @@ def test_title_holds_the_labels_predict_computes(tmp_path, model):
     assert f"Teff = {labels['teff']:.0f} ± {labels['e_teff']:.0f} K" in title
     assert f"log g = {labels['logg']:.2f} ± {labels['e_logg']:.2f}" in title
     assert f"[Fe/H] = {labels['fe_h']:.2f} ± {labels['e_fe_h']:.2f}" in title
-    assert f"RV = {labels['v_rad']:.1f} ± {labels['e_v_rad']:.1f} km/s" in title
+    assert f"RV = {labels['bn_v_r']:.1f} ± {labels['e_bn_v_r']:.1f} km/s" in title
     assert "linear-test (random weights: not a trained model)" in title
     # The lower axes shows exactly the noise-free model input and its grid.
-    line = [ln for ln in fig.axes[1].lines if ln.get_label() == "model input (noise-free)"][0]
+    line = next(ln for ln in fig.axes[1].lines if ln.get_label() == "model input (noise-free)")
     np.testing.assert_array_equal(line.get_ydata(), prep.inputs[0])
     np.testing.assert_allclose(line.get_xdata(), model.metadata.grid)
 
@@ -127,7 +134,7 @@ def test_masked_pixels_and_model_range_are_marked(model):
     for ax in (ax_obs, ax_in):
         edges = sorted(ln.get_xdata()[0] for ln in ax.lines if ln.get_linestyle() == "--")
         assert edges == pytest.approx([3800.0, 8900.0], abs=0.01)
-    handles, names = ax_obs.get_legend_handles_labels()
+    _handles, names = ax_obs.get_legend_handles_labels()
     assert "model range 3800-8900 Å" in names
 
 
@@ -147,7 +154,7 @@ def test_flux_floor_is_marked_in_the_model_input(model):
     assert n_grid - 2 <= shown <= n_grid + 5
 
 
-@pytest.mark.parametrize("kind, note", [
+@pytest.mark.parametrize(("kind", "note"), [
     ("synthetic-demo", "(synthetic demo model)"),
     ("published-weights", None),
     ("user-weights", "(user weights)"),
@@ -234,7 +241,7 @@ def kiel_table() -> Table:
 
 def collection(fig, gid):
     ax = fig.axes[0]
-    return [c for c in ax.collections if c.get_gid() == gid][0]
+    return next(c for c in ax.collections if c.get_gid() == gid)
 
 
 def test_kiel_counts_axes_and_png(tmp_path):
@@ -243,7 +250,8 @@ def test_kiel_counts_axes_and_png(tmp_path):
     fig = plot_kiel(path, out)
     assert png_size(out) == expected_pixels(KIEL_SIZE) == (750, 600)
     counts = kiel_counts(path)
-    assert counts == {"good": 30, "warn": 4, "bad": 5, "failed": 2, "no_labels": 1, "total": 42}
+    assert counts == {"good": 30, "warn": 4, "bad": 5, "failed": 2, "no_labels": 1, "quality": 0,
+                      "total": 42}
     for gid in ("good", "warn", "bad"):
         assert len(collection(fig, gid).get_offsets()) == counts[gid]
     ax = fig.axes[0]
@@ -312,7 +320,7 @@ def write_dr19_like(path: Path) -> Path:
 
 def test_kiel_on_a_dr19_like_fits_table(tmp_path):
     path = write_dr19_like(tmp_path / "astraAllStarBossNet-like.fits")
-    assert kiel_counts(path) == {"good": 8, "warn": 1, "bad": 1, "failed": 1, "no_labels": 1,
+    assert kiel_counts(path) == {"good": 8, "warn": 1, "bad": 1, "failed": 1, "no_labels": 1, "quality": 0,
                                  "total": 12}
     fig = plot_kiel(path, hdu=2)
     assert len(collection(fig, "good").get_offsets()) == 8
@@ -387,7 +395,7 @@ def test_cli_plot_matches_predict_on_a_real_sdss_file(tmp_path, monkeypatch, sha
     title = fig.axes[0].get_title(loc="left")
     row = table[0]
     assert f"Teff = {row['teff']:.0f} ± {row['e_teff']:.0f} K" in title
-    assert f"RV = {row['v_rad']:.1f} ± {row['e_v_rad']:.1f} km/s" in title
+    assert f"RV = {row['bn_v_r']:.1f} ± {row['e_bn_v_r']:.1f} km/s" in title
 
 
 def test_cli_plot_multi_spectrum_example_with_the_default_model(tmp_path):

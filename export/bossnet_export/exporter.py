@@ -18,16 +18,16 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from bossnet_onnx.catalogue import publish
 from bossnet_onnx.errors import ExportError
-from bossnet_onnx.metadata import (DEFAULT_PARAMETER_NAMES, PROVENANCES, ModelMetadata,
-                                   Preprocessing)
+from bossnet_onnx.metadata import DEFAULT_PARAMETER_NAMES, PROVENANCES, ModelMetadata, Preprocessing
 
 from .checkpoint import load_checkpoint
 from .config import BossNetConfig, load_stats
@@ -118,13 +118,15 @@ def _to_onnx(graph: ExportGraph, opset: int, batch: int | None):
                 output_names=["normalized", "physical"], opset_version=opset, dynamo=True,
                 dynamic_shapes=dynamic, external_data=False, verbose=False, optimize=True,
             )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ExportError(f"torch.onnx.export failed for the BOSS Net graph ({first[:300]}); "
                           f"check that torch >= 2.5 and onnxscript are installed") from None
     finally:
         for lg, level in zip(quiet, levels):
             lg.setLevel(level)
+    if program is None:
+        raise ExportError("torch.onnx.export returned no program for the BOSS Net graph")
     return program.model_proto
 
 
@@ -132,7 +134,7 @@ def _check_graph(proto, batch: int | None, n_pixels: int, where: str) -> None:
     """The contract the runtime relies on: one input, fixed length, the named outputs."""
     import onnx
 
-    inputs = [i for i in proto.graph.input]
+    inputs = list(proto.graph.input)
     if [i.name for i in inputs] != ["flux"]:
         raise ExportError(f"{where}: graph inputs are {[i.name for i in inputs]}, expected ['flux']")
     dims = inputs[0].type.tensor_type.shape.dim
@@ -163,11 +165,14 @@ def export_module(model: BossNet, output: str | Path, *, weights_sha256: str,
                   batch: int | None = None, quantize: str | None = None,
                   quantized_output: str | Path | None = None,
                   provenance: str = "user-weights", description: str = "",
-                  n_pixels: int = N_PIXELS, seed: int = 0) -> ExportReport:
+                  n_pixels: int = N_PIXELS, seed: int = 0,
+                  source: Mapping[str, Any] | None = None) -> ExportReport:
     """Export an in-memory BossNet (e.g. just trained) and verify it; see `export_model`.
 
     `weights_sha256` identifies the weights in the model's metadata (for a trained model,
-    the sha256 of the saved state dict). The model is switched to eval mode.
+    the sha256 of the saved state dict). `source` records which published set the weights
+    are (`models pull` passes registry name, repository, commit and blob ids). The model is
+    switched to eval mode.
     """
     import onnx
 
@@ -216,6 +221,7 @@ def export_module(model: BossNet, output: str | Path, *, weights_sha256: str,
         batch_size=batch,
         description=description,
         model_config=config.to_dict(),
+        source=dict(source) if source is not None else None,
     )
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, metadata.to_props())
@@ -256,7 +262,8 @@ def export_model(checkpoint: str | Path, output: str | Path, *,
                  name: str | None = None, opset: int = DEFAULT_OPSET,
                  batch: int | None = None, quantize: str | None = None,
                  quantized_output: str | Path | None = None,
-                 provenance: str = "user-weights", description: str = "") -> ExportReport:
+                 provenance: str = "user-weights", description: str = "",
+                 source: Mapping[str, Any] | None = None) -> ExportReport:
     """Convert a BOSS Net checkpoint into a verified ONNX file (the `export` command).
 
     `checkpoint` is the official directory (model_args.yaml + model_chunk_*), a .pt/.pth state
@@ -267,11 +274,12 @@ def export_model(checkpoint: str | Path, output: str | Path, *,
     """
     loaded = load_checkpoint(checkpoint, config)
     if name is None:
-        source = Path(checkpoint)
-        name = source.name if source.is_dir() else source.stem
+        given = Path(checkpoint)
+        name = given.name if given.is_dir() else given.stem
     return export_module(loaded.model, output, weights_sha256=loaded.weights_sha256,
                          stats=stats, name=name, opset=opset, batch=batch, quantize=quantize,
                          quantized_output=quantized_output, provenance=provenance,
+                         source=source,
                          description=description or f"exported from {Path(checkpoint).name} "
                                                     f"({loaded.layout})")
 

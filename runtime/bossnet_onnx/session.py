@@ -6,18 +6,20 @@ happen is an error rather than a quiet slowdown.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from .errors import ModelError, ProviderError
 from .metadata import ModelMetadata
 
-__all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers", "file_sha256"]
+if TYPE_CHECKING:
+    import onnxruntime
+
+__all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers"]
 
 ProviderName = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
@@ -44,14 +46,6 @@ def _cgroup_cpu_limit() -> int | None:
     if len(text) == 2 and text[0] != "max":
         return max(1, int(float(text[0]) / float(text[1])))
     return None
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_providers(provider: str) -> list[str]:
@@ -81,7 +75,7 @@ class BossNetModel:
 
     path: Path
     metadata: ModelMetadata
-    session: object
+    session: onnxruntime.InferenceSession
     provider: str
     threads: int
 
@@ -124,14 +118,16 @@ class BossNetModel:
 
 def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
                threads: int | None = None) -> BossNetModel:
-    """Load and validate a BOSS Net ONNX model; `path=None` is the bundled default model."""
+    """Load and validate a BOSS Net ONNX model.
+
+    `path` is a file, the name of a model installed by `models pull` (names first), or None for
+    the bundled default model.
+    """
     import onnxruntime as ort
 
-    if path is None:
-        from .model_files import default_model_path
+    from .model_files import resolve_model
 
-        path = default_model_path()
-    path = Path(path)
+    path = resolve_model(path)
     if not path.is_file():
         raise ModelError(f"{path}: model file not found; give an exported .onnx with --model")
     providers = resolve_providers(provider)
@@ -153,7 +149,7 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
             mmap_session_options(options)
     try:
         session = ort.InferenceSession(str(load_from), sess_options=options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types  # noqa: BLE001
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
     props = session.get_modelmeta().custom_metadata_map

@@ -18,9 +18,10 @@ from ._fits import header_value, native, opened
 NAME = "lamost-image"
 __all__ = ["NAME", "identify", "read", "header_identifiers"]
 
-_IDS = {"obsid": ("OBSID",), "desig": ("DESIG",), "class": ("CLASS",), "subclass": ("SUBCLASS",),
-        "z": ("Z",), "mjd": ("MJD",), "fiberid": ("FIBERID",), "planid": ("PLANID",),
-        "telescope": ("TELESCOP",), "data_v": ("DATA_V",)}
+_IDS = {"obsid": ("OBSID",), "designation": ("DESIG",), "class": ("CLASS",),
+        "subclass": ("SUBCLASS",), "z": ("Z",), "mjd": ("MJD",), "fiberid": ("FIBERID",),
+        "planid": ("PLANID",), "telescope": ("TELESCOP",), "data_v": ("DATA_V",),
+        "ra": ("RA",), "dec": ("DEC",), "snr": ("SNRR",)}
 _INTEGERS = ("obsid", "mjd", "fiberid")  # DR2 writes FIBERID as a string
 
 
@@ -36,6 +37,11 @@ def header_identifiers(header: fits.Header) -> dict:
             if key in _INTEGERS and value.lstrip("-").isdigit():
                 value = int(value)
         ids[key] = value
+    if str(ids.get("telescope", "")).upper() == "LAMOST":
+        ids["telescope"] = "lamost"
+    # LAMOST pipelines correct wavelengths to the heliocentric frame (HELIO = T, HELIO_RV)
+    if header.get("HELIO", True) is not False:
+        ids["frame"] = "heliocentric"
     return ids
 
 
@@ -45,7 +51,7 @@ def identify(path: str, hdul: fits.HDUList | None) -> bool:
         data = hdul[0].data if hdul is not None else None
         return (data is not None and data.ndim == 2 and 2 <= data.shape[0] <= 8
                 and data.shape[1] > 100)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return False
 
 
