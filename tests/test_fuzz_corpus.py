@@ -184,7 +184,7 @@ def shape_change(data: bytes, rng) -> bytes:
                     values = values[..., :1]
                 elif how == 2:  # 2-D cells
                     n = values.shape[-1] - values.shape[-1] % 2
-                    values = values[..., :n].reshape(values.shape[:-1] + (2, n // 2))
+                    values = values[..., :n].reshape((*values.shape[:-1], 2, n // 2))
                 else:  # one more row than the table
                     out.append(col)
                     continue
@@ -240,7 +240,8 @@ def gzip_flipped(data: bytes, rng) -> bytes:
 
 
 def gzip_two_members(data: bytes, rng) -> bytes:
-    return gzip.compress(data, compresslevel=1, mtime=0) + gzip.compress(data[:int(rng.integers(1, 9000))], compresslevel=1, mtime=0)
+    second = gzip.compress(data[:int(rng.integers(1, 9000))], compresslevel=1, mtime=0)
+    return gzip.compress(data, compresslevel=1, mtime=0) + second
 
 
 def gzip_trailing_garbage(data: bytes, rng) -> bytes:
@@ -330,20 +331,20 @@ def test_every_mutant_gives_named_errors_and_keeps_the_good_files(corpus, shared
             continue
         table = read_catalogue(out)
         sources = [str(s) for s in table["source"]]
-        for path in inputs:
-            if str(path) not in sources:
-                problems.append(f"{path.name}: no catalogue row")
+        problems.extend(f"{path.name}: no catalogue row" for path in inputs
+                        if str(path) not in sources)
         for row in table:
             if row["result_flags"] & 1 and str(row["source"]) not in str(row["error"]):
                 problems.append(f"row error does not name its file: {row['error']!r}")
             if Path(str(row["source"])) in good and row["result_flags"] & 1:
                 problems.append(f"good file failed: {row['error']}")
-            values = [float(np.ma.filled(row[c], np.nan)) for c in ("teff", "logg", "fe_h", "v_rad", "e_teff",
-                                              "e_logg", "e_fe_h", "e_v_rad")]
+            values = [float(np.ma.filled(row[c], np.nan))
+                      for c in ("teff", "logg", "fe_h", "v_rad", "e_teff", "e_logg", "e_fe_h",
+                                "e_v_rad")]
             if not row["result_flags"] & 1 and not np.isfinite(values).all():
                 problems.append(f"{row['source']}: a row without bit 0 has non-finite labels "
                                 f"{values}")
-        for line in run.stderr.splitlines():
-            if line.strip() and not any(str(p) in line for p in inputs):
-                problems.append(f"stderr line names no input file: {line!r}")
+        problems.extend(f"stderr line names no input file: {line!r}"
+                        for line in run.stderr.splitlines()
+                        if line.strip() and not any(str(p) in line for p in inputs))
     assert problems == []

@@ -10,6 +10,7 @@ import zlib
 import numpy as np
 import pytest
 from astropy.io import fits
+from onnx_fixtures import write_linear_model
 from typer.testing import CliRunner
 
 from bossnet_onnx import pipeline
@@ -20,8 +21,6 @@ from bossnet_onnx.readers import iter_spectra, read_spectra
 from bossnet_onnx.readers._fits import MAX_FITS_BYTES, MAX_TRAILING_BYTES
 from bossnet_onnx.session import open_model
 from bossnet_onnx.uncertainty import MAX_DRAWS, check_draws, spectrum_rng
-
-from onnx_fixtures import write_linear_model
 
 layouts = pytest.importorskip("bossnet_onnx.synthetic.layouts")
 
@@ -204,19 +203,19 @@ def _rss_mb(kind: str) -> float:
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux /proc needed")
 def test_reading_a_big_table_keeps_neither_its_pages_nor_copies_of_its_columns(tmp_path):
-    wave, flux, ivar = _star(0)
+    _, flux, ivar = _star(0)
     rows = [{"flux": flux, "ivar": ivar} for _ in range(400)]
     path = layouts.write_mwm(tmp_path / "mwmVisit-0.6.0-4.fits", rows, kind="visit")
     size_mb = path.stat().st_size / 2**20  # ~37 MB
     gc.collect()
     anon, mapped = _rss_mb("RssAnon"), _rss_mb("RssFile")
     n = 0
-    for record in iter_spectra(path):
+    for _record in iter_spectra(path):
         n += 1
         if n == 300:
             # pages read are given back as the reader goes
             assert _rss_mb("RssFile") - mapped < size_mb / 2
-    del record
+    del _record
     gc.collect()
     assert n == 400
     # closing used to copy every column read (astropy's FITS_rec.__del__): +37 MB here

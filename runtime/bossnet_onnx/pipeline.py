@@ -12,6 +12,7 @@ out of `iter_results` one by one as its pieces finish.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import queue
@@ -370,7 +371,7 @@ class _Batcher:
             outputs = [self._run_one(prep) for prep in batch]
         else:
             bounds = np.cumsum([0] + [p.inputs.shape[0] for p in batch])
-            outputs = [physical[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+            outputs = [physical[a:b] for a, b in itertools.pairwise(bounds)]
         self.times.model += time.perf_counter() - t0
         done = []
         for prep, out in zip(batch, outputs):
@@ -387,7 +388,7 @@ class _Batcher:
         if out is None:  # a piece that could not be made
             out = _failure(prep.spectrum, prep.error or "")
         if isinstance(acc, list):
-            acc = out if isinstance(out, Result) else acc + [out]
+            acc = out if isinstance(out, Result) else [*acc, out]
         if not prep.is_last:
             self.partial[key] = (first, acc)
             return []

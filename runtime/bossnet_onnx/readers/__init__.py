@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..errors import InputError, UnknownFormatError
 from ..spectrum import ReadFailure, Spectrum

@@ -103,13 +103,13 @@ class _LayoutWalk:
     def __init__(self, path: str, fh):
         self.path, self.fh = path, fh
         self.next_hdu = 0          # where the next header starts
-        self.trailing_from = None  # where content past the last HDU starts, once known
+        self.trailing_from: int | None = None  # where content past the last HDU starts
 
     def advance(self, available: int) -> None:
         while self.trailing_from is None and self.next_hdu + BLOCK <= available:
             self.fh.seek(self.next_hdu)
             first = self.fh.read(BLOCK)
-            if not (first.startswith(b"SIMPLE  =") or first.startswith(b"XTENSION=")):
+            if not first.startswith((b"SIMPLE  =", b"XTENSION=")):
                 self.trailing_from = self.next_hdu
                 break
             end = self._header_end(first, available)
@@ -148,7 +148,7 @@ class _LayoutWalk:
 
 def _gunzipped(path: str, raw_fh):
     """The decompressed content of a gzip file in an anonymous temporary file (bounded)."""
-    out = tempfile.TemporaryFile(prefix="bossnet-onnx-")
+    out = tempfile.TemporaryFile(prefix="bossnet-onnx-")  # noqa: SIM115 (returned open)
     walk = _LayoutWalk(path, out)
     total = 0
     try:
@@ -184,7 +184,7 @@ def _gunzipped(path: str, raw_fh):
 def _fits_source(path: str):
     """(file object to give astropy, its size): the file itself or its decompressed copy."""
     try:
-        fh = open(path, "rb")
+        fh = open(path, "rb")  # noqa: SIM115 (returned open, closed with the HDUList)
     except OSError as exc:
         raise InputError(f"{path}: cannot read file ({exc.strerror})") from None
     head = fh.read(len(FITS_MAGIC))
@@ -308,7 +308,8 @@ def _first_row_raw(hdul: fits.HDUList, index: int, wanted: set[str]) -> dict[str
     if raw is None or header.get("NAXIS2", 0) < 1:
         return None
     start = hdu.fileinfo()["datLoc"]
-    offset, out = 0, {}
+    offset = 0
+    out: dict[str, Any] = {}
     for i in range(1, int(header["TFIELDS"]) + 1):
         form = str(header[f"TFORM{i}"]).strip().upper()
         digits = len(form) - len(form.lstrip("0123456789"))

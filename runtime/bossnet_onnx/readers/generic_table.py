@@ -8,7 +8,7 @@ spectrum per row when they hold arrays.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 from astropy.io import fits

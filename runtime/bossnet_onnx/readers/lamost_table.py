@@ -3,7 +3,7 @@ array columns FLUX, IVAR, WAVELENGTH, ANDMASK, ORMASK, NORMALIZATION; identifier
 primary header (OBSID, DESIG, CLASS, ...)."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 from astropy.io import fits
