@@ -330,19 +330,19 @@ def test_every_mutant_gives_named_errors_and_keeps_the_good_files(corpus, shared
             problems.append(f"batch {b}: exit {run.returncode}: {run.stderr[-2000:]}")
             continue
         table = read_catalogue(out)
-        sources = [str(s) for s in table["source"]]
+        sources = [str(s) for s in table["path"]]
         problems.extend(f"{path.name}: no catalogue row" for path in inputs
                         if str(path) not in sources)
         for row in table:
-            if row["result_flags"] & 1 and str(row["source"]) not in str(row["error"]):
+            if row["result_flags"] & 1 and str(row["path"]) not in str(row["error"]):
                 problems.append(f"row error does not name its file: {row['error']!r}")
-            if Path(str(row["source"])) in good and row["result_flags"] & 1:
+            if Path(str(row["path"])) in good and row["result_flags"] & 1:
                 problems.append(f"good file failed: {row['error']}")
             values = [float(np.ma.filled(row[c], np.nan))
-                      for c in ("teff", "logg", "fe_h", "v_rad", "e_teff", "e_logg", "e_fe_h",
-                                "e_v_rad")]
+                      for c in ("teff", "logg", "fe_h", "bn_v_r", "e_teff", "e_logg", "e_fe_h",
+                                "e_bn_v_r")]  # the network's outputs (v_rad may be NaN)
             if not row["result_flags"] & 1 and not np.isfinite(values).all():
-                problems.append(f"{row['source']}: a row without bit 0 has non-finite labels "
+                problems.append(f"{row['path']}: a row without bit 0 has non-finite labels "
                                 f"{values}")
         problems.extend(f"stderr line names no input file: {line!r}"
                         for line in run.stderr.splitlines()
