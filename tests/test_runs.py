@@ -67,7 +67,7 @@ def test_interrupt_then_resume_matches_uninterrupted(files, model, tmp_path, mon
     # whole files only: the third result's file was not known to be complete when stopped
     assert len(partial) == 2
     monkeypatch.setattr(runs, "stream_results", real)
-    with pytest.raises(OutputError, match="SEED=9.*resume with the same model"):
+    with pytest.raises(OutputError, match=r"was made with SEED=9, this run has 10; resume with the same --seed"):
         predict_to_file(files, out, model=model, draws=4, seed=10, resume=True)
     full = predict_to_file(files, out, model=model, draws=4, seed=9, resume=True)
     assert out.exists() and not partial_path(out).exists()

@@ -1,11 +1,23 @@
 """The output catalogue: DR19 column names, one row per spectrum, written atomically.
 
-Floats are float32 with NaN where unknown, integers int64 with -1 where unknown, flags int64.
+Floats are float32 with NaN where unknown, integers int64 with -1 where unknown (also for an
+identifier that is not a whole number within int64, e.g. FIBERID = 1e300), flags int64.
 A failed spectrum is a row too: result_flags bit 0 and the `error` text.
+
+Text is made safe once, here: every text value has its control characters escaped
+(`textsafe.printable`); FITS files store ASCII only, so non-ASCII characters are written as
+Python escapes (`é` -> `\xe9`); CSV, ECSV and parquet store UTF-8. CSV files carry the run's
+provenance as commented header lines (`# MODELSHA = "..."`, values in JSON) which
+`read_catalogue` turns back into `meta`, so CSV shards and progress files get the same checks
+as FITS.
 """
 from __future__ import annotations
 
+import gzip
+import io
+import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +28,7 @@ from astropy.table import Table
 
 from .errors import OutputError
 from .flags import BAD_MASK, WARN_MASK
+from .textsafe import ascii_text, printable
 
 __all__ = [
     "Result",
@@ -25,7 +38,15 @@ __all__ = [
     "write_catalogue",
     "read_catalogue",
     "SUFFIX_FORMATS",
+    "MISSING_INT",
+    "format_for",
+    "stored_text",
+    "row_identities",
 ]
+
+#: The documented missing value of integer columns.
+MISSING_INT = -1
+_INT64 = np.iinfo(np.int64)
 
 #: (column, dtype, identifier keys that feed it, in order of preference)
 IDENTIFIER_COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -75,24 +96,30 @@ def _identifier(ids: Mapping[str, Any], keys: tuple[str, ...], kind: str) -> Any
                 return text
             continue
         try:
-            return int(value)
-        except (TypeError, ValueError):
+            number = int(value)
+        except (TypeError, ValueError, OverflowError):  # text, NaN, inf
             continue
-    return "" if kind == "str" else -1
+        if _INT64.min <= number <= _INT64.max:
+            return number
+    return "" if kind == "str" else MISSING_INT
+
+
+def _texts(values: Iterable[Any]) -> np.ndarray:
+    return np.array([printable(v) for v in values], dtype=str)
 
 
 def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None) -> Table:
     """Column-typed astropy Table from results (stable column order, DR19 names)."""
     results = list(results)
     cols: dict[str, Any] = {
-        "source": np.array([r.source for r in results], dtype=str),
-        "format": np.array([r.format for r in results], dtype=str),
+        "source": _texts(r.source for r in results),
+        "format": _texts(r.format for r in results),
         "hdu": np.array([r.hdu for r in results], dtype=np.int64),
         "row": np.array([r.row for r in results], dtype=np.int64),
     }
     for name, kind, keys in IDENTIFIER_COLUMNS:
         values = [_identifier(r.identifiers, keys, kind) for r in results]
-        cols[name] = np.array(values, dtype=str if kind == "str" else np.int64)
+        cols[name] = _texts(values) if kind == "str" else np.array(values, dtype=np.int64)
     for name in LABEL_COLUMNS:
         cols[name] = np.array([r.labels.get(name, np.nan) for r in results], dtype=np.float32)
     flags = np.array([r.result_flags for r in results], dtype=np.int64)
@@ -100,7 +127,7 @@ def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None
     cols["flag_warn"] = (flags & WARN_MASK) != 0
     cols["flag_bad"] = (flags & BAD_MASK) != 0
     cols["n_draws"] = np.array([r.n_draws for r in results], dtype=np.int64)
-    cols["error"] = np.array([r.error for r in results], dtype=str)
+    cols["error"] = _texts(r.error for r in results)
     table = Table(cols, meta=dict(meta or {}))
     # Empty string columns default to <U1 / <U0 which FITS cannot hold: give them width >= 1.
     for name in table.colnames:
@@ -124,77 +151,172 @@ def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def _format_for(path: Path) -> str:
-    name = path.name.lower()
+def format_for(path: str | os.PathLike) -> str:
+    """The astropy format name of a catalogue path, from its suffix (OutputError if unknown)."""
+    name = Path(path).name.lower()
     for suffix in sorted(SUFFIX_FORMATS, key=len, reverse=True):
         if name.endswith(suffix):
             return SUFFIX_FORMATS[suffix]
     raise OutputError(
-        f"{path}: unknown output type; use one of {', '.join(sorted(SUFFIX_FORMATS))}"
+        f"{printable(path)}: unknown output type; use one of {', '.join(sorted(SUFFIX_FORMATS))}"
     )
 
 
+_format_for = format_for  # old private name, kept for callers not yet moved
+
+
+def stored_text(text: object, path: str | os.PathLike) -> str:
+    """`text` exactly as a catalogue at `path` stores it (so a resumed run can match it)."""
+    return ascii_text(text) if format_for(path) == "fits" else printable(text)
+
+
 def _fits_header_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """FITS keywords: <= 8 characters, upper case, scalar values."""
+    """FITS keywords: <= 8 characters, upper case, scalar values, ASCII text."""
     out = {}
     for key, value in meta.items():
+        if isinstance(value, str):
+            value = ascii_text(value)
         if isinstance(value, (str, int, float, bool, np.integer, np.floating)):
-            out[str(key).upper()[:8]] = value
+            out[ascii_text(key).upper()[:8]] = value
     return out
+
+
+def _ascii_columns(table: Table) -> Table:
+    """A copy of `table` whose text columns are ASCII (FITS), escaped as documented."""
+    out = table.copy(copy_data=False)
+    for name in out.colnames:
+        col = out[name]
+        if col.dtype.kind == "U" and not all(str(v).isascii() for v in col):
+            out[name] = np.array([ascii_text(v) for v in col], dtype=str)
+    return out
+
+
+_PROVENANCE_LINE = re.compile(r"^#\s*([A-Za-z][A-Za-z0-9_]*)\s*=\s*(.*)$")
+
+
+def _csv_text(table: Table) -> str:
+    """CSV with the provenance as `# KEY = json` lines before the column names."""
+    buffer = io.StringIO()
+    plain = table.copy(copy_data=False)
+    plain.meta = {}
+    plain.write(buffer, format="ascii.csv")
+    lines = ["# bossnet-onnx catalogue; provenance below as KEY = JSON value"]
+    for key, value in table.meta.items():
+        value = value.item() if hasattr(value, "item") else value
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except TypeError:
+            text = json.dumps(str(value), ensure_ascii=False)
+        lines.append(f"# {printable(key)} = {printable(text)}")
+    return "\n".join(lines) + "\n" + buffer.getvalue()
+
+
+def _read_csv(path: Path) -> Table:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        text = handle.read()
+    meta: dict[str, Any] = {}
+    body = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("#"):
+            match = _PROVENANCE_LINE.match(line.rstrip("\r\n"))
+            if match:
+                try:
+                    meta[match.group(1)] = json.loads(match.group(2))
+                except ValueError:
+                    meta[match.group(1)] = match.group(2)
+            continue
+        body.append(line)
+    table = Table.read("".join(body), format="ascii.csv")
+    table.meta = meta
+    return table
+
+
+def _serialize(table: Table, fmt: str, path: Path, handle) -> None:
+    """Write `table` as `fmt` into the open binary file `handle` (gzip for `.fits.gz`)."""
+    if fmt == "fits":
+        out = _ascii_columns(table)
+        out.meta = _fits_header_meta(table.meta)
+        if path.name.lower().endswith(".gz"):
+            buffer = io.BytesIO()
+            out.write(buffer, format="fits")
+            with gzip.GzipFile(fileobj=handle, mode="wb", mtime=0) as zipped:
+                zipped.write(buffer.getvalue())
+        else:
+            out.write(handle, format="fits")
+    elif fmt == "parquet":
+        _write_parquet(table, handle)
+    elif fmt == "ascii.csv":
+        handle.write(_csv_text(table).encode("utf-8"))
+    else:
+        buffer = io.StringIO()
+        table.write(buffer, format=fmt)
+        handle.write(buffer.getvalue().encode("utf-8"))
+
+
+def require_writer(path: str | os.PathLike) -> None:
+    """OutputError now, before any work, if the package that writes `path`'s type is missing."""
+    if format_for(path) == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+            import pyarrow.parquet  # noqa: F401
+        except ImportError:
+            raise OutputError(f"{printable(path)}: writing parquet needs pyarrow: pip install "
+                              f"'bossnet-onnx[parquet]'") from None
 
 
 def write_catalogue(table: Table, path: str | os.PathLike) -> Path:
     """Write `table` to `path` (type from the suffix) atomically: temp file, then rename.
 
     A reader never sees a half-written catalogue and an interrupted run leaves none behind.
+    Any failure (full disk, permissions, a value the format cannot hold) is an OutputError
+    naming the file, and the temporary file is removed.
     """
     path = Path(path)
-    fmt = _format_for(path)
-    if fmt == "parquet":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise OutputError(f"{path}: writing parquet needs pyarrow: pip install "
-                              f"'bossnet-onnx[parquet]'") from None
+    fmt = format_for(path)
+    require_writer(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
-        raise OutputError(f"{path}: output directory {directory} does not exist")
-    out = table.copy(copy_data=False)
-    if fmt == "fits":
-        out.meta = _fits_header_meta(table.meta)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=directory)
-    os.close(fd)
+        raise OutputError(f"{printable(path)}: output directory {printable(directory)} "
+                          f"does not exist")
+    tmp = None
     try:
-        if fmt == "parquet":
-            _write_parquet(table, tmp)
-        else:
-            out.write(tmp, format=fmt, overwrite=True)
+        fd, tmp = tempfile.mkstemp(prefix=".bossnet-", suffix=".partial", dir=directory)
+        with os.fdopen(fd, "wb") as handle:
+            _serialize(table, fmt, path, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
         publish(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    except (KeyboardInterrupt, SystemExit):
+        _remove_quietly(tmp)
         raise
+    except Exception as exc:
+        _remove_quietly(tmp)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise OutputError(f"cannot write {printable(path)}: {printable(reason)}") from exc
     return path
 
 
-def _write_parquet(table: Table, path: str) -> None:
-    """pyarrow directly (astropy's parquet reader needs pandas); header in schema metadata."""
-    import json
+def _remove_quietly(path: str | None) -> None:
+    if path is None:
+        return
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
+
+def _write_parquet(table: Table, handle) -> None:
+    """pyarrow directly (astropy's parquet reader needs pandas); header in schema metadata."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     arrays = {name: pa.array(np.asarray(table[name])) for name in table.colnames}
     meta = {b"bossnet": json.dumps({k: (v.item() if hasattr(v, "item") else v)
                                     for k, v in table.meta.items()}).encode()}
-    pq.write_table(pa.table(arrays).replace_schema_metadata(meta), path)
+    pq.write_table(pa.table(arrays).replace_schema_metadata(meta), handle)
 
 
 def _read_parquet(path: Path) -> Table:
-    import json
-
     import pyarrow.parquet as pq
 
     arrow = pq.read_table(path)
@@ -205,17 +327,81 @@ def _read_parquet(path: Path) -> Table:
     return table
 
 
+def _canonical(table: Table) -> Table:
+    """Our own columns back in the dtypes build_table gives them (CSV guesses: an all-empty
+    `error` column reads as masked int), masked cells as the documented missing values."""
+    reference = build_table([])
+    for name in table.colnames:
+        if name not in reference.colnames:
+            continue
+        col = table[name]
+        kind = reference[name].dtype.kind
+        try:
+            if kind == "U":
+                values = [("" if v is np.ma.masked else
+                           (v.decode("utf-8", "backslashreplace") if isinstance(v, bytes)
+                            else str(v))) for v in col]
+                table[name] = np.array(values, dtype=str) if values else col.astype(str)
+                if table[name].dtype.itemsize == 0:
+                    table[name] = table[name].astype("U1")
+            elif kind == "b" and col.dtype.kind in "USO":  # CSV: "True"/"False" text
+                text = np.ma.filled(np.ma.asarray(col).astype(str), "false")
+                table[name] = np.char.lower(np.char.strip(text)) == "true"
+            elif np.ma.isMaskedArray(col) or getattr(col, "mask", None) is not None:
+                fill = {"f": np.nan, "i": MISSING_INT, "b": False}[kind]
+                table[name] = np.ma.filled(np.ma.asarray(col).astype(reference[name].dtype),
+                                           fill)
+            elif col.dtype != reference[name].dtype:
+                table[name] = np.asarray(col).astype(reference[name].dtype)
+        except (TypeError, ValueError) as exc:
+            raise OutputError(f"column {name!r} holds values that are not "
+                              f"{reference[name].dtype} ({exc})") from None
+        if reference[name].unit is not None:
+            table[name].unit = reference[name].unit
+    return table
+
+
 def read_catalogue(path: str | os.PathLike) -> Table:
     """Read a catalogue written by write_catalogue (any supported type)."""
     path = Path(path)
     if not path.is_file():
-        raise OutputError(f"{path}: catalogue not found")
-    fmt = _format_for(path)
+        what = "is a directory, not a catalogue" if path.is_dir() else "catalogue not found"
+        raise OutputError(f"{printable(path)}: {what}")
+    fmt = format_for(path)
     try:
-        table = _read_parquet(path) if fmt == "parquet" else Table.read(path, format=fmt)
+        if fmt == "parquet":
+            table = _read_parquet(path)
+        elif fmt == "ascii.csv":
+            table = _read_csv(path)
+        elif fmt == "ascii.ecsv":
+            table = Table.read(path, format=fmt, encoding="utf-8")
+        else:
+            table = Table.read(path, format=fmt)
+        table = _canonical(table)
     except Exception as exc:
-        raise OutputError(f"{path}: cannot read catalogue ({exc})") from None
-    for name in ("source", "format", "error", "telescope", "survey_class"):
-        if name in table.colnames and table[name].dtype.kind in "SO":
-            table[name] = table[name].astype(str)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise OutputError(f"{printable(path)}: cannot read catalogue "
+                          f"({printable(reason)})") from None
     return table
+
+
+#: Identifier columns that, with the file name, HDU and row, say which spectrum a row is.
+_IDENTITY_COLUMNS = tuple(name for name, _, _ in IDENTIFIER_COLUMNS if name != "survey_class")
+
+
+def row_identities(table: Table) -> list[str]:
+    """One key per row saying which spectrum it is, for duplicate checks.
+
+    File name, HDU and row, plus the survey identifiers (sdss_id, catalogid, telescope, plate,
+    field, mjd, fiberid, obsid) when the row has any: the same spectrum reached through another
+    directory is still a duplicate, while two different stars in same-named files are not.
+    A row with no identifier at all falls back to its full source path.
+    """
+    keys = []
+    for r in table:
+        ids = [str(r[c]) for c in _IDENTITY_COLUMNS if c in table.colnames]
+        known = any(v not in ("", str(MISSING_INT)) for v in ids)
+        source = str(r["source"])
+        name = os.path.basename(source) if known else source
+        keys.append("|".join([name, str(r["hdu"]), str(r["row"]), *(ids if known else [])]))
+    return keys
