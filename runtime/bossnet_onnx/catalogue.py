@@ -231,26 +231,25 @@ def _read_csv(path: Path) -> Table:
     return table
 
 
-def _serialize(table: Table, fmt: str, path: Path, handle) -> None:
-    """Write `table` as `fmt` into the open binary file `handle` (gzip for `.fits.gz`)."""
+def _serialize(table: Table, fmt: str, path: Path) -> bytes:
+    """The file's bytes (gzip for `.fits.gz`), built in memory so that a failing disk is met
+    by one plain write whose OSError says what happened (astropy's FITS writer hides it)."""
+    buffer = io.BytesIO()
     if fmt == "fits":
         out = _ascii_columns(table)
         out.meta = _fits_header_meta(table.meta)
+        out.write(buffer, format="fits")
         if path.name.lower().endswith(".gz"):
-            buffer = io.BytesIO()
-            out.write(buffer, format="fits")
-            with gzip.GzipFile(fileobj=handle, mode="wb", mtime=0) as zipped:
-                zipped.write(buffer.getvalue())
-        else:
-            out.write(handle, format="fits")
+            return gzip.compress(buffer.getvalue(), mtime=0)
     elif fmt == "parquet":
-        _write_parquet(table, handle)
+        _write_parquet(table, buffer)
     elif fmt == "ascii.csv":
-        handle.write(_csv_text(table).encode("utf-8"))
+        return _csv_text(table).encode("utf-8")
     else:
-        buffer = io.StringIO()
-        table.write(buffer, format=fmt)
-        handle.write(buffer.getvalue().encode("utf-8"))
+        text = io.StringIO()
+        table.write(text, format=fmt)
+        return text.getvalue().encode("utf-8")
+    return buffer.getvalue()
 
 
 def require_writer(path: str | os.PathLike) -> None:
@@ -280,9 +279,10 @@ def write_catalogue(table: Table, path: str | os.PathLike) -> Path:
                           f"does not exist")
     tmp = None
     try:
+        payload = _serialize(table, fmt, path)
         fd, tmp = tempfile.mkstemp(prefix=".bossnet-", suffix=".partial", dir=directory)
         with os.fdopen(fd, "wb") as handle:
-            _serialize(table, fmt, path, handle)
+            handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         publish(tmp, path)

@@ -81,8 +81,11 @@ class OutputLock:
             os.close(fd)
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps(info).encode())
+        try:  # the holder text is for messages only: a full disk must not stop the run here
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(info).encode())
+        except OSError:
+            pass
         self._fd = fd
         return self
 

@@ -233,8 +233,13 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
     except OutputError as exc:
         raise OutputError(f"{exc}; {_keep_for_resume(table, progress_file, output)}") from exc
     times.write += time.perf_counter() - t0
-    if progress_file.exists():
+    try:
         progress_file.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        warn(f"could not remove {printable(progress_file)} ({exc.strerror or exc}); "
+             f"{printable(output)} is complete, remove it by hand")
     return table
 
 
