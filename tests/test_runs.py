@@ -106,6 +106,7 @@ def test_sigterm_leaves_no_catalogue_and_says_how_to_resume(files, model, tmp_pa
     assert "--resume" in err and "cat.partial.fits" in err
     assert not out.exists()
     assert partial_path(out).exists()
+    assert not (tmp_path / "cat.fits.lock").exists()  # released on the signal path too
 
 
 # ------------------------------------------------------------------ every format resumable

@@ -52,13 +52,13 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False,
     path = Path(path)
     shown = printable(path)
     suffixes = tuple(suffixes)
+    if path.is_dir():
+        raise OutputPathError(f"{shown} is a directory; give a file name, e.g. "
+                              f"{printable(path / ('catalogue' + suffixes[0]))}")
     suffix = _suffix(path.name, suffixes)
     if suffix is None or len(path.name) == len(suffix):
         raise OutputPathError(f"{shown}: unknown output type; name it with one of "
                               f"{', '.join(suffixes)}")
-    if path.is_dir():
-        raise OutputPathError(f"{shown} is a directory; give a file name, e.g. "
-                              f"{printable(path / ('catalogue' + suffixes[0]))}")
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise OutputPathError(f"{shown}: output directory {printable(directory)} does not exist; "
