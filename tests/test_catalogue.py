@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from bossnet_onnx.catalogue import (MISSING_INT, Result, build_table, read_catalogue,
-                                    row_identities, write_catalogue)
+from bossnet_onnx.catalogue import (
+    MISSING_INT,
+    Result,
+    build_table,
+    read_catalogue,
+    row_identities,
+    write_catalogue,
+)
 from bossnet_onnx.errors import OutputError
 
 SUFFIXES = [".fits", ".fits.gz", ".csv", ".ecsv", ".parquet"]

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx_fixtures import write_linear_model
 from typer.testing import CliRunner
 
 import bossnet_onnx.readers as readers
 from bossnet_onnx.catalogue import Result, build_table, read_catalogue, write_catalogue
 from bossnet_onnx.cli import app
 from bossnet_onnx.output_lock import lock_path
-
-from onnx_fixtures import write_linear_model
 
 layouts = pytest.importorskip("bossnet_onnx.synthetic.layouts")
 EXE = os.path.join(os.path.dirname(sys.executable), "bossnet-onnx")
@@ -75,7 +74,7 @@ def test_predict_refuses_an_existing_output_before_reading(files, model, tmp_pat
     assert not lock_path(out).exists()
 
 
-@pytest.mark.parametrize("name, message", [
+@pytest.mark.parametrize(("name", "message"), [
     ("sub", "sub is a directory; give a file name"),
     ("nope/cat.fits", "output directory .*nope does not exist; create it first"),
     ("cat.txt", "cat.txt: unknown output type"),

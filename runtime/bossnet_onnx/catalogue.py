@@ -19,9 +19,10 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 from astropy.table import Table
@@ -256,7 +257,7 @@ def require_writer(path: str | os.PathLike) -> None:
     """OutputError now, before any work, if the package that writes `path`'s type is missing."""
     if format_for(path) == "parquet":
         try:
-            import pyarrow  # noqa: F401
+            import pyarrow
             import pyarrow.parquet  # noqa: F401
         except ImportError:
             raise OutputError(f"{printable(path)}: writing parquet needs pyarrow: pip install "
@@ -378,7 +379,7 @@ def read_catalogue(path: str | os.PathLike) -> Table:
         else:
             table = Table.read(path, format=fmt)
         table = _canonical(table)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - astropy/pyarrow raise many types on bad files
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise OutputError(f"{printable(path)}: cannot read catalogue "
                           f"({printable(reason)})") from None

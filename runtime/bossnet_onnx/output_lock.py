@@ -46,7 +46,7 @@ class OutputLock:
         self.path = lock_path(output)
         self._fd: int | None = None
 
-    def acquire(self) -> "OutputLock":
+    def acquire(self) -> OutputLock:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - Windows: no flock; run unguarded
@@ -69,7 +69,8 @@ class OutputLock:
             except OSError as exc:
                 os.close(fd)
                 raise OutputError(f"cannot lock {printable(self.path)} ({exc.strerror or exc}); "
-                                  f"this file system may not support locks: write elsewhere")
+                                  f"this file system may not support locks: write elsewhere"
+                                  ) from None
             # The previous holder may have removed the file between our open and our lock:
             # then we hold a lock on a deleted inode; start again on the current file.
             try:
@@ -99,7 +100,7 @@ class OutputLock:
         os.close(self._fd)
         self._fd = None
 
-    def __enter__(self) -> "OutputLock":
+    def __enter__(self) -> OutputLock:
         return self.acquire()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .catalogue import SUFFIX_FORMATS, require_writer
 from .errors import OutputError, OutputPathError

@@ -23,19 +23,32 @@ import signal
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 from astropy.table import Table, vstack
 
-from .catalogue import (SUFFIX_FORMATS, Result, build_table, format_for, read_catalogue,
-                        stored_text, write_catalogue)
+from .catalogue import (
+    SUFFIX_FORMATS,
+    Result,
+    build_table,
+    format_for,
+    read_catalogue,
+    stored_text,
+    write_catalogue,
+)
 from .errors import BossNetError, OutputError, OutputPathError
 from .output_lock import OutputLock
 from .output_paths import check_output
-from .pipeline import (DEFAULT_BATCH_ROWS, StageTimes, resolve_inputs, run_metadata,
-                       start_session, stream_results)
+from .pipeline import (
+    DEFAULT_BATCH_ROWS,
+    StageTimes,
+    resolve_inputs,
+    run_metadata,
+    start_session,
+    stream_results,
+)
 from .textsafe import printable
 
 __all__ = ["predict_to_file", "partial_path", "Interrupted", "input_set_digest",

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from astropy.table import Table, vstack
@@ -127,11 +126,11 @@ def _merge(parts: Sequence[str | os.PathLike], output: str | os.PathLike) -> Tab
             )
     try:
         merged = vstack(tables, join_type="exact", metadata_conflicts="silent")
-    except Exception as exc:  # e.g. a column of another type in one part
+    except Exception as exc:  # noqa: BLE001 - e.g. a column of another type in one part
         raise OutputError(f"merge: the catalogues do not stack ({printable(exc)})") from None
     keys = row_identities(merged)
-    uniq, counts = np.unique(keys, return_counts=True)
-    dups = uniq[counts > 1]
+    uniq, n_seen = np.unique(keys, return_counts=True)
+    dups = uniq[n_seen > 1]
     if len(dups):
         raise OutputError(f"merge: {len(dups)} spectra appear more than once, e.g. "
                           f"{printable(dups[0])}")
