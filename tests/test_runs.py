@@ -317,3 +317,30 @@ def test_an_error_mid_run_saves_the_finished_files_first(files, model, tmp_path,
         predict_to_file(files, out, model=model, draws=0)
     assert len(read_catalogue(partial_path(out))) == 2
     assert not (tmp_path / "cat.ecsv.lock").exists()
+
+
+@pytest.mark.parametrize("suffix", [".fits", ".csv"])
+def test_resume_matches_hostile_file_names_as_stored(model, tmp_path, monkeypatch, suffix):
+    """Names stored escaped (FITS: ASCII) are still recognised as done: nothing recomputed,
+    nothing twice."""
+    d = tmp_path / "données"
+    d.mkdir()
+    wave = layouts.boss_native_wavelength()
+    names = ["étoile-1.fits", "two\nlines.fits", "bad\udcffbyte.fits", "plain.fits"]
+    paths = []
+    for i, name in enumerate(names):
+        path = d / name
+        flux = (10 + np.cos(wave / (80 + i))).astype(np.float32)
+        layouts.write_spec(path, wave, flux, np.full(wave.size, 2.0, np.float32), plate=1,
+                           mjd=59000, fiberid=i + 1)
+        paths.append(str(path))
+    out = tmp_path / f"cat{suffix}"
+    real = interrupt_after(monkeypatch, 3)
+    with pytest.raises(Interrupted, match="2 spectra saved"):
+        predict_to_file(paths, out, model=model, draws=0)
+    seen = []
+    monkeypatch.setattr(runs, "stream_results",
+                        lambda p, *a, **k: (seen.extend(p), real(p, *a, **k))[1])
+    table = predict_to_file(paths, out, model=model, draws=0, resume=True)
+    assert seen == paths[2:]
+    assert len(table) == 4 and sorted(read_catalogue(out)["fiberid"]) == [1, 2, 3, 4]
