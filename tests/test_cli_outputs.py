@@ -306,3 +306,16 @@ def test_cli_resume_refusal_is_one_line_naming_the_difference(files, model, tmp_
                               "--resume"])
     assert res.exit_code == 0, res.output
     assert len(read_catalogue(out)) == 3 and not (tmp_path / "cat.partial.csv").exists()
+
+
+def test_output_among_the_inputs_is_refused(files, model, tmp_path, count_reads):
+    out = tmp_path / "cat.fits"
+    runner = CliRunner()
+    assert runner.invoke(app, ["predict", files[0], "-m", str(model), "-o", str(out),
+                               "--draws", "0"]).exit_code == 0
+    count_reads.clear()
+    res = runner.invoke(app, ["predict", files[1], str(out), "-m", str(model), "-o", str(out),
+                              "--overwrite"])
+    assert res.exit_code == 2
+    assert "cat.fits is both an input and this run's output" in res.output
+    assert count_reads == [] and len(read_catalogue(out)) == 1

@@ -158,6 +158,12 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
 
     progress_file = partial_path(output)
     all_paths = resolve_inputs(inputs)
+    own = {os.path.realpath(output), os.path.realpath(progress_file)}
+    clash = next((p for p in all_paths if os.path.realpath(p) in own), None)
+    if clash is not None:
+        raise OutputPathError(f"{printable(clash)} is both an input and this run's output (or "
+                              f"progress file); narrow the inputs (a glob such as *.fits matches "
+                              f"the catalogue too) or write elsewhere")
     paths = select_shard(all_paths, parse_shard(shard) if isinstance(shard, str) else shard)
     run_keys = {"INPUTS": input_set_digest(all_paths), "NINPUTS": len(all_paths)}
     if shard:
