@@ -344,3 +344,21 @@ def test_resume_matches_hostile_file_names_as_stored(model, tmp_path, monkeypatc
     table = predict_to_file(paths, out, model=model, draws=0, resume=True)
     assert seen == paths[2:]
     assert len(table) == 4 and sorted(read_catalogue(out)["fiberid"]) == [1, 2, 3, 4]
+
+
+def test_ctrl_c_during_the_final_write_keeps_every_row(files, model, tmp_path, monkeypatch):
+    out = tmp_path / "cat.parquet"
+    pytest.importorskip("pyarrow")
+    real_write = runs.write_catalogue
+
+    def interrupted_final_write(table, path):
+        if path == out:
+            raise KeyboardInterrupt
+        return real_write(table, path)
+
+    monkeypatch.setattr(runs, "write_catalogue", interrupted_final_write)
+    with pytest.raises(Interrupted, match=r"interrupted: 6 spectra saved to .*cat\.partial"
+                                          r"\.parquet; no catalogue written"):
+        predict_to_file(files, out, model=model, draws=0)
+    assert len(read_catalogue(partial_path(out))) == 6 and not out.exists()
+    assert not (tmp_path / "cat.parquet.lock").exists()

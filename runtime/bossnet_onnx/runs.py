@@ -224,6 +224,7 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
                     f"holds {saved['rows']} spectra from the last checkpoint")
         return f"{saved['rows']} spectra saved to {printable(progress_file)}"
 
+    finished = False
     with _sigterm_as_interrupt():
         try:
             for res in stream_results(paths, session, draws=draws, seed=seed,
@@ -232,25 +233,27 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
                 if time.monotonic() - last_save > checkpoint_seconds:
                     save_progress(final=False)
                     last_save = time.monotonic()
+            t0 = time.perf_counter()
+            table = with_previous(results)
+            finished = True
+            write_catalogue(table, output)
         except KeyboardInterrupt:
-            save_progress(final=False)
+            save_progress(final=finished)
             raise Interrupted(
                 f"interrupted: {where_saved()}; no catalogue written to {printable(output)}. "
                 f"Rerun the same command with --resume to continue"
             ) from None
         except Exception as exc:
+            if finished and isinstance(exc, OutputError):
+                # The final write failed: every row is computed, keep them all for --resume.
+                raise OutputError(f"{exc}; {_keep_for_resume(table, progress_file, output)}"
+                                  ) from exc
             # A fault after the work started: keep what was computed before reporting it.
-            save_progress(final=False)
+            save_progress(final=finished)
             if isinstance(exc, BossNetError):
-                raise type(exc)(f"{exc}; {where_saved()}: rerun the same command with "
-                                f"--resume to continue") from exc
+                exc.args = (f"{exc}; {where_saved()}: rerun the same command with --resume to "
+                            f"continue",)
             raise
-    t0 = time.perf_counter()
-    table = with_previous(results)
-    try:
-        write_catalogue(table, output)
-    except OutputError as exc:
-        raise OutputError(f"{exc}; {_keep_for_resume(table, progress_file, output)}") from exc
     times.write += time.perf_counter() - t0
     try:
         progress_file.unlink()
