@@ -18,7 +18,6 @@ import io
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 
+from .atomic import publish, write_atomically
 from .errors import OutputError
 from .flags import BAD_MASK, WARN_MASK
 from .textsafe import ascii_text, printable
@@ -43,6 +43,7 @@ __all__ = [
     "format_for",
     "stored_text",
     "row_identities",
+    "publish",
 ]
 
 #: The documented missing value of integer columns.
@@ -138,18 +139,6 @@ def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None
     for name, unit in (("teff", "K"), ("e_teff", "K"), ("v_rad", "km / s"), ("e_v_rad", "km / s")):
         table[name].unit = unit
     return table
-
-
-def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Rename a finished temporary file into place with normal permissions.
-
-    mkstemp creates files readable by their owner only; a catalogue or model is meant to be
-    shared like any file the user writes, so apply the umask as open() would.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
 
 
 def format_for(path: str | os.PathLike) -> str:
@@ -278,32 +267,19 @@ def write_catalogue(table: Table, path: str | os.PathLike) -> Path:
     if not directory.is_dir():
         raise OutputError(f"{printable(path)}: output directory {printable(directory)} "
                           f"does not exist")
-    tmp = None
-    try:
-        payload = _serialize(table, fmt, path)
-        fd, tmp = tempfile.mkstemp(prefix=".bossnet-", suffix=".partial", dir=directory)
-        with os.fdopen(fd, "wb") as handle:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
-        publish(tmp, path)
-    except (KeyboardInterrupt, SystemExit):
-        _remove_quietly(tmp)
-        raise
+
+    try:
+        payload = _serialize(table, fmt, path)
+        write_atomically(path, write)
     except Exception as exc:
-        _remove_quietly(tmp)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise OutputError(f"cannot write {printable(path)}: {printable(reason)}") from exc
     return path
-
-
-def _remove_quietly(path: str | None) -> None:
-    if path is None:
-        return
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def _write_parquet(table: Table, handle) -> None:
