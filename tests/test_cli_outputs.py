@@ -319,3 +319,26 @@ def test_output_among_the_inputs_is_refused(files, model, tmp_path, count_reads)
     assert res.exit_code == 2
     assert "cat.fits is both an input and this run's output" in res.output
     assert count_reads == [] and len(read_catalogue(out)) == 1
+
+
+@pytest.mark.parametrize("suffix", [".fits", ".fits.gz", ".csv"])
+def test_bom_csv_in_a_non_ascii_directory_is_a_written_row(model, tmp_path, suffix):
+    """The BOM ends up in the error text; the writer must still write every row."""
+    where = tmp_path / "données"
+    where.mkdir()
+    wave = np.linspace(3600, 9000, 2000)
+    table_text = "wavelength,flux,ivar\n" + "".join(
+        f"{w:.3f},{10 + np.sin(w / 100):.5f},4.0\n" for w in wave)
+    bom = where / "étoile.csv"
+    bom.write_text(table_text, encoding="utf-8-sig")
+    good = write_star(where / "spec-1-59000-0001.fits", 1)
+    out = where / f"cat{suffix}"
+    res = CliRunner().invoke(app, ["predict", good, str(bom), "-m", str(model), "-o", str(out),
+                                   "--draws", "2"])
+    assert res.exit_code in (0, 1), res.output
+    back = read_catalogue(out)
+    assert len(back) == 2 and np.isfinite(back["teff"][0])
+    fits_file = suffix.startswith(".fits")
+    assert back["source"][1].endswith("\\xe9toile.csv" if fits_file else "étoile.csv")
+    if fits_file:  # FITS text is ASCII, whatever the reader put in the error text
+        assert all(str(v).isascii() for name in ("source", "error") for v in back[name])

@@ -130,7 +130,8 @@ def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None
     cols["flag_bad"] = (flags & BAD_MASK) != 0
     cols["n_draws"] = np.array([r.n_draws for r in results], dtype=np.int64)
     cols["error"] = _texts(r.error for r in results)
-    table = Table(cols, meta=dict(meta or {}))
+    table = Table(cols, meta={k: printable(v) if isinstance(v, str) else v
+                              for k, v in (meta or {}).items()})
     # Empty string columns default to <U1 / <U0 which FITS cannot hold: give them width >= 1.
     for name in table.colnames:
         if table[name].dtype.kind == "U" and table[name].dtype.itemsize == 0:
