@@ -48,7 +48,7 @@ __all__ = [
 
 #: The documented missing value of integer columns.
 MISSING_INT = -1
-_INT64 = np.iinfo(np.int64)
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 #: (column, dtype, identifier keys that feed it, in order of preference)
 IDENTIFIER_COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -101,13 +101,17 @@ def _identifier(ids: Mapping[str, Any], keys: tuple[str, ...], kind: str) -> Any
             number = int(value)
         except (TypeError, ValueError, OverflowError):  # text, NaN, inf
             continue
-        if _INT64.min <= number <= _INT64.max:
+        if _INT64_MIN <= number <= _INT64_MAX:
             return number
     return "" if kind == "str" else MISSING_INT
 
 
 def _texts(values: Iterable[Any]) -> np.ndarray:
-    return np.array([printable(v) for v in values], dtype=str)
+    texts = [v if isinstance(v, str) else str(v) for v in values]
+    joined = "".join(texts)
+    if joined.isascii() and joined.isprintable():  # the common case, checked in one C call
+        return np.array(texts, dtype=str)
+    return np.array([printable(v) for v in texts], dtype=str)
 
 
 def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None) -> Table:
@@ -177,7 +181,11 @@ def _ascii_columns(table: Table) -> Table:
     out = table.copy(copy_data=False)
     for name in out.colnames:
         col = out[name]
-        if col.dtype.kind == "U" and not all(str(v).isascii() for v in col):
+        if col.dtype.kind != "U":
+            continue
+        try:
+            np.asarray(col).astype("S")  # fails on the first non-ASCII character, in C
+        except UnicodeEncodeError:
             out[name] = np.array([ascii_text(v) for v in col], dtype=str)
     return out
 
