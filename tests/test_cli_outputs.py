@@ -342,3 +342,36 @@ def test_bom_csv_in_a_non_ascii_directory_is_a_written_row(model, tmp_path, suff
     assert back["source"][1].endswith("\\xe9toile.csv" if fits_file else "étoile.csv")
     if fits_file:  # FITS text is ASCII, whatever the reader put in the error text
         assert all(str(v).isascii() for name in ("source", "error") for v in back[name])
+
+
+@pytest.mark.slow
+def test_two_real_predict_runs_on_one_output(files, model, tmp_path):
+    listed = []
+    for k in range(60):
+        for f in files:
+            link = tmp_path / f"c{k}-{os.path.basename(f)}"
+            os.symlink(f, link)
+            listed.append(str(link))
+    many = tmp_path / "list.txt"
+    many.write_text("\n".join(listed) + "\n")
+    out = tmp_path / "cat.fits"
+    first = subprocess.Popen([EXE, "predict", f"@{many}", "-m", str(model), "-o", str(out),
+                              "--draws", "400", "-q"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not lock_path(out).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert first.poll() is None, "the first run ended before the check"
+        second = subprocess.run([EXE, "predict", *files, "-m", str(model), "-o", str(out), "-q"],
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 1
+        assert f"is being written by pid {first.pid} on {socket.gethostname()}" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=120)
+    assert first.returncode in (0, 130), err  # 0: it finished before the signal
+    if first.returncode == 130:
+        assert not out.exists() and (tmp_path / "cat.partial.fits").exists()
+    else:
+        assert len(read_catalogue(out)) == len(listed)  # the refused run took nothing from it
+    assert not lock_path(out).exists()
