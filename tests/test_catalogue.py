@@ -16,6 +16,7 @@ from bossnet_onnx.catalogue import (
     row_identities,
     write_catalogue,
 )
+from bossnet_onnx.columns import MISSING
 from bossnet_onnx.errors import OutputError
 
 SUFFIXES = [".fits", ".fits.gz", ".csv", ".ecsv", ".parquet"]
@@ -52,18 +53,18 @@ def test_hostile_text_is_written_and_read_back_in_every_format(tmp_path, suffix)
     assert len(back) == 6
     np.testing.assert_array_equal(back["teff"][:4], [5000, 5001, 5002, 5003])
     if suffix.startswith(".fits"):  # ASCII with Python escapes
-        assert back["source"][0] == "/donn\\xe9es/\\xe9toile-1.fits"
+        assert back["path"][0] == "/donn\\xe9es/\\xe9toile-1.fits"
         assert back["telescope"][4] == "\\ufeffapo\\x00\\x1b[2J"
         assert back["survey_class"][4] == "STAR\\udce9"
         assert back.meta["MODEL"] == "d\\xe9mo-model"
     else:  # UTF-8, control characters and lone surrogates escaped
-        assert back["source"][0] == "/données/étoile-1.fits"
+        assert back["path"][0] == "/données/étoile-1.fits"
         assert back["telescope"][4] == "\ufeffapo\\x00\\x1b[2J"
         assert back["survey_class"][4] == "STAR\\udce9"
         assert back.meta["MODEL"] == "démo-model"
-    assert back["source"][1] == "/data/bad\\udcffbyte.fits"
-    assert back["source"][2] == "/data/two\\nfailed: forged.fits"
-    assert back["source"][3] == "/data/[bold red]x[/].fits"
+    assert back["path"][1] == "/data/bad\\udcffbyte.fits"
+    assert back["path"][2] == "/data/two\\nfailed: forged.fits"
+    assert back["path"][3] == "/data/[bold red]x[/].fits"
     assert back["error"][5] == "/data/fail.fits: not FITS\\x1b]0;pwned\\x07"
     assert back.meta["SEED"] == 3 and back.meta["SHARD"] == "1/2"
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left
@@ -71,13 +72,13 @@ def test_hostile_text_is_written_and_read_back_in_every_format(tmp_path, suffix)
 
 def test_out_of_range_identifiers_become_minus_one(tmp_path):
     cases = [1e300, -1e300, float("inf"), float("nan"), 2**63, -(2**63) - 1, "12x", None]
-    results = [Result(source=f"s{i}.fits", identifiers={"fiberid": v, "mjd": 59000, "plate": v})
+    results = [Result(source=f"s{i}.fits", identifiers={"fiberid": v, "mjd": 59000, "plateid": v})
                for i, v in enumerate(cases)]
-    results.append(Result(source="ok.fits", identifiers={"fiberid": 2**63 - 1, "plate": 3.0}))
+    results.append(Result(source="ok.fits", identifiers={"fiberid": 2**63 - 1, "plateid": 3.0}))
     table = build_table(results)
-    assert MISSING_INT == -1
+    assert MISSING_INT == -1 == MISSING["int64"]
     assert list(table["fiberid"]) == [-1] * len(cases) + [2**63 - 1]
-    assert list(table["plate"]) == [-1] * len(cases) + [3]
+    assert list(table["plateid"]) == [-1] * len(cases) + [3]
     assert list(table["mjd"][:len(cases)]) == [59000] * len(cases)
     for suffix in (".fits", ".csv"):
         back = read_catalogue(write_catalogue(table, tmp_path / f"ids{suffix}"))
@@ -104,7 +105,7 @@ def test_csv_carries_provenance_as_comment_lines(tmp_path):
     assert lines[0].startswith("# bossnet-onnx catalogue")
     assert lines[1:6] == ['# MODEL = "démo-model"', f'# MODELSHA = "{"a" * 64}"', "# NDRAWS = 4",
                           "# SEED = 3", '# SHARD = "1/2"']
-    assert lines[6].startswith("source,format,hdu,row,sdss_id")
+    assert lines[6].startswith("path,format,hdu,row,")
     back = read_catalogue(path)
     assert dict(back.meta) == META
     # the types come back as written even for columns CSV cannot type (all-empty text)

@@ -339,9 +339,9 @@ def test_bom_csv_in_a_non_ascii_directory_is_a_written_row(model, tmp_path, suff
     back = read_catalogue(out)
     assert len(back) == 2 and np.isfinite(back["teff"][0])
     fits_file = suffix.startswith(".fits")
-    assert back["source"][1].endswith("\\xe9toile.csv" if fits_file else "étoile.csv")
+    assert back["path"][1].endswith("\\xe9toile.csv" if fits_file else "étoile.csv")
     if fits_file:  # FITS text is ASCII, whatever the reader put in the error text
-        assert all(str(v).isascii() for name in ("source", "error") for v in back[name])
+        assert all(str(v).isascii() for name in ("path", "error") for v in back[name])
 
 
 @pytest.mark.slow

@@ -74,8 +74,8 @@ def test_interrupt_then_resume_matches_uninterrupted(files, model, tmp_path, mon
     full = predict_to_file(files, out, model=model, draws=4, seed=9, resume=True)
     assert out.exists() and not partial_path(out).exists()
     reference = predict(files, model=model, draws=4, seed=9)
-    assert list(full["source"]) == files
-    for name in ("teff", "e_teff", "logg", "e_v_rad"):
+    assert list(full["path"]) == files
+    for name in ("teff", "e_teff", "logg", "e_bn_v_r"):
         np.testing.assert_array_equal(read_catalogue(out)[name], reference[name])
     with pytest.raises(OutputError, match="already complete"):
         predict_to_file(files, out, model=model, draws=4, seed=9, resume=True)
@@ -155,7 +155,7 @@ def test_every_format_resumes_to_the_uninterrupted_rows(files, model, tmp_path, 
     assert seen == files[3:]  # only what the progress file lacked was computed
     reference = predict(files, model=model, draws=3, seed=2)
     back = read_catalogue(out)
-    assert list(back["source"]) == files and len(full) == 6
+    assert list(back["path"]) == files and len(full) == 6
     for name in ("teff", "e_teff", "logg", "e_fe_h", "result_flags"):
         np.testing.assert_array_equal(back[name], reference[name])
     assert not partial_path(out).exists()

@@ -1,15 +1,17 @@
-"""The output catalogue: DR19 column names, one row per spectrum, written atomically.
+"""The output catalogue: one row per spectrum, written atomically.
 
-Floats are float32 with NaN where unknown, integers int64 with -1 where unknown (also for an
-identifier that is not a whole number within int64, e.g. FIBERID = 1e300), flags int64.
-A failed spectrum is a row too: result_flags bit 0 and the `error` text.
+The columns (names, types, units, DR19/DR20 counterparts) are defined once, in `columns`.
+Floats are NaN where unknown, integers -1 where unknown, text empty. A failed spectrum is a row
+too: result_flags bit 0 and the `error` text. `Result.source` is the input file path (written
+as the `path` column: DR19's `source` is a source key, not a file). An integer identifier that
+is not a whole number within int64 (FIBERID = 1e300, inf, NaN, text) is the missing value -1.
 
 Text is made safe once, here: every text value has its control characters escaped
 (`textsafe.printable`); FITS files store ASCII only, so non-ASCII characters are written as
 Python escapes (`é` -> `\xe9`); CSV, ECSV and parquet store UTF-8. CSV files carry the run's
 provenance as commented header lines (`# MODELSHA = "..."`, values in JSON) which
 `read_catalogue` turns back into `meta`, so CSV shards and progress files get the same checks
-as FITS.
+as FITS. Files are built in memory and written atomically (`atomic`), `.fits.gz` really gzipped.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import io
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,16 +28,22 @@ from typing import Any
 
 import numpy as np
 from astropy.table import Table
+from astropy.units import UnitsWarning
 
 from .atomic import publish, write_atomically
+from .columns import BOSS_LABEL_COLUMNS, IDENTIFIER_COLUMNS, MISSING, Column, columns_for
 from .errors import OutputError
 from .flags import BAD_MASK, WARN_MASK
 from .textsafe import ascii_text, printable
+
+#: names of BOSS Net's label columns (the keys of Result.labels)
+LABEL_COLUMNS = tuple(c.name for c in BOSS_LABEL_COLUMNS)
 
 __all__ = [
     "Result",
     "IDENTIFIER_COLUMNS",
     "LABEL_COLUMNS",
+    "column_units",
     "build_table",
     "write_catalogue",
     "read_catalogue",
@@ -42,29 +51,14 @@ __all__ = [
     "MISSING_INT",
     "format_for",
     "stored_text",
+    "require_writer",
     "row_identities",
     "publish",
 ]
 
 #: The documented missing value of integer columns.
-MISSING_INT = -1
+MISSING_INT: int = -1  # columns.MISSING["int64"], typed for numpy (a test keeps them equal)
 _INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
-
-#: (column, dtype, identifier keys that feed it, in order of preference)
-IDENTIFIER_COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("sdss_id", "int64", ("sdss_id",)),
-    ("catalogid", "int64", ("catalogid",)),
-    ("telescope", "str", ("telescope",)),
-    ("plate", "int64", ("plate",)),
-    ("field", "int64", ("field", "fieldid")),
-    ("mjd", "int64", ("mjd",)),
-    ("fiberid", "int64", ("fiberid", "fiber")),
-    ("obsid", "int64", ("obsid",)),
-    ("survey_class", "str", ("class", "survey_class")),
-)
-
-LABEL_COLUMNS = ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "v_rad", "e_v_rad",
-                 "log_teff", "e_log_teff")
 
 SUFFIX_FORMATS = {
     ".fits": "fits", ".fit": "fits", ".fits.gz": "fits",
@@ -85,6 +79,9 @@ class Result:
     result_flags: int = 0
     n_draws: int = 0
     error: str = ""
+    quality_flags: int = 0
+    #: computed per spectrum, not read: snr_model, frame
+    derived: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _identifier(ids: Mapping[str, Any], keys: tuple[str, ...], kind: str) -> Any:
@@ -98,12 +95,17 @@ def _identifier(ids: Mapping[str, Any], keys: tuple[str, ...], kind: str) -> Any
                 return text
             continue
         try:
-            number = int(value)
+            if kind == "int64":
+                whole = int(value)
+                if _INT64_MIN <= whole <= _INT64_MAX:
+                    return whole
+                continue
+            number = float(value)
         except (TypeError, ValueError, OverflowError):  # text, NaN, inf
             continue
-        if _INT64_MIN <= number <= _INT64_MAX:
+        if np.isfinite(number):
             return number
-    return "" if kind == "str" else MISSING_INT
+    return MISSING[kind]
 
 
 def _texts(values: Iterable[Any]) -> np.ndarray:
@@ -114,35 +116,54 @@ def _texts(values: Iterable[Any]) -> np.ndarray:
     return np.array([printable(v) for v in texts], dtype=str)
 
 
-def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None) -> Table:
-    """Column-typed astropy Table from results (stable column order, DR19 names)."""
+def _value(result: Result, column: Column) -> Any:
+    if column.keys:
+        return _identifier(result.identifiers, column.keys, column.dtype)
+    name = column.name
+    fixed = {"path": result.source, "format": result.format, "hdu": result.hdu,
+             "row": result.row, "result_flags": result.result_flags,
+             "quality_flags": result.quality_flags, "n_draws": result.n_draws,
+             "error": result.error}
+    if name in fixed:
+        return fixed[name]
+    if name in ("flag_warn", "flag_bad"):
+        return bool(result.result_flags & (WARN_MASK if name == "flag_warn" else BAD_MASK))
+    if name in result.derived:
+        return result.derived[name]
+    return result.labels.get(name, MISSING[column.dtype])
+
+
+_NUMPY = {"str": str, "int64": np.int64, "float32": np.float32, "float64": np.float64,
+          "bool": bool}
+
+
+def column_units(label_columns: Iterable[Column] = BOSS_LABEL_COLUMNS) -> dict[str, str]:
+    """Unit text of every physical column (for FITS TUNIT, ECSV and Parquet metadata)."""
+    return {c.name: c.unit for c in columns_for(label_columns) if c.unit}
+
+
+def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None,
+                label_columns: Iterable[Column] = BOSS_LABEL_COLUMNS) -> Table:
+    """Column-typed astropy Table from results, columns as `columns` defines them."""
     results = list(results)
-    cols: dict[str, Any] = {
-        "source": _texts(r.source for r in results),
-        "format": _texts(r.format for r in results),
-        "hdu": np.array([r.hdu for r in results], dtype=np.int64),
-        "row": np.array([r.row for r in results], dtype=np.int64),
-    }
-    for name, kind, keys in IDENTIFIER_COLUMNS:
-        values = [_identifier(r.identifiers, keys, kind) for r in results]
-        cols[name] = _texts(values) if kind == "str" else np.array(values, dtype=np.int64)
-    for name in LABEL_COLUMNS:
-        cols[name] = np.array([r.labels.get(name, np.nan) for r in results], dtype=np.float32)
-    flags = np.array([r.result_flags for r in results], dtype=np.int64)
-    cols["result_flags"] = flags
-    cols["flag_warn"] = (flags & WARN_MASK) != 0
-    cols["flag_bad"] = (flags & BAD_MASK) != 0
-    cols["n_draws"] = np.array([r.n_draws for r in results], dtype=np.int64)
-    cols["error"] = _texts(r.error for r in results)
+    cols: dict[str, Any] = {}
+    for column in columns_for(label_columns):
+        values = [_value(r, column) for r in results]
+        if column.dtype == "str":
+            cols[column.name] = _texts(values)
+            continue
+        with np.errstate(over="ignore"):  # a label beyond float32 is inf, as DR19's REAL
+            cols[column.name] = np.array(values, dtype=_NUMPY[column.dtype])
     table = Table(cols, meta={k: printable(v) if isinstance(v, str) else v
                               for k, v in (meta or {}).items()})
     # Empty string columns default to <U1 / <U0 which FITS cannot hold: give them width >= 1.
     for name in table.colnames:
         if table[name].dtype.kind == "U" and table[name].dtype.itemsize == 0:
             table[name] = table[name].astype("U1")
-    # Only FITS-standard units; logg, fe_h and log_teff are dex (documented in the README).
-    for name, unit in (("teff", "K"), ("e_teff", "K"), ("v_rad", "km / s"), ("e_v_rad", "km / s")):
-        table[name].unit = unit
+    for column in columns_for(label_columns):
+        table[column.name].description = column.meaning
+        if column.unit:
+            table[column.name].unit = column.unit
     return table
 
 
@@ -237,7 +258,7 @@ def _serialize(table: Table, fmt: str, path: Path) -> bytes:
     if fmt == "fits":
         out = _ascii_columns(table)
         out.meta = _fits_header_meta(table.meta)
-        out.write(buffer, format="fits")
+        _write_fits(out, buffer)
         if path.name.lower().endswith(".gz"):
             return gzip.compress(buffer.getvalue(), mtime=0)
     elif fmt == "parquet":
@@ -291,15 +312,52 @@ def write_catalogue(table: Table, path: str | os.PathLike) -> Path:
     return path
 
 
-def _write_parquet(table: Table, handle) -> None:
+def _write_fits(table: Table, path: str | io.BytesIO) -> None:
+    """FITS with a TUNIT for every physical column, `dex` included (astropy refuses to write
+    units outside the FITS standard, so they are set as header cards here)."""
+    import warnings
+
+    from astropy.io import fits
+    from astropy.units import UnitsWarning
+
+    plain = table.copy(copy_data=False)
+    for column in plain.itercols():
+        column.unit = None
+    hdu = fits.table_to_hdu(plain)
+    for i, name in enumerate(plain.colnames, start=1):
+        unit = table[name].unit
+        if unit is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UnitsWarning)
+                text = unit.to_string("fits") if _fits_unit(unit) else unit.to_string()
+            hdu.header[f"TUNIT{i}"] = text
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
+
+
+def _fits_unit(unit: Any) -> bool:
+    try:
+        unit.to_string("fits")
+    except ValueError:  # astropy: "not supported by the FITS standard" (dex, dex(K))
+        return False
+    return True
+
+
+def _write_parquet(table: Table, path: str | io.BytesIO) -> None:
     """pyarrow directly (astropy's parquet reader needs pandas); header in schema metadata."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    arrays = {name: pa.array(np.asarray(table[name])) for name in table.colnames}
+    fields, arrays = [], []
+    for name in table.colnames:
+        array = pa.array(np.asarray(table[name]))
+        unit = table[name].unit
+        fields.append(pa.field(name, array.type,
+                               metadata={b"unit": str(unit).encode()} if unit is not None
+                               else None))
+        arrays.append(array)
     meta = {b"bossnet": json.dumps({k: (v.item() if hasattr(v, "item") else v)
                                     for k, v in table.meta.items()}).encode()}
-    pq.write_table(pa.table(arrays).replace_schema_metadata(meta), handle)
+    pq.write_table(pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta)), path)
 
 
 def _read_parquet(path: Path) -> Table:
@@ -308,6 +366,10 @@ def _read_parquet(path: Path) -> Table:
     arrow = pq.read_table(path)
     table = Table({name: arrow.column(name).to_numpy(zero_copy_only=False)
                    for name in arrow.column_names})
+    for arrow_field in arrow.schema:
+        unit = (arrow_field.metadata or {}).get(b"unit")
+        if unit:
+            table[arrow_field.name].unit = unit.decode()
     raw = (arrow.schema.metadata or {}).get(b"bossnet")
     table.meta = json.loads(raw) if raw else {}
     return table
@@ -323,7 +385,9 @@ def _canonical(table: Table) -> Table:
         col = table[name]
         kind = reference[name].dtype.kind
         try:
-            if kind == "U":
+            if kind == "U" and col.dtype.kind == "U" and not np.ma.isMaskedArray(col):
+                pass  # already text
+            elif kind == "U":
                 values = [("" if v is np.ma.masked else
                            (v.decode("utf-8", "backslashreplace") if isinstance(v, bytes)
                             else str(v))) for v in col]
@@ -348,21 +412,27 @@ def _canonical(table: Table) -> Table:
 
 
 def read_catalogue(path: str | os.PathLike) -> Table:
-    """Read a catalogue written by write_catalogue (any supported type)."""
+    """Read a catalogue written by write_catalogue (any supported type); every problem is one
+    OutputError naming the file."""
     path = Path(path)
     if not path.is_file():
         what = "is a directory, not a catalogue" if path.is_dir() else "catalogue not found"
         raise OutputError(f"{printable(path)}: {what}")
     fmt = format_for(path)
     try:
-        if fmt == "parquet":
-            table = _read_parquet(path)
-        elif fmt == "ascii.csv":
-            table = _read_csv(path)
-        elif fmt == "ascii.ecsv":
-            table = Table.read(path, format=fmt, encoding="utf-8")
-        else:
-            table = Table.read(path, format=fmt)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnitsWarning)  # TUNIT 'dex' is not FITS-standard
+            if fmt == "parquet":
+                table = _read_parquet(path)
+            elif fmt == "ascii.csv":
+                table = _read_csv(path)
+            elif fmt == "ascii.ecsv":
+                table = Table.read(path, format=fmt, encoding="utf-8")
+            else:
+                table = Table.read(path, format=fmt)
+        for name in table.colnames:  # text columns of other members or readers: str too
+            if table[name].dtype.kind == "S":
+                table[name] = np.char.decode(np.asarray(table[name]), "utf-8", "backslashreplace")
         table = _canonical(table)
     except Exception as exc:  # noqa: BLE001 - astropy/pyarrow raise many types on bad files
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -372,22 +442,26 @@ def read_catalogue(path: str | os.PathLike) -> Table:
 
 
 #: Identifier columns that, with the file name, HDU and row, say which spectrum a row is.
-_IDENTITY_COLUMNS = tuple(name for name, _, _ in IDENTIFIER_COLUMNS if name != "survey_class")
+_IDENTITY_COLUMNS = ("spectrum_pk_id", "drp_spectrum_pk_id", "sdss_id", "catalogid",
+                     "specobjid", "obsid", "designation", "telescope", "fieldid", "plateid",
+                     "fiberid", "mjd", "min_mjd", "max_mjd")
 
 
 def row_identities(table: Table) -> list[str]:
     """One key per row saying which spectrum it is, for duplicate checks.
 
-    File name, HDU and row, plus the survey identifiers (sdss_id, catalogid, telescope, plate,
-    field, mjd, fiberid, obsid) when the row has any: the same spectrum reached through another
-    directory is still a duplicate, while two different stars in same-named files are not.
-    A row with no identifier at all falls back to its full source path.
+    File name, HDU and row, plus the survey identifiers (spectrum_pk_id, sdss_id, catalogid,
+    specobjid, obsid, telescope, fieldid, plateid, fiberid, mjd, ...) when the row has any: the
+    same spectrum reached through another directory is still a duplicate, while two different
+    stars in same-named files are not. A row with no identifier at all falls back to its full
+    path.
     """
+    names = [c for c in _IDENTITY_COLUMNS if c in table.colnames]
     keys = []
     for r in table:
-        ids = [str(r[c]) for c in _IDENTITY_COLUMNS if c in table.colnames]
+        ids = [str(r[c]) for c in names]
         known = any(v not in ("", str(MISSING_INT)) for v in ids)
-        source = str(r["source"])
+        source = str(r["path"])
         name = os.path.basename(source) if known else source
         keys.append("|".join([name, str(r["hdu"]), str(r["row"]), *(ids if known else [])]))
     return keys

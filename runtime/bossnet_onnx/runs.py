@@ -55,7 +55,7 @@ __all__ = ["predict_to_file", "partial_path", "Interrupted", "input_set_digest",
            "RESUME_KEYS", "CHECKPOINT_RETRY_DELAYS"]
 
 #: Header keys a progress file must share with the run resuming it (first difference named).
-RESUME_KEYS = ("INPUTS", "SHARD", "MODELSHA", "NDRAWS", "SEED")
+RESUME_KEYS = ("INPUTS", "SHARD", "MODELSHA", "NDRAWS", "SEED", "RECIPE")
 #: Pauses before the 2nd and 3rd try of a failed checkpoint (then: next interval).
 CHECKPOINT_RETRY_DELAYS = (0.2, 1.0)
 
@@ -111,7 +111,8 @@ def _check_same_run(progress_file: Path, previous: dict, meta: dict,
         if str(previous.get(key)) != str(meta.get(key)):
             what = {"INPUTS": "the same inputs", "SHARD": "the same --shard",
                     "MODELSHA": "the same model", "NDRAWS": "the same --draws",
-                    "SEED": "the same --seed"}.get(key, f"the same {key}")
+                    "SEED": "the same --seed", "RECIPE": "the same --recipe"
+                    }.get(key, f"the same {key}")
             raise OutputPathError(
                 f"{printable(progress_file)}: was made with {key}={previous.get(key)!r}, this run "
                 f"has {meta.get(key)!r}; resume with {what} (or pass --overwrite to discard "
@@ -126,7 +127,8 @@ def _rescue_path(progress_file: Path) -> Path:
 def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
                     model=None, provider: str = "auto", draws: int = 20, seed: int = 0,
                     batch_size: int = DEFAULT_BATCH_ROWS, threads: int | None = None,
-                    shard: str | None = None, resume: bool = False, overwrite: bool = False,
+                    shard: str | None = None, recipe: str = "reference",
+                    resume: bool = False, overwrite: bool = False,
                     progress: bool = False, checkpoint_seconds: float = 60.0,
                     times: StageTimes | None = None,
                     on_warning: Callable[[str], None] | None = None) -> Table:
@@ -143,7 +145,7 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
     with OutputLock(output):
         return _locked_run(
             inputs, output, model=model, provider=provider, draws=draws, seed=seed,
-            batch_size=batch_size, threads=threads, shard=shard, resume=resume,
+            batch_size=batch_size, threads=threads, shard=shard, recipe=recipe, resume=resume,
             overwrite=overwrite, progress=progress, checkpoint_seconds=checkpoint_seconds,
             times=times,
             warn=on_warning or (lambda text: warnings.warn(text, RuntimeWarning, stacklevel=4)))
@@ -151,8 +153,9 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
 
 def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: str, draws: int,
                 seed: int, batch_size: int, threads: int | None, shard: str | None,
-                resume: bool, overwrite: bool, progress: bool, checkpoint_seconds: float,
-                times: StageTimes | None, warn: Callable[[str], None]) -> Table:
+                recipe: str, resume: bool, overwrite: bool, progress: bool,
+                checkpoint_seconds: float, times: StageTimes | None,
+                warn: Callable[[str], None]) -> Table:
     """predict_to_file once the output is checked and locked."""
     from .sharding import parse_shard, select_shard
 
@@ -178,16 +181,16 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
         previous = read_catalogue(progress_file)
         _check_same_run(progress_file, previous.meta,
                         {"SEED": seed, "NDRAWS": draws, **run_keys},
-                        [k for k in RESUME_KEYS if k != "MODELSHA"])
-        done = {str(s) for s in previous["source"]}
+                        [k for k in RESUME_KEYS if k not in ("MODELSHA", "RECIPE")])
+        done = {str(s) for s in previous["path"]}
         paths = [p for p in paths if stored_text(p, progress_file) not in done]
     elif resume and output.exists():
         raise OutputPathError(f"{printable(output)}: already complete; nothing to resume "
                               f"(pass --overwrite without --resume to rerun)")
     session, times = start_session(model, provider, threads, draws, batch_size, times)
-    meta = {**run_metadata(session, draws, seed, shard), **run_keys}
+    meta = {**run_metadata(session, draws, seed, shard, recipe), **run_keys}
     if previous is not None:
-        _check_same_run(progress_file, previous.meta, meta, ["MODELSHA"])
+        _check_same_run(progress_file, previous.meta, meta, ["MODELSHA", "RECIPE"])
     results: list[Result] = []
     saved = {"rows": len(previous) if previous is not None else 0, "error": ""}
     last_save = time.monotonic()
@@ -228,7 +231,8 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
     with _sigterm_as_interrupt():
         try:
             for res in stream_results(paths, session, draws=draws, seed=seed,
-                                      batch_rows=batch_size, times=times, progress=progress):
+                                      batch_rows=batch_size, times=times, progress=progress,
+                                      recipe=recipe):
                 results.append(res)
                 if time.monotonic() - last_save > checkpoint_seconds:
                     save_progress(final=False)

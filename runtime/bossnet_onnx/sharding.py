@@ -24,7 +24,7 @@ from .textsafe import printable
 __all__ = ["Shard", "parse_shard", "select_shard", "merge_catalogues", "PROVENANCE_KEYS"]
 
 #: Header keys that must agree between shards for a merge to make sense.
-PROVENANCE_KEYS = ("MODEL", "MODELSHA", "NDRAWS", "SEED", "PREPROC", "NINPUTS")
+PROVENANCE_KEYS = ("MODEL", "MODELSHA", "NDRAWS", "SEED", "PREPROC", "RECIPE", "NINPUTS")
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def _merge(parts: Sequence[str | os.PathLike], output: str | os.PathLike) -> Tab
     if len(dups):
         raise OutputError(f"merge: {len(dups)} spectra appear more than once, e.g. "
                           f"{printable(dups[0])}")
-    merged.sort(["source", "hdu", "row"])
+    merged.sort(["path", "hdu", "row"])
     merged.meta = {k: v for k, v in first.items() if k != "SHARD"}
     merged.meta["NSHARDS"] = len(tables)
     write_catalogue(merged, output)
