@@ -140,7 +140,7 @@ def _read_and_prepare(path: str, meta: ModelMetadata, draws: int, seed: int,
 def _labels(meta: ModelMetadata, point: np.ndarray, scatter: np.ndarray) -> dict[str, float]:
     i_logg, i_lt, i_feh, i_rv = (meta.index(n) for n in ("logg", "logTeff", "FeH", "rv"))
     log_teff = float(point[i_lt])
-    teff = 10.0 ** log_teff
+    teff = float(np.power(10.0, log_teff))  # inf (not OverflowError) for absurd outputs
     return {
         "teff": teff, "e_teff": teff * math.log(10.0) * float(scatter[i_lt]),
         "logg": float(point[i_logg]), "e_logg": float(scatter[i_logg]),
@@ -157,9 +157,17 @@ def result_from_outputs(prep: Prepared, physical: np.ndarray, meta: ModelMetadat
     Shared by `predict` and the plots, so a plot title always says what the catalogue says.
     """
     spec = prep.spectrum
-    if not np.all(np.isfinite(physical)):
-        return _failure(spec, f"{spec.location}: model returned non-finite values")
-    labels = _labels(meta, physical[0], summarize_draws(physical[1:]))
+    finite = np.isfinite(physical).all(axis=0)
+    if not finite.all():
+        bad = ", ".join(n for n, ok in zip(meta.parameter_names, finite) if not ok)
+        return _failure(spec, f"{spec.location}: model returned non-finite {bad} for this "
+                              f"(finite) input; no labels for this spectrum")
+    with np.errstate(over="ignore"):
+        labels = _labels(meta, physical[0], summarize_draws(physical[1:]))
+    if not all(math.isfinite(v) for v in labels.values()):
+        return _failure(spec, f"{spec.location}: model returned log Teff = "
+                              f"{labels['log_teff']:.6g}, for which Teff overflows; no labels "
+                              f"for this spectrum")
     flags = prep.quality | int(parameter_flags(labels["teff"], labels["logg"], labels["fe_h"]))
     return Result(source=spec.source, format=spec.format, hdu=spec.hdu, row=spec.row,
                   identifiers=dict(spec.identifiers), labels=labels, result_flags=flags,
