@@ -67,7 +67,7 @@ def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
                   numpy_helper.from_array(np.array([0], np.int64), "axis0"),
                   numpy_helper.from_array(np.array([-1], np.int64), "rev_step"),
                   numpy_helper.from_array(np.array(np.nan, np.float32), "nan"),
-                  numpy_helper.from_array(np.array(1e-6, np.float32), "tiny")]
+                  numpy_helper.from_array(np.array(1e-6, np.float32), "tiny")] if hostile else []
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["flux", "W"], ["xw"]),

@@ -46,7 +46,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .model_content import file_sha256, model_content_sha256
+from .model_content import external_data_files, file_sha256, model_content_sha256
 
 __all__ = ["cache_dir", "cache_limit_bytes", "cached_ort_model", "discard_ort_copy",
            "mmap_session_options", "DEFAULT_MAX_MB"]
@@ -57,6 +57,10 @@ _OFF = ("", "0", "off", "no", "false")
 _PRIVATE_DIR_MODE, _PRIVATE_FILE_MODE = 0o700, 0o600
 _SHARED_DIR_MODE, _SHARED_FILE_MODE = 0o3775, 0o644
 _STALE_TMP_S = 3600
+MEMO_DIR = "content-memo"
+#: A file changed this recently before hashing is hashed again next time, not memoised: a
+#: second write within one ctime tick could otherwise keep the same (size, mtime, ctime).
+RACY_NS = 3_000_000_000
 
 
 def _shared_setting() -> Path | None:
@@ -110,7 +114,7 @@ def _safe_folder(folder: Path, shared: bool) -> bool:
         return True
     others_write = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
     # A writable shared folder without the sticky bit lets any member swap another's entry.
-    return not others_write or bool(st.st_mode & stat.S_ISVTX) or st.st_uid == uid == 0
+    return not others_write or bool(st.st_mode & stat.S_ISVTX)
 
 
 def _trusted_file(st: os.stat_result, shared: bool) -> bool:
@@ -227,6 +231,66 @@ def _folder_bytes(folder: Path) -> int:
     return total
 
 
+def _file_states(model: Path) -> list[list] | None:
+    """(real path, dev, inode, size, mtime_ns, ctime_ns) of the model and its external files."""
+    externals = external_data_files(model)
+    if externals is None:
+        return None
+    states = []
+    for path in [model, *externals]:
+        st = os.stat(path)
+        states.append([os.path.realpath(path), *_stat_tuple(st)])
+    return states
+
+
+def _memo_path(folder: Path, model: Path) -> Path:
+    name = hashlib.sha256(os.path.realpath(model).encode()).hexdigest()[:32]
+    return folder / MEMO_DIR / f"{os.getuid()}-{name}.json"
+
+
+def content_sha256(model: Path, folder: Path) -> str | None:
+    """The model's content hash, from a memo when no file of the model changed since hashing.
+
+    Hashing the 290 MB network costs ~0.25-0.5 s, every start. The memo (one per model path and
+    user, only trusted if owned by the user and not writable by others) records the hash with
+    the (dev, inode, size, mtime_ns, ctime_ns) of the `.onnx` and every external-data file. An
+    in-place rewrite changes ctime even when mtime is put back (`cp -p`, `os.utime`); a
+    replacement (`rsync -a`, a re-export) changes the inode and ctime; users cannot set ctime.
+    Any difference re-hashes. A file whose ctime was within RACY_NS of the hashing is not
+    memoised (a second write in the same clock tick could leave every field equal), nor one that
+    changed while it was being hashed. On a file system that does not keep ctime (some FUSE and
+    FAT mounts) set BOSSNET_ONNX_CACHE=off or accept one hash per start by removing the memo.
+    """
+    memo = _memo_path(folder, model)
+    try:
+        states = _file_states(model)
+    except OSError:
+        return None
+    if states is None:
+        return None
+    try:
+        st = memo.stat()
+        if st.st_uid == os.getuid() and not st.st_mode & 0o022 and st.st_size < 1 << 16:
+            doc = json.loads(memo.read_text(encoding="utf-8"))
+            if doc.get("files") == states and isinstance(doc.get("sha256"), str):
+                return doc["sha256"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    started = time.time_ns()
+    sha = model_content_sha256(model)
+    if sha is None:
+        return None
+    try:
+        after = _file_states(model)
+        settled = all(s[5] < started - RACY_NS for s in states)  # s[5]: ctime_ns
+        if after == states and settled:
+            memo.parent.mkdir(mode=0o700, exist_ok=True)
+            _write_atomic(memo, json.dumps({"files": states, "sha256": sha}).encode(), 0o600)
+    except OSError:
+        pass  # no memo: the next start hashes again
+    return sha
+
+
 def _evict(folder: Path, keep: Path, limit: int) -> None:
     """Delete this user's least-recently-used entries until the folder fits in `limit`."""
     now = time.time()
@@ -262,7 +326,7 @@ def cached_ort_model(model: str | os.PathLike) -> Path | None:
         limit = cache_limit_bytes()
         if model.stat().st_size > limit or not _safe_folder(folder, shared):
             return None
-        content_sha = model_content_sha256(model)
+        content_sha = content_sha256(model, folder)
         if content_sha is None:
             return None
         key = _key(content_sha)

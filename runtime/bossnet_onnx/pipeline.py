@@ -164,7 +164,7 @@ def result_from_outputs(prep: Prepared, physical: np.ndarray, meta: ModelMetadat
                               f"(finite) input; no labels for this spectrum")
     with np.errstate(over="ignore"):
         labels = _labels(meta, physical[0], summarize_draws(physical[1:]))
-    if not all(math.isfinite(v) for v in labels.values()):
+    if not math.isfinite(labels["teff"]):
         return _failure(spec, f"{spec.location}: model returned log Teff = "
                               f"{labels['log_teff']:.6g}, for which Teff overflows; no labels "
                               f"for this spectrum")
