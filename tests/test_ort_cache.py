@@ -441,3 +441,18 @@ def test_shared_folder_writable_without_sticky_bit_is_not_trusted(shared_setup):
     assert ort_cache.cached_ort_model(path) is None
     os.chmod(folder, 0o1777)
     assert ort_cache.cached_ort_model(path) is not None
+
+
+def test_second_user_keeps_own_memo_in_the_shared_folder(shared_setup, settled):
+    base, path = shared_setup
+    ort_cache.cached_ort_model(path)
+    ort_cache.cached_ort_model(path)  # settled: the first user's memo is written now
+    memo_dir = base / "cache" / ort_cache.MEMO_DIR
+    assert stat.S_IMODE(memo_dir.stat().st_mode) == 0o3775
+    os.chmod(memo_dir, 0o3777)  # as an administrator would open it to every user of the node
+    result = as_second_user(path)
+    assert result.get("uid") == SECOND_USER, result
+    owners = sorted(p.stat().st_uid for p in memo_dir.glob("*.json"))
+    assert owners == [0, SECOND_USER]
+    second = next(p for p in memo_dir.glob("*.json") if p.stat().st_uid == SECOND_USER)
+    assert stat.S_IMODE(second.stat().st_mode) == 0o600

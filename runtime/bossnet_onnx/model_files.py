@@ -61,7 +61,7 @@ def default_model_path() -> Path:
             )
         expected = card.get("sha256")
         if expected:
-            from .session import file_sha256
+            from .model_content import file_sha256
 
             actual = file_sha256(path)
             if actual != expected:

@@ -206,9 +206,10 @@ def _copy_options(options):
 
 #: Probe rows are log-flux levels like real preprocessed spectra (log of 5-50 flux units).
 _PROBE_LEVELS = (1.6, 2.5, 3.4)
-#: Largest |difference| (normalised units) between a row's outputs in two batch positions;
-#: float reassociation between batch sizes moves outputs by ~1e-6, swapped stars by ~0.1-1.
-PROBE_ATOL = 1e-3
+#: Largest change (normalised units, i.e. training-label standard deviations) of a row's outputs
+#: between batch contexts. float reassociation moves them ~1e-6 and dynamic int8 quantization
+#: (activation scales per batch) 0.003 on the probe; swapped stars move ~0.1-2.
+PROBE_ATOL = 0.01
 
 
 def probe_inputs(n_pixels: int) -> np.ndarray:
