@@ -6,13 +6,12 @@ import json
 import time
 
 import pytest
+from onnx_fixtures import linear_metadata, write_linear_model
 
 import bossnet_onnx.metadata as metadata
 from bossnet_onnx.errors import ModelMetadataError
 from bossnet_onnx.metadata import KEY_SPECS, KeySpec, ModelMetadata, validate_props
 from bossnet_onnx.session import open_model
-
-from onnx_fixtures import linear_metadata, write_linear_model
 
 SOURCE = "/data/models/m.onnx"
 
@@ -77,12 +76,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("key, value, why", CASES)
+@pytest.mark.parametrize(("key", "value", "why"), CASES)
 def test_bad_value_is_refused_naming_file_and_key(key, value, why):
     refused(props_with(key, value), key, why)
 
 
-@pytest.mark.parametrize("stats_edit, why", [
+@pytest.mark.parametrize(("stats_edit", "why"), [
     ({"rv": {"MEAN": 0.0, "STD": 0}}, "'rv.STD' is 0, expected > 0"),
     ({"rv": {"MEAN": 0.0, "STD": -1}}, "'rv.STD' is -1, expected > 0"),
     ({"rv": {"MEAN": float("nan"), "STD": 1}}, "'rv.MEAN' is nan, expected a finite number"),
@@ -97,11 +96,11 @@ def test_stats_must_be_finite_with_positive_std(stats_edit, why):
     refused(props_with("stats", Raw(json.dumps(stats).replace("Infinity", "1e999"))), "stats", why)
 
 
-@pytest.mark.parametrize("change, why", [
+@pytest.mark.parametrize(("change", "why"), [
     ({"values": grid_values()[::-1]}, "finite and strictly increasing"),
-    ({"values": grid_values()[:-1] + [grid_values()[-2]]}, "finite and strictly increasing"),
-    ({"values": grid_values()[:-1] + [float("nan")]}, "finite and strictly increasing"),
-    ({"values": grid_values()[:-1] + ["8900"]}, "found a non-number"),
+    ({"values": [*grid_values()[:-1], grid_values()[-2]]}, "finite and strictly increasing"),
+    ({"values": [*grid_values()[:-1], float("nan")]}, "finite and strictly increasing"),
+    ({"values": [*grid_values()[:-1], "8900"]}, "found a non-number"),
     ({"values": grid_values()[:-1]}, "has (3899,) values but n=3900"),
     ({"n": 3900.0}, "must hold 'values' (list of Angstrom) and 'n'"),
     ({"n": 1, "values": grid_values(1)}, "has n=1, expected 2..100000"),
@@ -111,7 +110,7 @@ def test_grid_must_be_finite_increasing_and_of_declared_length(change, why):
     refused(edited("grid", **change), "grid", why)
 
 
-@pytest.mark.parametrize("change, why", [
+@pytest.mark.parametrize(("change", "why"), [
     ({"version": "other"}, "version is 'other'"),
     ({"clip_quantile": 2.0}, "'clip_quantile' is 2.0, expected a number in (0.0, 1.0]"),
     ({"flux_floor": 0.0}, "'flux_floor' is 0.0"),
@@ -122,7 +121,7 @@ def test_preprocessing_constants_in_range(change, why):
     refused(edited("preprocessing", **change), "preprocessing", why)
 
 
-@pytest.mark.parametrize("change, why", [
+@pytest.mark.parametrize(("change", "why"), [
     ({"batch_size": 0}, "'batch_size' is 0, expected null or an integer 1..65536"),
     ({"batch_size": True}, "'batch_size' is True"),
     ({"input_rank": 5}, "'input_rank' is 5, expected 2 or 3"),
@@ -174,8 +173,8 @@ def test_validation_is_table_driven(monkeypatch):
         seen["names"] = doc["parameter_names"]
         return None if value in ("boss", "apogee") else f"is {value!r}, expected boss or apogee"
 
-    monkeypatch.setattr(metadata, "KEY_SPECS", KEY_SPECS + (KeySpec("member", check),))
-    with pytest.raises(ModelMetadataError, match="'bossnet.member' is missing"):
+    monkeypatch.setattr(metadata, "KEY_SPECS", (*KEY_SPECS, KeySpec("member", check)))
+    with pytest.raises(ModelMetadataError, match=r"'bossnet\.member' is missing"):
         validate_props(linear_metadata().to_props(), SOURCE)
     refused(props_with("member", "gaia-zz"), "member", "is 'gaia-zz', expected boss or apogee")
     assert validate_props(props_with("member", "apogee"), SOURCE)["member"] == "apogee"

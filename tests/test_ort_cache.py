@@ -12,14 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx_fixtures import write_linear_model
 
 import bossnet_onnx.ort_cache as ort_cache
 from bossnet_onnx.errors import ModelError
 from bossnet_onnx.model_content import external_data_files, model_content_sha256
 from bossnet_onnx.model_files import default_model_path
 from bossnet_onnx.session import open_model, probe_inputs
-
-from onnx_fixtures import write_linear_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -326,7 +325,7 @@ def test_refused_models_leave_no_copies(cache, tmp_path):
     with pytest.raises(ModelError, match="is not a BOSS Net model"):
         open_model(wrong_grid, provider="cpu")
     no_stats = write_linear_model(tmp_path / "s.onnx", drop_keys=("bossnet.stats",))
-    with pytest.raises(ModelError, match="'bossnet.stats' is missing"):
+    with pytest.raises(ModelError, match=r"'bossnet\.stats' is missing"):
         open_model(no_stats, provider="cpu")
     assert list(cache.iterdir()) == []
 
@@ -424,7 +423,7 @@ def test_shared_cache_built_by_one_user_is_used_by_a_second(shared_setup, monkey
 
 
 def test_shared_entry_the_second_user_cannot_read_is_bypassed(shared_setup, monkeypatch):
-    base, path = shared_setup
+    _base, path = shared_setup
     copy = ort_cache.cached_ort_model(path)
     os.chmod(copy, 0o600)  # unreadable for the second user, and not replaceable by them
     result = as_second_user(path)

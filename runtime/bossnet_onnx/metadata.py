@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -166,7 +167,7 @@ class ModelMetadata:
         return {PREFIX + k: json.dumps(v, sort_keys=True) for k, v in doc.items()}
 
     @classmethod
-    def from_props(cls, props: Mapping[str, str], source: str = "model") -> "ModelMetadata":
+    def from_props(cls, props: Mapping[str, str], source: str = "model") -> ModelMetadata:
         """Parse and check metadata_props; raise ModelMetadataError naming the file and key."""
         doc = validate_props(props, source)
         prov, io, pre_doc = doc["provenance"], doc["io"], doc["preprocessing"]

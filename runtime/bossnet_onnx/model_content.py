@@ -19,7 +19,9 @@ import mmap
 import os
 from pathlib import Path
 
-__all__ = ["file_sha256", "external_data_files", "model_content_sha256"]
+from .hashing import file_sha256
+
+__all__ = ["external_data_files", "model_content_sha256"]
 
 # Field numbers of onnx.proto3 that can hold a TensorProto (directly or through a subgraph).
 _MODEL_GRAPH = 7
@@ -35,15 +37,6 @@ _MAX_DEPTH = 32  # nested subgraphs deeper than this are not a BOSS Net model
 
 class _Malformed(Exception):
     """The protobuf bytes do not parse; the caller treats the model as unprovable."""
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 hex digest of one file's bytes, read in 1 MiB blocks (bounded memory)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _varint(buf, pos: int) -> tuple[int, int]:

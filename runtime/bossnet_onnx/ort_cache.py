@@ -46,7 +46,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .model_content import external_data_files, file_sha256, model_content_sha256
+from .hashing import file_sha256
+from .model_content import external_data_files, model_content_sha256
 
 __all__ = ["cache_dir", "cache_limit_bytes", "cached_ort_model", "discard_ort_copy",
            "mmap_session_options", "DEFAULT_MAX_MB"]
@@ -345,7 +346,7 @@ def cached_ort_model(model: str | os.PathLike) -> Path | None:
             return None
         _evict(folder, manifest_path, limit)
         return ort_path if ort_path.exists() else None
-    except Exception:  # a read-only home, a full disk, another user's entry: load the .onnx
+    except Exception:  # a read-only home, a full disk, another user's entry: load the .onnx  # noqa: BLE001
         return None
 
 

@@ -9,15 +9,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from .errors import ModelError, ProviderError
 from .metadata import ModelMetadata
-from .model_content import file_sha256
 
-__all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers", "file_sha256"]
+if TYPE_CHECKING:
+    import onnxruntime
+
+__all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers", "check_outputs",
+           "probe_inputs", "PROBE_ATOL"]
 
 ProviderName = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
@@ -73,7 +76,7 @@ class BossNetModel:
 
     path: Path
     metadata: ModelMetadata
-    session: object
+    session: onnxruntime.InferenceSession
     provider: str
     threads: int
 
@@ -163,13 +166,13 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
         mmap_session_options(mapped)
         try:
             session = ort.InferenceSession(str(ort_copy), sess_options=mapped, providers=providers)
-        except Exception:  # a cache problem is never the model's fault: use the .onnx itself
+        except Exception:  # a cache problem is never the model's fault: use the .onnx itself  # noqa: BLE001
             discard_ort_copy(ort_copy)
             ort_copy = None
     if session is None:
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types  # noqa: BLE001
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
     used = session.get_providers()
