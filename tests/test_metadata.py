@@ -186,3 +186,21 @@ def test_refusal_through_open_model_names_the_model_file(tmp_path):
     with pytest.raises(ModelMetadataError,
                        match=rf"^{tmp_path}/m\.onnx: metadata key 'bossnet.stats' nests JSON 40"):
         open_model(path, provider="cpu")
+
+
+def test_huge_entry_in_a_model_file_is_refused_before_onnxruntime_parses_it(tmp_path,
+                                                                          monkeypatch):
+    from bossnet_onnx.model_content import metadata_entry_sizes
+
+    big = json.dumps({"blob": "z" * 3_000_000})
+    path = write_linear_model(tmp_path / "m.onnx", extra_props={"bossnet.model_config": big})
+    sizes = metadata_entry_sizes(path)
+    assert sizes["bossnet.model_config"] == len(big)
+    assert sizes["bossnet.grid"] == len(linear_metadata().to_props()["bossnet.grid"])
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", str(cache))
+    with pytest.raises(ModelMetadataError,
+                       match=rf"^{tmp_path}/m\.onnx: metadata key 'bossnet\.model_config' holds "
+                             rf"{len(big):,} bytes, more than the 1,000,000 allowed"):
+        open_model(path, provider="cpu")
+    assert not cache.exists() or not list(cache.glob("*.ort"))

@@ -21,10 +21,11 @@ from pathlib import Path
 
 from .hashing import file_sha256
 
-__all__ = ["external_data_files", "model_content_sha256"]
+__all__ = ["external_data_files", "metadata_entry_sizes", "model_content_sha256"]
 
 # Field numbers of onnx.proto3 that can hold a TensorProto (directly or through a subgraph).
 _MODEL_GRAPH = 7
+_MODEL_METADATA_PROPS = 14
 _GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_SPARSE_INITIALIZER = 1, 5, 15
 _NODE_ATTRIBUTE = 5
 _ATTR_T, _ATTR_G, _ATTR_TENSORS, _ATTR_GRAPHS = 5, 6, 10, 11
@@ -140,6 +141,37 @@ def external_data_files(model: str | os.PathLike) -> list[Path] | None:
     except (OSError, ValueError, _Malformed):
         return None
     return sorted(model.parent / loc for loc in locations)
+
+
+def metadata_entry_sizes(model: str | os.PathLike) -> dict[str, int] | None:
+    """{metadata_props key: value length in bytes}, read without loading the model; None if the
+    file is not readable as ONNX protobuf.
+
+    Lets the runtime refuse a model with a huge metadata entry before onnxruntime parses it and
+    Python copies it (a 400 MB entry would otherwise cost gigabytes).
+    """
+    sizes: dict[str, int] = {}
+    try:
+        with open(model, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size == 0:
+                return None
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                view = memoryview(mapped)
+                try:
+                    for number, wire, value in _fields(view):
+                        if number == _MODEL_METADATA_PROPS and wire == 2:
+                            entry = {n: v for n, w, v in _fields(value) if w == 2}
+                            key = bytes(entry.get(_ENTRY_KEY, b"")).decode("utf-8", "replace")
+                            sizes[key] = len(entry.get(_ENTRY_VALUE, b""))
+                            for v in entry.values():
+                                v.release()
+                        if isinstance(value, memoryview):
+                            value.release()
+                finally:
+                    view.release()
+    except (OSError, ValueError, _Malformed):
+        return None
+    return sizes
 
 
 def model_content_sha256(model: str | os.PathLike) -> str | None:

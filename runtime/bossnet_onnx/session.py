@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from .errors import ModelError, ProviderError
+from .errors import ModelError, ModelMetadataError, ProviderError
 from .metadata import ModelMetadata
 
 if TYPE_CHECKING:
@@ -153,6 +153,8 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    if _is_onnx_file(path):
+        _refuse_huge_metadata(path)
     ort_copy = None
     if providers == [CPU] and _is_onnx_file(path):
         from .ort_cache import cached_ort_model
@@ -195,6 +197,19 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
             discard_ort_copy(ort_copy)
         raise
     return model
+
+
+def _refuse_huge_metadata(path: Path) -> None:
+    """Refuse an oversized `bossnet.*` entry from the file itself, before onnxruntime parses it."""
+    from .metadata import MAX_ENTRY_CHARS, PREFIX
+    from .model_content import metadata_entry_sizes
+
+    for key, size in (metadata_entry_sizes(path) or {}).items():
+        if key.startswith(PREFIX) and size > MAX_ENTRY_CHARS:
+            raise ModelMetadataError(
+                f"{path}: metadata key '{key}' holds {size:,} bytes, more than the "
+                f"{MAX_ENTRY_CHARS:,} allowed; the model file is damaged or hostile"
+            )
 
 
 def _copy_options(options):
