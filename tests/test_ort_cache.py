@@ -455,3 +455,21 @@ def test_second_user_keeps_own_memo_in_the_shared_folder(shared_setup, settled):
     assert owners == [0, SECOND_USER]
     second = next(p for p in memo_dir.glob("*.json") if p.stat().st_uid == SECOND_USER)
     assert stat.S_IMODE(second.stat().st_mode) == 0o600
+
+
+@pytest.mark.slow
+def test_cold_start_benchmark_prints_its_figures(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    path = write_linear_model(tmp_path / "m.onnx", seed=3)
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "cold_start.py"), "--model",
+                           str(path), "--workdir", str(tmp_path / "w"), "--repeat", "1"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for what in ("hash", "memo", "probe", "open", "open-rehash", "direct"):
+        assert re.search(rf"^{what}\s+\d+\.\d+ s$", proc.stdout, re.M), proc.stdout
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(figures) == {"hash", "memo", "probe", "open", "open-rehash", "direct"}
+    assert all(v > 0 for v in figures.values())
