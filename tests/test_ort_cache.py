@@ -210,7 +210,7 @@ def test_model_with_missing_external_file_is_not_cached_and_blamed_on_the_model(
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty", "garbage-same-size", "directory",
-                                    "manifest-garbage", "manifest-other-onnxruntime",
+                                    "unreadable", "manifest-garbage", "manifest-other-onnxruntime",
                                     "manifest-huge"])
 def test_damaged_entry_is_rebuilt_with_the_right_numbers(cache, tmp_path, monkeypatch, damage):
     path = write_linear_model(tmp_path / "m.onnx", seed=6, scale=2.0)
@@ -227,6 +227,8 @@ def test_damaged_entry_is_rebuilt_with_the_right_numbers(cache, tmp_path, monkey
         copy.write_bytes(bytes(reversed(data)))
         st = copy.stat()
         os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+    elif damage == "unreadable":  # (root still reads it: then it is re-proven by its bytes)
+        os.chmod(copy, 0)
     elif damage == "directory":
         copy.unlink()
         copy.mkdir()
