@@ -49,7 +49,7 @@ from pathlib import Path
 from .hashing import file_sha256
 from .model_content import external_data_files, model_content_sha256
 
-__all__ = ["cache_dir", "cache_limit_bytes", "cached_ort_model", "discard_ort_copy",
+__all__ = ["cache_dir", "cache_limit_bytes", "cached_ort_model", "content_sha256", "discard_ort_copy",
            "mmap_session_options", "DEFAULT_MAX_MB"]
 
 CACHE_FORMAT = 2
