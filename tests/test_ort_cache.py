@@ -475,3 +475,17 @@ def test_cold_start_benchmark_prints_its_figures(tmp_path):
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(figures) == {"hash", "memo", "probe", "open", "open-rehash", "direct"}
     assert all(v > 0 for v in figures.values())
+
+
+def test_other_users_entry_in_a_private_cache_is_rebuilt(cache, tmp_path, monkeypatch):
+    if os.getuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    path = write_linear_model(tmp_path / "m.onnx", seed=6, scale=2.0)
+    copy = ort_cache.cached_ort_model(path)
+    for entry in (copy, copy.with_suffix(".json")):
+        os.chown(entry, SECOND_USER, SECOND_USER)
+    assert ort_cache.cached_ort_model(path) == copy
+    assert copy.stat().st_uid == copy.with_suffix(".json").stat().st_uid == 0
+    x = probe()
+    assert_same(open_model(path, provider="cpu").run_physical(x),
+                direct_outputs(path, monkeypatch, x))
