@@ -111,6 +111,9 @@ class ModelMetadata:
     description: str = ""
     model_config: Mapping[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    #: Which published set the weights are (registry name, repository, commit, blob ids);
+    #: None for weights that did not come through `models pull`.
+    source: Mapping[str, Any] | None = None
 
     # ----------------------------------------------------------------- derived
     @property
@@ -164,6 +167,8 @@ class ModelMetadata:
             },
             "model_config": dict(self.model_config),
         }
+        if self.source is not None:
+            doc["source"] = dict(self.source)
         return {PREFIX + k: json.dumps(v, sort_keys=True) for k, v in doc.items()}
 
     @classmethod
@@ -188,7 +193,16 @@ class ModelMetadata:
             physical_output=io["physical_output"],
             batch_size=io.get("batch_size"),
             model_config=doc.get("model_config", {}),
+            source=doc.get("source"),
         )
+
+    @property
+    def source_text(self) -> str:
+        """'NAME: repository@commit' of a pulled published set, '' otherwise."""
+        if not self.source:
+            return ""
+        return (f"{self.source['registry_name']}: {self.source['repository']}@"
+                f"{self.source['commit']}")
 
     def index(self, name: str) -> int:
         """Column of parameter `name` in the model's output."""
@@ -360,6 +374,30 @@ def _check_model_config(v: Any, doc: Mapping[str, Any]) -> str | None:
     return None if isinstance(v, dict) else "must be an object"
 
 
+#: Fields of the optional `bossnet.source` key (written by `models pull`) and their checks.
+SOURCE_TEXT_FIELDS = ("registry_name", "repository", "commit")
+
+
+def _check_source(v: Any, doc: Mapping[str, Any]) -> str | None:
+    """The optional provenance of a pulled published set."""
+    if not isinstance(v, dict):
+        return "must be an object (registry_name, repository, commit, files)"
+    for key in SOURCE_TEXT_FIELDS:
+        if not isinstance(v.get(key), str) or not v[key]:
+            return f"lacks the text field '{key}'"
+        if len(v[key]) > MAX_NAME_CHARS or _CONTROL.search(v[key]):
+            return f"'{key}' must be at most {MAX_NAME_CHARS} printable characters"
+    commit = v["commit"]
+    if len(commit) != 40 or any(c not in "0123456789abcdef" for c in commit):
+        return f"commit {commit[:60]!r} is not a 40-digit hex id"
+    files = v.get("files")
+    if not isinstance(files, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("path"), str)
+            and isinstance(f.get("blob"), str) and len(f["blob"]) == 40 for f in files):
+        return "'files' must list {path, blob} with 40-digit blob ids"
+    return None
+
+
 #: One row per known key, checked in this order. A new key (e.g. the family member, the
 #: provenance of pulled weights) is one more row; unknown `bossnet.*` keys still get the size,
 #: depth and JSON checks, so a newer exporter's extra keys load but cannot be hostile.
@@ -376,6 +414,7 @@ KEY_SPECS: tuple[KeySpec, ...] = (
     KeySpec("opset", _check_opset),
     KeySpec("io", _check_io),
     KeySpec("model_config", _check_model_config, required=False),
+    KeySpec("source", _check_source, required=False),
 )
 
 

@@ -134,21 +134,20 @@ class BossNetModel:
 
 def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
                threads: int | None = None) -> BossNetModel:
-    """Load and validate a BOSS Net ONNX model; `path=None` is the bundled default model.
+    """Load and validate a BOSS Net ONNX model.
 
-    On the CPU provider the session maps the proven ORT-format copy (`ort_cache`); a copy that
-    fails to load is discarded and the `.onnx` loaded instead, so only the model file itself can
-    be blamed for a load failure. Before it is returned the model passes the metadata table
-    (`metadata.validate_props`), the signature check and the output probe (`check_outputs`); a
-    refused model leaves no cache copy behind.
+    `path` is a file, the name of a model installed by `models pull` (names first), or None for
+    the bundled default model. On the CPU provider the session maps the proven ORT-format copy
+    (`ort_cache`); a copy that fails to load is discarded and the `.onnx` loaded instead, so
+    only the model file itself can be blamed for a load failure. Before it is returned the model
+    passes the metadata table (`metadata.validate_props`), the signature check and the output
+    probe (`check_outputs`); a refused model leaves no cache copy behind.
     """
     import onnxruntime as ort
 
-    if path is None:
-        from .model_files import default_model_path
+    from .model_files import resolve_model
 
-        path = default_model_path()
-    path = Path(path)
+    path = resolve_model(path)
     if not path.is_file():
         raise ModelError(f"{path}: model file not found; give an exported .onnx with --model")
     providers = resolve_providers(provider)
