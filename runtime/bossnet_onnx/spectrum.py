@@ -20,6 +20,9 @@ class Spectrum:
     `source`, `hdu` and `row` say exactly where it came from, so that a failed spectrum can be
     reported and a result traced back; `identifiers` holds survey ids (sdss_id, catalogid, plate,
     mjd, fiberid, telescope, class, ...).
+
+    Build one yourself to predict spectra held in memory: `Spectrum(wave, flux, ivar,
+    source="my star", format="memory")` (`bossnet_onnx.predict` accepts it as it is).
     """
 
     wavelength: np.ndarray
@@ -31,6 +34,10 @@ class Spectrum:
     row: int = -1
     mask: np.ndarray | None = None
     identifiers: Mapping[str, Any] = field(default_factory=dict)
+    #: the flux unit as the file declares it ('' when it declares none), for plot labels
+    flux_unit: str = ""
+    #: True when the file's air wavelengths were converted to vacuum (`--air`)
+    converted_from_air: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identifiers", MappingProxyType(dict(self.identifiers)))

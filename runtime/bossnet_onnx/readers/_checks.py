@@ -62,7 +62,8 @@ def checked(wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray, *, path:
             fmt: str, hdu: int, row: int = -1, mask: np.ndarray | None = None,
             identifiers: Mapping[str, Any] | None = None,
             names: Sequence[str] = ("flux", "ivar", "wavelength"),
-            failure_row: int | None = None, place: str | None = None) -> Spectrum | ReadFailure:
+            failure_row: int | None = None, place: str | None = None,
+            flux_unit: str = "") -> Spectrum | ReadFailure:
     """A Spectrum if the arrays pass `problem`, else a ReadFailure naming file, HDU and row.
 
     `failure_row` is the table row to name when a single-spectrum table (record row -1) has a
@@ -77,4 +78,4 @@ def checked(wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray, *, path:
         row = row if failure_row is None else failure_row
         return ReadFailure(path, f"{place or where(path, hdu, row)}: {why}", fmt, hdu, row, ids)
     return Spectrum(wavelength, flux, ivar, source=path, format=fmt, hdu=hdu, row=row, mask=mask,
-                    identifiers=ids)
+                    identifiers=ids, flux_unit=flux_unit)
