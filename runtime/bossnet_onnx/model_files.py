@@ -8,12 +8,14 @@ installs `bossnet_onnx_models` next to `bossnet_onnx`, not inside a checkout.
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
 from .errors import ModelError
 
-__all__ = ["MODELS_PACKAGE", "default_model_path", "bundled_models"]
+__all__ = ["MODELS_PACKAGE", "default_model_path", "bundled_models", "resolve_model",
+           "DEFAULT_NAMES"]
 
 MODELS_PACKAGE = "bossnet_onnx_models"
 POINTER = "default.json"
@@ -78,3 +80,29 @@ def default_model_path() -> Path:
             f"{folder}: {what}; cannot choose a default model: give one with --model"
         )
     return found[0]
+
+
+#: Names meaning "the default model" (until a registry installs the published "boss" weights,
+#: that is the bundled demonstration model, which warns on every prediction).
+DEFAULT_NAMES = ("boss", "default")
+
+
+def resolve_model(model: str | os.PathLike | None) -> Path:
+    """The .onnx file that `model` (a path, a model name, or None for the default) means.
+
+    The one place names are resolved, so that `load()`, `predict(model=...)` and the CLI's
+    `--model` agree. An existing path wins over a name; a bundled model's file stem
+    (`models/<stem>.onnx`) is a name too.
+    """
+    if model is None:
+        return default_model_path()
+    path = Path(os.fspath(model)).expanduser()
+    if path.exists() or not isinstance(model, str) or os.sep in model or path.suffix:
+        return path
+    name = model.strip().lower()
+    if name in DEFAULT_NAMES:
+        return default_model_path()
+    for bundled in bundled_models():
+        if bundled.stem.lower() == name:
+            return bundled
+    return path  # open_model says the file is not there

@@ -33,10 +33,9 @@ def model_info(path: str | os.PathLike | None = None) -> dict[str, Any]:
     The file is opened with the CPU provider, which validates its metadata and signature as
     `predict` would, so a model `info` accepts is one `predict` can run.
     """
-    import onnxruntime as ort
+    from .session import file_sha256, import_onnxruntime, open_model
 
-    from .session import file_sha256, open_model
-
+    ort = import_onnxruntime()
     model = open_model(path, provider="cpu", threads=1)
     meta = model.metadata
     session = model.session

@@ -10,14 +10,18 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .errors import ModelError, ProviderError
+from .errors import ModelError, NoEngineError, ProviderError
 from .metadata import ModelMetadata
 
-__all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers", "file_sha256"]
+if TYPE_CHECKING:  # pragma: no cover
+    from astropy.table import Table
+
+__all__ = ["BossNetModel", "load", "open_model", "available_cpus", "resolve_providers",
+           "file_sha256", "import_onnxruntime", "NO_ENGINE_MESSAGE"]
 
 ProviderName = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
@@ -54,9 +58,26 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+NO_ENGINE_MESSAGE = ("no ONNX Runtime engine is installed; install one: pip install "
+                     "'bossnet-onnx[cpu]' (or 'bossnet-onnx[gpu]' for NVIDIA GPUs, never both)")
+
+
+def import_onnxruntime():
+    """The onnxruntime module (from onnxruntime or onnxruntime-gpu, whichever is installed).
+
+    The core package does not depend on either, so that CPU and GPU users each get exactly
+    one engine from the `[cpu]` or `[gpu]` extra; without one, this is a one-line error.
+    """
+    try:
+        import onnxruntime
+    except ImportError:
+        raise NoEngineError(NO_ENGINE_MESSAGE) from None
+    return onnxruntime
+
+
 def resolve_providers(provider: str) -> list[str]:
     """Provider list to ask onnxruntime for; ProviderError if the request cannot be met."""
-    import onnxruntime as ort
+    ort = import_onnxruntime()
 
     available = ort.get_available_providers()
     provider = provider.lower()
@@ -77,7 +98,17 @@ def resolve_providers(provider: str) -> list[str]:
 
 @dataclass
 class BossNetModel:
-    """A loaded, validated BOSS Net model ready to run batches of preprocessed spectra."""
+    """A loaded, validated BOSS Net model: open it once (`bossnet_onnx.load`), predict many times.
+
+    `model.predict(inputs, ...)` takes everything `bossnet_onnx.predict` takes and reuses the
+    open onnxruntime session. Use it as a context manager (`with bossnet_onnx.load() as m:`)
+    or call `close()` to release the session's memory at a known point.
+
+    Thread safety: `predict` and `run_physical` may be called from several threads at once on
+    one model (onnxruntime's `InferenceSession.run` is thread-safe, and each call keeps its
+    own state); each call already uses `threads` CPU threads, so more threads than cores
+    gain nothing. `close()` must not race with running calls.
+    """
 
     path: Path
     metadata: ModelMetadata
@@ -89,11 +120,42 @@ class BossNetModel:
     def fixed_batch(self) -> int | None:
         return self.metadata.batch_size
 
+    def predict(self, inputs: Any, *, draws: int = 20, seed: int = 0, batch_size: int = 32,
+                progress: bool = False, shard: str | None = None, air: bool = False,
+                recursive: bool = False) -> "Table":
+        """Labels for every spectrum in `inputs`; see `bossnet_onnx.predict` for the arguments."""
+        from .pipeline import predict_with
+
+        return predict_with(self, inputs, draws=draws, seed=seed, batch_size=batch_size,
+                            progress=progress, shard=shard, air=air, recursive=recursive)
+
+    @property
+    def closed(self) -> bool:
+        return self.session is None
+
+    def close(self) -> None:
+        """Release the onnxruntime session; later calls raise ModelError."""
+        self.session = None
+
+    def __enter__(self) -> "BossNetModel":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{self.provider}, {self.threads} threads"
+        return (f"<BossNetModel {self.metadata.model_name} ({self.metadata.provenance}) "
+                f"from {self.path} [{state}]>")
+
     def run_normalized(self, x: np.ndarray) -> np.ndarray:
         """Normalised network outputs for model inputs `x` (n x grid), float64.
 
         A model exported with a fixed batch is fed zero-padded chunks of exactly that size.
         """
+        if self.session is None:
+            raise ModelError(f"{self.path}: model was closed; load it again "
+                             f"(bossnet_onnx.load) to predict")
         x = np.ascontiguousarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.metadata.n_pixels:
             raise ModelError(
@@ -122,18 +184,27 @@ class BossNetModel:
         return self.metadata.unnormalize(self.run_normalized(x))
 
 
+def load(model: str | os.PathLike | None = None, *, provider: str = "auto",
+         threads: int | None = None) -> BossNetModel:
+    """Open a model once for many predictions: `model = bossnet_onnx.load("boss")`.
+
+    `model` is a model name (model_files.resolve_model), a path to an .onnx file, or None for
+    the default; `provider` auto, cpu or cuda; `threads` the CPU threads of each call.
+    """
+    return open_model(model, provider, threads)
+
+
 def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
                threads: int | None = None) -> BossNetModel:
-    """Load and validate a BOSS Net ONNX model; `path=None` is the bundled default model."""
-    import onnxruntime as ort
+    """Load and validate a BOSS Net ONNX model; `path` may also be a model name, or None for
+    the default model (model_files.resolve_model)."""
+    from .model_files import resolve_model
 
-    if path is None:
-        from .model_files import default_model_path
-
-        path = default_model_path()
-    path = Path(path)
+    ort = import_onnxruntime()
+    path = resolve_model(path)
     if not path.is_file():
-        raise ModelError(f"{path}: model file not found; give an exported .onnx with --model")
+        raise ModelError(f"{path}: model file not found; give an exported .onnx file or a model "
+                         f"name (boss) with --model")
     providers = resolve_providers(provider)
     threads = available_cpus() if threads is None else int(threads)
     if threads < 1:

@@ -7,7 +7,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["Spectrum", "ReadFailure"]
+__all__ = ["Spectrum", "ReadFailure", "location_text"]
+
+
+def location_text(source: str, hdu: int, row: int = -1) -> str:
+    """`file.fits[HDU 1, row 3]`, `file.fits[HDU 1]`, `<arrays 0>[row 3]` or just the source:
+    the place every message and the plots name (HDU -1: in memory, row -1: the only one)."""
+    parts = ([f"HDU {hdu}"] if hdu >= 0 else []) + ([f"row {row}"] if row >= 0 else [])
+    return f"{source}[{', '.join(parts)}]" if parts else source
 
 
 @dataclass(frozen=True)
@@ -45,10 +52,7 @@ class Spectrum:
     @property
     def location(self) -> str:
         """Human-readable place of this spectrum: `file.fits[HDU 1, row 3]`."""
-        where = f"HDU {self.hdu}"
-        if self.row >= 0:
-            where += f", row {self.row}"
-        return f"{self.source}[{where}]"
+        return location_text(self.source, self.hdu, self.row)
 
     @property
     def identity(self) -> str:
@@ -83,9 +87,4 @@ class ReadFailure:
 
     @property
     def location(self) -> str:
-        if self.hdu < 0:
-            return self.source
-        where = f"HDU {self.hdu}"
-        if self.row >= 0:
-            where += f", row {self.row}"
-        return f"{self.source}[{where}]"
+        return location_text(self.source, self.hdu, self.row)

@@ -13,14 +13,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..spectrum import ReadFailure, Spectrum
+from ..spectrum import ReadFailure, Spectrum, location_text
 
 __all__ = ["where", "problem", "checked"]
 
 
 def where(path: str, hdu: int, row: int = -1) -> str:
     """`file[HDU 1]` or `file[HDU 1, row 3]`: the place every message starts with."""
-    return f"{path}[HDU {hdu}" + (f", row {row}]" if row >= 0 else "]")
+    return location_text(path, hdu, row)
 
 
 def _join(names: Sequence[str]) -> str:
