@@ -17,7 +17,8 @@ from bossnet_onnx.synthetic import layouts
 
 WAVE = layouts.boss_native_wavelength()
 N = layouts.BOSS_NPIX
-TRIED = r"\(tried mwm, sdss-spec, lamost-table, lamost-image, generic-table\)"
+TRIED = (r"\(tried mwm, sdss-spec, lamost-table, lamost-image, image-1d, "
+         r"generic-table\)")
 
 
 def good(seed: int = 0, n: int = N):

@@ -81,7 +81,11 @@ def _load(path: str, hdul: fits.HDUList | None) -> tuple[Table, int]:
     hdu = _table_hdu(hdul)
     if hdu is None:
         raise InputError(f"{path}: no table with wavelength and flux columns")
-    return Table(hdu.data), hdul.index(hdu)
+    with warnings.catch_warnings():
+        # a unit astropy does not know (e.g. 'Angstroms') stays as text, which to_angstrom reads
+        warnings.simplefilter("ignore")
+        table = Table.read(hdu, format="fits", unit_parse_strict="silent")  # keeps TUNITn
+    return table, hdul.index(hdu)
 
 
 def _column(table: Table, name: str, row: int | None) -> np.ndarray:
