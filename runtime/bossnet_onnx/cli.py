@@ -6,13 +6,15 @@ own usage errors exit 2.
 from __future__ import annotations
 
 import sys
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 import typer
 
 from . import __version__
-from .errors import BossNetError
+from .errors import BossNetError, BossNetWarning
 
 app = typer.Typer(
     name="bossnet-onnx",
@@ -27,6 +29,37 @@ def _fail(exc: BaseException) -> None:
     """Print one line and exit 1: the house rule for every command."""
     typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(code=1)
+
+
+PROVIDERS = ("auto", "cpu", "cuda")
+
+
+def _provider(value: str) -> str:
+    """--provider is checked before any work: a misspelt one is a usage error (exit 2)."""
+    if value.lower() not in PROVIDERS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(PROVIDERS)}")
+    return value.lower()
+
+
+def plural(n: int, one: str, many: str) -> str:
+    """'1 spectrum', '2 spectra', '0 spectra'."""
+    return f"{n} {one if n == 1 else many}"
+
+
+@contextmanager
+def _warnings_on_stderr() -> Iterator[None]:
+    """Every bossnet-onnx warning (demo model, no-ivar fallback, ...) as one stderr line, once,
+    whatever --quiet says: they change what the numbers mean."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BossNetWarning)
+        try:
+            yield
+        finally:
+            seen = set()
+            for w in caught:
+                if issubclass(w.category, BossNetWarning) and str(w.message) not in seen:
+                    seen.add(str(w.message))
+                    typer.echo(f"warning: {w.message}", err=True)
 
 
 def _version_callback(value: bool) -> None:
@@ -45,27 +78,39 @@ def _main(
 
 
 def _print_table(table) -> None:
-    """A readable summary on stdout: one line per spectrum, the columns people look at."""
+    """A readable summary on stdout: one line per spectrum, the columns people look at.
+
+    `where` is the HDU/row inside the file (as in error messages), `telescope` the survey's
+    instrument, `flags` the names of the result_flags bits set.
+    """
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table as RichTable
 
+    from .flags import flag_names
+    from .spectrum import location_text
+
     view = RichTable(box=None, pad_edge=False, header_style="bold")
-    for name in ("source", "hdu", "row", "teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h",
+    for name in ("source", "telescope", "teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h",
                  "v_rad", "e_v_rad", "flags", "error"):
-        view.add_column(name, justify="left" if name in ("source", "error") else "right")
+        view.add_column(name, justify="left" if name in ("source", "telescope", "flags",
+                                                         "error") else "right")
 
     def num(value, fmt):
         return "nan" if value != value else format(value, fmt)
 
+    has_telescope = "telescope" in table.colnames
     for r in table:
+        where = location_text(Path(str(r["source"])).name, int(r["hdu"]), int(r["row"]))
         view.add_row(
-            Path(str(r["source"])).name, str(r["hdu"]), str(r["row"]),
+            escape(where), escape(str(r["telescope"]) if has_telescope else ""),
             num(r["teff"], ".0f"), num(r["e_teff"], ".0f"), num(r["logg"], ".2f"),
             num(r["e_logg"], ".2f"), num(r["fe_h"], ".2f"), num(r["e_fe_h"], ".2f"),
-            num(r["v_rad"], ".1f"), num(r["e_v_rad"], ".1f"), str(r["result_flags"]),
-            str(r["error"]),
+            num(r["v_rad"], ".1f"), num(r["e_v_rad"], ".1f"),
+            flag_names(int(r["result_flags"]), none="", sep=","),
+            escape(str(r["error"])),
         )
-    Console(width=200, soft_wrap=True).print(view)
+    Console(width=240, soft_wrap=True).print(view)
 
 
 @app.command()
@@ -74,11 +119,17 @@ def predict(
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Catalogue: .fits, .csv, .ecsv or .parquet. "
                                                "Default: a table on stdout."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m",
-                                         help="ONNX model (default: the bundled demo model)."),
-    provider: str = typer.Option("auto", "--provider", help="auto, cpu or cuda."),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="ONNX model file or model name (default: the "
+                                             "bundled demo model)."),
+    provider: str = typer.Option("auto", "--provider", callback=_provider,
+                                 help="auto, cpu or cuda."),
     draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws (with each spectrum's identity)."),
+    air: bool = typer.Option(False, "--air", help="The files' wavelengths are in air: convert "
+                             "them to vacuum (IAU/Morton 2000; see README)."),
+    recursive: bool = typer.Option(False, "--recursive", "-r",
+                                   help="Search directories recursively."),
     batch_size: int = typer.Option(32, "--batch-size", min=1,
                                     help="Model rows per onnxruntime call (memory ~ rows)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1,
@@ -104,12 +155,14 @@ def predict(
                                  param_hint="--resume")
     show_progress = not quiet and sys.stderr.isatty()
     common = dict(model=model, provider=provider, draws=draws, seed=seed, batch_size=batch_size,
-                  threads=threads, progress=show_progress, shard=shard)
+                  threads=threads, progress=show_progress, shard=shard, air=air,
+                  recursive=recursive)
     try:
-        if output is None:
-            table = run_predict(inputs, **common)
-        else:
-            table = predict_to_file(inputs, output, resume=resume, **common)
+        with _warnings_on_stderr():
+            if output is None:
+                table = run_predict(inputs, **common)
+            else:
+                table = predict_to_file(inputs, output, resume=resume, **common)
     except Interrupted as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=130)
@@ -122,7 +175,8 @@ def predict(
         _print_table(table)
     if not quiet:
         where = f" -> {output}" if output is not None else ""
-        typer.echo(f"{len(table)} spectra, {len(failed)} failed; model {table.meta['MODEL']} "
+        typer.echo(f"{plural(len(table), 'spectrum', 'spectra')}, {len(failed)} failed; model "
+                   f"{table.meta['MODEL']} "
                    f"({table.meta['PROVNC']}) on {table.meta['PROVIDER']}{where}", err=True)
     if failed:
         raise typer.Exit(code=1)
@@ -140,7 +194,8 @@ def merge(
         table = merge_catalogues([str(p) for p in parts], output)
     except BossNetError as exc:
         _fail(exc)
-    typer.echo(f"merged {len(parts)} catalogues, {len(table)} rows -> {output}", err=True)
+    typer.echo(f"merged {plural(len(parts), 'catalogue', 'catalogues')}, "
+               f"{plural(len(table), 'row', 'rows')} -> {output}", err=True)
 
 
 @app.command()
@@ -190,11 +245,15 @@ def plot(
                                                "<spectrum stem>.png in the current directory."),
     hdu: Optional[int] = typer.Option(None, "--hdu", help="Only spectra from this HDU."),
     row: Optional[int] = typer.Option(None, "--row", help="Only spectra from this table row."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m",
-                                         help="ONNX model (default: the bundled demo model)."),
-    provider: str = typer.Option("auto", "--provider", help="auto, cpu or cuda."),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="ONNX model file or model name (default: the "
+                                             "bundled demo model)."),
+    provider: str = typer.Option("auto", "--provider", callback=_provider,
+                                 help="auto, cpu or cuda."),
     draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws (as in predict)."),
+    air: bool = typer.Option(False, "--air", help="The file's wavelengths are in air: convert "
+                             "them to vacuum."),
 ) -> None:
     """Plot each spectrum, the model input it became, and its labels, errors and flags."""
     from .plotting import plot_spectrum
@@ -204,11 +263,12 @@ def plot(
         name = name[: -len(suffix)] if name.lower().endswith(suffix) else name
     target = output if output is not None else Path(f"{name}.png")
     try:
-        fig = plot_spectrum(spectrum, target, hdu=hdu, row=row, model=model, provider=provider,
-                            draws=draws, seed=seed)
+        with _warnings_on_stderr():
+            fig = plot_spectrum(spectrum, target, hdu=hdu, row=row, model=model,
+                                provider=provider, draws=draws, seed=seed, air=air)
     except BossNetError as exc:
         _fail(exc)
-    typer.echo(f"{len(fig.axes) // 2} spectra -> {target}", err=True)
+    typer.echo(f"{plural(len(fig.axes) // 2, 'spectrum', 'spectra')} -> {target}", err=True)
 
 
 @app.command()

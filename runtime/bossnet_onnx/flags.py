@@ -34,7 +34,8 @@ import enum
 
 import numpy as np
 
-__all__ = ["ResultFlags", "WARN_MASK", "BAD_MASK", "parameter_flags", "flag_warn", "flag_bad"]
+__all__ = ["ResultFlags", "WARN_MASK", "BAD_MASK", "parameter_flags", "flag_warn", "flag_bad",
+           "flag_names"]
 
 
 class ResultFlags(enum.IntFlag):
@@ -87,3 +88,9 @@ def flag_warn(result_flags: np.ndarray) -> np.ndarray:
 def flag_bad(result_flags: np.ndarray) -> np.ndarray:
     """DR19 flag_bad: bit 0, 1, 2 or 3."""
     return (np.asarray(result_flags, dtype=np.int64) & BAD_MASK) != 0
+
+
+def flag_names(bits: int, none: str = "none", sep: str = ", ") -> str:
+    """The names of the bits set in `bits` (`none` when no bit is set), for people to read."""
+    names = [f.name for f in ResultFlags if int(bits) & f.value]
+    return sep.join(names) if names else none

@@ -29,7 +29,7 @@ from .session import BossNetModel, open_model
 from .spectrum import ReadFailure, Spectrum
 from .uncertainty import noisy_copies, spectrum_rng, summarize_draws
 
-__all__ = ["predict", "predict_with", "resolve_inputs", "demo_warning", "start_session", "stream_results", "prepare_spectrum",
+__all__ = ["predict", "predict_with", "resolve_inputs", "demo_warning", "warn_if_demo", "start_session", "stream_results", "prepare_spectrum",
            "result_from_outputs", "Prepared", "StageTimes", "LOW_COVERAGE_FRACTION",
            "BAD_PIXEL_FRACTION"]
 
@@ -331,6 +331,13 @@ def resolve_inputs(inputs: Any, shard: "Shard | str | None" = None,
     return out
 
 
+def warn_if_demo(model: BossNetModel, stacklevel: int = 2) -> None:
+    """A DemoModelWarning (the CLI prints it even with -q) unless `model` is published weights."""
+    note = demo_warning(model)
+    if note:
+        warnings.warn(note, DemoModelWarning, stacklevel=stacklevel + 1)
+
+
 def demo_warning(model: BossNetModel) -> str | None:
     """The warning every prediction with a model that is not the published weights carries."""
     meta = model.metadata
@@ -379,9 +386,7 @@ def predict_with(session: BossNetModel, inputs: Any, *, draws: int = 20, seed: i
     items = inputs if resolved else resolve_inputs(inputs, shard, recursive)
     _check_run_arguments(draws, batch_size)
     times = times if times is not None else StageTimes()
-    note = demo_warning(session)
-    if note:
-        warnings.warn(note, DemoModelWarning, stacklevel=3)
+    warn_if_demo(session, stacklevel=4)
     results = list(stream_results(items, session, draws=draws, seed=seed, batch_rows=batch_size,
                                   times=times, progress=progress, air=air))
     return build_table(results, meta=run_metadata(session, draws, seed, shard))

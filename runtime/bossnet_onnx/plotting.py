@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .errors import BossNetError, InputError
-from .flags import ResultFlags, flag_bad, flag_warn
+from .flags import ResultFlags, flag_bad, flag_names, flag_warn
 from .spectrum import ReadFailure, Spectrum
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -124,11 +124,6 @@ def _value(v: float, e: float, fmt: str) -> str:
     return f"{text} ± {format(e, fmt)}" if math.isfinite(e) else text
 
 
-def _flag_names(bits: int) -> str:
-    names = [f.name for f in ResultFlags if bits & f.value]
-    return ", ".join(names) if names else "none"
-
-
 def _title(record: Spectrum | ReadFailure, labels: dict[str, float], flags: int, error: str,
            model_label: str) -> str:
     where = f"{Path(record.source).name}  [HDU {record.hdu}" + (
@@ -138,12 +133,12 @@ def _title(record: Spectrum | ReadFailure, labels: dict[str, float], flags: int,
         second = f"error: {error}"
         if len(second) > 160:
             second = second[:157] + "..."
-        return f"{first}\n{second}\nflags: {_flag_names(flags)}   model: {model_label}"
+        return f"{first}\n{second}\nflags: {flag_names(flags)}   model: {model_label}"
     text = (f"Teff = {_value(labels['teff'], labels['e_teff'], '.0f')} K    "
             f"log g = {_value(labels['logg'], labels['e_logg'], '.2f')}    "
             f"[Fe/H] = {_value(labels['fe_h'], labels['e_fe_h'], '.2f')}    "
             f"RV = {_value(labels['v_rad'], labels['e_v_rad'], '.1f')} km/s")
-    return f"{where}\n{text}\nflags: {_flag_names(flags)}   model: {model_label}"
+    return f"{where}\n{text}\nflags: {flag_names(flags)}   model: {model_label}"
 
 
 def _robust_limits(values: np.ndarray, window: int = 15) -> tuple[float, float] | None:
@@ -242,7 +237,8 @@ def _as_records(source: Any) -> tuple[list[Spectrum | ReadFailure], str]:
 def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | ReadFailure],
                   output: str | os.PathLike | None = None, *, hdu: int | None = None,
                   row: int | None = None, model: "str | os.PathLike | BossNetModel | None" = None,
-                  provider: str = "auto", draws: int = 20, seed: int = 0) -> "Figure":
+                  provider: str = "auto", draws: int = 20, seed: int = 0,
+                  air: bool = False) -> "Figure":
     """One panel per spectrum: observed flux over the model's 3900-point input, labels on top.
 
     `source` is a spectrum file (every format `predict` reads) or Spectrum records; `hdu`/`row`
@@ -250,7 +246,7 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
     with the same `model`, `draws` and `seed`, so the title agrees with the catalogue row.
     Returns the Figure (size SPECTRUM_PANEL_SIZE per panel at DPI); saved when `output` is given.
     """
-    from .pipeline import prepare_spectrum, result_from_outputs
+    from .pipeline import in_vacuum, prepare_spectrum, result_from_outputs
     from .session import BossNetModel, open_model
 
     _require_matplotlib()
@@ -258,6 +254,9 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
         raise ValueError(f"draws must be >= 0, got {draws}")
     records, where = _as_records(source)
     chosen = _select(records, where, hdu, row)
+    if air:  # as predict --air does: the model sees vacuum wavelengths
+        chosen = [in_vacuum(r) if isinstance(r, Spectrum) and not r.converted_from_air else r
+                  for r in chosen]
     fig = _figure((SPECTRUM_PANEL_SIZE[0], SPECTRUM_PANEL_SIZE[1] * len(chosen)))
     session = model if isinstance(model, BossNetModel) else open_model(model, provider)
     meta = session.metadata

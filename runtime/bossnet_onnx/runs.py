@@ -21,7 +21,7 @@ from .catalogue import (SUFFIX_FORMATS, Result, _format_for, build_table, read_c
                         write_catalogue)
 from .errors import BossNetError, OutputError
 from .pipeline import (DEFAULT_BATCH_ROWS, StageTimes, resolve_inputs, run_metadata,
-                       start_session, stream_results)
+                       start_session, stream_results, warn_if_demo)
 
 __all__ = ["predict_to_file", "partial_path", "Interrupted"]
 
@@ -70,11 +70,12 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
                     batch_size: int = DEFAULT_BATCH_ROWS, threads: int | None = None,
                     shard: str | None = None,
                     resume: bool = False, progress: bool = False,
-                    checkpoint_seconds: float = 60.0, times: StageTimes | None = None) -> Table:
+                    checkpoint_seconds: float = 60.0, times: StageTimes | None = None,
+                    air: bool = False, recursive: bool = False) -> Table:
     """Run `predict` into `output`, resumable; returns the full catalogue table."""
     output = Path(output)
     progress_file = partial_path(output)
-    paths = resolve_inputs(inputs, shard)
+    paths = resolve_inputs(inputs, shard, recursive)
     previous: Table | None = None
     if resume and progress_file.exists():
         previous = read_catalogue(progress_file)
@@ -83,6 +84,7 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
     elif resume and output.exists():
         raise OutputError(f"{output}: already complete; nothing to resume (remove it to rerun)")
     session, times = start_session(model, provider, threads, draws, batch_size, times)
+    warn_if_demo(session, stacklevel=2)
     meta = run_metadata(session, draws, seed, shard)
     if previous is not None:
         for key in ("MODELSHA", "NDRAWS", "SEED"):
@@ -110,7 +112,8 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
     with _sigterm_as_interrupt():
         try:
             for res in stream_results(paths, session, draws=draws, seed=seed,
-                                      batch_rows=batch_size, times=times, progress=progress):
+                                      batch_rows=batch_size, times=times, progress=progress,
+                                      air=air):
                 results.append(res)
                 if time.monotonic() - last_save > checkpoint_seconds:
                     save_progress(final=False)
