@@ -25,7 +25,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from bossnet_onnx.catalogue import Result, build_table, write_catalogue  # noqa: E402
 from bossnet_onnx.cli import app  # noqa: E402
-from bossnet_onnx.errors import InputError  # noqa: E402
+from bossnet_onnx.errors import InputError, InputWarning  # noqa: E402
 from bossnet_onnx.flags import ResultFlags  # noqa: E402
 from bossnet_onnx.pipeline import prepare_spectrum  # noqa: E402
 from bossnet_onnx.plotting import (  # noqa: E402
@@ -137,14 +137,61 @@ def test_flux_floor_is_marked_in_the_model_input(model):
     flux[(spec.wavelength > 5000) & (spec.wavelength < 5100)] = -3.0  # sky over-subtracted
     spec = Spectrum(spec.wavelength, flux, spec.ivar, source=spec.source, format=spec.format,
                     hdu=1, row=0)
-    fig = plot_spectrum(spec, model=model, draws=0)
-    names = fig.axes[1].get_legend_handles_labels()[1]
-    floor = [n for n in names if n.startswith("ln(1e-06) floor")]
+    fig = plot_spectrum(spec, model=model, draws=4)
+    ax_in = fig.axes[1]
+    names = ax_in.get_legend_handles_labels()[1]
+    (floor,) = [n for n in names if "at the ln(1e-06) floor (flux ≤ 0), off scale" in n]
     n_grid = int(np.sum((model.metadata.grid > 5000) & (model.metadata.grid < 5100)))
-    shown = int(floor[0].split("(")[-1].split()[0])
-    inputs = prepare_spectrum(spec, model.metadata, 0, 0).inputs[0]
-    assert shown == int(np.sum(inputs <= np.log(np.float32(1e-6)) + 1e-4))
+    shown = int(floor.split()[0])
+    inputs = prepare_spectrum(spec, model.metadata, 4, 0).inputs
+    at_floor = inputs[0] <= np.log(np.float32(1e-6)) + 1e-4
+    assert shown == int(at_floor.sum())
     assert n_grid - 2 <= shown <= n_grid + 5
+    # the limits span the data, not the floor: -13.8 would flatten the input into a line
+    lo, hi = ax_in.get_ylim()
+    above = inputs[:, ~at_floor]
+    assert lo > np.log(1e-6) + 5 and lo <= inputs[0][~at_floor].min() and hi >= above.max()
+    (ticks,) = [ln for ln in ax_in.lines if ln.get_marker() == "|"]
+    np.testing.assert_array_equal(ticks.get_xdata(), model.metadata.grid[at_floor])
+
+
+def test_bundled_example_input_panel_spans_the_data_not_the_floor(tmp_path):
+    """The README's example through the CLI: a real PNG, looked at, limits from the data."""
+    from bossnet_onnx.readers import read_spectra
+
+    example = REPO / "examples" / "spec-9999-60000-0042.fits"
+    (spec,) = read_spectra(example)
+    flux = spec.flux.copy()
+    flux[(spec.wavelength > 3925) & (spec.wavelength < 3975)] = 0.0  # dead Ca II H&K pixels
+    spec = Spectrum(spec.wavelength, flux, spec.ivar, source=spec.source, format=spec.format,
+                    hdu=spec.hdu, flux_unit=spec.flux_unit)
+    fig = plot_spectrum(spec, tmp_path / "hk.png", draws=8)
+    ax_obs, ax_in = fig.axes
+    lo, hi = ax_in.get_ylim()
+    (line,) = [ln for ln in ax_in.lines if ln.get_label() == "model input (noise-free)"]
+    data = line.get_ydata()
+    kept = data[data > np.log(1e-6) + 1e-4]
+    assert (hi - lo) < 2 * (kept.max() - kept.min())  # the floor (-13.8) is not in range
+    assert lo < kept.min()
+    assert ax_obs.get_ylabel() == "flux [1E-17 erg/cm^2/s/Ang]"
+    assert ax_in.get_xlabel() == "vacuum wavelength [Å]"
+    assert png_size(tmp_path / "hk.png") == expected_pixels(SPECTRUM_PANEL_SIZE, panels=1)
+
+
+def test_air_and_in_memory_inputs_are_labelled(model):
+    from astropy import units as u
+    from specutils import Spectrum as SUSpectrum
+
+    base = synthetic_spectrum(0)
+    obj = SUSpectrum(spectral_axis=base.wavelength / 10 * u.nm, flux=base.flux * u.mJy)
+    with pytest.warns(InputWarning, match="without uncertainty"):
+        fig = plot_spectrum(obj, model=model, draws=0, air=True)
+    assert fig.axes[1].get_xlabel() == ("vacuum wavelength [Å] (converted from the file's air "
+                                        "wavelengths)")
+    assert fig.axes[0].get_ylabel() == "flux [mJy]"
+    assert fig.axes[0].get_title(loc="left").startswith("<Spectrum 0>\n")
+    with pytest.raises(TypeError, match="cannot plot an object of type ndarray"):
+        plot_spectrum(np.zeros((3, 10)), model=model)
 
 
 @pytest.mark.parametrize("kind, note", [

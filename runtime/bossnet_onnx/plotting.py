@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import BossNetError, InputError
 from .flags import ResultFlags, flag_bad, flag_names, flag_warn
-from .spectrum import ReadFailure, Spectrum
+from .spectrum import ReadFailure, Spectrum, location_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.table import Table
@@ -126,8 +126,7 @@ def _value(v: float, e: float, fmt: str) -> str:
 
 def _title(record: Spectrum | ReadFailure, labels: dict[str, float], flags: int, error: str,
            model_label: str) -> str:
-    where = f"{Path(record.source).name}  [HDU {record.hdu}" + (
-        f", row {record.row}]" if record.row >= 0 else "]")
+    where = location_text(Path(record.source).name, record.hdu, record.row)
     if error:
         first = f"{where}   prediction failed"
         second = f"error: {error}"
@@ -167,21 +166,28 @@ def _draw_observed(ax, spec: Spectrum, grid: np.ndarray) -> None:
         bad |= np.asarray(spec.mask, dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
         sigma = np.where(good_ivar, 1.0 / np.sqrt(np.where(good_ivar, ivar, 1.0)), np.nan)
-    ax.fill_between(wave, flux - sigma, flux + sigma, color="tab:blue", alpha=0.25, lw=0,
-                    label="±1σ (from ivar)")
-    ax.plot(wave, flux, color="black", lw=0.5, label="observed flux")
+    # The noise band is drawn over the flux line, opaque enough to be seen at 12 inches wide
+    # even where sigma is a few line widths (a high-S/N spectrum): hidden bands were the bug.
+    ax.plot(wave, flux, color="black", lw=0.5, label="observed flux", zorder=2)
+    ax.fill_between(wave, flux - sigma, flux + sigma, color="tab:blue", alpha=0.45, lw=0,
+                    label="±1σ (from ivar)", zorder=3)
+    # ...and sigma itself, so the noise level reads at a glance even when the band is thin
+    ax.plot(wave, sigma, color="tab:cyan", lw=0.6, label="1σ error", zorder=2)
     if bad.any():
         ax.fill_between(wave, 0, 1, where=bad, transform=ax.get_xaxis_transform(),
                         color="tab:red", alpha=0.18, lw=0, step="mid",
                         label=f"masked or ivar ≤ 0 ({int(bad.sum())} px)")
     limits = _robust_limits(flux[~bad]) or _robust_limits(flux)
     if limits is not None:
-        ax.set_ylim(*limits)
+        lo, hi = limits
+        if lo > 0:  # start at zero: the 1σ line sits near it and flux reads against it
+            lo = -0.02 * hi
+        ax.set_ylim(lo, hi)
     finite_wave = wave[np.isfinite(wave)]
     lo = min(float(finite_wave.min()), float(grid[0])) if finite_wave.size else float(grid[0])
     hi = max(float(finite_wave.max()), float(grid[-1])) if finite_wave.size else float(grid[-1])
     ax.set_xlim(lo - 20, hi + 20)
-    ax.set_ylabel("flux")
+    ax.set_ylabel(f"flux [{spec.flux_unit}]" if spec.flux_unit else "flux\n(unit not in file)")
 
 
 def _mark_model_range(ax, grid: np.ndarray, label: bool) -> None:
@@ -192,16 +198,36 @@ def _mark_model_range(ax, grid: np.ndarray, label: bool) -> None:
 
 
 def _draw_input(ax, grid: np.ndarray, inputs: np.ndarray, flux_floor: float) -> None:
+    """The 3900-point model input, its draws' 16-84% band, and the pixels at the log floor.
+
+    Pixels at ln(flux_floor) (flux <= 0 after interpolation, e.g. a dead Ca II H&K region)
+    would stretch the y-axis to -14 and flatten everything else into a line: the limits follow
+    the other pixels and the floor pixels are marked as red ticks along the bottom edge.
+    """
+    floor = float(np.log(np.float32(flux_floor)))
+    at_floor = inputs[0] <= floor + 1e-4
+    shown = [inputs[0]]
     if inputs.shape[0] > 2:
         lo, hi = np.percentile(inputs[1:], [16, 84], axis=0)
-        ax.fill_between(grid, lo, hi, color="tab:orange", alpha=0.35, lw=0,
-                        label=f"{inputs.shape[0] - 1} noisy draws, 16-84%")
-    ax.plot(grid, inputs[0], color="tab:purple", lw=0.6, label="model input (noise-free)")
-    floor = float(np.log(np.float32(flux_floor)))
-    at_floor = int(np.sum(inputs[0] <= floor + 1e-4))
-    if at_floor:
-        ax.axhline(floor, color="tab:red", ls=":", lw=0.9,
-                   label=f"ln({flux_floor:g}) floor: flux ≤ 0 ({at_floor} points)")
+        ax.fill_between(grid, lo, hi, color="tab:orange", alpha=0.6, lw=0,
+                        label=f"{inputs.shape[0] - 1} noisy draws, 16-84%", zorder=3)
+        for edge in (lo, hi):  # edges drawn too: a band a pixel wide still shows
+            ax.plot(grid, edge, color="tab:orange", lw=0.9, zorder=3)
+        shown += [lo, hi]
+    ax.plot(grid, inputs[0], color="tab:purple", lw=0.5, label="model input (noise-free)",
+            zorder=4)
+    above = np.concatenate([row[~at_floor] for row in shown])
+    above = above[np.isfinite(above) & (above > floor + 1e-4)]
+    if above.size:
+        lo_y, hi_y = float(above.min()), float(above.max())
+        pad = 0.08 * (hi_y - lo_y) if hi_y > lo_y else 0.5
+        ax.set_ylim(lo_y - pad, hi_y + pad)
+    if at_floor.any():
+        n = int(at_floor.sum())
+        ax.plot(grid[at_floor], np.zeros(n), transform=ax.get_xaxis_transform(), ls="none",
+                marker="|", ms=12, mew=1.2, color="tab:red", clip_on=False, zorder=4,
+                label=f"{n} {'point' if n == 1 else 'points'} at the ln({flux_floor:g}) floor "
+                      f"(flux ≤ 0), off scale")
     ax.set_ylabel("ln flux\n(model input)")
 
 
@@ -217,9 +243,21 @@ def _model_label(model: "BossNetModel") -> str:
     return f"{meta.model_name} {note}".strip()
 
 
+def _wavelength_label(record: Spectrum | ReadFailure) -> str:
+    """Vacuum always (the model's grid is vacuum); says so when the file's air was converted."""
+    if isinstance(record, Spectrum) and record.converted_from_air:
+        return "vacuum wavelength [Å] (converted from the file's air wavelengths)"
+    return "vacuum wavelength [Å]"
+
+
 def _as_records(source: Any) -> tuple[list[Spectrum | ReadFailure], str]:
+    from .in_memory import as_records, is_in_memory
+
     if isinstance(source, (Spectrum, ReadFailure)):
         return [source], source.source
+    if is_in_memory(source):  # specutils, Table, arrays: never iterated pixel by pixel
+        records = list(as_records(source, 0))
+        return records, records[0].source if records else "<memory>"
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
@@ -227,6 +265,11 @@ def _as_records(source: Any) -> tuple[list[Spectrum | ReadFailure], str]:
         from .readers import read_spectra
 
         return list(read_spectra(str(path))), str(path)
+    if not isinstance(source, (list, tuple)):
+        from .in_memory import ACCEPTED_INPUTS
+
+        raise TypeError(f"plot_spectrum: cannot plot an object of type "
+                        f"{type(source).__name__}; expected {ACCEPTED_INPUTS}")
     records = list(source)
     if not records or not all(isinstance(r, (Spectrum, ReadFailure)) for r in records):
         raise InputError("plot_spectrum: expected a file path or Spectrum records, got "
@@ -295,7 +338,7 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
         if ax_in.get_legend_handles_labels()[0]:
             ax_in.legend(loc="lower right", fontsize=7, ncols=3, framealpha=0.8)
         ax_obs.set_title(_title(record, labels, flags, error, label), fontsize=9, loc="left")
-        ax_in.set_xlabel("wavelength [Å]")
+        ax_in.set_xlabel(_wavelength_label(record))
     if output is not None:
         _save(fig, output)
     return fig

@@ -114,6 +114,7 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> list[Spectrum | Read
     except InputError as exc:
         return [ReadFailure(path, f"{exc}", NAME, index, row, _row_ids(data, row, names, primary))
                 for row in rows]
+    unit = str(header_value(hdu.header, primary, keys=("BUNIT",)) or "").strip()
     out: list[Spectrum | ReadFailure] = []
     for row in rows:
         ids = _row_ids(data, row, names, primary)
@@ -129,7 +130,7 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> list[Spectrum | Read
             continue
         out.append(checked(wave, flux, ivar, path=path, fmt=NAME, hdu=index, row=row, mask=mask,
                            identifiers=ids, names=("flux", "ivar", "NPIXELS grid"),
-                           place=row_place))
+                           place=row_place, flux_unit=unit))
     return out
 
 
