@@ -149,8 +149,8 @@ def test_flux_floor_is_marked_in_the_model_input(model):
     assert n_grid - 2 <= shown <= n_grid + 5
     # the limits span the data, not the floor: -13.8 would flatten the input into a line
     lo, hi = ax_in.get_ylim()
-    above = inputs[:, ~at_floor]
-    assert lo > np.log(1e-6) + 5 and lo <= inputs[0][~at_floor].min() and hi >= above.max()
+    above = inputs[0][~at_floor]
+    assert lo > np.log(1e-6) + 5 and lo <= above.min() and hi >= above.max()
     (ticks,) = [ln for ln in ax_in.lines if ln.get_marker() == "|"]
     np.testing.assert_array_equal(ticks.get_xdata(), model.metadata.grid[at_floor])
 

@@ -216,10 +216,13 @@ def _draw_input(ax, grid: np.ndarray, inputs: np.ndarray, flux_floor: float) -> 
         shown += [lo, hi]
     ax.plot(grid, inputs[0], color="tab:purple", lw=0.5, label="model input (noise-free)",
             zorder=4)
-    above = np.concatenate([row[~at_floor] for row in shown])
-    above = above[np.isfinite(above) & (above > floor + 1e-4)]
+    # limits from the noise-free input plus the band's typical half-width: a draw dipping to
+    # near-zero flux next to a floor region must not drag the axis down either
+    above = inputs[0][~at_floor]
+    above = above[np.isfinite(above)]
     if above.size:
-        lo_y, hi_y = float(above.min()), float(above.max())
+        spread = float(np.median(shown[2] - shown[1])) / 2 if len(shown) == 3 else 0.0
+        lo_y, hi_y = float(above.min()) - spread, float(above.max()) + spread
         pad = 0.08 * (hi_y - lo_y) if hi_y > lo_y else 0.5
         ax.set_ylim(lo_y - pad, hi_y + pad)
     if at_floor.any():
