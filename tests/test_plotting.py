@@ -498,3 +498,43 @@ def test_plotting_never_imports_torch(tmp_path, model_path):
     assert proc.stdout.split() == ["axes", "2"]
     assert png_size(tmp_path / "s.png") == expected_pixels(SPECTRUM_PANEL_SIZE)
     assert png_size(tmp_path / "k.png") == expected_pixels(KIEL_SIZE)
+
+
+# ------------------------------------------------------------------ Kiel: survey column names
+def survey_table(names: tuple[str, str, str], n: int = 30, seed: int = 4) -> Table:
+    rng = np.random.default_rng(seed)
+    return Table({names[0]: rng.uniform(4000, 6500, n), names[1]: rng.uniform(1, 5, n),
+                  names[2]: rng.uniform(-2, 0.4, n)})
+
+
+@pytest.mark.parametrize("names, suffix", [
+    (("teff", "logg", "feh"), ".csv"),              # LAMOST LRS stellar catalogue
+    (("TEFF", "LOGG", "FE_H"), ".fits"),            # APOGEE allStar / ASPCAP
+    (("Teff", "log g", "[Fe/H]"), ".ecsv"),         # as printed in papers
+    (("teff_gspphot", "logg_gspphot", "mh_gspphot"), ".fits"),  # Gaia DR3
+])
+def test_kiel_recognises_survey_column_names(tmp_path, monkeypatch, names, suffix):
+    path = tmp_path / f"survey{suffix}"
+    survey_table(names).write(path)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["kiel", str(path), "-o", "k.png"])
+    assert result.exit_code == 0, result.output
+    assert "30 unflagged, 0 flag_warn, 0 flag_bad, 0 not drawn -> k.png" in result.stderr
+
+
+def test_kiel_column_options_map_any_names(tmp_path, monkeypatch):
+    path = tmp_path / "odd.csv"
+    survey_table(("T", "gravity", "metallicity")).write(path)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    plain = runner.invoke(app, ["kiel", str(path)])
+    assert plain.exit_code == 1
+    assert "name them with --teff/--logg/--feh" in plain.stderr
+    mapped = runner.invoke(app, ["kiel", str(path), "--teff", "T", "--logg", "gravity",
+                                 "--feh", "metallicity", "-o", "odd.png"])
+    assert mapped.exit_code == 0, mapped.output
+    assert png_size(tmp_path / "odd.png") == expected_pixels(KIEL_SIZE)
+    wrong = runner.invoke(app, ["kiel", str(path), "--feh", "FEH_X"])
+    assert wrong.exit_code == 1
+    assert wrong.stderr.strip().splitlines() == [
+        f"error: {path}: has no column 'FEH_X' (--feh); its columns: T, gravity, metallicity"]

@@ -281,6 +281,12 @@ def kiel(
                                                "directory."),
     hdu: Optional[int] = typer.Option(None, "--hdu", help="FITS HDU holding the table "
                                       "(default: the first with teff, logg, fe_h)."),
+    teff: Optional[str] = typer.Option(None, "--teff", help="Column holding Teff (default: "
+                                       "teff, TEFF, teff_gspphot, ...)."),
+    logg: Optional[str] = typer.Option(None, "--logg", help="Column holding log g (default: "
+                                       "logg, LOGG, log_g, ...)."),
+    feh: Optional[str] = typer.Option(None, "--feh", help="Column holding [Fe/H] (default: "
+                                      "fe_h, FE_H, feh, [Fe/H], M_H, ...)."),
 ) -> None:
     """Kiel diagram (Teff vs log g, coloured by [Fe/H], flagged rows marked) of a catalogue."""
     from .plotting import kiel_counts, load_labels, plot_kiel
@@ -290,9 +296,10 @@ def kiel(
         name = name[: -len(suffix)] if name.lower().endswith(suffix) else name
     target = output if output is not None else Path(f"{name}.kiel.png")
     try:
-        table = load_labels(catalogue, hdu=hdu)
-        counts = kiel_counts(table)
-        plot_kiel(table, target)
+        columns = {"teff": teff, "logg": logg, "fe_h": feh}
+        table = load_labels(catalogue, hdu=hdu, columns=columns)
+        counts = kiel_counts(table, columns=columns)
+        plot_kiel(table, target, columns=columns)
     except BossNetError as exc:
         _fail(exc)
     typer.echo(f"{counts['good']} unflagged, {counts['warn']} flag_warn, {counts['bad']} "

@@ -35,6 +35,8 @@ __all__ = [
     "plot_kiel",
     "load_labels",
     "kiel_counts",
+    "label_columns",
+    "LABEL_ALIASES",
     "DPI",
     "SPECTRUM_PANEL_SIZE",
     "KIEL_SIZE",
@@ -348,18 +350,50 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
 
 
 # ---------------------------------------------------------------------------------- Kiel plot
+#: Column names recognised for each label, first match wins (compared case-insensitively,
+#: ignoring spaces): our/DR19 names, APOGEE/ASPCAP (TEFF, LOGG, FE_H, M_H), LAMOST LRS stellar
+#: catalogues (teff, logg, feh), Gaia DR3 GSP-Phot, and the usual printed forms.
+LABEL_ALIASES: dict[str, tuple[str, ...]] = {
+    "teff": ("teff", "t_eff", "teff_k", "teff_gspphot", "teff_gspspec", "teff_lasp"),
+    "logg": ("logg", "log_g", "log(g)", "logg_gspphot", "logg_gspspec", "logg_lasp"),
+    "fe_h": ("fe_h", "feh", "[fe/h]", "fe/h", "m_h", "mh", "[m/h]", "feh_lasp",
+             "mh_gspphot", "mh_gspspec"),
+}
+
+
 def _column(table: "Table", name: str):
     lower = {c.lower(): c for c in table.colnames}
     return lower.get(name)
 
 
-def load_labels(path: str | os.PathLike, hdu: int | None = None) -> "Table":
-    """A table with teff, logg and fe_h columns: one of our catalogues or any DR19-like table.
+def label_columns(colnames: Sequence[str], overrides: dict[str, str | None] | None = None,
+                  where: str = "table") -> dict[str, str | None]:
+    """The table's column for teff, logg and fe_h: `overrides` (kiel --teff/--logg/--feh) when
+    given, which must exist, else the first LABEL_ALIASES name present (None when none is)."""
+    by_key = {c.lower().replace(" ", ""): c for c in colnames}
+    out: dict[str, str | None] = {}
+    for label, aliases in LABEL_ALIASES.items():
+        wanted = (overrides or {}).get(label)
+        if wanted:
+            found = by_key.get(wanted.lower().replace(" ", ""))
+            if found is None:
+                option = {"fe_h": "--feh"}.get(label, f"--{label}")
+                raise InputError(f"{where}: has no column {wanted!r} ({option}); its columns: "
+                                 f"{', '.join(colnames)}")
+            out[label] = found
+        else:
+            out[label] = next((by_key[a] for a in aliases if a in by_key), None)
+    return out
 
-    FITS files are searched HDU by HDU for the first table having those columns
-    (case-insensitive), as summary files such as astraAllStarBossNet hold several tables;
-    `hdu` picks one explicitly. Other types go through `read_catalogue`. The file's name is
-    kept in `meta["source_file"]` for the plot's title.
+
+def load_labels(path: str | os.PathLike, hdu: int | None = None,
+                columns: dict[str, str | None] | None = None) -> "Table":
+    """A table with teff, logg and fe_h columns: one of our catalogues or any survey table.
+
+    Columns are found by `label_columns` (`columns` overrides the names, e.g. {"fe_h": "FEH"}).
+    FITS files are searched HDU by HDU for the first table having all three, as summary files
+    such as astraAllStarBossNet hold several tables; `hdu` picks one explicitly. Other types go
+    through `read_catalogue`. The file's name is kept in `meta["source_file"]` for the title.
     """
     from astropy.table import Table
 
@@ -372,6 +406,7 @@ def load_labels(path: str | os.PathLike, hdu: int | None = None) -> "Table":
     if not name.endswith((".fits", ".fit", ".fits.gz", ".fit.gz")):
         table = read_catalogue(path)
         table.meta["source_file"] = path.name
+        label_columns(table.colnames, columns, str(path))  # a --teff/--logg/--feh not there
         return table
     from astropy.io import fits
 
@@ -384,8 +419,13 @@ def load_labels(path: str | os.PathLike, hdu: int | None = None) -> "Table":
                 h = hdul[index]
                 if not isinstance(h, (fits.BinTableHDU, fits.TableHDU)):
                     continue
-                cols = {c.lower() for c in h.columns.names}
-                if {"teff", "logg", "fe_h"} <= cols:
+                try:
+                    found = label_columns(h.columns.names, columns, f"{path}[HDU {index}]")
+                except InputError:
+                    if hdu is not None:
+                        raise
+                    continue
+                if all(found.values()):
                     table = Table.read(h)
                     table.meta["source_file"] = path.name
                     return table
@@ -395,7 +435,8 @@ def load_labels(path: str | os.PathLike, hdu: int | None = None) -> "Table":
         raise InputError(f"{path}: cannot read as FITS ({exc})") from None
     where = f"HDU {hdu}" if hdu is not None else "no table HDU"
     raise InputError(f"{path}: {where} has the columns teff, logg and fe_h that a Kiel diagram "
-                     f"needs (DR19 names, any case)")
+                     f"needs (any case; also e.g. TEFF/LOGG/FE_H, feh, [Fe/H], M_H); name them "
+                     f"with --teff/--logg/--feh")
 
 
 def _as_bool(column) -> np.ndarray:
@@ -435,22 +476,24 @@ def _floats(table: "Table", name: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-def _as_table(catalogue: "str | os.PathLike | Table", hdu: int | None) -> tuple["Table", str]:
+def _as_table(catalogue: "str | os.PathLike | Table", hdu: int | None,
+              columns: dict[str, str | None] | None = None) -> tuple["Table", str]:
     from astropy.table import Table
 
     if isinstance(catalogue, Table):
         return catalogue, "table"
-    return load_labels(catalogue, hdu=hdu), str(catalogue)
+    return load_labels(catalogue, hdu=hdu, columns=columns), str(catalogue)
 
 
-def _groups(table: "Table", where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                 dict[str, np.ndarray]]:
+def _groups(table: "Table", where: str, columns: dict[str, str | None] | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """teff, logg, fe_h and the row masks: good, warn, bad (drawn), failed, no_labels (not)."""
-    names = {k: _column(table, k) for k in ("teff", "logg", "fe_h")}
+    names = label_columns(table.colnames, columns, where)
     missing = [k for k, v in names.items() if v is None]
     if missing:
         raise InputError(f"{where}: lacks column(s) {', '.join(missing)}; a Kiel diagram needs "
-                         f"teff, logg and fe_h (DR19 names), found {', '.join(table.colnames)}")
+                         f"teff, logg and fe_h (or name them with --teff/--logg/--feh), found "
+                         f"{', '.join(table.colnames)}")
     teff, logg, fe_h = (_floats(table, names[k]) for k in ("teff", "logg", "fe_h"))
     failed, warn, bad = _flag_arrays(table)
     usable = ~failed & np.isfinite(teff) & np.isfinite(logg) & (teff > 0)
@@ -464,29 +507,32 @@ def _groups(table: "Table", where: str) -> tuple[np.ndarray, np.ndarray, np.ndar
     return teff, logg, fe_h, masks
 
 
-def kiel_counts(catalogue: "str | os.PathLike | Table", *, hdu: int | None = None
-                ) -> dict[str, int]:
+def kiel_counts(catalogue: "str | os.PathLike | Table", *, hdu: int | None = None,
+                columns: dict[str, str | None] | None = None) -> dict[str, int]:
     """Rows per Kiel-diagram group: good, warn, bad (drawn); failed, no_labels (not drawn)."""
-    table, where = _as_table(catalogue, hdu)
-    *_, masks = _groups(table, where)
+    table, where = _as_table(catalogue, hdu, columns)
+    *_, masks = _groups(table, where, columns)
     counts = {k: int(v.sum()) for k, v in masks.items()}
     counts["total"] = len(table)
     return counts
 
 
 def plot_kiel(catalogue: "str | os.PathLike | Table", output: str | os.PathLike | None = None,
-              *, hdu: int | None = None, title: str | None = None) -> "Figure":
+              *, hdu: int | None = None, title: str | None = None,
+              columns: dict[str, str | None] | None = None) -> "Figure":
     """Teff against log g (both axes reversed, as stars sit on the HR diagram), colour [Fe/H].
 
     Rows with `result_flags` bit 0 or without finite teff/logg are not drawn; flag_bad rows are
     grey crosses and flag_warn rows open circles, so a flagged star is never mistaken for a good
     one; the legend gives the count of each (`kiel_counts` returns them). The Teff axis is
     logarithmic when the plotted range spans more than a factor 3 (e.g. white dwarfs next to
-    M dwarfs). Returns the Figure (KIEL_SIZE at DPI); saved when `output` is given.
+    M dwarfs). Columns are recognised by name (LABEL_ALIASES: also APOGEE's FE_H, LAMOST's
+    feh, Gaia's mh_gspphot, [Fe/H]) or named in `columns` ({"teff": ..., "logg": ...,
+    "fe_h": ...}). Returns the Figure (KIEL_SIZE at DPI); saved when `output` is given.
     """
     _require_matplotlib()
-    table, where = _as_table(catalogue, hdu)
-    teff, logg, fe_h, masks = _groups(table, where)
+    table, where = _as_table(catalogue, hdu, columns)
+    teff, logg, fe_h, masks = _groups(table, where, columns)
     n = {k: int(v.sum()) for k, v in masks.items()}
     fig = _figure(KIEL_SIZE)
     ax = fig.add_subplot()
