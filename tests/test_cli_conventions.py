@@ -61,7 +61,7 @@ def test_python_dash_m_runs_the_cli():
 
 
 def test_stdout_table_names_place_telescope_and_flags(tmp_path, star_arrays):
-    wave, flux, ivar = star_arrays
+    wave, flux, _ivar = star_arrays
     Table({"wavelength": wave, "flux": flux}).write(tmp_path / "noivar.csv")
     res = run("predict", EXAMPLE, tmp_path / "noivar.csv", "--draws", "2")
     assert res.exit_code == 0, res.output

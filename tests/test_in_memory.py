@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +59,8 @@ def labels(table, row=0):
 def test_each_in_memory_kind_gives_the_numbers_of_the_file(model, star):
     """Point labels (draws=0) are bit-identical; with draws the seed follows the identity,
     which for an in-memory object is its `<kind k>` name."""
-    from specutils import Spectrum as SUSpectrum
     from astropy.nddata import InverseVariance, StdDevUncertainty
+    from specutils import Spectrum as SUSpectrum
 
     from_file = model.predict(str(EXAMPLE), draws=0)
     wave, flux, ivar = star.wavelength, star.flux, star.ivar
@@ -102,8 +101,8 @@ def test_two_dimensional_arrays_are_many_spectra_on_one_grid(model, star):
 
 
 def test_specutils_mask_is_left_out_and_path_is_fast(model, star):
-    from specutils import Spectrum as SUSpectrum
     from astropy.nddata import InverseVariance
+    from specutils import Spectrum as SUSpectrum
 
     mask = np.zeros(star.flux.size, bool)
     mask[1000:1400] = True
@@ -206,7 +205,7 @@ def test_unknown_model_name_is_a_model_error():
 
 def test_public_api_is_visible_to_dir():
     names = dir(bossnet_onnx)
-    for name in ("predict", "load", "Spectrum", "BossNetModel", "ResultFlags", "read_spectra"):
+    for name in ("predict", "load", "Spectrum", "Model", "ResultFlags", "read_spectra"):
         assert name in names and name in bossnet_onnx.__all__
         assert getattr(bossnet_onnx, name) is not None
 

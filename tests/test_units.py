@@ -30,7 +30,7 @@ def test_air_to_vacuum_inverts_morton_and_matches_h_alpha():
     assert air_to_vacuum(1500.0) == 1500.0  # below 2000 A vacuum is quoted
 
 
-@pytest.mark.parametrize("unit, factor", [("nm", 10.0), ("um", 1e4), ("micron", 1e4),
+@pytest.mark.parametrize(("unit", "factor"), [("nm", 10.0), ("um", 1e4), ("micron", 1e4),
                                           ("Angstrom", 1.0), ("A", 1.0), ("", 1.0),
                                           (u.nm, 10.0), ("m", 1e10)])
 def test_length_units(unit, factor):

@@ -20,8 +20,8 @@ __version__ = "0.1.0"
 #: public name -> module that defines it (one place; __getattr__ and __dir__ read it)
 _EXPORTS = {
     "predict": "pipeline",
-    "load": "session",
-    "BossNetModel": "session",
+    "load": "model",
+    "Model": "model",
     "Spectrum": "spectrum",
     "ResultFlags": "flags",
     "read_spectra": "readers",
@@ -37,15 +37,19 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
-    from .errors import BossNetError, DemoModelWarning, InputWarning
-    from .flags import ResultFlags
-    from .inputs import expand_inputs
-    from .pipeline import predict
-    from .plotting import plot_kiel, plot_spectrum
-    from .readers import read_spectra
-    from .session import BossNetModel, load
-    from .spectrum import Spectrum
-    from .units import air_to_vacuum
+    from .errors import BossNetError as BossNetError
+    from .errors import DemoModelWarning as DemoModelWarning
+    from .errors import InputWarning as InputWarning
+    from .flags import ResultFlags as ResultFlags
+    from .inputs import expand_inputs as expand_inputs
+    from .model import Model as Model
+    from .model import load as load
+    from .pipeline import predict as predict
+    from .plotting import plot_kiel as plot_kiel
+    from .plotting import plot_spectrum as plot_spectrum
+    from .readers import read_spectra as read_spectra
+    from .spectrum import Spectrum as Spectrum
+    from .units import air_to_vacuum as air_to_vacuum
 
 
 def __getattr__(name: str) -> Any:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import enum
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["ResultFlags", "WARN_MASK", "BAD_MASK", "parameter_flags", "flag_warn", "flag_bad",
            "flag_names"]
@@ -61,7 +62,7 @@ BAD_MASK = int(
 )
 
 
-def parameter_flags(teff: np.ndarray, logg: np.ndarray, fe_h: np.ndarray) -> np.ndarray:
+def parameter_flags(teff: ArrayLike, logg: ArrayLike, fe_h: ArrayLike) -> np.ndarray:
     """DR19 bits 1-4 from point estimates (vectorised; NaN compares False and sets nothing).
 
     Boundaries are exclusive as DR19 states them: teff == 1700 K is inside the range, teff ==
@@ -92,5 +93,5 @@ def flag_bad(result_flags: np.ndarray) -> np.ndarray:
 
 def flag_names(bits: int, none: str = "none", sep: str = ", ") -> str:
     """The names of the bits set in `bits` (`none` when no bit is set), for people to read."""
-    names = [f.name for f in ResultFlags if int(bits) & f.value]
+    names = [str(f.name) for f in ResultFlags if int(bits) & f.value]
     return sep.join(names) if names else none

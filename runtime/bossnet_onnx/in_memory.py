@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
-from typing import Any, Iterable, Union
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +38,7 @@ ACCEPTED_INPUTS = ("a path (str or os.PathLike: file, glob, directory or @list),
                    "or a (wavelength, flux, ivar) tuple of arrays; or a list of these")
 
 #: What the pipeline iterates over: a path to read, or records already in memory.
-InputItem = Union[str, tuple]
+InputItem = str | tuple
 
 FORMAT = "memory"
 

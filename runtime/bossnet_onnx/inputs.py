@@ -22,7 +22,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from .errors import InputError
 
@@ -36,7 +36,7 @@ def _is_spectrum_file(name: str) -> bool:
 
 
 def _walk(path: str) -> list[str]:
-    found = []
+    found: list[str] = []
     for folder, dirs, names in os.walk(path):  # followlinks=False: no symlink loops
         dirs.sort()
         found.extend(os.path.join(folder, n) for n in names

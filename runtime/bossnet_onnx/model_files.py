@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import ModelError
+from .hashing import file_sha256
 
 __all__ = ["MODELS_PACKAGE", "default_model_path", "bundled_models", "resolve_model",
            "DEFAULT_NAMES"]
@@ -63,8 +64,6 @@ def default_model_path() -> Path:
             )
         expected = card.get("sha256")
         if expected:
-            from .session import file_sha256
-
             actual = file_sha256(path)
             if actual != expected:
                 raise ModelError(

@@ -33,12 +33,14 @@ def model_info(path: str | os.PathLike | None = None) -> dict[str, Any]:
     The file is opened with the CPU provider, which validates its metadata and signature as
     `predict` would, so a model `info` accepts is one `predict` can run.
     """
-    from .session import file_sha256, import_onnxruntime, open_model
+    from .hashing import file_sha256
+    from .session import import_onnxruntime, open_model
 
     ort = import_onnxruntime()
     model = open_model(path, provider="cpu", threads=1)
     meta = model.metadata
     session = model.session
+    assert session is not None  # just opened
     file_path = Path(model.path).resolve()
     inputs = session.get_inputs()
     outputs = session.get_outputs()
@@ -77,7 +79,8 @@ def model_info(path: str | os.PathLike | None = None) -> dict[str, Any]:
     }
 
 
-def _size(n: int) -> str:
+def _size(n_bytes: int) -> str:
+    n = float(n_bytes)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

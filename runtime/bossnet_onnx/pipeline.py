@@ -12,9 +12,10 @@ import os
 import time
 import warnings
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.table import Table
@@ -29,7 +30,11 @@ from .session import BossNetModel, open_model
 from .spectrum import ReadFailure, Spectrum
 from .uncertainty import noisy_copies, spectrum_rng, summarize_draws
 
-__all__ = ["predict", "predict_with", "resolve_inputs", "demo_warning", "warn_if_demo", "start_session", "stream_results", "prepare_spectrum",
+if TYPE_CHECKING:
+    from .sharding import Shard
+
+__all__ = ["predict", "predict_with", "resolve_inputs", "demo_warning", "warn_if_demo",
+           "start_session", "stream_results", "prepare_spectrum",
            "result_from_outputs", "Prepared", "StageTimes", "LOW_COVERAGE_FRACTION",
            "BAD_PIXEL_FRACTION"]
 
@@ -132,7 +137,7 @@ def _read_and_prepare(item: str | Sequence[Spectrum | ReadFailure], meta: ModelM
     if isinstance(item, str):
         try:
             records = read_spectra(item)
-        except Exception as exc:  # one bad file must not lose the others
+        except Exception as exc:  # one bad file must not lose the others  # noqa: BLE001
             times.read += time.perf_counter() - t0
             return [_failure(item, _error_text(exc, item))]
     else:
@@ -148,7 +153,7 @@ def _read_and_prepare(item: str | Sequence[Spectrum | ReadFailure], meta: ModelM
             if air and not rec.converted_from_air:
                 rec = in_vacuum(rec)
             out.append(prepare_spectrum(rec, meta, draws, seed))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             out.append(_failure(rec, _error_text(exc, rec.location)))
     times.preprocess += time.perf_counter() - t1
     return out
@@ -203,7 +208,7 @@ class _Batcher:
         t0 = time.perf_counter()
         try:
             physical = self.model.run_physical(np.concatenate([p.inputs for p in batch]))
-        except Exception:
+        except Exception:  # noqa: BLE001
             # Isolate the culprit: rerun one spectrum at a time so only it fails.
             done = [(prep, self._run_one(prep)) for prep in batch]
         else:
@@ -217,7 +222,7 @@ class _Batcher:
     def _run_one(self, prep: Prepared) -> Result:
         try:
             physical = self.model.run_physical(prep.inputs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             return _failure(prep.spectrum, f"{prep.spectrum.location}: model error: "
                                            f"{_error_text(exc)}")
         return result_from_outputs(prep, physical, self.model.metadata, self.draws)
@@ -244,7 +249,8 @@ def iter_results(paths: Sequence[str | Sequence[Spectrum | ReadFailure]], model:
         while order:
             head = order[0]
             if isinstance(head, Result):
-                yield order.popleft()
+                yield head
+                order.popleft()
             elif id(head) in finished:
                 order.popleft()
                 yield finished.pop(id(head))
@@ -298,7 +304,7 @@ def run_metadata(model: BossNetModel, draws: int, seed: int, shard: str | None =
     return header
 
 
-def resolve_inputs(inputs: Any, shard: "Shard | str | None" = None,
+def resolve_inputs(inputs: Any, shard: Shard | str | None = None,
                    recursive: bool = False) -> list:
     """Expanded input paths (globs, dirs, @lists), restricted to one shard if asked.
 
@@ -307,7 +313,7 @@ def resolve_inputs(inputs: Any, shard: "Shard | str | None" = None,
     """
     from .in_memory import resolve_items, split_inputs
     from .inputs import expand_inputs
-    from .sharding import Shard, parse_shard, select_shard
+    from .sharding import parse_shard, select_shard
 
     items = split_inputs(inputs)
     if all(isinstance(p, (str, os.PathLike)) for p in items):
@@ -420,7 +426,13 @@ def stream_results(paths: Sequence, session: BossNetModel, *, draws: int, seed: 
                                 times=times, air=air)
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(TextColumn("[bold]BOSS Net"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("files"), TimeRemainingColumn(),

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def _require_matplotlib() -> None:
         raise PlotExtraError(PLOT_EXTRA_MESSAGE) from None
 
 
-def _figure(size: tuple[float, float]) -> "Figure":
+def _figure(size: tuple[float, float]) -> Figure:
     """A pyplot-free Figure with an Agg canvas (see the module docstring for why)."""
     _require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -91,7 +92,7 @@ def _figure(size: tuple[float, float]) -> "Figure":
     return fig
 
 
-def _save(fig: "Figure", output: str | os.PathLike) -> Path:
+def _save(fig: Figure, output: str | os.PathLike) -> Path:
     output = Path(output)
     if output.parent != Path("") and not output.parent.is_dir():
         raise InputError(f"{output}: output directory {output.parent} does not exist")
@@ -220,13 +221,11 @@ def _draw_input(ax, grid: np.ndarray, inputs: np.ndarray, flux_floor: float) -> 
             zorder=4)
     # limits from the noise-free input plus the band's typical half-width: a draw dipping to
     # near-zero flux next to a floor region must not drag the axis down either
-    above = inputs[0][~at_floor]
-    above = above[np.isfinite(above)]
-    if above.size:
+    limits = _robust_limits(inputs[0][~at_floor])  # running median: one-pixel dips stay out
+    if limits is not None:
         spread = float(np.median(shown[2] - shown[1])) / 2 if len(shown) == 3 else 0.0
-        lo_y, hi_y = float(above.min()) - spread, float(above.max()) + spread
-        pad = 0.08 * (hi_y - lo_y) if hi_y > lo_y else 0.5
-        ax.set_ylim(lo_y - pad, hi_y + pad)
+        lo_y, hi_y = limits[0] - spread, limits[1] + spread
+        ax.set_ylim(lo_y, hi_y)
     if at_floor.any():
         n = int(at_floor.sum())
         ax.plot(grid[at_floor], np.zeros(n), transform=ax.get_xaxis_transform(), ls="none",
@@ -242,7 +241,7 @@ def _message(ax, text: str) -> None:
     ax.set_yticks([])
 
 
-def _model_label(model: "BossNetModel") -> str:
+def _model_label(model: BossNetModel) -> str:
     meta = model.metadata
     note = _PROVENANCE_NOTES.get(meta.provenance, f"({meta.provenance})")
     return f"{meta.model_name} {note}".strip()
@@ -284,9 +283,9 @@ def _as_records(source: Any) -> tuple[list[Spectrum | ReadFailure], str]:
 
 def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | ReadFailure],
                   output: str | os.PathLike | None = None, *, hdu: int | None = None,
-                  row: int | None = None, model: "str | os.PathLike | BossNetModel | None" = None,
+                  row: int | None = None, model: str | os.PathLike | BossNetModel | None = None,
                   provider: str = "auto", draws: int = 20, seed: int = 0,
-                  air: bool = False) -> "Figure":
+                  air: bool = False) -> Figure:
     """One panel per spectrum: observed flux over the model's 3900-point input, labels on top.
 
     `source` is a spectrum file (every format `predict` reads) or Spectrum records; `hdu`/`row`
@@ -361,7 +360,7 @@ LABEL_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _column(table: "Table", name: str):
+def _column(table: Table, name: str):
     lower = {c.lower(): c for c in table.colnames}
     return lower.get(name)
 
@@ -387,7 +386,7 @@ def label_columns(colnames: Sequence[str], overrides: dict[str, str | None] | No
 
 
 def load_labels(path: str | os.PathLike, hdu: int | None = None,
-                columns: dict[str, str | None] | None = None) -> "Table":
+                columns: dict[str, str | None] | None = None) -> Table:
     """A table with teff, logg and fe_h columns: one of our catalogues or any survey table.
 
     Columns are found by `label_columns` (`columns` overrides the names, e.g. {"fe_h": "FEH"}).
@@ -431,7 +430,7 @@ def load_labels(path: str | os.PathLike, hdu: int | None = None,
                     return table
     except InputError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise InputError(f"{path}: cannot read as FITS ({exc})") from None
     where = f"HDU {hdu}" if hdu is not None else "no table HDU"
     raise InputError(f"{path}: {where} has the columns teff, logg and fe_h that a Kiel diagram "
@@ -448,7 +447,7 @@ def _as_bool(column) -> np.ndarray:
     return np.ma.filled(values, False).astype(bool)
 
 
-def _flag_arrays(table: "Table") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _flag_arrays(table: Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(failed, warn, bad) booleans from whatever flag columns the table has."""
     n = len(table)
     failed = np.zeros(n, bool)
@@ -470,14 +469,14 @@ def _flag_arrays(table: "Table") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return failed, warn, bad
 
 
-def _floats(table: "Table", name: str) -> np.ndarray:
+def _floats(table: Table, name: str) -> np.ndarray:
     col = table[name]
     values = np.ma.filled(np.ma.asarray(col, dtype=np.float64), np.nan)
     return np.asarray(values, dtype=np.float64)
 
 
-def _as_table(catalogue: "str | os.PathLike | Table", hdu: int | None,
-              columns: dict[str, str | None] | None = None) -> tuple["Table", str]:
+def _as_table(catalogue: str | os.PathLike | Table, hdu: int | None,
+              columns: dict[str, str | None] | None = None) -> tuple[Table, str]:
     from astropy.table import Table
 
     if isinstance(catalogue, Table):
@@ -485,7 +484,7 @@ def _as_table(catalogue: "str | os.PathLike | Table", hdu: int | None,
     return load_labels(catalogue, hdu=hdu, columns=columns), str(catalogue)
 
 
-def _groups(table: "Table", where: str, columns: dict[str, str | None] | None = None
+def _groups(table: Table, where: str, columns: dict[str, str | None] | None = None
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """teff, logg, fe_h and the row masks: good, warn, bad (drawn), failed, no_labels (not)."""
     names = label_columns(table.colnames, columns, where)
@@ -494,7 +493,7 @@ def _groups(table: "Table", where: str, columns: dict[str, str | None] | None = 
         raise InputError(f"{where}: lacks column(s) {', '.join(missing)}; a Kiel diagram needs "
                          f"teff, logg and fe_h (or name them with --teff/--logg/--feh), found "
                          f"{', '.join(table.colnames)}")
-    teff, logg, fe_h = (_floats(table, names[k]) for k in ("teff", "logg", "fe_h"))
+    teff, logg, fe_h = (_floats(table, str(names[k])) for k in ("teff", "logg", "fe_h"))
     failed, warn, bad = _flag_arrays(table)
     usable = ~failed & np.isfinite(teff) & np.isfinite(logg) & (teff > 0)
     masks = {
@@ -507,7 +506,7 @@ def _groups(table: "Table", where: str, columns: dict[str, str | None] | None = 
     return teff, logg, fe_h, masks
 
 
-def kiel_counts(catalogue: "str | os.PathLike | Table", *, hdu: int | None = None,
+def kiel_counts(catalogue: str | os.PathLike | Table, *, hdu: int | None = None,
                 columns: dict[str, str | None] | None = None) -> dict[str, int]:
     """Rows per Kiel-diagram group: good, warn, bad (drawn); failed, no_labels (not drawn)."""
     table, where = _as_table(catalogue, hdu, columns)
@@ -517,9 +516,9 @@ def kiel_counts(catalogue: "str | os.PathLike | Table", *, hdu: int | None = Non
     return counts
 
 
-def plot_kiel(catalogue: "str | os.PathLike | Table", output: str | os.PathLike | None = None,
+def plot_kiel(catalogue: str | os.PathLike | Table, output: str | os.PathLike | None = None,
               *, hdu: int | None = None, title: str | None = None,
-              columns: dict[str, str | None] | None = None) -> "Figure":
+              columns: dict[str, str | None] | None = None) -> Figure:
     """Teff against log g (both axes reversed, as stars sit on the HR diagram), colour [Fe/H].
 
     Rows with `result_flags` bit 0 or without finite teff/logg are not drawn; flag_bad rows are

@@ -6,7 +6,6 @@ happen is an error rather than a quiet slowdown.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +16,11 @@ import numpy as np
 from .errors import ModelError, NoEngineError, ProviderError
 from .metadata import ModelMetadata
 
-if TYPE_CHECKING:  # pragma: no cover
-    from astropy.table import Table
+if TYPE_CHECKING:
+    import onnxruntime
 
-__all__ = ["BossNetModel", "load", "open_model", "available_cpus", "resolve_providers",
-           "file_sha256", "import_onnxruntime", "NO_ENGINE_MESSAGE"]
+__all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers",
+           "import_onnxruntime", "NO_ENGINE_MESSAGE"]
 
 ProviderName = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
@@ -50,19 +49,11 @@ def _cgroup_cpu_limit() -> int | None:
     return None
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 NO_ENGINE_MESSAGE = ("no ONNX Runtime engine is installed; install one: pip install "
                      "'bossnet-onnx[cpu]' (or 'bossnet-onnx[gpu]' for NVIDIA GPUs, never both)")
 
 
-def import_onnxruntime():
+def import_onnxruntime() -> Any:
     """The onnxruntime module (from onnxruntime or onnxruntime-gpu, whichever is installed).
 
     The core package does not depend on either, so that CPU and GPU users each get exactly
@@ -98,36 +89,22 @@ def resolve_providers(provider: str) -> list[str]:
 
 @dataclass
 class BossNetModel:
-    """A loaded, validated BOSS Net model: open it once (`bossnet_onnx.load`), predict many times.
+    """A loaded, validated BOSS Net model ready to run batches of preprocessed spectra.
 
-    `model.predict(inputs, ...)` takes everything `bossnet_onnx.predict` takes and reuses the
-    open onnxruntime session. Use it as a context manager (`with bossnet_onnx.load() as m:`)
-    or call `close()` to release the session's memory at a known point.
-
-    Thread safety: `predict` and `run_physical` may be called from several threads at once on
-    one model (onnxruntime's `InferenceSession.run` is thread-safe, and each call keeps its
-    own state); each call already uses `threads` CPU threads, so more threads than cores
-    gain nothing. `close()` must not race with running calls.
+    The engine-level object: `model.Model` (what `bossnet_onnx.load` returns) adds `predict`.
+    Usable as a context manager; `close()` releases the onnxruntime session. `run_physical`
+    may be called from several threads at once (onnxruntime's `run` is thread-safe).
     """
 
     path: Path
     metadata: ModelMetadata
-    session: object
+    session: onnxruntime.InferenceSession | None
     provider: str
     threads: int
 
     @property
     def fixed_batch(self) -> int | None:
         return self.metadata.batch_size
-
-    def predict(self, inputs: Any, *, draws: int = 20, seed: int = 0, batch_size: int = 32,
-                progress: bool = False, shard: str | None = None, air: bool = False,
-                recursive: bool = False) -> "Table":
-        """Labels for every spectrum in `inputs`; see `bossnet_onnx.predict` for the arguments."""
-        from .pipeline import predict_with
-
-        return predict_with(self, inputs, draws=draws, seed=seed, batch_size=batch_size,
-                            progress=progress, shard=shard, air=air, recursive=recursive)
 
     @property
     def closed(self) -> bool:
@@ -137,7 +114,7 @@ class BossNetModel:
         """Release the onnxruntime session; later calls raise ModelError."""
         self.session = None
 
-    def __enter__(self) -> "BossNetModel":
+    def __enter__(self) -> BossNetModel:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -145,7 +122,7 @@ class BossNetModel:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{self.provider}, {self.threads} threads"
-        return (f"<BossNetModel {self.metadata.model_name} ({self.metadata.provenance}) "
+        return (f"<{type(self).__name__} {self.metadata.model_name} ({self.metadata.provenance}) "
                 f"from {self.path} [{state}]>")
 
     def run_normalized(self, x: np.ndarray) -> np.ndarray:
@@ -184,16 +161,6 @@ class BossNetModel:
         return self.metadata.unnormalize(self.run_normalized(x))
 
 
-def load(model: str | os.PathLike | None = None, *, provider: str = "auto",
-         threads: int | None = None) -> BossNetModel:
-    """Open a model once for many predictions: `model = bossnet_onnx.load("boss")`.
-
-    `model` is a model name (model_files.resolve_model), a path to an .onnx file, or None for
-    the default; `provider` auto, cpu or cuda; `threads` the CPU threads of each call.
-    """
-    return open_model(model, provider, threads)
-
-
 def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
                threads: int | None = None) -> BossNetModel:
     """Load and validate a BOSS Net ONNX model; `path` may also be a model name, or None for
@@ -224,7 +191,7 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
             mmap_session_options(options)
     try:
         session = ort.InferenceSession(str(load_from), sess_options=options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types  # noqa: BLE001
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
     props = session.get_modelmeta().custom_metadata_map

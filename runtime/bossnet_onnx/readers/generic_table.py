@@ -21,8 +21,8 @@ from astropy.io import fits
 from astropy.table import Table
 
 from ..errors import InputError, InputWarning
-from ..units import is_log_unit, to_angstrom, unit_name
 from ..spectrum import ReadFailure, Spectrum
+from ..units import is_log_unit, to_angstrom, unit_name
 from ._checks import checked
 from ._fits import check_file
 
@@ -64,7 +64,7 @@ def identify(path: str, hdul: fits.HDUList | None) -> bool:
         if hdul is None:
             return str(path).lower().endswith(ASCII_SUFFIXES)
         return _table_hdu(hdul) is not None
-    except Exception:
+    except Exception:  # noqa: BLE001
         return False
 
 
@@ -74,7 +74,7 @@ def _load(path: str, hdul: fits.HDUList | None) -> tuple[Table, int]:
         fmt = "ascii.ecsv" if path.lower().endswith(".ecsv") else "ascii.csv"
         try:
             return Table.read(path, format=fmt), 0
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(f"{path}: cannot parse as {fmt[6:].upper()} ({text[:160]}); "
                              f"expected a header line and one pixel per line") from None
@@ -134,6 +134,8 @@ def spectra_from_table(table: Table, *, path: str, index: int = 0, fmt: str = NA
                          f"ideally ivar or error); found {', '.join(names) or 'no columns'}")
     wcol, fcol = _pick(names, WAVE), _pick(names, FLUX)
     icol, ecol, mcol = _pick(names, IVAR), _pick(names, ERROR), _pick(names, MASK)
+    # _usable() guarantees these
+    assert wcol is not None and fcol is not None
     if len(table) == 0:
         raise InputError(f"{place}: table has no rows; expected one pixel a row")
     per_row = np.asarray(table[fcol]).ndim == 2
@@ -148,7 +150,8 @@ def spectra_from_table(table: Table, *, path: str, index: int = 0, fmt: str = NA
                       f"flux (result_flags NO_VALID_IVAR), so e_* are not measurement errors",
                       InputWarning, stacklevel=2)
     ftype = _stored_dtype(table, fcol)
-    itype = _stored_dtype(table, icol or ecol) if (icol or ecol) else np.float32
+    noise_col = icol or ecol
+    itype = _stored_dtype(table, noise_col) if noise_col else np.float32
     wunit, funit = _unit(table, wcol), _unit(table, fcol)
     log_wave = wcol.lower() == "loglam" or is_log_unit(wunit)
     out: list[Spectrum | ReadFailure] = []

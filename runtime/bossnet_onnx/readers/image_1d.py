@@ -46,7 +46,7 @@ def identify(path: str, hdul: fits.HDUList | None) -> bool:
     """A 1-D image with CRVAL1 and CDELT1 (or CD1_1) in its header."""
     try:
         return hdul is not None and _flux_hdu(hdul) is not None
-    except Exception:
+    except Exception:  # noqa: BLE001 - identify never raises
         return False
 
 
