@@ -548,3 +548,30 @@ def test_kiel_column_options_map_any_names(tmp_path, monkeypatch):
     assert wrong.exit_code == 1
     assert wrong.stderr.strip().splitlines() == [
         f"error: {path}: has no column 'FEH_X' (--feh); its columns: T, gravity, metallicity"]
+
+
+def test_plot_handles_every_input_predict_handles(tmp_path, model):
+    """The bad-input corpus (test_bad_inputs) through plot: each file is a figure with its
+    failure shown in the panel title, or one BossNetError line; never a crash."""
+    import warnings
+
+    from test_bad_inputs import FILE_FAILURES, SPECTRUM_CASES, spec
+
+    from bossnet_onnx.errors import BossNetError
+
+    made, refused = 0, 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for k, (build, _fails, _expect) in enumerate(SPECTRUM_CASES.values()):
+            path = spec(tmp_path / f"s{k}.fits", **build())
+            fig = plot_spectrum(path, tmp_path / f"s{k}.png", model=model, draws=3)
+            made += len(fig.axes) == 2
+        for k, (make, _error, _message) in enumerate(FILE_FAILURES.values()):
+            folder = tmp_path / f"f{k}"
+            folder.mkdir()
+            try:
+                plot_spectrum(make(folder), tmp_path / f"f{k}.png", model=model, draws=3)
+            except BossNetError as exc:
+                assert "\n" not in str(exc)
+                refused += 1
+    assert made == len(SPECTRUM_CASES) and refused == len(FILE_FAILURES)
