@@ -66,10 +66,10 @@ def test_stdout_table_names_place_telescope_and_flags(tmp_path, star_arrays):
     res = run("predict", EXAMPLE, tmp_path / "noivar.csv", "--draws", "2")
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
-    assert lines[0].split()[:3] == ["source", "telescope", "teff"]
-    assert "flags" in lines[0]
-    (row,) = [ln for ln in lines if ln.startswith("spec-9999-60000-0042.fits[HDU 1]")]
-    assert "SDSS 2.5-M" in row
+    assert lines[0].split()[:5] == ["path", "hdu", "row", "telescope", "teff"]
+    assert "flags" in lines[0] and "quality" in lines[0]
+    (row,) = [ln for ln in lines if ln.startswith("spec-9999-60000-0042.fits")]
+    assert row.split()[1:4] == ["1", "-1", "apo25m"]
     (flux_only,) = [ln for ln in lines if ln.startswith("noivar.csv")]
     assert "NO_VALID_IVAR" in flux_only
     # the flux-only table's fallback is one warning line
@@ -108,5 +108,5 @@ def test_one_dimensional_image_gives_the_numbers_of_the_same_table(tmp_path, sta
     assert res.exit_code == 0, res.output
     both = read_catalogue(tmp_path / "both.fits")
     assert list(both["format"]) == ["image-1d", "generic-table"]
-    for name in ("teff", "logg", "fe_h", "v_rad"):
+    for name in ("teff", "logg", "fe_h", "bn_v_r"):
         assert both[name][0] == both[name][1]

@@ -22,8 +22,8 @@ from bossnet_onnx.spectrum import Spectrum
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "spec-9999-60000-0042.fits"
-LABELS = ("teff", "logg", "fe_h", "v_rad", "e_teff", "e_logg", "e_fe_h", "e_v_rad",
-          "result_flags")
+LABELS = ("teff", "logg", "fe_h", "bn_v_r", "e_teff", "e_logg", "e_fe_h", "e_bn_v_r",
+          "result_flags", "quality_flags")
 
 pytestmark = pytest.mark.filterwarnings("ignore::bossnet_onnx.errors.DemoModelWarning")
 
@@ -40,13 +40,6 @@ def star() -> Spectrum:
     return spec
 
 
-def same_source(spec: Spectrum, **changes) -> Spectrum:
-    """The record an in-memory object gives, named like the file so the draws' seed agrees."""
-    import dataclasses
-
-    return dataclasses.replace(spec, **changes)
-
-
 def same(a, b) -> None:
     """Bit-identical, NaN equal to NaN (e_* are NaN without draws)."""
     np.testing.assert_array_equal(a, b)
@@ -59,8 +52,7 @@ def labels(table, row=0):
 # specutils 2 deprecates the name Spectrum1D; notebooks still use it, so it is still accepted
 @pytest.mark.filterwarnings("ignore:The Spectrum1D class is deprecated")
 def test_each_in_memory_kind_gives_the_numbers_of_the_file(model, star):
-    """Point labels (draws=0) are bit-identical; with draws the seed follows the identity,
-    which for an in-memory object is its `<kind k>` name."""
+    """Point labels (draws=0) are bit-identical, and so are the draws (seeded by content)."""
     from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
     from specutils import Spectrum as SUSpectrum
     from specutils import Spectrum1D
@@ -90,17 +82,18 @@ def test_each_in_memory_kind_gives_the_numbers_of_the_file(model, star):
         got = model.predict(obj, draws=0)
         assert len(got) == 1, kind
         np.testing.assert_allclose(labels(got), labels(from_file), rtol=2e-6, err_msg=kind)
-    # the same identity gives the same draws too
+    # the draws are seeded by the spectrum's content, so the e_* agree too wherever the
+    # conversion leaves the pixels bit-identical (no unit change)
     with_draws = model.predict(str(EXAMPLE), draws=8, seed=3)
-    again = model.predict(same_source(star), draws=8, seed=3)
-    same(labels(again), labels(with_draws))
+    for kind in ("Spectrum", "arrays", "Table", "specutils ivar"):
+        same(labels(model.predict(kinds[kind], draws=8, seed=3)), labels(with_draws))
 
 
 def test_two_dimensional_arrays_are_many_spectra_on_one_grid(model, star):
     flux = np.stack([star.flux, star.flux * 2, star.flux])
     ivar = np.stack([star.ivar] * 3)
     table = model.predict((star.wavelength, flux, ivar), draws=0)
-    assert list(table["source"]) == ["<arrays 0>"] * 3 and list(table["row"]) == [0, 1, 2]
+    assert list(table["path"]) == ["<arrays 0>"] * 3 and list(table["row"]) == [0, 1, 2]
     assert list(table["hdu"]) == [-1, -1, -1]
     single = model.predict((star.wavelength, star.flux, star.ivar), draws=0)
     # batch composition changes onnxruntime's float summation order in the last bits only
@@ -126,13 +119,13 @@ def test_specutils_mask_is_left_out_and_path_is_fast(model, star):
     ivar = np.where(mask, 0, star.ivar)
     expected = model.predict((star.wavelength, flux, ivar), draws=0)
     same(labels(model.predict(obj, draws=0)), labels(expected))
-    assert got["source"][0] == "<Spectrum 0>"
+    assert got["path"][0] == "<Spectrum 0>"
 
 
 def test_mixed_list_keeps_input_order(model, star):
     table = model.predict([star, str(EXAMPLE), (star.wavelength, star.flux, star.ivar)],
                           draws=0)
-    assert [Path(s).name for s in table["source"]] == [EXAMPLE.name, EXAMPLE.name, "<arrays 2>"]
+    assert [Path(s).name for s in table["path"]] == [EXAMPLE.name, EXAMPLE.name, "<arrays 2>"]
 
 
 @pytest.mark.parametrize("obj", [np.zeros((3, 10)), 3.5, {"flux": [1, 2]}, None,
@@ -152,7 +145,9 @@ def test_arrays_of_mismatched_shapes_name_them(model):
 def test_flux_only_arrays_warn_and_set_the_no_ivar_bit(model, star):
     with pytest.warns(InputWarning, match="no ivar given"):
         table = model.predict((star.wavelength, star.flux, None), draws=2)
-    assert table["result_flags"][0] & int(bossnet_onnx.ResultFlags.NO_VALID_IVAR)
+    from bossnet_onnx.flags import QualityFlags
+
+    assert table["quality_flags"][0] & int(QualityFlags.NO_VALID_IVAR)
 
 
 def test_table_with_unknown_unit_is_one_clear_failure(model, star):

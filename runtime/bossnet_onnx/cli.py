@@ -81,34 +81,37 @@ def _main(
 def _print_table(table) -> None:
     """A readable summary on stdout: one line per spectrum, the columns people look at.
 
-    `where` is the HDU/row inside the file (as in error messages), `telescope` the survey's
-    instrument, `flags` the names of the result_flags bits set.
+    `hdu`/`row` say where in the file (-1: in memory / the only one), `telescope` the survey's
+    instrument, `flags` the names of the DR19 result_flags bits set, `quality` ours.
     """
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table as RichTable
 
     from .flags import flag_names
-    from .spectrum import location_text
 
     view = RichTable(box=None, pad_edge=False, header_style="bold")
-    for name in ("source", "telescope", "teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h",
-                 "v_rad", "e_v_rad", "flags", "error"):
-        view.add_column(name, justify="left" if name in ("source", "telescope", "flags",
-                                                         "error") else "right")
+    for name in ("path", "hdu", "row", "telescope", "teff", "e_teff", "logg", "e_logg", "fe_h",
+                 "e_fe_h", "bn_v_r", "e_bn_v_r", "frame", "snr", "flags", "quality", "error"):
+        view.add_column(name, justify="left" if name in ("path", "telescope", "error", "frame",
+                                                         "flags", "quality") else "right")
 
     def num(value, fmt):
         return "nan" if value != value else format(value, fmt)
 
     has_telescope = "telescope" in table.colnames
     for r in table:
-        where = location_text(Path(str(r["source"])).name, int(r["hdu"]), int(r["row"]))
         view.add_row(
-            escape(where), escape(str(r["telescope"]) if has_telescope else ""),
+            escape(Path(str(r["path"])).name), str(r["hdu"]), str(r["row"]),
+            escape(str(r["telescope"]) if has_telescope else ""),
             num(r["teff"], ".0f"), num(r["e_teff"], ".0f"), num(r["logg"], ".2f"),
             num(r["e_logg"], ".2f"), num(r["fe_h"], ".2f"), num(r["e_fe_h"], ".2f"),
-            num(r["v_rad"], ".1f"), num(r["e_v_rad"], ".1f"),
-            flag_names(int(r["result_flags"]), none="", sep=","),
+            num(r["bn_v_r"], ".1f"), num(r["e_bn_v_r"], ".1f"), str(r["frame"]),
+            num(r["snr_model"], ".1f"),
+            # DR19's result_flags and our quality problems by name, apart: quality problems do
+            # not make a row bad
+            ",".join(flag_names(int(r["result_flags"]))) or "-",
+            ",".join(flag_names(0, int(r["quality_flags"]))) or "-",
             escape(str(r["error"])),
         )
     Console(width=240, soft_wrap=True).print(view)
@@ -126,7 +129,10 @@ def predict(
     provider: str = typer.Option("auto", "--provider", callback=_provider,
                                  help="auto, cpu or cuda."),
     draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the draws (with each spectrum's identity)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the draws (with each spectrum's content)."),
+    recipe: str = typer.Option("reference", "--recipe",
+                               help="Preprocessing: reference (hutchresearch/BOSSNet) or astra "
+                                    "(SDSS DR19's production code)."),
     air: bool = typer.Option(False, "--air", help="The files' wavelengths are in air: convert "
                              "them to vacuum (IAU/Morton 2000; see README)."),
     recursive: bool = typer.Option(False, "--recursive", "-r",
@@ -143,6 +149,7 @@ def predict(
 ) -> None:
     """Predict log g, Teff, [Fe/H] and RV for every spectrum in INPUTS."""
     from .pipeline import predict as run_predict
+    from .preprocess import RECIPES
     from .runs import Interrupted, predict_to_file
     from .sharding import parse_shard
 
@@ -151,13 +158,16 @@ def predict(
             parse_shard(shard)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--shard") from None
+    if recipe not in RECIPES:
+        raise typer.BadParameter(f"{recipe!r} is not one of {', '.join(RECIPES)}",
+                                 param_hint="--recipe")
     if resume and output is None:
         raise typer.BadParameter("--resume needs --output/-o (the catalogue being resumed)",
                                  param_hint="--resume")
     show_progress = not quiet and sys.stderr.isatty()
     common: dict[str, Any] = dict(model=model, provider=provider, draws=draws, seed=seed,
                                   batch_size=batch_size, threads=threads,
-                                  progress=show_progress, shard=shard, air=air,
+                                  progress=show_progress, shard=shard, recipe=recipe, air=air,
                                   recursive=recursive)
     try:
         with _warnings_on_stderr():
@@ -254,11 +264,18 @@ def plot(
                                  help="auto, cpu or cuda."),
     draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws (as in predict)."),
+    recipe: str = typer.Option("reference", "--recipe",
+                               help="Preprocessing, as in predict: reference or astra."),
     air: bool = typer.Option(False, "--air", help="The file's wavelengths are in air: convert "
                              "them to vacuum."),
 ) -> None:
     """Plot each spectrum, the model input it became, and its labels, errors and flags."""
     from .plotting import plot_spectrum
+    from .preprocess import RECIPES
+
+    if recipe not in RECIPES:
+        raise typer.BadParameter(f"{recipe!r} is not one of {', '.join(RECIPES)}",
+                                 param_hint="--recipe")
 
     name = spectrum.name
     for suffix in (".gz", ".fits", ".fit", ".csv", ".ecsv"):
@@ -267,7 +284,8 @@ def plot(
     try:
         with _warnings_on_stderr():
             fig = plot_spectrum(spectrum, target, hdu=hdu, row=row, model=model,
-                                provider=provider, draws=draws, seed=seed, air=air)
+                                provider=provider, draws=draws, seed=seed, recipe=recipe,
+                                air=air)
     except BossNetError as exc:
         _fail(exc)
     typer.echo(f"{plural(len(fig.axes) // 2, 'spectrum', 'spectra')} -> {target}", err=True)

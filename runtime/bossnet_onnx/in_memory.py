@@ -172,7 +172,9 @@ def _from_specutils(obj: Any, source: str) -> list[Spectrum | ReadFailure]:
         ivar = np.zeros_like(flux)
     else:
         try:
-            inverse = obj.uncertainty.represent_as(InverseVariance)
+            # already ivar: as it is (a round trip through variance changes the last bits)
+            inverse = (obj.uncertainty if isinstance(obj.uncertainty, InverseVariance)
+                       else obj.uncertainty.represent_as(InverseVariance))
         except (TypeError, ValueError, u.UnitsError) as exc:
             raise InputError(f"{source}: cannot convert its {type(obj.uncertainty).__name__} "
                              f"to inverse variance ({exc})") from None

@@ -34,13 +34,14 @@ class Model(BossNetModel):
     `close()` must not race with running calls.
     """
 
-    def predict(self, inputs: Any, *, draws: int = 20, seed: int = 0,
+    def predict(self, inputs: Any, *, draws: int = 20, seed: int = 0, recipe: str = "reference",
                 batch_size: int = DEFAULT_BATCH_ROWS, progress: bool = False,
                 shard: str | None = None, air: bool = False,
                 recursive: bool = False) -> Table:
         """Labels for every spectrum in `inputs`; see `bossnet_onnx.predict` for the arguments."""
-        return predict_with(self, inputs, draws=draws, seed=seed, batch_size=batch_size,
-                            progress=progress, shard=shard, air=air, recursive=recursive)
+        return predict_with(self, inputs, draws=draws, seed=seed, recipe=recipe,
+                            batch_size=batch_size, progress=progress, shard=shard, air=air,
+                            recursive=recursive)
 
 
 def load(model: str | os.PathLike | None = None, *, provider: str = "auto",
