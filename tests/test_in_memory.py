@@ -165,7 +165,7 @@ def test_demo_model_warns_on_every_predict(model, star):
 
 
 def test_model_object_reuses_its_session_and_closes(star):
-    m = bossnet_onnx.load("boss")
+    m = bossnet_onnx.load()
     session = m.session
     with m:
         m.predict(star, draws=0)
@@ -201,8 +201,8 @@ def test_model_predict_from_threads_matches_serial(model, star):
 
 
 def test_unknown_model_name_is_a_model_error():
-    with pytest.raises(ModelError, match=r"no-such-model: model file not found; give an "
-                                         r"exported \.onnx file or a model name"):
+    with pytest.raises(ModelError, match=r"--model no-such-model: no installed model and no "
+                                         r"file of that name"):
         bossnet_onnx.load("no-such-model")
 
 

@@ -26,6 +26,10 @@ app = typer.Typer(
 )
 
 
+MODEL_HELP = ("Installed model name (`models list`) or ONNX file (default: the bundled demo "
+              "model).")
+
+
 def _fail(exc: BaseException) -> None:
     """Print one line and exit 1: the house rule for every command."""
     typer.echo(f"error: {exc}", err=True)
@@ -75,7 +79,8 @@ def _main(
         False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
     ),
 ) -> None:
-    """BOSS Net via ONNX: `predict` spectra, `export` checkpoints, `info` on models."""
+    """BOSS Net via ONNX: `predict` spectra, `models pull` the published weights, `export`
+    checkpoints, `info` on models."""
 
 
 def _print_table(table) -> None:
@@ -124,8 +129,7 @@ def predict(
                                           help="Catalogue: .fits, .csv, .ecsv or .parquet. "
                                                "Default: a table on stdout."),
     model: str | None = typer.Option(None, "--model", "-m",
-                                        help="ONNX model file or model name (default: the "
-                                             "bundled demo model)."),
+                                        help=MODEL_HELP),
     provider: str = typer.Option("auto", "--provider", callback=_provider,
                                  help="auto, cpu or cuda."),
     draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
@@ -258,8 +262,7 @@ def plot(
     hdu: int | None = typer.Option(None, "--hdu", help="Only spectra from this HDU."),
     row: int | None = typer.Option(None, "--row", help="Only spectra from this table row."),
     model: str | None = typer.Option(None, "--model", "-m",
-                                        help="ONNX model file or model name (default: the "
-                                             "bundled demo model)."),
+                                        help=MODEL_HELP),
     provider: str = typer.Option("auto", "--provider", callback=_provider,
                                  help="auto, cpu or cuda."),
     draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
@@ -329,7 +332,7 @@ def kiel(
 
 @app.command()
 def info(
-    model: Path | None = typer.Argument(None, help="ONNX model (default: the bundled one)."),
+    model: str | None = typer.Argument(None, help=MODEL_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the details as JSON."),
 ) -> None:
     """Describe a model: provenance, checksums, grid, parameters, stats, opset, providers."""
@@ -342,6 +345,56 @@ def info(
     except BossNetError as exc:
         _fail(exc)
     typer.echo(json.dumps(details, indent=2) if as_json else format_model_info(details))
+
+
+models_app = typer.Typer(
+    help="The published BOSS Net weights: list them, pull (fetch, verify, export) one.",
+    no_args_is_help=True,
+)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(
+    as_json: bool = typer.Option(False, "--json", help="Print the registry (every file with "
+                                 "its path and git blob id) and the install state as JSON."),
+) -> None:
+    """Each published model: description, repository, commit, size, whether it is installed."""
+    import json
+
+    from .pull import format_model_list, list_models
+
+    try:
+        doc = list_models()
+    except BossNetError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(doc, indent=1) if as_json else format_model_list(doc))
+
+
+@models_app.command("pull")
+def models_pull(
+    name: str = typer.Argument(..., help="Model name (see `bossnet-onnx models list`)."),
+    source_dir: Path | None = typer.Option(None, "--from", help="Take the files from a "
+                                              "local clone of the repository (or a copy of "
+                                              "the model's folder) instead of the network."),
+    force: bool = typer.Option(False, "--force", help="Fetch, verify and export again even "
+                               "if the model is installed."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Fetch NAME's published files, verify their git blob ids, export and install NAME.onnx."""
+    from .pull import pull_model
+
+    try:
+        result = pull_model(name, source_dir=source_dir, force=force,
+                            progress=not quiet and sys.stderr.isatty())
+    except BossNetError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: nothing was installed; verified files and the partial "
+                   f"download are kept, run `bossnet-onnx models pull {name}` again to resume",
+                   err=True)
+        raise typer.Exit(code=130) from None
+    typer.echo(result.summary(), err=True)
 
 
 def main() -> None:

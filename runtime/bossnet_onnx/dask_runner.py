@@ -47,11 +47,10 @@ def predict_dask(inputs: Iterable[str] | str, *, model: str | os.PathLike | None
     """
     import dask.bag as db
 
-    if model is None:
-        from .model_files import default_model_path
+    from .model_files import resolve_model
 
-        model = default_model_path()
-    model_path = str(os.fspath(model))
+    # Resolved here, once: workers get a file path, whatever their environment says.
+    model_path = str(resolve_model(model))
     # Validates the model once, up front, and supplies the header provenance.
     local = open_model(model_path, provider, threads)
     paths = resolve_inputs(inputs)

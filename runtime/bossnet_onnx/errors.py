@@ -21,6 +21,10 @@ __all__ = [
     "DemoModelWarning",
     "InputWarning",
     "NoEngineError",
+    "RegistryError",
+    "DownloadError",
+    "VerificationError",
+    "PullError",
 ]
 
 
@@ -82,3 +86,19 @@ class DemoModelWarning(BossNetWarning):
 
 class InputWarning(BossNetWarning):
     """An input was read with a fallback the user should know about (e.g. no ivar column)."""
+
+
+class RegistryError(BossNetError):
+    """The model registry (built-in or BOSSNET_ONNX_REGISTRY) is unreadable, or a name is unknown."""
+
+
+class DownloadError(BossNetError):
+    """A published file could not be fetched: server down, HTTP error, timeout, disk full."""
+
+
+class VerificationError(DownloadError):
+    """A fetched file's git blob id differs from the registry's: it is not the published file."""
+
+
+class PullError(BossNetError):
+    """`models pull` stopped after the files were fetched: no export extra, locked, unsupported."""

@@ -105,6 +105,9 @@ class ModelMetadata:
     description: str = ""
     model_config: Mapping[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    #: Which published set the weights are (registry name, repository, commit, blob ids);
+    #: None for weights that did not come through `models pull`.
+    source: Mapping[str, Any] | None = None
 
     # ----------------------------------------------------------------- derived
     @property
@@ -158,6 +161,8 @@ class ModelMetadata:
             },
             "model_config": dict(self.model_config),
         }
+        if self.source is not None:
+            doc["source"] = dict(self.source)
         return {PREFIX + k: json.dumps(v, sort_keys=True) for k, v in doc.items()}
 
     @classmethod
@@ -244,6 +249,7 @@ class ModelMetadata:
         if not isinstance(model_name, str) or not model_name:
             raise bad("model_name", "must be a non-empty string")
         config = json.loads(props.get(PREFIX + "model_config", "{}"))
+        published = _parse_source(props, bad)
         return cls(
             model_name=model_name,
             provenance=prov["kind"],
@@ -261,8 +267,46 @@ class ModelMetadata:
             physical_output=str(io["physical_output"]),
             batch_size=io.get("batch_size"),
             model_config=config if isinstance(config, dict) else {},
+            source=published,
         )
+
+    @property
+    def source_text(self) -> str:
+        """'NAME: repository@commit' of a pulled published set, '' otherwise."""
+        if not self.source:
+            return ""
+        return (f"{self.source['registry_name']}: {self.source['repository']}@"
+                f"{self.source['commit']}")
 
     def index(self, name: str) -> int:
         """Column of parameter `name` in the model's output."""
         return self.parameter_names.index(name)
+
+
+#: Fields of the optional `bossnet.source` key (written by `models pull`) and their checks.
+SOURCE_TEXT_FIELDS = ("registry_name", "repository", "commit")
+
+
+def _parse_source(props: Mapping[str, str], bad) -> dict[str, Any] | None:
+    """The optional provenance of a pulled published set; checked when present."""
+    raw = props.get(PREFIX + "source")
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+    except (TypeError, ValueError):
+        raise bad("source", "is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise bad("source", "must be an object (registry_name, repository, commit, files)")
+    for key in SOURCE_TEXT_FIELDS:
+        if not isinstance(doc.get(key), str) or not doc[key]:
+            raise bad("source", f"lacks the text field '{key}'")
+    commit = doc["commit"]
+    if len(commit) != 40 or any(c not in "0123456789abcdef" for c in commit):
+        raise bad("source", f"commit {commit[:60]!r} is not a 40-digit hex id")
+    files = doc.get("files")
+    if not isinstance(files, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("path"), str)
+            and isinstance(f.get("blob"), str) and len(f["blob"]) == 40 for f in files):
+        raise bad("source", "'files' must list {path, blob} with 40-digit blob ids")
+    return doc

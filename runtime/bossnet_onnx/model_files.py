@@ -12,11 +12,10 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from .errors import ModelError
+from .errors import BossNetError, ModelError
 from .hashing import file_sha256
 
-__all__ = ["MODELS_PACKAGE", "default_model_path", "bundled_models", "resolve_model",
-           "DEFAULT_NAMES"]
+__all__ = ["MODELS_PACKAGE", "default_model_path", "bundled_models", "resolve_model"]
 
 MODELS_PACKAGE = "bossnet_onnx_models"
 POINTER = "default.json"
@@ -81,27 +80,40 @@ def default_model_path() -> Path:
     return found[0]
 
 
-#: Names meaning "the default model" (until a registry installs the published "boss" weights,
-#: that is the bundled demonstration model, which warns on every prediction).
-DEFAULT_NAMES = ("boss", "default")
+def _looks_like_name(spec: str) -> bool:
+    """A bare word such as `boss`: no folder part and no file suffix."""
+    return ("/" not in spec and os.sep not in spec and "." not in spec and bool(spec)
+            and spec not in (".", ".."))
 
 
-def resolve_model(model: str | os.PathLike | None) -> Path:
-    """The .onnx file that `model` (a path, a model name, or None for the default) means.
+def resolve_model(spec: str | os.PathLike | None) -> Path:
+    """The model file a `--model` value means: an installed name first, then a path.
 
-    The one place names are resolved, so that `load()`, `predict(model=...)` and the CLI's
-    `--model` agree. An existing path wins over a name; a bundled model's file stem
-    (`models/<stem>.onnx`) is a name too.
+    None is the bundled demo model. A bare word that is neither an installed model nor an
+    existing file is an error listing the installed and published names and the pull command.
     """
-    if model is None:
+    if spec is None:
         return default_model_path()
-    path = Path(os.fspath(model)).expanduser()
-    if path.exists() or not isinstance(model, str) or os.sep in model or path.suffix:
-        return path
-    name = model.strip().lower()
-    if name in DEFAULT_NAMES:
-        return default_model_path()
-    for bundled in bundled_models():
-        if bundled.stem.lower() == name:
-            return bundled
-    return path  # open_model says the file is not there
+    text = os.fspath(spec)
+    if isinstance(spec, str) and _looks_like_name(text):
+        from .model_home import installed_models
+
+        installed = installed_models()
+        if text in installed:
+            return installed[text]
+        if not Path(text).exists():
+            from .registry import load_registry
+
+            try:
+                published = load_registry().names
+            except BossNetError:
+                published = []
+            how = (f"`bossnet-onnx models pull {text}`" if text in published
+                   else "`bossnet-onnx models pull NAME`")
+            raise ModelError(
+                f"--model {text}: no installed model and no file of that name; installed: "
+                f"{', '.join(sorted(installed)) or 'none'}; published: "
+                f"{', '.join(published) or 'none'}; install one with {how}, or give the path "
+                f"of an .onnx file"
+            )
+    return Path(text)

@@ -382,6 +382,11 @@ def run_metadata(model: BossNetModel, draws: int, seed: int, shard: str | None =
         "RECIPE": recipe,
         "DATE": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
     }
+    if meta.source:
+        # Which published set produced the rows (models pull); the blob ids are in the model.
+        header["MODELREG"] = meta.source["registry_name"]
+        header["MODELREP"] = meta.source["repository"]
+        header["MODELCOM"] = meta.source["commit"]
     if shard:
         header["SHARD"] = str(shard)
     return header

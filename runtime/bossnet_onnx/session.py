@@ -163,8 +163,11 @@ class BossNetModel:
 
 def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
                threads: int | None = None) -> BossNetModel:
-    """Load and validate a BOSS Net ONNX model; `path` may also be a model name, or None for
-    the default model (model_files.resolve_model)."""
+    """Load and validate a BOSS Net ONNX model.
+
+    `path` is a file, the name of a model installed by `models pull` (names first), or None for
+    the bundled default model (model_files.resolve_model).
+    """
     from .model_files import resolve_model
 
     ort = import_onnxruntime()
