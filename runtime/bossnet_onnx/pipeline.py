@@ -235,7 +235,7 @@ def _labels(meta: ModelMetadata, point: np.ndarray, scatter: np.ndarray,
             ids: Mapping[str, Any]) -> dict[str, float]:
     i_logg, i_lt, i_feh, i_rv = (meta.index(n) for n in ("logg", "logTeff", "FeH", "rv"))
     log_teff = float(point[i_lt])
-    teff = 10.0 ** log_teff
+    teff = float(np.power(10.0, log_teff))  # inf (not OverflowError) for absurd outputs
     rv, e_rv = float(point[i_rv]), float(scatter[i_rv])
     v_bary, e_v_bary = _barycentric(ids, rv, e_rv)
     return {
@@ -254,13 +254,22 @@ def result_from_outputs(prep: Prepared, physical: np.ndarray, meta: ModelMetadat
     Shared by `predict` and the plots, so a plot title always says what the catalogue says.
     """
     spec = prep.spectrum
-    if not np.all(np.isfinite(physical)) and prep.recipe != "astra":
+    finite = np.isfinite(physical).all(axis=0)
+    if not finite.all() and prep.recipe != "astra":
         # DR19 (recipe astra) writes NaN labels and flags them as its SQL does instead
-        failed = _failure(spec, f"{spec.location}: model returned non-finite values")
+        bad = ", ".join(n for n, ok in zip(meta.parameter_names, finite) if not ok)
+        failed = _failure(spec, f"{spec.location}: model returned non-finite {bad} for this "
+                                f"(finite) input; no labels for this spectrum")
         failed.quality_flags, failed.derived = prep.quality, {"snr_model": prep.snr_model}
         return failed
     with np.errstate(invalid="ignore", over="ignore"):
         labels = _labels(meta, physical[0], summarize_draws(physical[1:]), spec.identifiers)
+    if not math.isfinite(labels["teff"]) and prep.recipe != "astra":
+        failed = _failure(spec, f"{spec.location}: model returned log Teff = "
+                                f"{labels['log_teff']:.6g}, for which Teff overflows; no labels "
+                                f"for this spectrum")
+        failed.quality_flags, failed.derived = prep.quality, {"snr_model": prep.snr_model}
+        return failed
     flags = int(parameter_flags(labels["teff"], labels["logg"], labels["fe_h"]))
     return Result(source=spec.source, format=spec.format, hdu=spec.hdu, row=spec.row,
                   identifiers=dict(spec.identifiers), labels=labels, result_flags=flags,
