@@ -1,7 +1,9 @@
 """The `bossnet-onnx` command line: thin typer wrappers, one public function each.
 
 Errors derived from BossNetError are printed as one line on stderr with exit status 1; typer's
-own usage errors exit 2.
+own usage errors exit 2, and so does an output path refused before any work (OutputPathError:
+exists without --overwrite, a directory, unwritable, unknown type, writer package missing).
+Every path printed goes through `textsafe.printable`, so a file name cannot forge a line.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from typing import Any
 import typer
 
 from . import __version__
-from .errors import BossNetError, BossNetWarning
+from .errors import BossNetError, BossNetWarning, OutputPathError
+from .textsafe import printable
+from .wording import plural
 
 app = typer.Typer(
     name="bossnet-onnx",
@@ -31,9 +35,16 @@ MODEL_HELP = ("Installed model name (`models list`) or ONNX file (default: the b
 
 
 def _fail(exc: BaseException) -> None:
-    """Print one line and exit 1: the house rule for every command."""
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(code=1)
+    """Print one line and exit 1 (2 for an output path refused before work): the house rule."""
+    typer.echo(f"error: {printable(exc)}", err=True)
+    raise typer.Exit(code=2 if isinstance(exc, OutputPathError) else 1)
+
+
+def _warn(text: str) -> None:
+    typer.echo(f"warning: {printable(text)}", err=True)
+
+
+_OVERWRITE_HELP = "Replace the output file if it exists (default: refuse, before any work)."
 
 
 PROVIDERS = ("auto", "cpu", "cuda")
@@ -44,11 +55,6 @@ def _provider(value: str) -> str:
     if value.lower() not in PROVIDERS:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(PROVIDERS)}")
     return value.lower()
-
-
-def plural(n: int, one: str, many: str) -> str:
-    """'1 spectrum', '2 spectra', '0 spectra'."""
-    return f"{n} {one if n == 1 else many}"
 
 
 @contextmanager
@@ -64,7 +70,7 @@ def _warnings_on_stderr() -> Iterator[None]:
             for w in caught:
                 if issubclass(w.category, BossNetWarning) and str(w.message) not in seen:
                     seen.add(str(w.message))
-                    typer.echo(f"warning: {w.message}", err=True)
+                    _warn(str(w.message))
 
 
 def _version_callback(value: bool) -> None:
@@ -90,8 +96,8 @@ def _print_table(table) -> None:
     instrument, `flags` the names of the DR19 result_flags bits set, `quality` ours.
     """
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table as RichTable
+    from rich.text import Text
 
     from .flags import flag_names
 
@@ -107,8 +113,8 @@ def _print_table(table) -> None:
     has_telescope = "telescope" in table.colnames
     for r in table:
         view.add_row(
-            escape(Path(str(r["path"])).name), str(r["hdu"]), str(r["row"]),
-            escape(str(r["telescope"]) if has_telescope else ""),
+            Text(printable(Path(str(r["path"])).name)), str(r["hdu"]), str(r["row"]),
+            Text(printable(r["telescope"]) if has_telescope else ""),
             num(r["teff"], ".0f"), num(r["e_teff"], ".0f"), num(r["logg"], ".2f"),
             num(r["e_logg"], ".2f"), num(r["fe_h"], ".2f"), num(r["e_fe_h"], ".2f"),
             num(r["bn_v_r"], ".1f"), num(r["e_bn_v_r"], ".1f"), str(r["frame"]),
@@ -117,7 +123,7 @@ def _print_table(table) -> None:
             # not make a row bad
             ",".join(flag_names(int(r["result_flags"]))) or "-",
             ",".join(flag_names(0, int(r["quality_flags"]))) or "-",
-            escape(str(r["error"])),
+            Text(printable(r["error"])),
         )
     Console(width=240, soft_wrap=True).print(view)
 
@@ -149,6 +155,7 @@ def predict(
                                         "of the sorted inputs (1-based; for job arrays)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its "
                                 "progress file (needs -o)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Predict log g, Teff, [Fe/H] and RV for every spectrum in INPUTS."""
@@ -178,19 +185,20 @@ def predict(
             if output is None:
                 table = run_predict(inputs, **common)
             else:
-                table = predict_to_file(inputs, output, resume=resume, **common)
+                table = predict_to_file(inputs, output, resume=resume, overwrite=overwrite,
+                                        on_warning=_warn, **common)
     except Interrupted as exc:
-        typer.echo(str(exc), err=True)
+        typer.echo(printable(exc), err=True)
         raise typer.Exit(code=130) from None
     except BossNetError as exc:
         _fail(exc)
     failed = [r for r in table if r["result_flags"] & 1]
     for r in failed:
-        typer.echo(f"failed: {r['error']}", err=True)
+        typer.echo(f"failed: {printable(r['error'])}", err=True)
     if output is None:
         _print_table(table)
     if not quiet:
-        where = f" -> {output}" if output is not None else ""
+        where = f" -> {printable(output)}" if output is not None else ""
         typer.echo(f"{plural(len(table), 'spectrum', 'spectra')}, {len(failed)} failed; model "
                    f"{table.meta['MODEL']} "
                    f"({table.meta['PROVNC']}) on {table.meta['PROVIDER']}{where}", err=True)
@@ -202,16 +210,17 @@ def predict(
 def merge(
     parts: list[Path] = typer.Argument(..., help="Shard catalogues (from --shard K/N runs)."),
     output: Path = typer.Option(..., "--output", "-o", help="Merged catalogue."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Concatenate shard catalogues, checking provenance, duplicates and missing shards."""
     from .sharding import merge_catalogues
 
     try:
-        table = merge_catalogues([str(p) for p in parts], output)
+        table = merge_catalogues([str(p) for p in parts], output, overwrite=overwrite)
     except BossNetError as exc:
         _fail(exc)
     typer.echo(f"merged {plural(len(parts), 'catalogue', 'catalogues')}, "
-               f"{plural(len(table), 'row', 'rows')} -> {output}", err=True)
+               f"{plural(len(table), 'row', 'rows')} -> {printable(output)}", err=True)
 
 
 @app.command()
@@ -267,12 +276,14 @@ def plot(
                                  help="auto, cpu or cuda."),
     draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws (as in predict)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
     recipe: str = typer.Option("reference", "--recipe",
                                help="Preprocessing, as in predict: reference or astra."),
     air: bool = typer.Option(False, "--air", help="The file's wavelengths are in air: convert "
                              "them to vacuum."),
 ) -> None:
     """Plot each spectrum, the model input it became, and its labels, errors and flags."""
+    from .output_paths import IMAGE_SUFFIXES, check_output
     from .plotting import plot_spectrum
     from .preprocess import RECIPES
 
@@ -285,13 +296,15 @@ def plot(
         name = name[: -len(suffix)] if name.lower().endswith(suffix) else name
     target = output if output is not None else Path(f"{name}.png")
     try:
+        check_output(target, overwrite=overwrite, suffixes=IMAGE_SUFFIXES)
         with _warnings_on_stderr():
             fig = plot_spectrum(spectrum, target, hdu=hdu, row=row, model=model,
                                 provider=provider, draws=draws, seed=seed, recipe=recipe,
                                 air=air)
     except BossNetError as exc:
         _fail(exc)
-    typer.echo(f"{plural(len(fig.axes) // 2, 'spectrum', 'spectra')} -> {target}", err=True)
+    typer.echo(f"{plural(len(fig.axes) // 2, 'spectrum', 'spectra')} -> {printable(target)}",
+               err=True)
 
 
 @app.command()
@@ -310,8 +323,10 @@ def kiel(
                                        "logg, LOGG, log_g, ...)."),
     feh: str | None = typer.Option(None, "--feh", help="Column holding [Fe/H] (default: "
                                       "fe_h, FE_H, feh, [Fe/H], M_H, ...)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Kiel diagram (Teff vs log g, coloured by [Fe/H], flagged rows marked) of a catalogue."""
+    from .output_paths import IMAGE_SUFFIXES, check_output
     from .plotting import kiel_counts, load_labels, plot_kiel
 
     name = catalogue.name
@@ -319,6 +334,7 @@ def kiel(
         name = name[: -len(suffix)] if name.lower().endswith(suffix) else name
     target = output if output is not None else Path(f"{name}.kiel.png")
     try:
+        check_output(target, overwrite=overwrite, suffixes=IMAGE_SUFFIXES)
         columns = {"teff": teff, "logg": logg, "fe_h": feh}
         table = load_labels(catalogue, hdu=hdu, columns=columns)
         counts = kiel_counts(table, columns=columns)
@@ -326,7 +342,8 @@ def kiel(
     except BossNetError as exc:
         _fail(exc)
     typer.echo(f"{counts['good']} unflagged, {counts['warn']} flag_warn, {counts['bad']} "
-               f"flag_bad, {counts['failed'] + counts['no_labels']} not drawn -> {target}",
+               f"flag_bad, {counts['failed'] + counts['no_labels']} not drawn -> "
+               f"{printable(target)}",
                err=True)
 
 
