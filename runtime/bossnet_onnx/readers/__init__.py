@@ -18,9 +18,9 @@ import os
 import warnings
 from collections.abc import Iterator
 
-from ..errors import InputError, UnknownFormatError
+from ..errors import BossNetWarning, InputError, UnknownFormatError
 from ..spectrum import ReadFailure, Spectrum
-from . import generic_table, lamost_image, lamost_table, mwm, sdss_spec
+from . import generic_table, image_1d, lamost_image, lamost_table, mwm, sdss_spec
 from ._fits import check_file, fits_file
 
 __all__ = ["READERS", "read_spectra", "iter_spectra", "Spectrum", "ReadFailure"]
@@ -29,7 +29,7 @@ log = logging.getLogger("bossnet_onnx.readers")
 
 #: Tried in this order; the first whose identify() is True reads the file. mwm first (its BOSS
 #: tables are also array-cell tables), the generic table last (it accepts the most).
-READERS = (mwm, sdss_spec, lamost_table, lamost_image, generic_table)
+READERS = (mwm, sdss_spec, lamost_table, lamost_image, image_1d, generic_table)
 
 
 def read_spectra(path: str | os.PathLike) -> list[Spectrum | ReadFailure]:
@@ -59,21 +59,30 @@ def iter_spectra(path: str | os.PathLike) -> Iterator[Spectrum | ReadFailure]:
     raise UnknownFormatError(
         f"{path}: FITS file in no known spectrum layout (tried {names}); expected e.g. an SDSS "
         f"spec file with a COADD table (flux, loglam, ivar), an mwmStar/mwmVisit file, a LAMOST "
-        f"spectrum, or a table with wavelength, flux and ivar columns"
+        f"spectrum, a 1-D image with CRVAL1/CDELT1, or a table with wavelength and flux columns"
     )
 
 
 def _named_warnings(path: str, function, *args):
-    """`function(*args)`, astropy's warnings about damaged cards or columns turned into log
-    lines naming the file (a bare "WARNING: VerifyWarning: ..." says nothing of which file)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
+    """`function(*args)`, astropy's and numpy's warnings about damaged cards or columns turned
+    into log lines naming the file (a bare "WARNING: VerifyWarning: ..." says nothing of which
+    file). Our own warnings (BossNetWarning, e.g. InputWarning) already name it: passed on."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             return function(*args)
-        finally:
-            for message in dict.fromkeys(str(w.message).splitlines()[0] for w in caught
-                                         if str(w.message)):
-                log.warning("%s: %s", path, message[:200])
+    finally:  # after the recording ended: ours reach the caller's filters
+        _pass_on(path, caught)
+
+
+def _pass_on(path: str, caught: list[warnings.WarningMessage]) -> None:
+    ours = [w for w in caught if issubclass(w.category, BossNetWarning)]
+    for message in dict.fromkeys(str(w.message).splitlines()[0] for w in caught
+                                 if w not in ours and str(w.message)):
+        log.warning("%s: %s", path, message[:200])
+    for w in ours:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _read_with(reader, path: str, hdul) -> Iterator[Spectrum | ReadFailure]:

@@ -11,7 +11,7 @@ from astropy.io import fits
 from ..errors import InputError
 from ..spectrum import ReadFailure, Spectrum
 from ._checks import checked
-from ._fits import RELEASE_EVERY_ROWS, native, opened, release_pages
+from ._fits import RELEASE_EVERY_ROWS, header_value, native, opened, release_pages
 from .lamost_image import header_identifiers
 
 NAME = "lamost-table"
@@ -55,6 +55,7 @@ def iter_read(path: str, hdul: fits.HDUList | None = None) -> Iterator[Spectrum 
         names = {n.upper(): n for n in hdu.columns.names}
         ids = header_identifiers(hdul[0].header)
         single = len(hdu.data) == 1
+        unit = str(header_value(hdu.header, hdul[0].header, keys=("BUNIT",)) or "").strip()
         for row in range(len(hdu.data)):
             if row % RELEASE_EVERY_ROWS == 0:  # row 0: after astropy scanned the table
                 release_pages(hdul)
@@ -67,4 +68,4 @@ def iter_read(path: str, hdul: fits.HDUList | None = None) -> Iterator[Spectrum 
                           native(rec[names["IVAR"]], np.float32).ravel(),
                           path=path, fmt=NAME, hdu=index, row=-1 if single else row,
                           mask=mask, identifiers=ids, failure_row=row,
-                          names=("FLUX", "IVAR", "WAVELENGTH"))
+                          names=("FLUX", "IVAR", "WAVELENGTH"), flux_unit=unit)

@@ -145,6 +145,7 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> Iterator[Spectrum | 
             yield ReadFailure(path, f"{exc}", NAME, index, row,
                               _row_ids(data, row, names, primary, kind))
         return
+    unit = str(header_value(hdu.header, primary, keys=("BUNIT",)) or "").strip()
     for row in rows:
         if row % RELEASE_EVERY_ROWS == 0:  # row 0: after astropy scanned the table
             release_pages(hdul)
@@ -163,7 +164,8 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> Iterator[Spectrum | 
                                                 identifiers=ids))
             continue
         yield checked(wave, flux, ivar, path=path, fmt=NAME, hdu=index, row=row, mask=mask,
-                      identifiers=ids, names=("flux", "ivar", "NPIXELS grid"), place=row_place)
+                      identifiers=ids, names=("flux", "ivar", "NPIXELS grid"),
+                      place=row_place, flux_unit=unit)
 
 
 def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFailure]:
