@@ -333,7 +333,7 @@ def test_unusable_first_table_is_not_replaced_by_a_later_one(shared_data, tmp_pa
         read_spectra(path)
     # a generic table file: only its first table, never a later one with the same columns
     wave, flux = np.linspace(3800, 9000, 500), np.full(500, 10.0)
-    first = fits.BinTableHDU(Table({"wave": wave, "flux": flux}), name="BROKEN")
+    first = fits.BinTableHDU(Table({"wave": wave, "counts": flux}), name="BROKEN")  # no flux
     second = fits.BinTableHDU(Table({"wave": wave, "flux": flux, "ivar": flux}), name="OTHER")
     fits.HDUList([fits.PrimaryHDU(), first, second]).writeto(tmp_path / "two.fits")
     with pytest.raises(UnknownFormatError, match=r"two\.fits: FITS file in no known "):
