@@ -81,8 +81,17 @@ def _identifier(ids: Mapping[str, Any], keys: tuple[str, ...], kind: str) -> Any
     return "" if kind == "str" else -1
 
 
-def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None) -> Table:
-    """Column-typed astropy Table from results (stable column order, DR19 names)."""
+def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None,
+                member: str | None = None) -> Table:
+    """Column-typed astropy Table from results (stable column order, DR19 names).
+
+    The label columns are the family member's (`member`, else the MEMBER header key, else
+    BOSS Net): a parameter the member does not predict (APOGEE Net has no RV) is an absent
+    column, not a column of zeros.
+    """
+    from .members import DEFAULT_MEMBER, member_named
+
+    recipe = member_named(member or (meta or {}).get("MEMBER") or DEFAULT_MEMBER, "catalogue")
     results = list(results)
     cols: dict[str, Any] = {
         "source": np.array([r.source for r in results], dtype=str),
@@ -90,10 +99,10 @@ def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None
         "hdu": np.array([r.hdu for r in results], dtype=np.int64),
         "row": np.array([r.row for r in results], dtype=np.int64),
     }
-    for name, kind, keys in IDENTIFIER_COLUMNS:
+    for name, kind, keys in IDENTIFIER_COLUMNS + recipe.identifier_columns:
         values = [_identifier(r.identifiers, keys, kind) for r in results]
         cols[name] = np.array(values, dtype=str if kind == "str" else np.int64)
-    for name in LABEL_COLUMNS:
+    for name in recipe.label_columns:
         cols[name] = np.array([r.labels.get(name, np.nan) for r in results], dtype=np.float32)
     flags = np.array([r.result_flags for r in results], dtype=np.int64)
     cols["result_flags"] = flags
@@ -107,8 +116,10 @@ def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None
         if table[name].dtype.kind == "U" and table[name].dtype.itemsize == 0:
             table[name] = table[name].astype("U1")
     # Only FITS-standard units; logg, fe_h and log_teff are dex (documented in the README).
-    for name, unit in (("teff", "K"), ("e_teff", "K"), ("v_rad", "km / s"), ("e_v_rad", "km / s")):
-        table[name].unit = unit
+    for name, unit in (("teff", "K"), ("e_teff", "K"), ("raw_e_teff", "K"),
+                       ("v_rad", "km / s"), ("e_v_rad", "km / s")):
+        if name in table.colnames:
+            table[name].unit = unit
     return table
 
 

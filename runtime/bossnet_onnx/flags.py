@@ -24,7 +24,15 @@ their DR19 meaning, so check `result_flags` for them):
                               in flux or have ivar <= 0
 8     NOT_A_STAR              the survey's own classification (CLASS) says GALAXY or QSO:
                               BOSS Net's labels mean nothing for it
+9     XP_DIAGONAL_COVARIANCE  Gaia XP Net only: a band's coefficient covariance was not
+                              positive definite (or its correlations unusable), so its
+                              draws used the coefficient errors alone (no correlations)
 ====  ======================  ==========================================================
+
+The other family members (see members.py) use the same bit numbers where they apply: APOGEE
+Net follows DR19 astraAllStarApogeeNet, which defines bits 0-3 with the same thresholds (it
+has no bit 4; its flag_warn is bit 3); the Gaia networks have no DR19 catalogue and use APOGEE
+Net's bits 0-3.
 
 flag_warn = bit 3 or bit 4; flag_bad = bit 0, 1, 2 or 3 (DR19 definitions).
 """
@@ -49,6 +57,7 @@ class ResultFlags(enum.IntFlag):
     NO_VALID_IVAR = 1 << 6
     MANY_BAD_PIXELS = 1 << 7
     NOT_A_STAR = 1 << 8
+    XP_DIAGONAL_COVARIANCE = 1 << 9
 
 
 WARN_MASK = int(ResultFlags.UNRELIABLE_FE_H | ResultFlags.SUSPICIOUS_FE_H)

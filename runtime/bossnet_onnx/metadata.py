@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from .errors import ModelMetadataError
+
+if TYPE_CHECKING:
+    from .members import Member
 
 __all__ = [
     "FORMAT_VERSION",
@@ -104,6 +107,9 @@ class ModelMetadata:
     description: str = ""
     model_config: Mapping[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    #: family member (members.MEMBERS): boss, apogee, gaia-rvs or gaia-xp; models exported
+    #: before the key existed are BOSS Net
+    member: str = "boss"
 
     # ----------------------------------------------------------------- derived
     @property
@@ -117,6 +123,13 @@ class ModelMetadata:
     @property
     def stds(self) -> np.ndarray:
         return np.array([self.stats[p]["STD"] for p in self.parameter_names], dtype=np.float64)
+
+    @property
+    def recipe(self) -> "Member":
+        """This model's entry in the family table (input recipe, columns, flags)."""
+        from .members import member_named
+
+        return member_named(self.member)
 
     @property
     def is_demo(self) -> bool:
@@ -156,8 +169,17 @@ class ModelMetadata:
                 "batch_size": self.batch_size,
             },
             "model_config": dict(self.model_config),
+            "member": self.member,
+            "input": self._input_description(grid),
         }
         return {PREFIX + k: json.dumps(v, sort_keys=True) for k, v in doc.items()}
+
+    def _input_description(self, grid: np.ndarray) -> dict[str, Any]:
+        """What the input row is, for people reading the file (the runtime uses `member`)."""
+        recipe = self.recipe
+        return {"n": int(grid.shape[0]), "axis": recipe.input_axis,
+                "reads": recipe.reads, **dict(recipe.input_layout),
+                "outputs": list(self.parameter_names)}
 
     @classmethod
     def from_props(cls, props: Mapping[str, str], source: str = "model") -> "ModelMetadata":
@@ -183,15 +205,20 @@ class ModelMetadata:
 
         for key in REQUIRED_KEYS:
             get(key)
+        from .members import DEFAULT_MEMBER, member_named
+
+        member_name = get("member") if PREFIX + "member" in props else DEFAULT_MEMBER
+        recipe = member_named(member_name, source)
         version = get("format_version")
         if version != FORMAT_VERSION:
             raise bad("format_version", f"is {version!r}; this runtime reads {FORMAT_VERSION}")
         names = get("parameter_names")
         if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
             raise bad("parameter_names", "must be a non-empty list of strings")
-        for required in ("logg", "logTeff", "FeH", "rv"):
+        for required in recipe.parameter_names:
             if required not in names:
-                raise bad("parameter_names", f"lacks '{required}' (has {names})")
+                raise bad("parameter_names", f"lacks '{required}' (has {names}), which "
+                                             f"{recipe.title} predicts")
         stats = get("stats")
         if not isinstance(stats, dict):
             raise bad("stats", "must be an object of per-parameter MEAN/STD")
@@ -215,11 +242,15 @@ class ModelMetadata:
             raise bad("grid", f"has {grid.shape} values but n={n}")
         if not np.all(np.isfinite(grid)) or not np.all(np.diff(grid) > 0):
             raise bad("grid", "values must be finite and strictly increasing")
+        if recipe.name != DEFAULT_MEMBER and n != recipe.n_inputs:
+            # only BOSS Net interpolates onto whatever grid it was trained on
+            raise bad("grid", f"has {n} points but {recipe.title} reads {recipe.n_inputs}")
         pre_doc = get("preprocessing")
-        if not isinstance(pre_doc, dict) or pre_doc.get("version") != PREPROCESSING_VERSION:
+        wanted = recipe.preprocessing_version
+        if not isinstance(pre_doc, dict) or pre_doc.get("version") != wanted:
             found = pre_doc.get("version") if isinstance(pre_doc, dict) else pre_doc
             raise bad("preprocessing", f"version is {found!r}; this runtime implements "
-                      f"{PREPROCESSING_VERSION!r}")
+                      f"{wanted!r} for {recipe.title}")
         try:
             pre = Preprocessing(**pre_doc)
         except TypeError as exc:
@@ -260,6 +291,7 @@ class ModelMetadata:
             physical_output=str(io["physical_output"]),
             batch_size=io.get("batch_size"),
             model_config=config if isinstance(config, dict) else {},
+            member=recipe.name,
         )
 
     def index(self, name: str) -> int:

@@ -27,8 +27,8 @@ from .session import BossNetModel, open_model
 from .spectrum import ReadFailure, Spectrum
 from .uncertainty import noisy_copies, spectrum_rng, summarize_draws
 
-__all__ = ["predict", "resolve_inputs", "start_session", "stream_results", "prepare_spectrum",
-           "result_from_outputs", "Prepared", "StageTimes", "LOW_COVERAGE_FRACTION",
+__all__ = ["predict", "resolve_inputs", "start_session", "check_kinds", "stream_results",
+           "prepare_spectrum", "result_from_outputs", "Prepared", "StageTimes", "LOW_COVERAGE_FRACTION",
            "BAD_PIXEL_FRACTION"]
 
 LOW_COVERAGE_FRACTION = 0.8
@@ -84,15 +84,17 @@ def _quality_bits(spec: Spectrum, coverage: float, grid: np.ndarray) -> int:
 
 
 def prepare_spectrum(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int) -> Prepared:
-    """Sigma, noisy copies and the preprocessed model rows of one spectrum."""
-    pre = meta.preprocessing
-    flux = np.asarray(spec.flux, dtype=np.float32)
-    copies = flux[None, :]
-    if draws:
-        sigma = sigma_from_ivar(spec.ivar, flux, pre)
-        copies = noisy_copies(flux, sigma, draws, spectrum_rng(seed, spec.identity))
-    rows, plan = model_inputs(spec.wavelength, copies, meta.grid, pre, where=spec.location)
-    return Prepared(spec, rows, _quality_bits(spec, plan.coverage, meta.grid))
+    """Sigma, noisy copies and the model rows of one spectrum, by the model's member recipe."""
+    recipe = meta.recipe
+    if spec.kind != recipe.spectrum_kind:
+        from .errors import MemberMismatchError
+        from .members import KIND_TITLES
+
+        raise MemberMismatchError(
+            f"{spec.location}: is {KIND_TITLES.get(spec.kind, spec.kind)} but the model is "
+            f"{recipe.title} (member {recipe.name}), which reads {recipe.reads}")
+    rows, quality = recipe.prepare(spec, meta, draws, seed)
+    return Prepared(spec, rows, quality)
 
 
 def _failure(item: Spectrum | ReadFailure | str, error: str) -> Result:
@@ -118,7 +120,7 @@ def _read_and_prepare(path: str, meta: ModelMetadata, draws: int, seed: int,
 
     t0 = time.perf_counter()
     try:
-        records = read_spectra(path)
+        records = read_spectra(path, kind=meta.recipe.spectrum_kind)
     except Exception as exc:  # one bad file must not lose the others
         times.read += time.perf_counter() - t0
         return [_failure(path, _error_text(exc, path))]
@@ -138,16 +140,26 @@ def _read_and_prepare(path: str, meta: ModelMetadata, draws: int, seed: int,
 
 
 def _labels(meta: ModelMetadata, point: np.ndarray, scatter: np.ndarray) -> dict[str, float]:
-    i_logg, i_lt, i_feh, i_rv = (meta.index(n) for n in ("logg", "logTeff", "FeH", "rv"))
+    """Catalogue labels of the member's parameters; e_* calibrated where DR19 calibrates them
+    (the Monte-Carlo scatter then kept as raw_e_*)."""
+    recipe = meta.recipe
+    i_logg, i_lt, i_feh = (meta.index(n) for n in ("logg", "logTeff", "FeH"))
     log_teff = float(point[i_lt])
     teff = 10.0 ** log_teff
-    return {
+    labels = {
         "teff": teff, "e_teff": teff * math.log(10.0) * float(scatter[i_lt]),
         "logg": float(point[i_logg]), "e_logg": float(scatter[i_logg]),
         "fe_h": float(point[i_feh]), "e_fe_h": float(scatter[i_feh]),
-        "v_rad": float(point[i_rv]), "e_v_rad": float(scatter[i_rv]),
         "log_teff": log_teff, "e_log_teff": float(scatter[i_lt]),
     }
+    if recipe.predicts_rv:
+        i_rv = meta.index("rv")
+        labels.update(v_rad=float(point[i_rv]), e_v_rad=float(scatter[i_rv]))
+    for name, (scale, offset) in recipe.calibration.items():
+        raw = labels[f"e_{name}"]
+        labels[f"raw_e_{name}"] = raw
+        labels[f"e_{name}"] = scale * raw + offset
+    return labels
 
 
 def result_from_outputs(prep: Prepared, physical: np.ndarray, meta: ModelMetadata,
@@ -160,7 +172,9 @@ def result_from_outputs(prep: Prepared, physical: np.ndarray, meta: ModelMetadat
     if not np.all(np.isfinite(physical)):
         return _failure(spec, f"{spec.location}: model returned non-finite values")
     labels = _labels(meta, physical[0], summarize_draws(physical[1:]))
-    flags = prep.quality | int(parameter_flags(labels["teff"], labels["logg"], labels["fe_h"]))
+    bits = sum(1 << b for b in meta.recipe.flag_bits)
+    flags = prep.quality | (int(parameter_flags(labels["teff"], labels["logg"],
+                                                labels["fe_h"])) & bits)
     return Result(source=spec.source, format=spec.format, hdu=spec.hdu, row=spec.row,
                   identifiers=dict(spec.identifiers), labels=labels, result_flags=flags,
                   n_draws=draws)
@@ -271,6 +285,7 @@ def run_metadata(model: BossNetModel, draws: int, seed: int, shard: str | None =
         "SEED": int(seed),
         "BNVERS": __version__,
         "PREPROC": meta.preprocessing.version,
+        "MEMBER": meta.member,
         "DATE": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
     }
     if shard:
@@ -305,9 +320,32 @@ def predict(inputs: Iterable[str] | str, *, model: str | os.PathLike | BossNetMo
     """
     paths = resolve_inputs(inputs, shard)
     session, times = start_session(model, provider, threads, draws, batch_size, times)
+    check_kinds(paths, session)
     results = list(stream_results(paths, session, draws=draws, seed=seed, batch_rows=batch_size,
                                   times=times, progress=progress))
     return build_table(results, meta=run_metadata(session, draws, seed, shard))
+
+
+def check_kinds(paths: Sequence[str], model: BossNetModel) -> None:
+    """MemberMismatchError for the first file whose spectra the model's member cannot read.
+
+    Looks at file names and headers only (`readers.sniff_kinds`), so a run of APOGEE files
+    given to the BOSS model stops before any spectrum is read or any row written. Files that
+    cannot be told are left to the readers (a failure row each, as ever).
+    """
+    from .errors import MemberMismatchError
+    from .members import KIND_TITLES
+    from .readers import sniff_kinds
+
+    recipe = model.metadata.recipe
+    for path in paths:
+        kinds = sniff_kinds(path)
+        if kinds and recipe.spectrum_kind not in kinds:
+            found = " or ".join(KIND_TITLES.get(k, k) for k in sorted(kinds))
+            raise MemberMismatchError(
+                f"{path}: is {found} but the model {model.path.name} is {recipe.title} "
+                f"(member {recipe.name}), which reads {recipe.reads}; use a model of the "
+                f"matching member (bossnet-onnx info shows a model's member)")
 
 
 def start_session(model: str | os.PathLike | BossNetModel | None, provider: str,

@@ -21,7 +21,7 @@ from .catalogue import (SUFFIX_FORMATS, Result, _format_for, build_table, read_c
                         write_catalogue)
 from .errors import BossNetError, OutputError
 from .pipeline import (DEFAULT_BATCH_ROWS, StageTimes, resolve_inputs, run_metadata,
-                       start_session, stream_results)
+                       start_session, stream_results, check_kinds)
 
 __all__ = ["predict_to_file", "partial_path", "Interrupted"]
 
@@ -83,6 +83,7 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
     elif resume and output.exists():
         raise OutputError(f"{output}: already complete; nothing to resume (remove it to rerun)")
     session, times = start_session(model, provider, threads, draws, batch_size, times)
+    check_kinds(paths, session)
     meta = run_metadata(session, draws, seed, shard)
     if previous is not None:
         for key in ("MODELSHA", "NDRAWS", "SEED"):

@@ -11,41 +11,65 @@ from __future__ import annotations
 
 import os
 
-from ..errors import InputError, UnknownFormatError
+from ..errors import InputError, MemberMismatchError, UnknownFormatError
 from ..spectrum import ReadFailure, Spectrum
-from . import generic_table, lamost_image, lamost_table, mwm, sdss_spec
+from . import apstar, gaia, generic_table, lamost_image, lamost_table, mwm, sdss_spec
 from ._fits import check_file, open_fits
 
-__all__ = ["READERS", "read_spectra", "Spectrum", "ReadFailure"]
+__all__ = ["READERS", "read_spectra", "sniff_kinds", "Spectrum", "ReadFailure"]
 
 #: Tried in this order; the first whose identify() is True reads the file. mwm first (its BOSS
-#: tables are also array-cell tables), the generic table last (it accepts the most).
-READERS = (mwm, sdss_spec, lamost_table, lamost_image, generic_table)
+#: tables are also array-cell tables), the generic table last (it accepts the most). Each
+#: reader's KINDS says which family members' spectra it gives (members.py); a reader with
+#: several kinds takes the wanted one as `kind=` (mwm files hold BOSS and APOGEE spectra).
+READERS = (mwm, apstar, gaia, sdss_spec, lamost_table, lamost_image, generic_table)
 
 
-def read_spectra(path: str | os.PathLike) -> list[Spectrum | ReadFailure]:
+def read_spectra(path: str | os.PathLike, kind: str | None = None
+                 ) -> list[Spectrum | ReadFailure]:
     """All spectra in one file (several for mwmStar/mwmVisit), or failures for broken rows.
 
-    An mwm file whose BOSS HDUs are all empty gives an empty list, not an error.
+    `kind` is the spectrum kind the model reads (members.Member.spectrum_kind; None: the
+    file's own, BOSS for an mwm file). A file that holds no spectra of that kind (an apStar
+    file for the BOSS model) raises MemberMismatchError naming the file and both kinds.
+    An mwm file whose HDUs of that kind are all empty gives an empty list, not an error.
     """
     path = os.fspath(path)
     check_file(path)
-    if path.lower().endswith(generic_table.ASCII_SUFFIXES):
-        return _read_with(generic_table, path, None)
+    if path.lower().endswith(gaia.TEXT_SUFFIXES):
+        reader = gaia if gaia.identify(path, None) else generic_table
+        if reader is generic_table and not path.lower().endswith(generic_table.ASCII_SUFFIXES):
+            raise UnknownFormatError(f"{path}: table without Gaia archive columns (source_id "
+                                     f"with bp_coefficients or flux/flux_error)")
+        return _read_with(reader, path, None, kind)
     with open_fits(path) as hdul:
         for reader in READERS:
             if reader.identify(path, hdul):
-                return _read_with(reader, path, hdul)
+                return _read_with(reader, path, hdul, kind)
     names = ", ".join(r.NAME for r in READERS)
     raise UnknownFormatError(
         f"{path}: FITS file in no known spectrum layout (tried {names}); expected e.g. an SDSS "
         f"spec file with a COADD table (flux, loglam, ivar), an mwmStar/mwmVisit file, a LAMOST "
-        f"spectrum, or a table with wavelength, flux and ivar columns"
+        f"spectrum, an APOGEE apStar file, a Gaia archive table, or a table with wavelength, "
+        f"flux and ivar columns"
     )
 
 
-def _read_with(reader, path: str, hdul) -> list[Spectrum | ReadFailure]:
+def _mismatch(path: str, reader, kind: str) -> MemberMismatchError:
+    from ..members import KIND_TITLES
+
+    found = " or ".join(KIND_TITLES.get(k, k) for k in reader.KINDS)
+    return MemberMismatchError(f"{path}: is {found} ({reader.NAME} file) but the model reads "
+                               f"{KIND_TITLES.get(kind, kind)}; use a model of the matching "
+                               f"member")
+
+
+def _read_with(reader, path: str, hdul, kind: str | None) -> list[Spectrum | ReadFailure]:
+    if kind is not None and kind not in reader.KINDS:
+        raise _mismatch(path, reader, kind)
     try:
+        if len(reader.KINDS) > 1:
+            return reader.read(path, hdul, kind=kind or reader.KINDS[0])
         return reader.read(path, hdul)
     except (ValueError, TypeError, KeyError, IndexError, OSError) as exc:
         # astropy decoding a damaged table, text where numbers belong: still one line naming
@@ -53,3 +77,48 @@ def _read_with(reader, path: str, hdul) -> list[Spectrum | ReadFailure]:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{path}: cannot read it as {reader.NAME} ({text[:160]}); the file may "
                          f"be corrupted or hold non-numeric values") from None
+
+
+def sniff_kinds(path: str | os.PathLike) -> frozenset[str] | None:
+    """Kinds of spectra a file holds, from its name and headers only; None when unsure.
+
+    Cheap enough to run over every input before a run starts (headers, not data), so that a
+    file of the wrong kind for the model stops the run before any work. Never raises.
+    """
+    path = os.fspath(path)
+    try:
+        if path.lower().endswith(gaia.TEXT_SUFFIXES):
+            found = gaia.text_header_kind(path)
+            return frozenset({found or "boss"})
+        name = os.path.basename(path)
+        if name.startswith(apstar.FILE_PREFIXES):
+            return frozenset({"apogee"})
+        return _sniff_fits(path)
+    except Exception:
+        return None
+
+
+def _sniff_fits(path: str) -> frozenset[str] | None:
+    from astropy.io import fits
+
+    kinds: set[str] = set()
+    with fits.open(path, lazy_load_hdus=True, memmap=False) as hdul:
+        for index in range(1, 6):
+            try:
+                header = hdul[index].header
+            except IndexError:
+                break
+            if index == 1 and apstar.looks_like_apstar_header(header):
+                return frozenset({"apogee"})
+            names = [header.get(f"TTYPE{i}", "") for i in range(1, int(header.get("TFIELDS",
+                                                                                    0)) + 1)]
+            gaia_kind = gaia.kind_of_columns(names)
+            if gaia_kind:
+                return frozenset({gaia_kind})
+            extname = str(header.get("EXTNAME", "")).upper()
+            instrument = extname.split("/")[0] if "/" in extname else \
+                str(header.get("INSTRMNT", "")).strip().upper()
+            if instrument in ("BOSS", "APOGEE"):
+                # an mwm file: BOSS and APOGEE HDUs, either model reads its own (maybe none)
+                return frozenset(mwm.KINDS)
+    return frozenset(kinds or {"boss"})

@@ -18,6 +18,7 @@ from ._checks import checked
 from ._fits import check_file
 
 NAME = "generic-table"
+KINDS = ("boss",)
 __all__ = ["NAME", "identify", "read", "ASCII_SUFFIXES", "WAVE", "FLUX", "IVAR", "ERROR"]
 
 ASCII_SUFFIXES = (".csv", ".ecsv")

@@ -30,6 +30,7 @@ __all__ = [
     "write_lamost_image",
     "write_lamost_table",
     "write_generic_table",
+    "write_gaia_table",
 ]
 
 BOSS_CRVAL = 3.5523
@@ -325,4 +326,64 @@ def write_generic_table(path: str | os.PathLike, wavelength: np.ndarray, flux: n
         table["mask"] = np.asarray(mask).astype(np.int32)
     fmt = {".csv": "ascii.csv", ".ecsv": "ascii.ecsv"}.get(path.suffix.lower(), "fits")
     table.write(path, format=fmt, overwrite=overwrite)
+    return path
+
+
+# ------------------------------------------------------------------------------ Gaia archive
+def _archive_array_text(values: np.ndarray | None) -> str:
+    """How the Gaia archive writes an array cell in CSV: "(a, b, ...)", empty when absent."""
+    if values is None:
+        return ""
+    return "(" + ", ".join(repr(float(v)) for v in np.asarray(values).ravel()) + ")"
+
+
+def write_gaia_table(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], *,
+                     overwrite: bool = False) -> Path:
+    """A Gaia DR3 archive table (RVS mean spectra or XP continuous), one row a source.
+
+    `rows` map archive column names (source_id, flux, flux_error, ... or bp_coefficients,
+    bp_coefficient_errors, bp_coefficient_correlations, ...) to values; a None array is an
+    absent solution. The suffix picks the form: .csv (arrays as quoted "(a, b, ...)"
+    strings, as the archive writes them), .ecsv, .fits (variable-length arrays); .gz gzips.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OSError(f"{path}: already exists; pass overwrite=True to replace it")
+    name = path.name.lower().removesuffix(".gz")
+    columns = list(rows[0])
+    if name.endswith(".csv"):
+        lines = [",".join(columns)]
+        for row in rows:
+            cells = []
+            for col in columns:
+                value = row[col]
+                if value is None or np.ndim(value) > 0:
+                    cells.append(f'"{_archive_array_text(value)}"' if value is not None else "")
+                else:
+                    cells.append(str(value))
+            lines.append(",".join(cells))
+        data = ("\n".join(lines) + "\n").encode()
+    else:
+        table = Table()
+        for col in columns:
+            values = [row[col] for row in rows]
+            if any(np.ndim(v) > 0 for v in values if v is not None):
+                width = max(np.size(v) for v in values if v is not None)
+                filled = [np.asarray(v, dtype=np.float64) if v is not None
+                          else np.full(width, np.nan) for v in values]
+                if len({f.size for f in filled}) == 1:
+                    table[col] = np.stack(filled)
+                else:
+                    table[col] = np.array(filled, dtype=object)
+            else:
+                table[col] = np.array(values)
+        buffer = io.BytesIO()
+        if name.endswith(".ecsv"):
+            text = io.StringIO()
+            table.write(text, format="ascii.ecsv")
+            buffer.write(text.getvalue().encode())
+        else:
+            table.write(buffer, format="fits")
+        data = buffer.getvalue()
+    path.write_bytes(_gzip.compress(data, mtime=0) if path.name.endswith(".gz") else data)
     return path

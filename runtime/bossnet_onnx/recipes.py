@@ -1,0 +1,137 @@
+"""Model rows for one spectrum, per family member (the `prepare` of each `members.Member`).
+
+Each function takes (spectrum, model metadata, draws, seed) and returns the model input rows,
+row 0 noise-free and rows 1..draws the Monte-Carlo copies, plus input-quality bits. Pure numpy;
+the constants come from the model's metadata. The recipes follow the reference code (see
+members.py for the list); where the reference would crash on hostile input (a non-positive-
+definite XP covariance, a band without a solution) the behaviour is documented here.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import SpectrumError
+from .flags import ResultFlags
+from .metadata import ModelMetadata
+from .preprocess import log_scale, model_inputs, sigma_from_ivar
+from .spectrum import Spectrum
+from .uncertainty import noisy_copies, spectrum_rng
+
+__all__ = ["boss_rows", "apogee_rows", "gaia_rvs_rows", "gaia_xp_rows", "xp_covariance",
+           "xp_noise_factor"]
+
+
+def boss_rows(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int
+              ) -> tuple[np.ndarray, int]:
+    """Interpolated, log-scaled rows (the BOSS Net recipe of preprocess.py) + quality bits."""
+    from .pipeline import _quality_bits
+
+    pre = meta.preprocessing
+    flux = np.asarray(spec.flux, dtype=np.float32)
+    copies = flux[None, :]
+    if draws:
+        sigma = sigma_from_ivar(spec.ivar, flux, pre)
+        copies = noisy_copies(flux, sigma, draws, spectrum_rng(seed, spec.identity))
+    rows, plan = model_inputs(spec.wavelength, copies, meta.grid, pre, where=spec.location)
+    return rows, _quality_bits(spec, plan.coverage, meta.grid)
+
+
+def _native_length(spec: Spectrum, meta: ModelMetadata, what: str) -> np.ndarray:
+    flux = np.asarray(spec.flux, dtype=np.float32)
+    if flux.shape != (meta.n_pixels,):
+        raise SpectrumError(f"{spec.location}: has {flux.size} pixels; {meta.recipe.title} "
+                            f"reads {what} of exactly {meta.n_pixels} (no interpolation)")
+    return flux
+
+
+def _sigma_as_given(spec: Spectrum, flux: np.ndarray, meta: ModelMetadata,
+                    fill: float) -> np.ndarray:
+    """The file's error array (NaN/inf -> `fill`), or sigma from ivar when it has none."""
+    if spec.sigma is not None:
+        sigma = np.asarray(spec.sigma, dtype=np.float32)
+    else:
+        sigma = sigma_from_ivar(spec.ivar, flux, meta.preprocessing)
+    return np.nan_to_num(sigma, nan=fill, posinf=fill, neginf=fill).astype(np.float32)
+
+
+def apogee_rows(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int
+                ) -> tuple[np.ndarray, int]:
+    """APOGEE Net: native 8575 pixels, NaN/inf -> 0 in flux and error, log-scaled copies."""
+    flux = _native_length(spec, meta, "APOGEE spectra on the apStar grid")
+    flux = np.nan_to_num(flux, nan=0.0, posinf=0.0, neginf=0.0)
+    copies = flux[None, :]
+    if draws:
+        sigma = _sigma_as_given(spec, flux, meta, 0.0)
+        copies = noisy_copies(flux, sigma, draws, spectrum_rng(seed, spec.identity))
+    return log_scale(copies, meta.preprocessing), 0
+
+
+def gaia_rvs_rows(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int
+                  ) -> tuple[np.ndarray, int]:
+    """Gaia RVS Net: the 2401-pixel mean spectrum as it is (no log), NaN -> 1."""
+    flux = _native_length(spec, meta, "Gaia RVS mean spectra")
+    flux = np.where(np.isnan(flux), np.float32(1.0), flux)
+    copies = flux[None, :]
+    if draws:
+        sigma = _sigma_as_given(spec, flux, meta, 1.0)
+        copies = noisy_copies(flux, sigma, draws, spectrum_rng(seed, spec.identity))
+    return np.ascontiguousarray(copies, dtype=np.float32), 0
+
+
+def xp_covariance(errors: np.ndarray, correlations: np.ndarray) -> np.ndarray:
+    """One band's covariance from the archive's errors and packed correlations.
+
+    The archive packs the strict upper triangle column by column, which is the strict lower
+    triangle row by row (`np.tril_indices(n, -1)`), the order the reference unpacks.
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    n = errors.size
+    rows, cols = np.tril_indices(n, -1)
+    correlations = np.asarray(correlations, dtype=np.float64)
+    if correlations.size != rows.size:
+        raise ValueError(f"{correlations.size} correlations for {n} coefficients; expected "
+                         f"{rows.size} (n(n-1)/2)")
+    cov = np.diag(errors ** 2)
+    cov[rows, cols] = correlations * errors[rows] * errors[cols]
+    cov[cols, rows] = cov[rows, cols]
+    return cov
+
+
+def xp_noise_factor(cov: np.ndarray | None, errors: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Lower factor L with L L^T = cov (Cholesky), and whether it fell back to the diagonal.
+
+    A covariance that is not positive definite (rounded correlations, a damaged row) cannot be
+    factorised; the reference would stop the whole run. Documented fallback: independent
+    errors (L = diag(errors)), with the XP_DIAGONAL_COVARIANCE bit set on the row.
+    """
+    if cov is not None and np.all(np.isfinite(cov)):
+        try:
+            return np.linalg.cholesky(cov), False
+        except np.linalg.LinAlgError:
+            pass
+    errors = np.nan_to_num(np.asarray(errors, dtype=np.float64), nan=0.0, posinf=0.0)
+    return np.diag(np.abs(errors)), True
+
+
+def gaia_xp_rows(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int
+                 ) -> tuple[np.ndarray, int]:
+    """Gaia XP Net: 55 BP + 55 RP coefficients as they are, NaN -> 1; draws L z per band."""
+    coeffs = _native_length(spec, meta, "Gaia XP coefficients (55 BP + 55 RP)")
+    coeffs = np.where(np.isnan(coeffs), np.float32(1.0), coeffs)
+    copies = coeffs[None, :].astype(np.float32)
+    quality = 0
+    if draws:
+        half = meta.n_pixels // 2
+        errors = np.asarray(spec.sigma if spec.sigma is not None
+                            else np.full(meta.n_pixels, np.nan), dtype=np.float64)
+        covariance = spec.covariance or (None, None)
+        rng = spectrum_rng(seed, spec.identity)
+        noise = np.empty((draws, meta.n_pixels), dtype=np.float64)
+        for band, cov in enumerate(covariance):
+            lower, fell_back = xp_noise_factor(cov, errors[band * half:(band + 1) * half])
+            if fell_back:
+                quality |= int(ResultFlags.XP_DIAGONAL_COVARIANCE)
+            z = rng.standard_normal((draws, half))
+            noise[:, band * half:(band + 1) * half] = z @ lower.T
+        copies = np.concatenate([copies, (coeffs[None, :] + noise).astype(np.float32)])
+    return copies, quality
