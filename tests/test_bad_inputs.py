@@ -130,7 +130,7 @@ FILE_FAILURES = {
     "truncated FITS": (make_truncated, InputError, "truncated or corrupted"),
     "gzip not FITS": (make_gzip_not_fits, InputError, "gzip file whose content is not FITS"),
     "no table HDU": (make_no_table, UnknownFormatError, r"no known spectrum layout \(tried mwm, "
-                     r"sdss-spec, lamost-table, lamost-image, generic-table\)"),
+                     r"apstar, gaia, sdss-spec, lamost-table, lamost-image, generic-table\)"),
     "wrong columns": (make_wrong_columns, UnknownFormatError, "no known spectrum layout"),
     "csv missing ivar": (make_csv_missing_columns, InputError,
                          "needs wavelength .* flux and ivar or error columns; found wavelength, flux"),

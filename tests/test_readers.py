@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from bossnet_onnx.readers import (READERS, generic_table, lamost_image, lamost_table, mwm,
-                                  read_spectra, sdss_spec)
+from bossnet_onnx.readers import (READERS, apstar, gaia, generic_table, lamost_image,
+                                  lamost_table, mwm, read_spectra, sdss_spec)
+
 from bossnet_onnx.spectrum import ReadFailure, Spectrum
 from bossnet_onnx.synthetic import layouts
 
@@ -33,9 +34,9 @@ def bad_pixels(n: int, seed: int) -> np.ndarray:
 
 
 def test_registry_order_is_explicit():
-    assert READERS == (mwm, sdss_spec, lamost_table, lamost_image, generic_table)
-    assert [r.NAME for r in READERS] == ["mwm", "sdss-spec", "lamost-table", "lamost-image",
-                                         "generic-table"]
+    assert READERS == (mwm, apstar, gaia, sdss_spec, lamost_table, lamost_image, generic_table)
+    assert [r.NAME for r in READERS] == ["mwm", "apstar", "gaia", "sdss-spec", "lamost-table",
+                                         "lamost-image", "generic-table"]
 
 
 # ------------------------------------------------------------------------------ SDSS spec

@@ -17,7 +17,7 @@ from bossnet_onnx.synthetic import layouts
 
 WAVE = layouts.boss_native_wavelength()
 N = layouts.BOSS_NPIX
-TRIED = r"\(tried mwm, sdss-spec, lamost-table, lamost-image, generic-table\)"
+TRIED = r"\(tried mwm, apstar, gaia, sdss-spec, lamost-table, lamost-image, generic-table\)"
 
 
 def good(seed: int = 0, n: int = N):
