@@ -145,7 +145,8 @@ def _labels(meta: ModelMetadata, point: np.ndarray, scatter: np.ndarray) -> dict
     recipe = meta.recipe
     i_logg, i_lt, i_feh = (meta.index(n) for n in ("logg", "logTeff", "FeH"))
     log_teff = float(point[i_lt])
-    teff = 10.0 ** log_teff
+    with np.errstate(over="ignore"):  # a wild log Teff is flagged (bit 1), not a crash
+        teff = float(np.power(10.0, log_teff))
     labels = {
         "teff": teff, "e_teff": teff * math.log(10.0) * float(scatter[i_lt]),
         "logg": float(point[i_logg]), "e_logg": float(scatter[i_logg]),
