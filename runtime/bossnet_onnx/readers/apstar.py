@@ -67,11 +67,14 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
             raise InputError(f"{path}: apStar file with {len(hdul)} HDUs; expected HDU1 flux "
                              f"and HDU2 error images")
         flux_hdu, error_hdu = hdul[1], hdul[2]
-        flux_all = np.atleast_2d(native(flux_hdu.data, np.float32))
-        error_all = np.atleast_2d(native(error_hdu.data, np.float32))
-        if flux_all.shape != error_all.shape:
+        flux_all = native(flux_hdu.data, np.float32)
+        error_all = native(error_hdu.data, np.float32)
+        if flux_all.shape != error_all.shape or flux_all.ndim not in (1, 2):
+            # FITS axis order (NAXIS1, NAXIS2), as the header states them
             raise InputError(f"{where(path, 2)}: error image is {error_all.shape[::-1]} but "
-                             f"flux is {flux_all.shape[::-1]}; expected the same shape")
+                             f"flux is {flux_all.shape[::-1]}; expected the same 1-D or 2-D "
+                             f"shape")
+        flux_all, error_all = np.atleast_2d(flux_all), np.atleast_2d(error_all)
         crval = header_value(flux_hdu.header, keys=("CRVAL1",))
         cdelt = header_value(flux_hdu.header, keys=("CDELT1",))
         if crval is None or cdelt is None:
