@@ -86,7 +86,8 @@ def _rvs_file(work: Path, n: int = 4) -> Path:
     return write_gaia_table(work / "gaia-rvs-synthetic.ecsv", rows, overwrite=True)
 
 
-def _run_reference(reference: Path, member: str, inputs: list[Path], out: Path) -> float:
+def _run_reference(reference: Path, member: str, inputs: list[Path], out: Path,
+                   source: str | None = None) -> float:
     pkg = reference / "bossnet"
     t0 = time.perf_counter()
     if member == "gaia-rvs":
@@ -98,7 +99,7 @@ def _run_reference(reference: Path, member: str, inputs: list[Path], out: Path) 
                 "p.predict(128, 0)")
         cmd = [sys.executable, "-c", code, str(inputs[0]), str(out)]
     else:
-        source = {"boss": "boss", "apogee": "apogee", "gaia-xp": "gaia_xp"}[member]
+        source = source or {"boss": "boss", "apogee": "apogee", "gaia-xp": "gaia_xp"}[member]
         if member == "gaia-xp":
             listing = inputs[0]
         else:
@@ -116,30 +117,62 @@ def _read_reference(out: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def compare(member: str, reference: Path, work: Path, seed: int = 0) -> dict:
+def _inputs(member: str, work: Path, copies: int, source: str | None) -> list[Path]:
+    """The files both sides read; `copies` > 1 repeats them (under new names) for timing."""
+    if member == "apogee":
+        base = [p for p in sorted(DATA.glob("apogee-apstar-*.fits"))
+                if "2M03290406" not in p.name]  # the reference cannot read 1-D apStar files
+    elif member == "gaia-xp":
+        base = [DATA / "gaia-xp-continuous-GaiaXPy-XP_CONTINUOUS_RAW.ecsv"]
+    elif member == "gaia-rvs":
+        base = [_rvs_file(work)]
+    elif source == "lamost_dr7":
+        base = sorted(DATA.glob("lamost-dr7-*.fits"))
+    else:
+        base = sorted(DATA.glob("sdss-spec-*.fits"))
+    if copies == 1:
+        return base
+    if member.startswith("gaia"):
+        # one table with the rows repeated: the reference reads one table per run
+        from astropy.table import Table, vstack
+
+        table = vstack([Table.read(base[0], format="ascii.ecsv")] * copies)
+        target = work / f"{member}-x{copies}.ecsv"
+        table.write(target, format="ascii.ecsv", overwrite=True)
+        return [target]
+    out = []
+    for i in range(copies):
+        for p in base:
+            target = work / "copies" / f"{i}-{p.name}"
+            target.parent.mkdir(exist_ok=True)
+            if not target.exists():
+                target.symlink_to(p)
+            out.append(target)
+    return out
+
+
+def compare(member: str, reference: Path, work: Path, seed: int = 0, copies: int = 1,
+            source: str | None = None) -> dict:
     from bossnet_export import export_model
-    from bossnet_onnx.members import MEMBERS, OFFICIAL_STATS
+    from bossnet_onnx.members import MEMBERS, OFFICIAL_CONFIGS, OFFICIAL_STATS
     from bossnet_onnx.pipeline import predict
 
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench import flops_per_forward
+
     recipe = MEMBERS[member]
-    chunks, _ = _write_weights(member, reference, seed)
+    chunks, model = _write_weights(member, reference, seed)
     onnx_path = work / f"{member}.onnx"
-    export_model(chunks, onnx_path, member=member, provenance="random-weights")
-    if member == "apogee":
-        inputs = [p for p in sorted(DATA.glob("apogee-apstar-*.fits"))
-                  if "2M03290406" not in p.name]  # the reference cannot read 1-D apStar files
-    elif member == "gaia-xp":
-        inputs = [DATA / "gaia-xp-continuous-GaiaXPy-XP_CONTINUOUS_RAW.ecsv"]
-    elif member == "gaia-rvs":
-        inputs = [_rvs_file(work)]
-    else:
-        inputs = sorted(DATA.glob("sdss-spec-*.fits"))
-    ref_out = work / f"{member}-reference.csv"
-    ref_seconds = _run_reference(reference, member, inputs, ref_out)
+    if not onnx_path.exists() or copies == 1:
+        export_model(chunks, onnx_path, member=member, provenance="random-weights")
+    inputs = _inputs(member, work, copies, source)
+    ref_out = work / f"{member}-{source or 'default'}-reference.csv"
+    ref_seconds = _run_reference(reference, member, inputs, ref_out, source)
     ref_rows = _read_reference(ref_out)
     t0 = time.perf_counter()
-    table = predict([str(p) for p in inputs], model=onnx_path, draws=0)
+    table = predict([str(p) for p in inputs], model=onnx_path, draws=0, threads=2)
     ours_seconds = time.perf_counter() - t0
+    n_ours = len(table)
     # Our catalogue: one row per spectrum; the reference: one per file (row 0) or per source.
     if member in ("apogee", "boss"):
         table = table[table["row"] <= 0]
@@ -148,24 +181,35 @@ def compare(member: str, reference: Path, work: Path, seed: int = 0) -> dict:
         ref = np.array([float(r[name]) for r in ref_rows])
         ours = np.asarray(table[COLUMNS[name]], dtype=np.float64)
         worst[name] = float(np.max(np.abs(ours - ref)) / OFFICIAL_STATS[member][name]["STD"])
-    return {"member": member, "n": len(ref_rows), "max_norm_diff": max(worst.values()),
-            "per_output": worst, "reference_s": ref_seconds, "ours_s": ours_seconds,
-            "spread": float(np.std(np.asarray(table["log_teff"], dtype=np.float64)))}
+    return {"member": member, "source": source or recipe.reference_source, "n": len(ref_rows),
+            "n_ours": n_ours, "max_norm_diff": max(worst.values()), "per_output": worst,
+            "reference_s": ref_seconds, "ours_s": ours_seconds,
+            "spread": float(np.std(np.asarray(table["log_teff"], dtype=np.float64))),
+            "n_parameters": sum(p.numel() for p in model.parameters()),
+            "file_mb": onnx_path.stat().st_size / 1e6,
+            "gflop": flops_per_forward(OFFICIAL_CONFIGS[member], recipe.n_inputs) / 1e9}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", type=Path, required=True)
     parser.add_argument("--work", type=Path, default=Path("/tmp/bossnet-family-parity"))
-    parser.add_argument("--members", default="boss,apogee,gaia-rvs,gaia-xp")
+    parser.add_argument("--members", default="boss,lamost_dr7,apogee,gaia-rvs,gaia-xp")
+    parser.add_argument("--copies", type=int, default=1,
+                        help="repeat the inputs N times for the speed columns")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    for member in args.members.split(","):
-        r = compare(member, args.reference, args.work)
+    for item in args.members.split(","):
+        member, source = ("boss", "lamost_dr7") if item == "lamost_dr7" else (item, None)
+        r = compare(member, args.reference, args.work, copies=args.copies, source=source)
         per = ", ".join(f"{k} {v:.1e}" for k, v in r["per_output"].items())
-        print(f"{member:9s} n={r['n']:3d}  max |ours - ref| / STD = {r['max_norm_diff']:.2e} "
-              f"({per}); std(log_teff) over inputs {r['spread']:.3f}; "
-              f"reference {r['reference_s']:.1f} s, ours {r['ours_s']:.1f} s", flush=True)
+        print(f"{member:8s} -d {r['source']:10s} n={r['n']:4d}  max |ours - ref| / STD = "
+              f"{r['max_norm_diff']:.2e} ({per}); std(log_teff) {r['spread']:.3f}", flush=True)
+        print(f"{'':8s} {r['n_parameters']:,} parameters, {r['file_mb']:.1f} MB, "
+              f"{r['gflop']:.3f} GFLOP/forward; reference {r['n'] / r['reference_s']:.1f} "
+              f"spectra/s ({r['reference_s']:.1f} s incl. start), ours "
+              f"{r['n_ours'] / r['ours_s']:.1f} spectra/s ({r['ours_s']:.1f} s incl. session)",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -260,3 +261,14 @@ def test_members_table_is_the_only_dispatch():
     for member in MEMBERS.values():
         assert hasattr(recipes, member.prepare.__name__)
     assert members.member_named("apogee") is MEMBERS["apogee"]
+
+
+def test_info_names_the_member(tmp_path):
+    from bossnet_onnx.model_info import format_model_info, model_info
+
+    info = model_info(write_member_model(tmp_path / "xp.onnx", "gaia-xp"))
+    assert info["member"] == "gaia-xp" and info["grid"]["unit"] == "coefficient"
+    text = format_model_info(info)
+    assert re.search(r"^member +gaia-xp \(Gaia XP Net\): reads Gaia DR3 XP continuous", text,
+                     re.M)
+    assert "110 coefficients (no wavelength axis)" in text
