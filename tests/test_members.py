@@ -16,6 +16,7 @@ from bossnet_onnx.flags import ResultFlags
 from bossnet_onnx.members import MEMBERS, OFFICIAL_STATS
 from bossnet_onnx.metadata import ModelMetadata
 from bossnet_onnx.pipeline import predict, prepare_spectrum
+from bossnet_onnx.readers import gaia
 from bossnet_onnx.session import open_model
 from bossnet_onnx.spectrum import Spectrum
 from bossnet_onnx.synthetic.layouts import write_apstar, write_gaia_table, write_spec
@@ -89,7 +90,8 @@ def _apogee_spectrum(rng, sigma=True) -> Spectrum:
 def test_apogee_rows_are_native_log_scaled_with_bad_pixels_zero(rng):
     meta = member_metadata("apogee")
     spec = _apogee_spectrum(rng)
-    rows, quality = recipes.apogee_rows(spec, meta, 0, seed=1)
+    rows, coverage, quality = recipes.apogee_rows(spec, meta, 0, seed=1)
+    assert coverage is None
     assert rows.shape == (1, 8575) and quality == 0
     clean = np.nan_to_num(spec.flux, nan=0.0, posinf=0.0)
     expected = np.log(np.maximum(clean, np.float32(1e-6)))
@@ -101,7 +103,7 @@ def test_apogee_rows_are_native_log_scaled_with_bad_pixels_zero(rng):
 def test_apogee_draws_use_the_error_array_as_given(rng):
     meta = member_metadata("apogee")
     spec = _apogee_spectrum(rng)
-    rows, _ = recipes.apogee_rows(spec, meta, 400, seed=3)
+    rows, _, _ = recipes.apogee_rows(spec, meta, 400, seed=3)
     # Back out the noisy linear flux of the pixels the clip leaves alone.
     linear = np.exp(rows[1:, 100:2000].astype(np.float64))
     scatter = linear.std(axis=0).mean()
@@ -115,7 +117,7 @@ def test_gaia_rvs_rows_are_raw_with_nan_set_to_one(rng):
     flux[7] = np.nan
     spec = Spectrum(np.arange(2401.0), flux, np.ones(2401, np.float32), source="r.ecsv",
                     format="gaia", kind="gaia-rvs", sigma=np.full(2401, np.nan, np.float32))
-    rows, _ = recipes.gaia_rvs_rows(spec, meta, 2, seed=0)
+    rows, _, _ = recipes.gaia_rvs_rows(spec, meta, 2, seed=0)
     expected = flux.copy()
     expected[7] = 1.0
     np.testing.assert_array_equal(rows[0], expected)
@@ -126,10 +128,10 @@ def test_gaia_rvs_rows_are_raw_with_nan_set_to_one(rng):
 def test_xp_covariance_unpacks_the_archive_order():
     errors = np.array([1.0, 2.0, 3.0])
     # upper triangle column by column: (0,1), (0,2), (1,2)
-    cov = recipes.xp_covariance(errors, np.array([0.1, 0.2, 0.3]))
+    cov = gaia.xp_covariance(errors, np.array([0.1, 0.2, 0.3]))
     np.testing.assert_allclose(cov, [[1.0, 0.2, 0.6], [0.2, 4.0, 1.8], [0.6, 1.8, 9.0]])
     with pytest.raises(ValueError, match="2 correlations for 3 coefficients; expected 3"):
-        recipes.xp_covariance(errors, np.array([0.1, 0.2]))
+        gaia.xp_covariance(errors, np.array([0.1, 0.2]))
 
 
 def _xp_spectrum(cov_bp, cov_rp, errors) -> Spectrum:
@@ -145,9 +147,9 @@ def test_xp_draws_follow_the_covariance():
     rng = np.random.default_rng(0)
     errors = rng.uniform(0.5, 2.0, 110)
     corr = np.full(1485, 0.4)
-    cov_bp = recipes.xp_covariance(errors[:55], corr)
-    cov_rp = recipes.xp_covariance(errors[55:], corr)
-    rows, quality = recipes.gaia_xp_rows(_xp_spectrum(cov_bp, cov_rp, errors), meta, 4000, 1)
+    cov_bp = gaia.xp_covariance(errors[:55], corr)
+    cov_rp = gaia.xp_covariance(errors[55:], corr)
+    rows, _, quality = recipes.gaia_xp_rows(_xp_spectrum(cov_bp, cov_rp, errors), meta, 4000, 1)
     assert quality == 0
     assert rows[0, 3] == 1.0  # NaN coefficient -> 1, as the reference
     noise = rows[1:].astype(np.float64) - rows[0]
@@ -159,9 +161,9 @@ def test_xp_draws_follow_the_covariance():
 def test_xp_non_positive_definite_covariance_falls_back_to_the_errors():
     meta = member_metadata("gaia-xp")
     errors = np.ones(110)
-    broken = recipes.xp_covariance(errors[:55], np.full(1485, -0.9))  # not positive definite
-    good = recipes.xp_covariance(errors[55:], np.zeros(1485))
-    rows, quality = recipes.gaia_xp_rows(_xp_spectrum(broken, good, errors), meta, 3000, 2)
+    broken = gaia.xp_covariance(errors[:55], np.full(1485, -0.9))  # not positive definite
+    good = gaia.xp_covariance(errors[55:], np.zeros(1485))
+    rows, _, quality = recipes.gaia_xp_rows(_xp_spectrum(broken, good, errors), meta, 3000, 2)
     assert quality == int(ResultFlags.XP_DIAGONAL_COVARIANCE)
     noise = rows[1:].astype(np.float64) - rows[0]
     assert noise[:, :55].std(axis=0).mean() == pytest.approx(1.0, rel=0.05)
@@ -259,7 +261,7 @@ def test_open_model_reports_member(tmp_path):
 def test_members_table_is_the_only_dispatch():
     # every member's recipe is a function of recipes.py, reached through the table
     for member in MEMBERS.values():
-        assert hasattr(recipes, member.prepare.__name__)
+        assert callable(getattr(recipes, member.recipe_function))
     assert members.member_named("apogee") is MEMBERS["apogee"]
 
 

@@ -16,6 +16,7 @@ from astropy.table import Table
 
 from .errors import OutputError
 from .flags import BAD_MASK, WARN_MASK
+from .members import BOSS_LABEL_COLUMNS, DEFAULT_MEMBER, member_named
 
 __all__ = [
     "Result",
@@ -40,8 +41,8 @@ IDENTIFIER_COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("survey_class", "str", ("class", "survey_class")),
 )
 
-LABEL_COLUMNS = ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "v_rad", "e_v_rad",
-                 "log_teff", "e_log_teff")
+#: BOSS Net's label columns; every member's are in members.MEMBERS[...].label_columns
+LABEL_COLUMNS = BOSS_LABEL_COLUMNS
 
 SUFFIX_FORMATS = {
     ".fits": "fits", ".fit": "fits", ".fits.gz": "fits",
@@ -89,8 +90,6 @@ def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None
     BOSS Net): a parameter the member does not predict (APOGEE Net has no RV) is an absent
     column, not a column of zeros.
     """
-    from .members import DEFAULT_MEMBER, member_named
-
     recipe = member_named(member or (meta or {}).get("MEMBER") or DEFAULT_MEMBER, "catalogue")
     results = list(results)
     cols: dict[str, Any] = {

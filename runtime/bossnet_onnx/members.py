@@ -25,14 +25,14 @@ Input recipes (reference `bossnet/pipeline.py` and `dataset.py` at 101ac2b, DR19
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
-from .catalogue import LABEL_COLUMNS as BOSS_LABEL_COLUMNS
 from .errors import ModelMetadataError
 
 __all__ = ["Member", "MEMBERS", "member_named", "DEFAULT_MEMBER", "OFFICIAL_STATS",
+           "OFFICIAL_CONFIGS", "BOSS_LABEL_COLUMNS", "KIND_TITLES",
            "input_grid", "APOGEE_CRVAL1", "APOGEE_CDELT1", "APOGEE_NPIX", "RVS_NPIX",
            "XP_N_COEFFICIENTS"]
 
@@ -124,26 +124,17 @@ class Member:
     flag_bits: tuple[int, ...]
     #: (scale, offset) per label: published e = scale * raw + offset (DR19 noise model)
     calibration: Mapping[str, tuple[float, float]]
-    #: model rows (copies x n_inputs) and quality bits of one spectrum; see recipes.py
-    prepare: Callable[..., tuple[np.ndarray, int]]
+    #: the function of recipes.py that makes the model rows of one spectrum
+    recipe_function: str
 
     @property
     def predicts_rv(self) -> bool:
         return "rv" in self.parameter_names
 
 
-def _recipe(name: str) -> Callable[..., tuple[np.ndarray, int]]:
-    """Late binding to recipes.py, which imports preprocessing (and through it metadata)."""
-
-    def prepare(*args: Any, **kwargs: Any) -> tuple[np.ndarray, int]:
-        from . import recipes
-
-        return getattr(recipes, name)(*args, **kwargs)
-
-    prepare.__name__ = name
-    return prepare
-
-
+#: DR19 astraAllStarBossNet label columns (BOSS Net's catalogue)
+BOSS_LABEL_COLUMNS = ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "v_rad", "e_v_rad",
+                      "log_teff", "e_log_teff")
 _THREE = ("logg", "logTeff", "FeH")
 _LABELS_3 = ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "log_teff", "e_log_teff")
 _GAIA_IDS = (("source_id", "int64", ("source_id",)),)
@@ -158,7 +149,7 @@ MEMBERS: dict[str, Member] = {m.name: m for m in (
            reference_source="boss",
            label_columns=BOSS_LABEL_COLUMNS,
            identifier_columns=(), flag_bits=(1, 2, 3, 4), calibration={},
-           prepare=_recipe("boss_rows")),
+           recipe_function="boss_rows"),
     Member(name="apogee", title="APOGEE Net", parameter_names=_THREE,
            n_inputs=APOGEE_NPIX, input_axis="wavelength",
            input_layout={"kind": "native-log-linear-wavelength", "crval1": APOGEE_CRVAL1,
@@ -171,7 +162,7 @@ MEMBERS: dict[str, Member] = {m.name: m for m in (
            flag_bits=(1, 2, 3),
            # DR19 astraAllStarApogeeNet: e = 1.25 raw + 10 K, 1.25 raw + 0.01 dex, raw + 0.01
            calibration={"teff": (1.25, 10.0), "logg": (1.25, 0.01), "fe_h": (1.0, 0.01)},
-           prepare=_recipe("apogee_rows")),
+           recipe_function="apogee_rows"),
     Member(name="gaia-rvs", title="Gaia RVS Net", parameter_names=_THREE,
            n_inputs=RVS_NPIX, input_axis="wavelength",
            input_layout={"kind": "gaia-dr3-rvs-mean-spectrum", "start": RVS_START_ANGSTROM,
@@ -180,7 +171,7 @@ MEMBERS: dict[str, Member] = {m.name: m for m in (
            reads="Gaia DR3 RVS mean spectra (archive CSV/ECSV/FITS/VOTable)",
            reference_source="gaia_rvs", label_columns=_LABELS_3,
            identifier_columns=_GAIA_IDS, flag_bits=(1, 2, 3), calibration={},
-           prepare=_recipe("gaia_rvs_rows")),
+           recipe_function="gaia_rvs_rows"),
     Member(name="gaia-xp", title="Gaia XP Net", parameter_names=_THREE,
            n_inputs=2 * XP_N_COEFFICIENTS, input_axis="coefficient",
            input_layout={"kind": "gaia-dr3-xp-continuous-coefficients",
@@ -190,7 +181,7 @@ MEMBERS: dict[str, Member] = {m.name: m for m in (
            reads="Gaia DR3 XP continuous mean spectra (archive CSV/ECSV/FITS/VOTable)",
            reference_source="gaia_xp", label_columns=_LABELS_3,
            identifier_columns=_GAIA_IDS, flag_bits=(1, 2, 3), calibration={},
-           prepare=_recipe("gaia_xp_rows")),
+           recipe_function="gaia_xp_rows"),
 )}
 
 #: What each kind of spectrum is called in messages.

@@ -19,13 +19,14 @@ from astropy.table import Table
 
 from . import __version__
 from .catalogue import Result, build_table
-from .errors import BossNetError
+from .errors import BossNetError, MemberMismatchError
 from .flags import ResultFlags, parameter_flags
+from .members import KIND_TITLES
 from .metadata import ModelMetadata
-from .preprocess import model_inputs, sigma_from_ivar
+from .recipes import prepare_rows
 from .session import BossNetModel, open_model
 from .spectrum import ReadFailure, Spectrum
-from .uncertainty import noisy_copies, spectrum_rng, summarize_draws
+from .uncertainty import summarize_draws
 
 __all__ = ["predict", "resolve_inputs", "start_session", "check_kinds", "stream_results",
            "prepare_spectrum", "result_from_outputs", "Prepared", "StageTimes", "LOW_COVERAGE_FRACTION",
@@ -87,13 +88,12 @@ def prepare_spectrum(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int)
     """Sigma, noisy copies and the model rows of one spectrum, by the model's member recipe."""
     recipe = meta.recipe
     if spec.kind != recipe.spectrum_kind:
-        from .errors import MemberMismatchError
-        from .members import KIND_TITLES
-
         raise MemberMismatchError(
             f"{spec.location}: is {KIND_TITLES.get(spec.kind, spec.kind)} but the model is "
             f"{recipe.title} (member {recipe.name}), which reads {recipe.reads}")
-    rows, quality = recipe.prepare(spec, meta, draws, seed)
+    rows, coverage, quality = prepare_rows(spec, meta, draws, seed)
+    if coverage is not None:  # members that interpolate onto a grid: the input-quality bits
+        quality |= _quality_bits(spec, coverage, meta.grid)
     return Prepared(spec, rows, quality)
 
 
@@ -334,8 +334,6 @@ def check_kinds(paths: Sequence[str], model: BossNetModel) -> None:
     given to the BOSS model stops before any spectrum is read or any row written. Files that
     cannot be told are left to the readers (a failure row each, as ever).
     """
-    from .errors import MemberMismatchError
-    from .members import KIND_TITLES
     from .readers import sniff_kinds
 
     recipe = model.metadata.recipe

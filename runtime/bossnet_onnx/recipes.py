@@ -1,7 +1,9 @@
 """Model rows for one spectrum, per family member (the `prepare` of each `members.Member`).
 
-Each function takes (spectrum, model metadata, draws, seed) and returns the model input rows,
-row 0 noise-free and rows 1..draws the Monte-Carlo copies, plus input-quality bits. Pure numpy;
+Each function takes (spectrum, model metadata, draws, seed) and returns the model input rows
+(row 0 noise-free, rows 1..draws the Monte-Carlo copies), the fraction of an interpolation grid
+the spectrum covers (None for members that do not interpolate) and input-quality bits of its
+own. `prepare_rows` picks the function the model's member names (members.MEMBERS). Pure numpy;
 the constants come from the model's metadata. The recipes follow the reference code (see
 members.py for the list); where the reference would crash on hostile input (a non-positive-
 definite XP covariance, a band without a solution) the behaviour is documented here.
@@ -17,15 +19,15 @@ from .preprocess import log_scale, model_inputs, sigma_from_ivar
 from .spectrum import Spectrum
 from .uncertainty import noisy_copies, spectrum_rng
 
-__all__ = ["boss_rows", "apogee_rows", "gaia_rvs_rows", "gaia_xp_rows", "xp_covariance",
-           "xp_noise_factor"]
+__all__ = ["prepare_rows", "RecipeRows", "boss_rows", "apogee_rows", "gaia_rvs_rows",
+           "gaia_xp_rows", "xp_noise_factor"]
+
+#: (model rows, grid coverage or None, quality bits)
+RecipeRows = tuple[np.ndarray, "float | None", int]
 
 
-def boss_rows(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int
-              ) -> tuple[np.ndarray, int]:
-    """Interpolated, log-scaled rows (the BOSS Net recipe of preprocess.py) + quality bits."""
-    from .pipeline import _quality_bits
-
+def boss_rows(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int) -> RecipeRows:
+    """Interpolated, log-scaled rows (the BOSS Net recipe of preprocess.py) and coverage."""
     pre = meta.preprocessing
     flux = np.asarray(spec.flux, dtype=np.float32)
     copies = flux[None, :]
@@ -33,7 +35,7 @@ def boss_rows(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int
         sigma = sigma_from_ivar(spec.ivar, flux, pre)
         copies = noisy_copies(flux, sigma, draws, spectrum_rng(seed, spec.identity))
     rows, plan = model_inputs(spec.wavelength, copies, meta.grid, pre, where=spec.location)
-    return rows, _quality_bits(spec, plan.coverage, meta.grid)
+    return rows, plan.coverage, 0
 
 
 def _native_length(spec: Spectrum, meta: ModelMetadata, what: str) -> np.ndarray:
@@ -54,8 +56,7 @@ def _sigma_as_given(spec: Spectrum, flux: np.ndarray, meta: ModelMetadata,
     return np.nan_to_num(sigma, nan=fill, posinf=fill, neginf=fill).astype(np.float32)
 
 
-def apogee_rows(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int
-                ) -> tuple[np.ndarray, int]:
+def apogee_rows(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int) -> RecipeRows:
     """APOGEE Net: native 8575 pixels, NaN/inf -> 0 in flux and error, log-scaled copies."""
     flux = _native_length(spec, meta, "APOGEE spectra on the apStar grid")
     flux = np.nan_to_num(flux, nan=0.0, posinf=0.0, neginf=0.0)
@@ -63,11 +64,10 @@ def apogee_rows(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int
     if draws:
         sigma = _sigma_as_given(spec, flux, meta, 0.0)
         copies = noisy_copies(flux, sigma, draws, spectrum_rng(seed, spec.identity))
-    return log_scale(copies, meta.preprocessing), 0
+    return log_scale(copies, meta.preprocessing), None, 0
 
 
-def gaia_rvs_rows(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int
-                  ) -> tuple[np.ndarray, int]:
+def gaia_rvs_rows(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int) -> RecipeRows:
     """Gaia RVS Net: the 2401-pixel mean spectrum as it is (no log), NaN -> 1."""
     flux = _native_length(spec, meta, "Gaia RVS mean spectra")
     flux = np.where(np.isnan(flux), np.float32(1.0), flux)
@@ -75,26 +75,7 @@ def gaia_rvs_rows(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int
     if draws:
         sigma = _sigma_as_given(spec, flux, meta, 1.0)
         copies = noisy_copies(flux, sigma, draws, spectrum_rng(seed, spec.identity))
-    return np.ascontiguousarray(copies, dtype=np.float32), 0
-
-
-def xp_covariance(errors: np.ndarray, correlations: np.ndarray) -> np.ndarray:
-    """One band's covariance from the archive's errors and packed correlations.
-
-    The archive packs the strict upper triangle column by column, which is the strict lower
-    triangle row by row (`np.tril_indices(n, -1)`), the order the reference unpacks.
-    """
-    errors = np.asarray(errors, dtype=np.float64)
-    n = errors.size
-    rows, cols = np.tril_indices(n, -1)
-    correlations = np.asarray(correlations, dtype=np.float64)
-    if correlations.size != rows.size:
-        raise ValueError(f"{correlations.size} correlations for {n} coefficients; expected "
-                         f"{rows.size} (n(n-1)/2)")
-    cov = np.diag(errors ** 2)
-    cov[rows, cols] = correlations * errors[rows] * errors[cols]
-    cov[cols, rows] = cov[rows, cols]
-    return cov
+    return np.ascontiguousarray(copies, dtype=np.float32), None, 0
 
 
 def xp_noise_factor(cov: np.ndarray | None, errors: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -113,8 +94,7 @@ def xp_noise_factor(cov: np.ndarray | None, errors: np.ndarray) -> tuple[np.ndar
     return np.diag(np.abs(errors)), True
 
 
-def gaia_xp_rows(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int
-                 ) -> tuple[np.ndarray, int]:
+def gaia_xp_rows(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int) -> RecipeRows:
     """Gaia XP Net: 55 BP + 55 RP coefficients as they are, NaN -> 1; draws L z per band."""
     coeffs = _native_length(spec, meta, "Gaia XP coefficients (55 BP + 55 RP)")
     coeffs = np.where(np.isnan(coeffs), np.float32(1.0), coeffs)
@@ -134,4 +114,12 @@ def gaia_xp_rows(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int
             z = rng.standard_normal((draws, half))
             noise[:, band * half:(band + 1) * half] = z @ lower.T
         copies = np.concatenate([copies, (coeffs[None, :] + noise).astype(np.float32)])
-    return copies, quality
+    return copies, None, quality
+
+
+_FUNCTIONS = {f.__name__: f for f in (boss_rows, apogee_rows, gaia_rvs_rows, gaia_xp_rows)}
+
+
+def prepare_rows(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int) -> RecipeRows:
+    """The model rows of one spectrum by the recipe its model's member names."""
+    return _FUNCTIONS[meta.recipe.recipe_function](spec, meta, draws, seed)

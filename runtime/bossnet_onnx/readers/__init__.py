@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from ..errors import InputError, MemberMismatchError, UnknownFormatError
+from ..members import KIND_TITLES
 from ..spectrum import ReadFailure, Spectrum
 from . import apstar, gaia, generic_table, lamost_image, lamost_table, mwm, sdss_spec
 from ._fits import check_file, open_fits
@@ -56,8 +57,6 @@ def read_spectra(path: str | os.PathLike, kind: str | None = None
 
 
 def _mismatch(path: str, reader, kind: str) -> MemberMismatchError:
-    from ..members import KIND_TITLES
-
     found = " or ".join(KIND_TITLES.get(k, k) for k in reader.KINDS)
     return MemberMismatchError(f"{path}: is {found} ({reader.NAME} file) but the model reads "
                                f"{KIND_TITLES.get(kind, kind)}; use a model of the matching "

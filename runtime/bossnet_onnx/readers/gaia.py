@@ -33,7 +33,7 @@ from ..spectrum import ReadFailure, Spectrum
 NAME = "gaia"
 KINDS = ("gaia-xp", "gaia-rvs")
 __all__ = ["NAME", "KINDS", "identify", "read", "TEXT_SUFFIXES", "kind_of_columns",
-           "text_header_kind"]
+           "text_header_kind", "xp_covariance"]
 
 #: archive downloads this reader opens without FITS (astropy reads the gzipped ones itself)
 TEXT_SUFFIXES = (".csv", ".ecsv", ".csv.gz", ".ecsv.gz", ".xml", ".vot", ".xml.gz", ".vot.gz")
@@ -128,10 +128,27 @@ def _place(path: str, hdu: int, row: int, text_file: bool) -> str:
     return f"{path}[row {row}]" if text_file else f"{path}[HDU {hdu}, row {row}]"
 
 
+def xp_covariance(errors: np.ndarray, correlations: np.ndarray) -> np.ndarray:
+    """One band's covariance from the archive's errors and packed correlations.
+
+    The archive packs the strict upper triangle column by column, which is the strict lower
+    triangle row by row (`np.tril_indices(n, -1)`), the order the reference unpacks.
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    n = errors.size
+    rows, cols = np.tril_indices(n, -1)
+    correlations = np.asarray(correlations, dtype=np.float64)
+    if correlations.size != rows.size:
+        raise ValueError(f"{correlations.size} correlations for {n} coefficients; expected "
+                         f"{rows.size} (n(n-1)/2)")
+    cov = np.diag(errors ** 2)
+    cov[rows, cols] = correlations * errors[rows] * errors[cols]
+    cov[cols, rows] = cov[rows, cols]
+    return cov
+
+
 def _xp_row(table: Table, row: int, path: str, hdu: int, place: str,
             ids: dict) -> Spectrum | ReadFailure:
-    from ..recipes import xp_covariance
-
     coeffs, errors, covs = [], [], []
     for band in ("bp", "rp"):
         c = _array(table[f"{band}_coefficients"][row])
