@@ -20,6 +20,7 @@ against this machine's measured float32 matmul peak, and int8 accuracy/speed.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -77,7 +78,7 @@ def flops_per_forward(config: dict, n_pixels: int = 3900) -> float:
     dims = [config["model_dim"] * m for m in config["dim_mults"]]
     length = (n_pixels + 2 * (k // 2) - k + 1) // 2
     flops = 2.0 * 2 * dims[0] * k * (n_pixels + 2 * (k // 2) - k + 1)
-    for cin, cout in zip(dims[:-1], dims[1:]):
+    for cin, cout in itertools.pairwise(dims):
         flops += 2.0 * cin * cout * k * length + 2.0 * cout * cout * k * length
     pool = config["adapt_pool_output_dim"]
     flops += 2.0 * dims[-1] * pool * 3  # gather + weighted sum over bins of <= 3 pixels
@@ -149,6 +150,7 @@ def operator_profile(onnx_path: str, threads: int, rows: int = 32) -> dict[str, 
 def side_torch(work: dict, draws: int, threads: int, batch_files: int = 128) -> dict:
     """The reference pipeline's structure, in our code: per-draw batched forwards."""
     import torch
+
     from bossnet_export import load_checkpoint
     from bossnet_onnx.preprocess import sigma_from_ivar
     from bossnet_onnx.readers import read_spectra

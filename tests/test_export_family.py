@@ -12,16 +12,14 @@ onnx = pytest.importorskip("onnx")
 
 from typer.testing import CliRunner  # noqa: E402
 
+from bossnet_export import export_model  # noqa: E402
+from bossnet_export.config import BossNetConfig, check_member, infer_member  # noqa: E402
+from bossnet_export.random_weights import SMALL_CONFIG, build_random_model, save_official_layout  # noqa: E402
 from bossnet_onnx.cli import app  # noqa: E402
 from bossnet_onnx.errors import CheckpointError  # noqa: E402
 from bossnet_onnx.members import MEMBERS, OFFICIAL_CONFIGS, OFFICIAL_STATS  # noqa: E402
 from bossnet_onnx.pipeline import predict  # noqa: E402
 from bossnet_onnx.session import open_model  # noqa: E402
-
-from bossnet_export import export_model  # noqa: E402
-from bossnet_export.config import BossNetConfig, check_member, infer_member  # noqa: E402
-from bossnet_export.random_weights import (SMALL_CONFIG, build_random_model,  # noqa: E402
-                                           save_official_layout)
 
 pytestmark = pytest.mark.export
 
@@ -82,8 +80,8 @@ def test_member_inferred_from_names_and_published_configs():
 
 def test_published_config_of_another_member_is_refused():
     rvs = BossNetConfig.from_mapping(OFFICIAL_CONFIGS["gaia-rvs"])
-    with pytest.raises(CheckpointError, match="model_args.yaml is the published gaia-rvs "
-                                              "network's, not apogee's; check --member"):
+    with pytest.raises(CheckpointError, match=r"model_args\.yaml is the published gaia-rvs "
+                                              r"network's, not apogee's; check --member"):
         check_member("apogee", rvs, "ckpt")
     check_member("gaia-rvs", rvs, "ckpt")
 

@@ -1,9 +1,6 @@
 """Readers of the sibling networks' inputs: apStar, mwm APOGEE HDUs, Gaia XP and RVS tables."""
 from __future__ import annotations
 
-import gzip
-import shutil
-
 import numpy as np
 import pytest
 from astropy.io import fits

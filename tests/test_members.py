@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+from onnx_fixtures import member_metadata, write_linear_model, write_member_model
 from typer.testing import CliRunner
 
 from bossnet_onnx import members, recipes
@@ -20,8 +21,6 @@ from bossnet_onnx.readers import gaia
 from bossnet_onnx.session import open_model
 from bossnet_onnx.spectrum import Spectrum
 from bossnet_onnx.synthetic.layouts import write_apstar, write_gaia_table, write_spec
-
-from onnx_fixtures import member_metadata, write_linear_model, write_member_model
 
 APOGEE_WAVE = 10.0 ** (4.179 + 6e-6 * np.arange(8575))
 

@@ -24,8 +24,9 @@ Input recipes (reference `bossnet/pipeline.py` and `dataset.py` at 101ac2b, DR19
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -157,7 +158,7 @@ MEMBERS: dict[str, Member] = {m.name: m for m in (
            preprocessing_version="apogeenet-native-log95-v1", spectrum_kind="apogee",
            reads="APOGEE spectra (apStar/asStar, mwm APOGEE HDUs)",
            reference_source="apogee",
-           label_columns=_LABELS_3 + ("raw_e_teff", "raw_e_logg", "raw_e_fe_h"),
+           label_columns=(*_LABELS_3, "raw_e_teff", "raw_e_logg", "raw_e_fe_h"),
            identifier_columns=(("apogee_id", "str", ("apogee_id",)),),
            flag_bits=(1, 2, 3),
            # DR19 astraAllStarApogeeNet: e = 1.25 raw + 10 K, 1.25 raw + 0.01 dex, raw + 0.01

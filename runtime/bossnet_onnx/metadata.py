@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -125,7 +126,7 @@ class ModelMetadata:
         return np.array([self.stats[p]["STD"] for p in self.parameter_names], dtype=np.float64)
 
     @property
-    def recipe(self) -> "Member":
+    def recipe(self) -> Member:
         """This model's entry in the family table (input recipe, columns, flags)."""
         from .members import member_named
 
@@ -182,7 +183,7 @@ class ModelMetadata:
                 "outputs": list(self.parameter_names)}
 
     @classmethod
-    def from_props(cls, props: Mapping[str, str], source: str = "model") -> "ModelMetadata":
+    def from_props(cls, props: Mapping[str, str], source: str = "model") -> ModelMetadata:
         """Parse and check metadata_props; raise ModelMetadataError naming the bad key."""
 
         def get(key: str) -> Any:

@@ -6,18 +6,20 @@ happen is an error rather than a quiet slowdown.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from .errors import ModelError, ProviderError
 from .metadata import ModelMetadata
 
-__all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers", "file_sha256"]
+if TYPE_CHECKING:
+    import onnxruntime
+
+__all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers"]
 
 ProviderName = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
@@ -44,14 +46,6 @@ def _cgroup_cpu_limit() -> int | None:
     if len(text) == 2 and text[0] != "max":
         return max(1, int(float(text[0]) / float(text[1])))
     return None
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_providers(provider: str) -> list[str]:
@@ -81,7 +75,7 @@ class BossNetModel:
 
     path: Path
     metadata: ModelMetadata
-    session: object
+    session: onnxruntime.InferenceSession
     provider: str
     threads: int
 
@@ -153,7 +147,7 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
             mmap_session_options(options)
     try:
         session = ort.InferenceSession(str(load_from), sess_options=options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types  # noqa: BLE001
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
     props = session.get_modelmeta().custom_metadata_map

@@ -93,7 +93,7 @@ def sniff_kinds(path: str | os.PathLike) -> frozenset[str] | None:
         if name.startswith(apstar.FILE_PREFIXES):
             return frozenset({"apogee"})
         return _sniff_fits(path)
-    except Exception:
+    except Exception:  # noqa: BLE001 - unsure means: let the reader say what is wrong
         return None
 
 

@@ -47,7 +47,7 @@ def identify(path: str, hdul: fits.HDUList | None) -> bool:
             return os.path.basename(str(path)).startswith(FILE_PREFIXES)
         return (len(hdul) > 2 and isinstance(hdul[1], fits.ImageHDU)
                 and looks_like_apstar_header(hdul[1].header))
-    except Exception:
+    except Exception:  # noqa: BLE001 - identify never raises
         return False
 
 
@@ -83,7 +83,7 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
         n_pix = flux_all.shape[1]
         wave = 10.0 ** (float(crval) + float(cdelt) * np.arange(n_pix))
         wave.flags.writeable = False
-        rows = [0] + list(range(2, flux_all.shape[0]))
+        rows = [0, *range(2, flux_all.shape[0])]
         ids = _ids(hdul[0].header)
         out: list[Spectrum | ReadFailure] = []
         for row in rows:

@@ -88,7 +88,7 @@ def identify(path: str, hdul: fits.HDUList | None) -> bool:
         if hdul is None:
             return path.lower().endswith(TEXT_SUFFIXES) and text_header_kind(path) is not None
         return _table_hdu(hdul) is not None
-    except Exception:
+    except Exception:  # noqa: BLE001 - identify never raises
         return False
 
 
@@ -118,7 +118,7 @@ def _load(path: str, hdul: fits.HDUList | None) -> tuple[Table, int]:
            else "ascii.ecsv" if lower.endswith((".ecsv", ".ecsv.gz")) else "ascii.csv")
     try:
         return Table.read(path, format=fmt), 0
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - astropy's parsers raise many types
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{path}: cannot parse as a Gaia archive {fmt.split('.')[-1].upper()} "
                          f"table ({text[:160]})") from None
@@ -179,7 +179,8 @@ def _xp_row(table: Table, row: int, path: str, hdu: int, place: str,
     index = np.arange(flux.size, dtype=np.float64)
     return Spectrum(index, flux, np.zeros(flux.size, np.float32), source=path, format=NAME,
                     hdu=hdu, row=row, identifiers=ids, kind="gaia-xp",
-                    sigma=np.concatenate(errors).astype(np.float32), covariance=tuple(covs))
+                    sigma=np.concatenate(errors).astype(np.float32),
+                    covariance=(covs[0], covs[1]))
 
 
 def _rvs_row(table: Table, row: int, path: str, hdu: int, place: str,
