@@ -284,8 +284,9 @@ def export_model(checkpoint: str | Path, output: str | Path, *,
     against the network's outputs. `checkpoint` is the official directory (model_args.yaml +
     model_chunk_*), a .pt/.pth state dict, or a file holding {'state_dict': ...}. `config`
     overrides model_args.yaml (official BOSS values otherwise); `stats` overrides the member's
-    published normalisation statistics. `batch` fixes the batch axis (dynamic by default). Raises CheckpointError for unusable weights and
-    ParityError (after deleting the output) when ONNX and PyTorch disagree.
+    published normalisation statistics. `batch` fixes the batch axis (dynamic by default).
+    Raises CheckpointError for unusable weights and ParityError (after deleting the output)
+    when ONNX and PyTorch disagree.
     """
     loaded = load_checkpoint(checkpoint, config)
     if member is None:
