@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from ..errors import InputError, MemberMismatchError, UnknownFormatError
 from ..members import KIND_TITLES
 from ..spectrum import ReadFailure, Spectrum
@@ -97,27 +99,65 @@ def sniff_kinds(path: str | os.PathLike) -> frozenset[str] | None:
         return None
 
 
-def _sniff_fits(path: str) -> frozenset[str] | None:
-    from astropy.io import fits
+#: bytes of a file's start that the sniff reads: the primary header and the first extension
+#: headers of every layout here (their primary HDUs hold no data, except LAMOST images)
+SNIFF_BYTES = 1 << 16
 
-    kinds: set[str] = set()
-    with fits.open(path, lazy_load_hdus=True, memmap=False) as hdul:
-        for index in range(1, 6):
-            try:
-                header = hdul[index].header
-            except IndexError:
+
+def _headers(head: bytes, limit: int = 6) -> list[dict[str, str]]:
+    """The first `limit` complete FITS headers within `head`, as {keyword: raw value text};
+    data units are stepped over by their size, as a FITS reader walks the file."""
+    text = head.decode("latin-1")  # one char per byte, data bytes included, never fails
+    headers: list[dict[str, str]] = []
+    pos = 0
+    while len(headers) < limit and pos + 2880 <= len(text):
+        header: dict[str, str] = {}
+        card_at, ended = pos, False
+        while card_at + 80 <= len(text):
+            card = text[card_at:card_at + 80]
+            card_at += 80
+            key = card[:8].strip()
+            if key == "END":
+                ended = True
                 break
-            if index == 1 and apstar.looks_like_apstar_header(header):
-                return frozenset({"apogee"})
-            names = [header.get(f"TTYPE{i}", "") for i in range(1, int(header.get("TFIELDS",
-                                                                                    0)) + 1)]
-            gaia_kind = gaia.kind_of_columns(names)
-            if gaia_kind:
-                return frozenset({gaia_kind})
-            extname = str(header.get("EXTNAME", "")).upper()
-            instrument = extname.split("/")[0] if "/" in extname else \
-                str(header.get("INSTRMNT", "")).strip().upper()
-            if instrument in ("BOSS", "APOGEE"):
-                # an mwm file: BOSS and APOGEE HDUs, either model reads its own (maybe none)
-                return frozenset(mwm.KINDS)
-    return frozenset(kinds or {"boss"})
+            if card[8:10] == "= ":
+                header[key] = card[10:].split("/")[0].strip().strip("'").strip()
+        if not ended or not header:
+            break
+        headers.append(header)
+        try:
+            naxes = [int(header.get(f"NAXIS{i}", "0")) for i in range(1, int(header["NAXIS"]) + 1)]
+            size = abs(int(header["BITPIX"])) // 8 * (int(np.prod(naxes)) if naxes else 0)
+            size = (size + int(header.get("PCOUNT", "0"))) * int(header.get("GCOUNT", "1"))
+        except (KeyError, ValueError):
+            break
+        pos = -(-card_at // 2880) * 2880 + -(-size // 2880) * 2880
+    return headers
+
+
+def _sniff_fits(path: str) -> frozenset[str] | None:
+    import gzip
+
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+        fh.seek(0)
+        head = gzip.GzipFile(fileobj=fh).read(SNIFF_BYTES) if magic == b"\x1f\x8b" \
+            else fh.read(SNIFF_BYTES)
+    headers = _headers(head)
+    if not headers:
+        return None
+    for index, header in enumerate(headers[1:], start=1):
+        if index == 1 and header.get("XTENSION") == "IMAGE" \
+                and apstar.looks_like_apstar_header(header):
+            return frozenset({"apogee"})
+        names = [header.get(f"TTYPE{i}", "") for i in range(1, int(header.get("TFIELDS", "0")) + 1)]
+        gaia_kind = gaia.kind_of_columns(names)
+        if gaia_kind:
+            return frozenset({gaia_kind})
+        extname = header.get("EXTNAME", "").upper()
+        instrument = extname.split("/")[0] if "/" in extname else \
+            header.get("INSTRMNT", "").upper()
+        if instrument in ("BOSS", "APOGEE"):
+            # an mwm file: BOSS and APOGEE HDUs, either model reads its own (maybe none)
+            return frozenset(mwm.KINDS)
+    return frozenset({"boss"})

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
@@ -29,8 +31,9 @@ __all__ = ["NAME", "KINDS", "identify", "read", "looks_like_apstar_header"]
 FILE_PREFIXES = ("apStar", "asStar")
 
 
-def looks_like_apstar_header(header: fits.Header) -> bool:
-    """An image HDU on the APOGEE log-linear grid (used on HDU1; never raises)."""
+def looks_like_apstar_header(header: Mapping[str, Any]) -> bool:
+    """An image HDU on the APOGEE log-linear grid (used on HDU1; never raises). Any mapping
+    of keywords to values or their text will do (the input sniff reads raw header cards)."""
     try:
         return (int(header.get("NAXIS", 0)) in (1, 2)
                 and int(header.get("NAXIS1", 0)) == APOGEE_NPIX
