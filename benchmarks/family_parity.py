@@ -98,6 +98,21 @@ def _run_reference(reference: Path, member: str, inputs: list[Path], out: Path,
                 "'stats/gaia_rvs.yaml')), output_file=sys.argv[2], num_uncertainty_draws=0);"
                 "p.predict(128, 0)")
         cmd = [sys.executable, "-c", code, str(inputs[0]), str(out)]
+    elif source == "lamost_dr8":
+        # The reference's -d lamost_dr8 fails under torch 2.13 (its reader returns numpy
+        # arrays that boss_collate cannot assign into tensors); run its intended logic: the
+        # same reader, its arrays handed over as tensors, through BOSSNETPipeline.
+        listing = out.with_suffix(".list")
+        listing.write_text("".join(f"{p}\n" for p in inputs))
+        code = ("import sys; sys.path[:0] = ['.', '..']; import torch, dataset;"
+                "raw = dataset.open_lamost_fitsDR8;"
+                "dataset.open_lamost_fitsDR8 = lambda p: tuple(torch.from_numpy(a).float() "
+                "for a in raw(p));"
+                "from pipeline import BOSSNETPipeline; from utils import Stats, open_yaml;"
+                "p = BOSSNETPipeline(spectra_paths=sys.argv[1], data_source='lamost_dr8', "
+                "stats=Stats(**open_yaml('stats/boss.yaml')), output_file=sys.argv[2], "
+                "num_uncertainty_draws=0); p.predict(128, 0)")
+        cmd = [sys.executable, "-c", code, str(listing), str(out)]
     else:
         source = source or {"boss": "boss", "apogee": "apogee", "gaia-xp": "gaia_xp"}[member]
         stats = pkg / "stats" / f"{source}.yaml"
@@ -133,6 +148,8 @@ def _inputs(member: str, work: Path, copies: int, source: str | None) -> list[Pa
         base = [_rvs_file(work)]
     elif source == "lamost_dr7":
         base = sorted(DATA.glob("lamost-dr7-*.fits"))
+    elif source == "lamost_dr8":
+        base = sorted(DATA.glob("lamost-dr9-*.fits.gz"))  # the DR8+ table layout
     else:
         base = sorted(DATA.glob("sdss-spec-*.fits"))
     if copies == 1:
@@ -199,13 +216,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", type=Path, required=True)
     parser.add_argument("--work", type=Path, default=Path("/tmp/bossnet-family-parity"))
-    parser.add_argument("--members", default="boss,lamost_dr7,apogee,gaia-rvs,gaia-xp")
+    parser.add_argument("--members",
+                        default="boss,lamost_dr7,lamost_dr8,apogee,gaia-rvs,gaia-xp")
     parser.add_argument("--copies", type=int, default=1,
                         help="repeat the inputs N times for the speed columns")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     for item in args.members.split(","):
-        member, source = ("boss", "lamost_dr7") if item == "lamost_dr7" else (item, None)
+        member, source = ("boss", item) if item.startswith("lamost") else (item, None)
         r = compare(member, args.reference, args.work, copies=args.copies, source=source)
         per = ", ".join(f"{k} {v:.1e}" for k, v in r["per_output"].items())
         print(f"{member:8s} -d {r['source']:10s} n={r['n']:4d}  max |ours - ref| / STD = "
