@@ -273,3 +273,14 @@ def test_info_names_the_member(tmp_path):
     assert re.search(r"^member +gaia-xp \(Gaia XP Net\): reads Gaia DR3 XP continuous", text,
                      re.M)
     assert "110 coefficients (no wavelength axis)" in text
+
+
+def test_plot_of_a_member_without_rv(tmp_path):
+    pytest.importorskip("matplotlib")
+    model = write_member_model(tmp_path / "apogee.onnx", "apogee")
+    path = write_apstar(tmp_path / "apStar-p.fits", 1 + 0.1 * np.random.default_rng(0)
+                        .standard_normal((3, 8575)), np.full((3, 8575), 0.05))
+    result = CliRunner().invoke(app, ["plot", str(path), "-m", str(model), "-o",
+                                      str(tmp_path / "p.png")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "p.png").stat().st_size > 10_000

@@ -142,8 +142,9 @@ def _title(record: Spectrum | ReadFailure, labels: dict[str, float], flags: int,
         return f"{first}\n{second}\nflags: {_flag_names(flags)}   model: {model_label}"
     text = (f"Teff = {_value(labels['teff'], labels['e_teff'], '.0f')} K    "
             f"log g = {_value(labels['logg'], labels['e_logg'], '.2f')}    "
-            f"[Fe/H] = {_value(labels['fe_h'], labels['e_fe_h'], '.2f')}    "
-            f"RV = {_value(labels['v_rad'], labels['e_v_rad'], '.1f')} km/s")
+            f"[Fe/H] = {_value(labels['fe_h'], labels['e_fe_h'], '.2f')}")
+    if "v_rad" in labels:  # family members without an RV output have no v_rad
+        text += f"    RV = {_value(labels['v_rad'], labels['e_v_rad'], '.1f')} km/s"
     return f"{where}\n{text}\nflags: {_flag_names(flags)}   model: {model_label}"
 
 
