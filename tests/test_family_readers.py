@@ -1,6 +1,8 @@
 """Readers of the sibling networks' inputs: apStar, mwm APOGEE HDUs, Gaia XP and RVS tables."""
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -167,3 +169,14 @@ def test_plain_csv_spectrum_is_still_the_generic_table(tmp_path):
     assert rec.kind == "boss" and rec.format == "generic-table"
     assert sniff_kinds(path) == frozenset({"boss"})
     assert not gaia.identify(str(path), None) and not apstar.identify(str(path), None)
+
+
+def test_sniff_reads_raw_headers_of_gzipped_files(tmp_path):
+    plain = write_apstar(tmp_path / "star.fits", np.ones((3, 8575)), np.ones((3, 8575)))
+    packed = tmp_path / "star.fits.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    # named neither apStar nor asStar: recognised from HDU1's header
+    assert sniff_kinds(plain) == sniff_kinds(packed) == frozenset({"apogee"})
+    truncated = tmp_path / "cut.fits"
+    truncated.write_bytes(plain.read_bytes()[:1000])
+    assert sniff_kinds(truncated) is None  # unsure: the reader will say what is wrong
