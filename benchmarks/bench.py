@@ -235,7 +235,7 @@ def side_onnx(work: dict, draws: int, threads: int, batch_size: int, model_key: 
                             draws=draws, seed=1, batch_size=batch_size, threads=threads,
                             times=times)
     total = time.perf_counter() - t0
-    pred = np.array([table[c] for c in ("logg", "teff", "fe_h", "v_rad")]).T
+    pred = np.array([table[c] for c in ("logg", "teff", "fe_h", "bn_v_r")]).T
     return {"side": model_key, "spectra": len(table), "seconds": total - times.session,
             "cold_start": times.session, "model_rows": len(table) * (draws + 1),
             "stages": {"read": times.read, "preprocess": times.preprocess,

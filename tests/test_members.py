@@ -9,11 +9,11 @@ import pytest
 from onnx_fixtures import member_metadata, write_linear_model, write_member_model
 from typer.testing import CliRunner
 
-from bossnet_onnx import members, recipes
+from bossnet_onnx import member_inputs, members
 from bossnet_onnx.catalogue import build_table
 from bossnet_onnx.cli import app
 from bossnet_onnx.errors import MemberMismatchError, ModelMetadataError
-from bossnet_onnx.flags import ResultFlags
+from bossnet_onnx.flags import QualityFlags, ResultFlags
 from bossnet_onnx.members import MEMBERS, OFFICIAL_STATS
 from bossnet_onnx.metadata import ModelMetadata
 from bossnet_onnx.pipeline import predict, prepare_spectrum
@@ -46,7 +46,7 @@ def test_member_round_trips_through_metadata(member):
     assert described["n"] == MEMBERS[member].n_inputs
     assert described["outputs"] == list(MEMBERS[member].parameter_names)
     back = ModelMetadata.from_props(props, source="m.onnx")
-    assert back.member == member and back.recipe is MEMBERS[member]
+    assert back.member == member and back.family_member is MEMBERS[member]
 
 
 def test_model_without_member_key_is_boss():
@@ -89,7 +89,7 @@ def _apogee_spectrum(rng, sigma=True) -> Spectrum:
 def test_apogee_rows_are_native_log_scaled_with_bad_pixels_zero(rng):
     meta = member_metadata("apogee")
     spec = _apogee_spectrum(rng)
-    rows, coverage, quality = recipes.apogee_rows(spec, meta, 0, seed=1)
+    rows, coverage, quality = member_inputs.apogee_rows(spec, meta, 0, seed=1)
     assert coverage is None
     assert rows.shape == (1, 8575) and quality == 0
     clean = np.nan_to_num(spec.flux, nan=0.0, posinf=0.0)
@@ -102,7 +102,7 @@ def test_apogee_rows_are_native_log_scaled_with_bad_pixels_zero(rng):
 def test_apogee_draws_use_the_error_array_as_given(rng):
     meta = member_metadata("apogee")
     spec = _apogee_spectrum(rng)
-    rows, _, _ = recipes.apogee_rows(spec, meta, 400, seed=3)
+    rows, _, _ = member_inputs.apogee_rows(spec, meta, 400, seed=3)
     # Back out the noisy linear flux of the pixels the clip leaves alone.
     linear = np.exp(rows[1:, 100:2000].astype(np.float64))
     scatter = linear.std(axis=0).mean()
@@ -116,7 +116,7 @@ def test_gaia_rvs_rows_are_raw_with_nan_set_to_one(rng):
     flux[7] = np.nan
     spec = Spectrum(np.arange(2401.0), flux, np.ones(2401, np.float32), source="r.ecsv",
                     format="gaia", kind="gaia-rvs", sigma=np.full(2401, np.nan, np.float32))
-    rows, _, _ = recipes.gaia_rvs_rows(spec, meta, 2, seed=0)
+    rows, _, _ = member_inputs.gaia_rvs_rows(spec, meta, 2, seed=0)
     expected = flux.copy()
     expected[7] = 1.0
     np.testing.assert_array_equal(rows[0], expected)
@@ -148,7 +148,7 @@ def test_xp_draws_follow_the_covariance():
     corr = np.full(1485, 0.4)
     cov_bp = gaia.xp_covariance(errors[:55], corr)
     cov_rp = gaia.xp_covariance(errors[55:], corr)
-    rows, _, quality = recipes.gaia_xp_rows(_xp_spectrum(cov_bp, cov_rp, errors), meta, 4000, 1)
+    rows, _, quality = member_inputs.gaia_xp_rows(_xp_spectrum(cov_bp, cov_rp, errors), meta, 4000, 1)
     assert quality == 0
     assert rows[0, 3] == 1.0  # NaN coefficient -> 1, as the reference
     noise = rows[1:].astype(np.float64) - rows[0]
@@ -162,8 +162,8 @@ def test_xp_non_positive_definite_covariance_falls_back_to_the_errors():
     errors = np.ones(110)
     broken = gaia.xp_covariance(errors[:55], np.full(1485, -0.9))  # not positive definite
     good = gaia.xp_covariance(errors[55:], np.zeros(1485))
-    rows, _, quality = recipes.gaia_xp_rows(_xp_spectrum(broken, good, errors), meta, 3000, 2)
-    assert quality == int(ResultFlags.XP_DIAGONAL_COVARIANCE)
+    rows, _, quality = member_inputs.gaia_xp_rows(_xp_spectrum(broken, good, errors), meta, 3000, 2)
+    assert quality == int(QualityFlags.XP_DIAGONAL_COVARIANCE)
     noise = rows[1:].astype(np.float64) - rows[0]
     assert noise[:, :55].std(axis=0).mean() == pytest.approx(1.0, rel=0.05)
 
@@ -207,7 +207,7 @@ def test_apogee_catalogue_has_dr19_columns_flags_and_calibrated_errors(tmp_path)
                         objid="2M1")
     table = predict([str(path)], model=model, draws=20, seed=4)
     assert list(table["row"]) == [0, 2, 3]
-    assert "v_rad" not in table.colnames and "e_v_rad" not in table.colnames
+    assert "bn_v_r" not in table.colnames and "e_bn_v_r" not in table.colnames
     for name in ("raw_e_teff", "raw_e_logg", "raw_e_fe_h", "apogee_id"):
         assert name in table.colnames
     assert table.meta["MEMBER"] == "apogee"
@@ -221,8 +221,8 @@ def test_apogee_catalogue_has_dr19_columns_flags_and_calibrated_errors(tmp_path)
 
 def test_apogee_flags_use_dr19_bits_0_to_3_only():
     # teff < 3900 and 3 < logg < 6 is BOSS Net's bit 4; DR19 APOGEE Net has no such bit.
-    table = build_table([], member="apogee")
-    assert "v_rad" not in table.colnames
+    table = build_table([], meta={"MEMBER": "apogee"})
+    assert "bn_v_r" not in table.colnames and "apogee_id" in table.colnames
     from bossnet_onnx.catalogue import Result
     from bossnet_onnx.pipeline import Prepared, result_from_outputs
 
@@ -246,7 +246,7 @@ def test_gaia_catalogue_has_source_id_and_no_rv(tmp_path):
     table = predict([str(path)], model=model, draws=0)
     assert table["source_id"].dtype == np.int64
     assert list(table["source_id"]) == [4_295_806_720_000_000_001, 4_295_806_720_000_000_002]
-    assert "v_rad" not in table.colnames and "raw_e_teff" not in table.colnames
+    assert "bn_v_r" not in table.colnames and "raw_e_teff" not in table.colnames
     assert np.all(np.isfinite(table["teff"]))
     assert table["teff"][0] != table["teff"][1]
 
@@ -254,13 +254,13 @@ def test_gaia_catalogue_has_source_id_and_no_rv(tmp_path):
 def test_open_model_reports_member(tmp_path):
     model = open_model(write_member_model(tmp_path / "xp.onnx", "gaia-xp"))
     assert model.metadata.member == "gaia-xp" and model.metadata.n_pixels == 110
-    assert model.metadata.recipe.title == "Gaia XP Net"
+    assert model.metadata.family_member.title == "Gaia XP Net"
 
 
 def test_members_table_is_the_only_dispatch():
-    # every member's recipe is a function of recipes.py, reached through the table
+    # every member's recipe is a function of member_inputs.py, reached through the table
     for member in MEMBERS.values():
-        assert callable(getattr(recipes, member.recipe_function))
+        assert callable(getattr(member_inputs, member.input_function))
     assert members.member_named("apogee") is MEMBERS["apogee"]
 
 

@@ -166,14 +166,17 @@ def export_module(model: BossNet, output: str | Path, *, weights_sha256: str,
                   quantized_output: str | Path | None = None,
                   provenance: str = "user-weights", description: str = "",
                   n_pixels: int | None = None, seed: int = 0,
+                  source: Mapping[str, Any] | None = None,
                   member: str = "boss") -> ExportReport:
     """Export an in-memory BossNet (e.g. just trained) and verify it; see `export_model`.
 
     `weights_sha256` identifies the weights in the model's metadata (for a trained model,
-    the sha256 of the saved state dict). The model is switched to eval mode. `member` names
-    the family member (members.py): its input length, grid, output names, default stats and
-    preprocessing version go into the metadata; `n_pixels` may differ from the member's only
-    for BOSS Net (which interpolates onto whatever grid it was trained on).
+    the sha256 of the saved state dict). `source` records which published set the weights
+    are (`models pull` passes registry name, repository, commit and blob ids). The model is
+    switched to eval mode. `member` names the family member (members.py): its input length,
+    grid, output names, default stats and preprocessing version go into the metadata;
+    `n_pixels` may differ from the member's only for BOSS Net (which interpolates onto
+    whatever grid it was trained on).
     """
     import onnx
 
@@ -233,6 +236,7 @@ def export_module(model: BossNet, output: str | Path, *, weights_sha256: str,
         batch_size=batch,
         description=description,
         model_config=config.to_dict(),
+        source=dict(source) if source is not None else None,
         member=member,
     )
     del proto.metadata_props[:]
@@ -276,6 +280,7 @@ def export_model(checkpoint: str | Path, output: str | Path, *,
                  batch: int | None = None, quantize: str | None = None,
                  quantized_output: str | Path | None = None,
                  provenance: str = "user-weights", description: str = "",
+                 source: Mapping[str, Any] | None = None,
                  member: str | None = None) -> ExportReport:
     """Convert a BOSS Net checkpoint into a verified ONNX file (the `export` command).
 
@@ -293,11 +298,12 @@ def export_model(checkpoint: str | Path, output: str | Path, *,
         member = infer_member(name or checkpoint, loaded.config)
     check_member(member, loaded.config, str(checkpoint))
     if name is None:
-        source = Path(checkpoint)
-        name = source.name if source.is_dir() else source.stem
+        given = Path(checkpoint)
+        name = given.name if given.is_dir() else given.stem
     return export_module(loaded.model, output, weights_sha256=loaded.weights_sha256,
                          stats=stats, name=name, opset=opset, batch=batch, quantize=quantize,
                          quantized_output=quantized_output, provenance=provenance,
+                         source=source,
                          description=description or f"exported from {Path(checkpoint).name} "
                                                     f"({loaded.layout})", member=member)
 

@@ -8,7 +8,7 @@ readers' spectra it accepts, how model rows and Monte-Carlo draws are made, whic
 columns exist, which flags and uncertainty calibration apply) is a field of its `Member` here,
 and the rest of the runtime asks this table instead of testing member names.
 
-Input recipes (reference `bossnet/pipeline.py` and `dataset.py` at 101ac2b, DR19 Astra):
+Inputs per member (reference `bossnet/pipeline.py` and `dataset.py` at 101ac2b, DR19 Astra):
 
 - boss: interpolate onto the 3900-point 3800-8900 A grid, log, clip at the 95th percentile + 1;
   draws `flux + sigma * N(0,1)` with sigma from ivar (`preprocess.py`).
@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from .columns import BOSS_LABEL_COLUMNS, Column
 from .errors import ModelMetadataError
 
 __all__ = ["Member", "MEMBERS", "member_named", "DEFAULT_MEMBER", "OFFICIAL_STATS",
-           "OFFICIAL_CONFIGS", "BOSS_LABEL_COLUMNS", "KIND_TITLES",
+           "OFFICIAL_CONFIGS", "KIND_TITLES",
            "input_grid", "APOGEE_CRVAL1", "APOGEE_CDELT1", "APOGEE_NPIX", "RVS_NPIX",
            "XP_N_COEFFICIENTS"]
 
@@ -118,27 +119,41 @@ class Member:
     #: the reference CLI's `-d` value (also its `stats/<x>.yaml`)
     reference_source: str
     #: catalogue label columns, in order; absent parameters are absent columns
-    label_columns: tuple[str, ...]
-    #: extra identifier columns (column, dtype, identifier keys) after the common ones
-    identifier_columns: tuple[tuple[str, str, tuple[str, ...]], ...]
+    label_columns: tuple[Column, ...]
     #: result_flags bits this member's catalogue defines (DR19 definitions), from point labels
     flag_bits: tuple[int, ...]
     #: (scale, offset) per label: published e = scale * raw + offset (DR19 noise model)
     calibration: Mapping[str, tuple[float, float]]
-    #: the function of recipes.py that makes the model rows of one spectrum
-    recipe_function: str
+    #: the function of member_inputs.py that makes the model rows of one spectrum
+    input_function: str
+    #: preprocessing variants (`--recipe`) defined for it: DR19's production code exists for
+    #: BOSS Net only
+    recipes: tuple[str, ...] = ("reference",)
 
     @property
     def predicts_rv(self) -> bool:
         return "rv" in self.parameter_names
 
 
-#: DR19 astraAllStarBossNet label columns (BOSS Net's catalogue)
-BOSS_LABEL_COLUMNS = ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "v_rad", "e_v_rad",
-                      "log_teff", "e_log_teff")
+
 _THREE = ("logg", "logTeff", "FeH")
-_LABELS_3 = ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "log_teff", "e_log_teff")
-_GAIA_IDS = (("source_id", "int64", ("source_id",)),)
+#: the labels of a network predicting log g, log Teff and [Fe/H] (BOSS Net's, less its RV)
+_LABELS_3 = tuple(c for c in BOSS_LABEL_COLUMNS
+                  if c.name in ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h",
+                                "log_teff", "e_log_teff"))
+_GAIA_IDS = (Column("source_id", "int64", "", "Gaia DR3 source_id (Gaia members only)",
+                    keys=("source_id",)),)
+_APOGEE_COLUMNS = (
+    Column("apogee_id", "str", "", "APOGEE object id (apStar `OBJID`; APOGEE Net only)",
+           keys=("apogee_id",)),
+    *_LABELS_3,
+    Column("raw_e_teff", "float32", "K", "APOGEE Net: Monte-Carlo scatter of teff before "
+           "DR19's calibration (e_teff = 1.25 raw_e_teff + 10 K)"),
+    Column("raw_e_logg", "float32", "dex", "APOGEE Net: raw scatter of logg "
+           "(e_logg = 1.25 raw_e_logg + 0.01)"),
+    Column("raw_e_fe_h", "float32", "dex", "APOGEE Net: raw scatter of fe_h "
+           "(e_fe_h = raw_e_fe_h + 0.01)"),
+)
 
 MEMBERS: dict[str, Member] = {m.name: m for m in (
     Member(name="boss", title="BOSS Net", parameter_names=("logg", "logTeff", "FeH", "rv"),
@@ -148,9 +163,8 @@ MEMBERS: dict[str, Member] = {m.name: m for m in (
            preprocessing_version="bossnet-log95-v1", spectrum_kind="boss",
            reads="optical spectra (SDSS/BOSS spec, mwm BOSS HDUs, LAMOST, tables)",
            reference_source="boss",
-           label_columns=BOSS_LABEL_COLUMNS,
-           identifier_columns=(), flag_bits=(1, 2, 3, 4), calibration={},
-           recipe_function="boss_rows"),
+           label_columns=BOSS_LABEL_COLUMNS, flag_bits=(1, 2, 3, 4), calibration={},
+           input_function="boss_rows", recipes=("reference", "astra")),
     Member(name="apogee", title="APOGEE Net", parameter_names=_THREE,
            n_inputs=APOGEE_NPIX, input_axis="wavelength",
            input_layout={"kind": "native-log-linear-wavelength", "crval1": APOGEE_CRVAL1,
@@ -158,21 +172,20 @@ MEMBERS: dict[str, Member] = {m.name: m for m in (
            preprocessing_version="apogeenet-native-log95-v1", spectrum_kind="apogee",
            reads="APOGEE spectra (apStar/asStar, mwm APOGEE HDUs)",
            reference_source="apogee",
-           label_columns=(*_LABELS_3, "raw_e_teff", "raw_e_logg", "raw_e_fe_h"),
-           identifier_columns=(("apogee_id", "str", ("apogee_id",)),),
+           label_columns=_APOGEE_COLUMNS,
            flag_bits=(1, 2, 3),
            # DR19 astraAllStarApogeeNet: e = 1.25 raw + 10 K, 1.25 raw + 0.01 dex, raw + 0.01
            calibration={"teff": (1.25, 10.0), "logg": (1.25, 0.01), "fe_h": (1.0, 0.01)},
-           recipe_function="apogee_rows"),
+           input_function="apogee_rows"),
     Member(name="gaia-rvs", title="Gaia RVS Net", parameter_names=_THREE,
            n_inputs=RVS_NPIX, input_axis="wavelength",
            input_layout={"kind": "gaia-dr3-rvs-mean-spectrum", "start": RVS_START_ANGSTROM,
                          "step": RVS_STEP_ANGSTROM, "scaling": "none"},
            preprocessing_version="gaia-rvs-raw-v1", spectrum_kind="gaia-rvs",
            reads="Gaia DR3 RVS mean spectra (archive CSV/ECSV/FITS/VOTable)",
-           reference_source="gaia_rvs", label_columns=_LABELS_3,
-           identifier_columns=_GAIA_IDS, flag_bits=(1, 2, 3), calibration={},
-           recipe_function="gaia_rvs_rows"),
+           reference_source="gaia_rvs", label_columns=(*_GAIA_IDS, *_LABELS_3),
+           flag_bits=(1, 2, 3), calibration={},
+           input_function="gaia_rvs_rows"),
     Member(name="gaia-xp", title="Gaia XP Net", parameter_names=_THREE,
            n_inputs=2 * XP_N_COEFFICIENTS, input_axis="coefficient",
            input_layout={"kind": "gaia-dr3-xp-continuous-coefficients",
@@ -180,9 +193,9 @@ MEMBERS: dict[str, Member] = {m.name: m for m in (
                          "scaling": "none (not divided by *_standard_deviation)"},
            preprocessing_version="gaia-xp-raw-v1", spectrum_kind="gaia-xp",
            reads="Gaia DR3 XP continuous mean spectra (archive CSV/ECSV/FITS/VOTable)",
-           reference_source="gaia_xp", label_columns=_LABELS_3,
-           identifier_columns=_GAIA_IDS, flag_bits=(1, 2, 3), calibration={},
-           recipe_function="gaia_xp_rows"),
+           reference_source="gaia_xp", label_columns=(*_GAIA_IDS, *_LABELS_3),
+           flag_bits=(1, 2, 3), calibration={},
+           input_function="gaia_xp_rows"),
 )}
 
 #: What each kind of spectrum is called in messages.

@@ -108,6 +108,9 @@ class ModelMetadata:
     description: str = ""
     model_config: Mapping[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    #: Which published set the weights are (registry name, repository, commit, blob ids);
+    #: None for weights that did not come through `models pull`.
+    source: Mapping[str, Any] | None = None
     #: family member (members.MEMBERS): boss, apogee, gaia-rvs or gaia-xp; models exported
     #: before the key existed are BOSS Net
     member: str = "boss"
@@ -126,7 +129,7 @@ class ModelMetadata:
         return np.array([self.stats[p]["STD"] for p in self.parameter_names], dtype=np.float64)
 
     @property
-    def recipe(self) -> Member:
+    def family_member(self) -> Member:
         """This model's entry in the family table (input recipe, columns, flags)."""
         from .members import member_named
 
@@ -173,13 +176,15 @@ class ModelMetadata:
             "member": self.member,
             "input": self._input_description(grid),
         }
+        if self.source is not None:
+            doc["source"] = dict(self.source)
         return {PREFIX + k: json.dumps(v, sort_keys=True) for k, v in doc.items()}
 
     def _input_description(self, grid: np.ndarray) -> dict[str, Any]:
         """What the input row is, for people reading the file (the runtime uses `member`)."""
-        recipe = self.recipe
-        return {"n": int(grid.shape[0]), "axis": recipe.input_axis,
-                "reads": recipe.reads, **dict(recipe.input_layout),
+        family = self.family_member
+        return {"n": int(grid.shape[0]), "axis": family.input_axis,
+                "reads": family.reads, **dict(family.input_layout),
                 "outputs": list(self.parameter_names)}
 
     @classmethod
@@ -209,17 +214,17 @@ class ModelMetadata:
         from .members import DEFAULT_MEMBER, member_named
 
         member_name = get("member") if PREFIX + "member" in props else DEFAULT_MEMBER
-        recipe = member_named(member_name, source)
+        family = member_named(member_name, source)
         version = get("format_version")
         if version != FORMAT_VERSION:
             raise bad("format_version", f"is {version!r}; this runtime reads {FORMAT_VERSION}")
         names = get("parameter_names")
         if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
             raise bad("parameter_names", "must be a non-empty list of strings")
-        for required in recipe.parameter_names:
+        for required in family.parameter_names:
             if required not in names:
                 raise bad("parameter_names", f"lacks '{required}' (has {names}), which "
-                                             f"{recipe.title} predicts")
+                                             f"{family.title} predicts")
         stats = get("stats")
         if not isinstance(stats, dict):
             raise bad("stats", "must be an object of per-parameter MEAN/STD")
@@ -243,15 +248,15 @@ class ModelMetadata:
             raise bad("grid", f"has {grid.shape} values but n={n}")
         if not np.all(np.isfinite(grid)) or not np.all(np.diff(grid) > 0):
             raise bad("grid", "values must be finite and strictly increasing")
-        if recipe.name != DEFAULT_MEMBER and n != recipe.n_inputs:
+        if family.name != DEFAULT_MEMBER and n != family.n_inputs:
             # only BOSS Net interpolates onto whatever grid it was trained on
-            raise bad("grid", f"has {n} points but {recipe.title} reads {recipe.n_inputs}")
+            raise bad("grid", f"has {n} points but {family.title} reads {family.n_inputs}")
         pre_doc = get("preprocessing")
-        wanted = recipe.preprocessing_version
+        wanted = family.preprocessing_version
         if not isinstance(pre_doc, dict) or pre_doc.get("version") != wanted:
             found = pre_doc.get("version") if isinstance(pre_doc, dict) else pre_doc
             raise bad("preprocessing", f"version is {found!r}; this runtime implements "
-                      f"{wanted!r} for {recipe.title}")
+                      f"{wanted!r} for {family.title}")
         try:
             pre = Preprocessing(**pre_doc)
         except TypeError as exc:
@@ -275,6 +280,7 @@ class ModelMetadata:
         if not isinstance(model_name, str) or not model_name:
             raise bad("model_name", "must be a non-empty string")
         config = json.loads(props.get(PREFIX + "model_config", "{}"))
+        published = _parse_source(props, bad)
         return cls(
             model_name=model_name,
             provenance=prov["kind"],
@@ -292,9 +298,47 @@ class ModelMetadata:
             physical_output=str(io["physical_output"]),
             batch_size=io.get("batch_size"),
             model_config=config if isinstance(config, dict) else {},
-            member=recipe.name,
+            source=published,
+            member=family.name,
         )
+
+    @property
+    def source_text(self) -> str:
+        """'NAME: repository@commit' of a pulled published set, '' otherwise."""
+        if not self.source:
+            return ""
+        return (f"{self.source['registry_name']}: {self.source['repository']}@"
+                f"{self.source['commit']}")
 
     def index(self, name: str) -> int:
         """Column of parameter `name` in the model's output."""
         return self.parameter_names.index(name)
+
+
+#: Fields of the optional `bossnet.source` key (written by `models pull`) and their checks.
+SOURCE_TEXT_FIELDS = ("registry_name", "repository", "commit")
+
+
+def _parse_source(props: Mapping[str, str], bad) -> dict[str, Any] | None:
+    """The optional provenance of a pulled published set; checked when present."""
+    raw = props.get(PREFIX + "source")
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+    except (TypeError, ValueError):
+        raise bad("source", "is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise bad("source", "must be an object (registry_name, repository, commit, files)")
+    for key in SOURCE_TEXT_FIELDS:
+        if not isinstance(doc.get(key), str) or not doc[key]:
+            raise bad("source", f"lacks the text field '{key}'")
+    commit = doc["commit"]
+    if len(commit) != 40 or any(c not in "0123456789abcdef" for c in commit):
+        raise bad("source", f"commit {commit[:60]!r} is not a 40-digit hex id")
+    files = doc.get("files")
+    if not isinstance(files, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("path"), str)
+            and isinstance(f.get("blob"), str) and len(f["blob"]) == 40 for f in files):
+        raise bad("source", "'files' must list {path, blob} with 40-digit blob ids")
+    return doc

@@ -118,14 +118,16 @@ class BossNetModel:
 
 def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
                threads: int | None = None) -> BossNetModel:
-    """Load and validate a BOSS Net ONNX model; `path=None` is the bundled default model."""
+    """Load and validate a BOSS Net ONNX model.
+
+    `path` is a file, the name of a model installed by `models pull` (names first), or None for
+    the bundled default model.
+    """
     import onnxruntime as ort
 
-    if path is None:
-        from .model_files import default_model_path
+    from .model_files import resolve_model
 
-        path = default_model_path()
-    path = Path(path)
+    path = resolve_model(path)
     if not path.is_file():
         raise ModelError(f"{path}: model file not found; give an exported .onnx with --model")
     providers = resolve_providers(provider)
