@@ -199,7 +199,7 @@ def pull_model(name: str, *, source_dir: str | os.PathLike | None = None, force:
                 provenance="published-weights",
                 description=f"{model.title or model.name}: {model.repository} "
                             f"{model.folder} at {model.commit[:7]}",
-                source=source_record(model, result.source),
+                source=source_record(model, result.source), member=model.member,
             )
         except OSError as exc:
             raise PullError(f"{target.parent}: cannot write the model ({exc.strerror or exc}); "
