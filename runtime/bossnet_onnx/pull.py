@@ -138,7 +138,7 @@ def _exporter(model: RegistryModel, folder: Path):
     if model.member not in supported:
         raise PullError(f"{model.name}: {kept}; this version of bossnet-onnx exports and runs "
                         f"only {', '.join(supported)} models, not the {model.member} member "
-                        f"(support for the whole family is coming)")
+                        f"(a newer bossnet-onnx may know it)")
     return bossnet_export.export_model
 
 
