@@ -284,3 +284,12 @@ def test_plot_of_a_member_without_rv(tmp_path):
                                       str(tmp_path / "p.png")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_recipe_astra_is_boss_nets_only(tmp_path):
+    model = write_member_model(tmp_path / "apogee.onnx", "apogee")
+    path = write_apstar(tmp_path / "apStar-r.fits", np.ones((3, 8575)), np.ones((3, 8575)))
+    with pytest.raises(MemberMismatchError, match=r"apogee\.onnx: --recipe astra is not defined "
+                                                  r"for APOGEE Net \(member apogee\); it takes "
+                                                  r"--recipe reference"):
+        predict([str(path)], model=model, draws=0, recipe="astra")
