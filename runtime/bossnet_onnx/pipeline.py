@@ -223,7 +223,7 @@ def _labels(meta: ModelMetadata, point: np.ndarray, scatter: np.ndarray,
     member = meta.family_member
     i_logg, i_lt, i_feh = (meta.index(n) for n in ("logg", "logTeff", "FeH"))
     log_teff = float(point[i_lt])
-    with np.errstate(over="ignore"):  # a wild log Teff is flagged (bit 1), not a crash
+    with np.errstate(over="ignore"):  # inf (not OverflowError) for absurd outputs
         teff = float(np.power(10.0, log_teff))
     labels = {
         "teff": teff, "e_teff": teff * math.log(10.0) * float(scatter[i_lt]),
@@ -250,13 +250,22 @@ def result_from_outputs(prep: Prepared, physical: np.ndarray, meta: ModelMetadat
     Shared by `predict` and the plots, so a plot title always says what the catalogue says.
     """
     spec = prep.spectrum
-    if not np.all(np.isfinite(physical)) and prep.recipe != "astra":
+    finite = np.isfinite(physical).all(axis=0)
+    if not finite.all() and prep.recipe != "astra":
         # DR19 (recipe astra) writes NaN labels and flags them as its SQL does instead
-        failed = _failure(spec, f"{spec.location}: model returned non-finite values")
+        bad = ", ".join(n for n, ok in zip(meta.parameter_names, finite) if not ok)
+        failed = _failure(spec, f"{spec.location}: model returned non-finite {bad} for this "
+                                f"(finite) input; no labels for this spectrum")
         failed.quality_flags, failed.derived = prep.quality, {"snr_model": prep.snr_model}
         return failed
     with np.errstate(invalid="ignore", over="ignore"):
         labels = _labels(meta, physical[0], summarize_draws(physical[1:]), spec.identifiers)
+    if not math.isfinite(labels["teff"]) and prep.recipe != "astra":
+        failed = _failure(spec, f"{spec.location}: model returned log Teff = "
+                                f"{labels['log_teff']:.6g}, for which Teff overflows; no labels "
+                                f"for this spectrum")
+        failed.quality_flags, failed.derived = prep.quality, {"snr_model": prep.snr_model}
+        return failed
     bits = sum(1 << b for b in meta.family_member.flag_bits)
     flags = int(parameter_flags(labels["teff"], labels["logg"], labels["fe_h"])) & bits
     return Result(source=spec.source, format=spec.format, hdu=spec.hdu, row=spec.row,

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from .errors import ModelError, ProviderError
+from .errors import ModelError, ModelMetadataError, ProviderError
 from .metadata import ModelMetadata
 
 if TYPE_CHECKING:
     import onnxruntime
 
-__all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers"]
+__all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers", "check_outputs",
+           "probe_inputs", "PROBE_ATOL"]
 
 ProviderName = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
@@ -95,8 +96,6 @@ class BossNetModel:
             )
         if x.shape[0] == 0:
             return np.zeros((0, len(self.metadata.parameter_names)))
-        name_in = self.metadata.input_name
-        name_out = self.metadata.normalized_output
         fixed = self.fixed_batch
         outs = []
         step = fixed or x.shape[0]
@@ -105,11 +104,28 @@ class BossNetModel:
             n = chunk.shape[0]
             if fixed and n < fixed:
                 chunk = np.concatenate([chunk, np.zeros((fixed - n, chunk.shape[1]), np.float32)])
-            if self.metadata.input_rank == 3:
-                chunk = chunk[:, None, :]
-            (out,) = self.session.run([name_out], {name_in: chunk})
-            outs.append(np.asarray(out[:n], dtype=np.float64))
+            outs.append(self._run_batch(chunk)[:n])
         return np.concatenate(outs)
+
+    def _run_batch(self, chunk: np.ndarray) -> np.ndarray:
+        """One onnxruntime call; its output must be one row of every parameter per input row.
+
+        A graph that collapses or reshapes the batch axis would otherwise be sliced into rows
+        that belong to no star.
+        """
+        if self.metadata.input_rank == 3:
+            chunk = chunk[:, None, :]
+        (out,) = self.session.run([self.metadata.normalized_output],
+                                  {self.metadata.input_name: chunk})
+        out = np.asarray(out)
+        expected = (chunk.shape[0], len(self.metadata.parameter_names))
+        if out.shape != expected:
+            raise ModelError(
+                f"{self.path}: output '{self.metadata.normalized_output}' has shape "
+                f"{list(out.shape)} for a batch of {chunk.shape[0]}, expected {list(expected)} "
+                f"(batch, parameters); the model is not a BOSS Net model"
+            )
+        return out.astype(np.float64)
 
     def run_physical(self, x: np.ndarray) -> np.ndarray:
         """Physical labels (x * STD + MEAN) in the model's parameter order."""
@@ -121,7 +137,11 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
     """Load and validate a BOSS Net ONNX model.
 
     `path` is a file, the name of a model installed by `models pull` (names first), or None for
-    the bundled default model.
+    the bundled default model. On the CPU provider the session maps the proven ORT-format copy
+    (`ort_cache`); a copy that fails to load is discarded and the `.onnx` loaded instead, so
+    only the model file itself can be blamed for a load failure. Before it is returned the model
+    passes the metadata table (`metadata.validate_props`), the signature check and the output
+    probe (`check_outputs`); a refused model leaves no cache copy behind.
     """
     import onnxruntime as ort
 
@@ -139,30 +159,122 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    load_from = path
+    if _is_onnx_file(path):
+        _refuse_huge_metadata(path)
+    ort_copy = None
     if providers == [CPU] and _is_onnx_file(path):
-        from .ort_cache import cached_ort_model, mmap_session_options
+        from .ort_cache import cached_ort_model
 
         ort_copy = cached_ort_model(path)
-        if ort_copy is not None:
-            load_from = ort_copy
-            mmap_session_options(options)
-    try:
-        session = ort.InferenceSession(str(load_from), sess_options=options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types  # noqa: BLE001
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
-    props = session.get_modelmeta().custom_metadata_map
-    metadata = ModelMetadata.from_props(props, source=str(path))
-    _check_signature(path, session, metadata)
+    session = None
+    if ort_copy is not None:
+        from .ort_cache import discard_ort_copy, mmap_session_options
+
+        mapped = _copy_options(options)
+        mmap_session_options(mapped)
+        try:
+            session = ort.InferenceSession(str(ort_copy), sess_options=mapped, providers=providers)
+        except Exception:  # a cache problem is never the model's fault: use the .onnx itself  # noqa: BLE001
+            discard_ort_copy(ort_copy)
+            ort_copy = None
+    if session is None:
+        try:
+            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types  # noqa: BLE001
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
     used = session.get_providers()
     if provider.lower() == "cuda" and CUDA not in used:
         raise ProviderError(
             f"--provider cuda: onnxruntime could not start CUDA for {path} (running {used}); "
             f"check the NVIDIA driver, CUDA 12 and cuDNN libraries, or use --provider cpu"
         )
-    return BossNetModel(path=path, metadata=metadata, session=session,
-                        provider=used[0], threads=threads)
+    try:
+        props = session.get_modelmeta().custom_metadata_map
+        metadata = ModelMetadata.from_props(props, source=str(path))
+        _check_signature(path, session, metadata)
+        model = BossNetModel(path=path, metadata=metadata, session=session,
+                             provider=used[0], threads=threads)
+        check_outputs(model)
+    except ModelError:
+        if ort_copy is not None:  # a refused model leaves no copy behind
+            from .ort_cache import discard_ort_copy
+
+            discard_ort_copy(ort_copy)
+        raise
+    return model
+
+
+def _refuse_huge_metadata(path: Path) -> None:
+    """Refuse an oversized `bossnet.*` entry from the file itself, before onnxruntime parses it."""
+    from .metadata import MAX_ENTRY_CHARS, PREFIX
+    from .model_content import metadata_entry_sizes
+
+    for key, size in (metadata_entry_sizes(path) or {}).items():
+        if key.startswith(PREFIX) and size > MAX_ENTRY_CHARS:
+            raise ModelMetadataError(
+                f"{path}: metadata key '{key}' holds {size:,} bytes, more than the "
+                f"{MAX_ENTRY_CHARS:,} allowed; the model file is damaged or hostile"
+            )
+
+
+def _copy_options(options):
+    import onnxruntime as ort
+
+    copy = ort.SessionOptions()
+    for name in ("intra_op_num_threads", "inter_op_num_threads", "graph_optimization_level",
+                 "log_severity_level"):
+        setattr(copy, name, getattr(options, name))
+    return copy
+
+
+#: Probe rows are log-flux levels like real preprocessed spectra (log of 5-50 flux units).
+_PROBE_LEVELS = (1.6, 2.5, 3.4)
+#: Largest change (normalised units, i.e. training-label standard deviations) of a row's outputs
+#: between batch contexts. float reassociation moves them ~1e-6 and dynamic int8 quantization
+#: (activation scales per batch) 0.003 on the probe; swapped stars move ~0.1-2.
+PROBE_ATOL = 0.01
+
+
+def probe_inputs(n_pixels: int) -> np.ndarray:
+    """Three distinct, finite, spectrum-like model input rows (seeded, the same every load)."""
+    rng = np.random.default_rng(20240173)
+    x = np.linspace(0.0, 1.0, n_pixels)
+    rows = [level + 0.3 * np.sin(2 * np.pi * (3 + i) * x) + 0.05 * rng.standard_normal(n_pixels)
+            for i, level in enumerate(_PROBE_LEVELS)]
+    return np.asarray(rows, dtype=np.float32)
+
+
+def check_outputs(model: BossNetModel) -> None:
+    """Refuse a model whose rows depend on their batch neighbours or position, or whose
+    outputs for plain spectrum-like input are not finite (checked once, at load).
+
+    Two probe rows run together in one batch, and the second again in a batch of its own (a
+    fixed-batch model gets a batch filled with copies of it); both must give the same outputs
+    for it. A model that reverses its batch, mixes rows (batch statistics), depends on the row
+    position or collapses the batch axis would otherwise swap or blend labels between stars
+    silently: each of these moves the second row. Costs 3 forwards (fixed batch B: 2B), the
+    first of which warms the session up for the real work anyway.
+    """
+    fixed = model.fixed_batch
+    if fixed == 1:
+        return  # one row per call: no neighbours to mix with, no position but 0
+    probe = probe_inputs(model.metadata.n_pixels)[:2]
+    together = probe
+    if fixed:
+        together = np.concatenate([probe, np.zeros((fixed - 2, probe.shape[1]), np.float32)])
+    a = model._run_batch(together)[:2]
+    alone = model._run_batch(np.repeat(probe[1:2], fixed or 1, axis=0))[:1]
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(alone))):
+        raise ModelError(f"{model.path}: returns non-finite outputs for finite spectrum-like "
+                         f"input; the model is broken or not a BOSS Net model")
+    worst = float(np.max(np.abs(a[1] - alone[0])))
+    if worst > PROBE_ATOL:
+        raise ModelError(
+            f"{model.path}: a spectrum's outputs depend on its position or neighbours in the "
+            f"batch (moved by {worst:.3g} when run alone); refusing a model that would swap "
+            f"or mix labels between stars"
+        )
 
 
 def _is_onnx_file(path: Path) -> bool:
