@@ -28,7 +28,7 @@ DATA = ROOT.parent / "shared" / "data"
 REFERENCE_DIRS = {"boss": "model_boss", "apogee": "model_apogee", "gaia-rvs": "model_gaia_rvs",
                   "gaia-xp": "model_gaia_xp"}
 #: reference param name -> our catalogue column (and how to compare)
-COLUMNS = {"logg": "logg", "logTeff": "log_teff", "FeH": "fe_h", "rv": "v_rad"}
+COLUMNS = {"logg": "logg", "logTeff": "log_teff", "FeH": "fe_h", "rv": "bn_v_r"}
 
 
 def _write_weights(member: str, reference: Path, seed: int) -> tuple[Path, object]:
@@ -204,7 +204,8 @@ def compare(member: str, reference: Path, work: Path, seed: int = 0, copies: int
         ours = np.asarray(table[COLUMNS[name]], dtype=np.float64)
         worst[name] = float(np.max(np.abs(ours - ref)) / OFFICIAL_STATS[member][name]["STD"])
     return {"member": member, "source": source or recipe.reference_source, "n": len(ref_rows),
-            "n_ours": n_ours, "max_norm_diff": max(worst.values()), "per_output": worst,
+            "n_ours": n_ours, "max_norm_diff": float(np.max(list(worst.values()))),
+            "per_output": worst,
             "reference_s": ref_seconds, "ours_s": ours_seconds,
             "spread": float(np.std(np.asarray(table["log_teff"], dtype=np.float64))),
             "n_parameters": sum(p.numel() for p in model.parameters()),
