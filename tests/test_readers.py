@@ -15,6 +15,7 @@ from bossnet_onnx.readers import (
     apstar,
     gaia,
     generic_table,
+    image_1d,
     lamost_image,
     lamost_table,
     mwm,
@@ -42,9 +43,10 @@ def bad_pixels(n: int, seed: int) -> np.ndarray:
 
 
 def test_registry_order_is_explicit():
-    assert (mwm, apstar, gaia, sdss_spec, lamost_table, lamost_image, generic_table) == READERS
+    assert (mwm, apstar, gaia, sdss_spec, lamost_table, lamost_image, image_1d,
+            generic_table) == READERS
     assert [r.NAME for r in READERS] == ["mwm", "apstar", "gaia", "sdss-spec", "lamost-table",
-                                         "lamost-image", "generic-table"]
+                                         "lamost-image", "image-1d", "generic-table"]
 
 
 # ------------------------------------------------------------------------------ SDSS spec

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import InputError, MemberMismatchError, UnknownFormatError
 from ..members import KIND_TITLES
 from ..spectrum import ReadFailure, Spectrum
-from . import apstar, gaia, generic_table, lamost_image, lamost_table, mwm, sdss_spec
+from . import apstar, gaia, generic_table, image_1d, lamost_image, lamost_table, mwm, sdss_spec
 from ._fits import check_file, open_fits
 
 __all__ = ["READERS", "read_spectra", "sniff_kinds", "Spectrum", "ReadFailure"]
@@ -25,7 +25,8 @@ __all__ = ["READERS", "read_spectra", "sniff_kinds", "Spectrum", "ReadFailure"]
 #: tables are also array-cell tables), the generic table last (it accepts the most). Each
 #: reader's KINDS says which family members' spectra it gives (members.py); a reader with
 #: several kinds takes the wanted one as `kind=` (mwm files hold BOSS and APOGEE spectra).
-READERS = (mwm, apstar, gaia, sdss_spec, lamost_table, lamost_image, generic_table)
+#: apStar before the 1-D image (a one-visit apStar file is 1-D images on the APOGEE grid).
+READERS = (mwm, apstar, gaia, sdss_spec, lamost_table, lamost_image, image_1d, generic_table)
 
 
 def read_spectra(path: str | os.PathLike, kind: str | None = None
@@ -53,8 +54,8 @@ def read_spectra(path: str | os.PathLike, kind: str | None = None
     raise UnknownFormatError(
         f"{path}: FITS file in no known spectrum layout (tried {names}); expected e.g. an SDSS "
         f"spec file with a COADD table (flux, loglam, ivar), an mwmStar/mwmVisit file, a LAMOST "
-        f"spectrum, an APOGEE apStar file, a Gaia archive table, or a table with wavelength, "
-        f"flux and ivar columns"
+        f"spectrum, an APOGEE apStar file, a Gaia archive table, a 1-D image with "
+        f"CRVAL1/CDELT1, or a table with wavelength and flux columns"
     )
 
 

@@ -154,6 +154,7 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int,
         return [ReadFailure(path, f"{exc}", NAME, index, row,
                             _row_ids(data, row, names, primary, kind))
                 for row in rows]
+    unit = str(header_value(hdu.header, primary, keys=("BUNIT",)) or "").strip()
     out: list[Spectrum | ReadFailure] = []
     for row in rows:
         ids = _row_ids(data, row, names, primary, kind)
@@ -171,7 +172,8 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int,
                                                      identifiers=ids)))
             continue
         rec = checked(wave, flux, ivar, path=path, fmt=NAME, hdu=index, row=row, mask=mask,
-                      identifiers=ids, names=("flux", "ivar", "NPIXELS grid"), place=row_place)
+                      identifiers=ids, names=("flux", "ivar", "NPIXELS grid"), place=row_place,
+                      flux_unit=unit)
         if isinstance(rec, Spectrum) and spectrum_kind != rec.kind:
             rec = dataclasses.replace(rec, kind=spectrum_kind)
         out.append(rec)
