@@ -28,6 +28,7 @@ from ._checks import checked
 from ._fits import RELEASE_EVERY_ROWS, check_file, release_pages
 
 NAME = "generic-table"
+KINDS = ("boss",)
 __all__ = ["NAME", "identify", "read", "iter_read", "spectra_from_table",
            "iter_spectra_from_table", "ASCII_SUFFIXES", "WAVE", "FLUX", "IVAR", "ERROR"]
 

@@ -15,6 +15,7 @@ from ._fits import RELEASE_EVERY_ROWS, header_value, native, opened, release_pag
 from .lamost_image import header_identifiers
 
 NAME = "lamost-table"
+KINDS = ("boss",)
 __all__ = ["NAME", "identify", "read", "iter_read"]
 
 
