@@ -1,8 +1,10 @@
-"""An onnxruntime session around a BOSS Net ONNX file: provider choice, threads, validation.
+"""An inference session around a BOSS Net ONNX file: engine/provider choice, threads, validation.
 
 onnxruntime silently falls back to the CPU when a requested provider cannot start, so the
 providers actually in use are read back from the session and a CUDA request that did not
-happen is an error rather than a quiet slowdown.
+happen is an error rather than a quiet slowdown. The engine (onnxruntime or OpenVINO, see
+engines.py) and the precision (precision.py) are chosen before the session starts; whatever runs,
+the same metadata and signature checks apply, and the model records what actually ran.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from .metadata import ModelMetadata
 
 __all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers", "file_sha256"]
 
-ProviderName = Literal["auto", "cpu", "cuda"]
+ProviderName = Literal["auto", "cpu", "cuda", "openvino"]
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
@@ -72,7 +74,7 @@ def resolve_providers(provider: str) -> list[str]:
         return [CUDA, CPU]
     if provider == "auto":
         return [CUDA, CPU] if CUDA in available else [CPU]
-    raise ProviderError(f"unknown provider {provider!r}; expected auto, cpu or cuda")
+    raise ProviderError(f"unknown provider {provider!r}; expected auto, cpu, cuda or openvino")
 
 
 @dataclass
@@ -84,6 +86,12 @@ class BossNetModel:
     session: object
     provider: str
     threads: int
+    engine: str = "onnxruntime"
+    precision: str = "fp32"
+    #: For a reduced-precision model read from its own file (int8), the fp32 model it copies.
+    fp32_path: Path | None = None
+    #: The accuracy-budget verdict that allowed a reduced precision (None for fp32).
+    budget: object = None
 
     @property
     def fixed_batch(self) -> int | None:
@@ -123,9 +131,14 @@ class BossNetModel:
 
 
 def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
-               threads: int | None = None) -> BossNetModel:
-    """Load and validate a BOSS Net ONNX model; `path=None` is the bundled default model."""
-    import onnxruntime as ort
+               threads: int | None = None, precision: str = "fp32") -> BossNetModel:
+    """Load and validate a BOSS Net ONNX model; `path=None` is the bundled default model.
+
+    `precision` other than fp32 is refused (ProviderError, one line with the figures) unless the
+    model stays within the accuracy budget on the held-out set (precision.py).
+    """
+    from .engines import OPENVINO, resolve_engine
+    from .precision import int8_sibling, require_within_budget
 
     if path is None:
         from .model_files import default_model_path
@@ -134,10 +147,47 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: model file not found; give an exported .onnx with --model")
-    providers = resolve_providers(provider)
+    engine = resolve_engine(provider, precision)
+    precision = precision.lower()
+    providers = resolve_providers(provider) if engine != OPENVINO else []
     threads = available_cpus() if threads is None else int(threads)
     if threads < 1:
         raise ModelError(f"--threads must be >= 1, got {threads}")
+    fp32_path = None
+    if precision == "int8":
+        fp32_path, path = path, int8_sibling(path)
+        if not path.is_file():
+            raise ProviderError(
+                f"--precision int8: {path} not found; make it with `bossnet-onnx export "
+                f"--quantize int8` next to {fp32_path.name}, or use --precision fp32"
+            )
+    if engine == OPENVINO:
+        from .engine_openvino import open_session
+
+        session = open_session(path, threads, precision)
+    else:
+        session = _ort_session(path, providers, threads)
+    props = session.get_modelmeta().custom_metadata_map
+    metadata = ModelMetadata.from_props(props, source=str(path))
+    _check_signature(path, session, metadata)
+    used = session.get_providers()
+    if provider.lower() == "cuda" and CUDA not in used:
+        raise ProviderError(
+            f"--provider cuda: onnxruntime could not start CUDA for {path} (running {used}); "
+            f"check the NVIDIA driver, CUDA 12 and cuDNN libraries, or use --provider cpu"
+        )
+    model = BossNetModel(path=path, metadata=metadata, session=session, provider=used[0],
+                         threads=threads, engine=engine, precision=precision,
+                         fp32_path=fp32_path)
+    if precision != "fp32":
+        model.budget = require_within_budget(model)
+    return model
+
+
+def _ort_session(path: Path, providers: list[str], threads: int):
+    """An onnxruntime InferenceSession (memory-mapped ORT-format copy on CPU when possible)."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -152,21 +202,10 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
             load_from = ort_copy
             mmap_session_options(options)
     try:
-        session = ort.InferenceSession(str(load_from), sess_options=options, providers=providers)
+        return ort.InferenceSession(str(load_from), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
-    props = session.get_modelmeta().custom_metadata_map
-    metadata = ModelMetadata.from_props(props, source=str(path))
-    _check_signature(path, session, metadata)
-    used = session.get_providers()
-    if provider.lower() == "cuda" and CUDA not in used:
-        raise ProviderError(
-            f"--provider cuda: onnxruntime could not start CUDA for {path} (running {used}); "
-            f"check the NVIDIA driver, CUDA 12 and cuDNN libraries, or use --provider cpu"
-        )
-    return BossNetModel(path=path, metadata=metadata, session=session,
-                        provider=used[0], threads=threads)
 
 
 def _is_onnx_file(path: Path) -> bool:
