@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent
 # torch is pinned to the CPU wheel the workplace keeps on disk: an unpinned torch pulls several
 # GB of CUDA packages.
 TORCH_PIN = "torch==2.13.0"
-TEST_EXTRAS = "export,test,plot,parquet,dask"
+TEST_EXTRAS = "export,test,plot,parquet,dask,openvino"
 
 
 def _venv(name: str) -> Path:

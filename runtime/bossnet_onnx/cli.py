@@ -76,7 +76,13 @@ def predict(
                                                "Default: a table on stdout."),
     model: Optional[Path] = typer.Option(None, "--model", "-m",
                                          help="ONNX model (default: the bundled demo model)."),
-    provider: str = typer.Option("auto", "--provider", help="auto, cpu or cuda."),
+    provider: str = typer.Option("auto", "--provider",
+                                 help="auto, cpu, cuda or openvino (auto: CUDA if this "
+                                      "onnxruntime has it, else OpenVINO if installed, else cpu)."),
+    precision: str = typer.Option("fp32", "--precision",
+                                  help="fp32 (exact), bf16 (openvino) or int8 (the model's "
+                                       ".int8.onnx copy); reduced ones only within the accuracy "
+                                       "budget."),
     draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws (with each spectrum's identity)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1,
@@ -102,9 +108,14 @@ def predict(
     if resume and output is None:
         raise typer.BadParameter("--resume needs --output/-o (the catalogue being resumed)",
                                  param_hint="--resume")
+    from .precision import PRECISIONS
+
+    if precision.lower() not in PRECISIONS:
+        raise typer.BadParameter(f"{precision!r} is not one of {', '.join(PRECISIONS)}",
+                                 param_hint="--precision")
     show_progress = not quiet and sys.stderr.isatty()
     common = dict(model=model, provider=provider, draws=draws, seed=seed, batch_size=batch_size,
-                  threads=threads, progress=show_progress, shard=shard)
+                  threads=threads, progress=show_progress, shard=shard, precision=precision)
     try:
         if output is None:
             table = run_predict(inputs, **common)
@@ -123,7 +134,8 @@ def predict(
     if not quiet:
         where = f" -> {output}" if output is not None else ""
         typer.echo(f"{len(table)} spectra, {len(failed)} failed; model {table.meta['MODEL']} "
-                   f"({table.meta['PROVNC']}) on {table.meta['PROVIDER']}{where}", err=True)
+                   f"({table.meta['PROVNC']}) on {table.meta['PROVIDER']} "
+                   f"{table.meta['PRECISN']}{where}", err=True)
     if failed:
         raise typer.Exit(code=1)
 
@@ -192,7 +204,7 @@ def plot(
     row: Optional[int] = typer.Option(None, "--row", help="Only spectra from this table row."),
     model: Optional[Path] = typer.Option(None, "--model", "-m",
                                          help="ONNX model (default: the bundled demo model)."),
-    provider: str = typer.Option("auto", "--provider", help="auto, cpu or cuda."),
+    provider: str = typer.Option("auto", "--provider", help="auto, cpu, cuda or openvino."),
     draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws (as in predict)."),
 ) -> None:

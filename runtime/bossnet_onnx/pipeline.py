@@ -267,6 +267,8 @@ def run_metadata(model: BossNetModel, draws: int, seed: int, shard: str | None =
         "MODELSHA": meta.weights_sha256,
         "PROVNC": meta.provenance,
         "PROVIDER": model.provider,
+        "ENGINE": model.engine,
+        "PRECISN": model.precision,
         "NDRAWS": int(draws),
         "SEED": int(seed),
         "BNVERS": __version__,
@@ -295,7 +297,7 @@ def predict(inputs: Iterable[str] | str, *, model: str | os.PathLike | BossNetMo
             provider: str = "auto", draws: int = 20, seed: int = 0,
             batch_size: int = DEFAULT_BATCH_ROWS,
             threads: int | None = None, progress: bool = False, shard: str | None = None,
-            times: StageTimes | None = None) -> Table:
+            times: StageTimes | None = None, precision: str = "fp32") -> Table:
     """Predict BOSS Net labels for every spectrum in `inputs` (paths, globs, dirs, @lists).
 
     Returns an astropy Table (DR19 column names, one row per spectrum; failed spectra are rows
@@ -304,7 +306,8 @@ def predict(inputs: Iterable[str] | str, *, model: str | os.PathLike | BossNetMo
     spectrum's identity fixes them, whatever the batch size, file order or `shard` ("K/N").
     """
     paths = resolve_inputs(inputs, shard)
-    session, times = start_session(model, provider, threads, draws, batch_size, times)
+    session, times = start_session(model, provider, threads, draws, batch_size, times,
+                                   precision)
     results = list(stream_results(paths, session, draws=draws, seed=seed, batch_rows=batch_size,
                                   times=times, progress=progress))
     return build_table(results, meta=run_metadata(session, draws, seed, shard))
@@ -312,7 +315,8 @@ def predict(inputs: Iterable[str] | str, *, model: str | os.PathLike | BossNetMo
 
 def start_session(model: str | os.PathLike | BossNetModel | None, provider: str,
                   threads: int | None, draws: int, batch_size: int,
-                  times: StageTimes | None = None) -> tuple[BossNetModel, StageTimes]:
+                  times: StageTimes | None = None,
+                  precision: str = "fp32") -> tuple[BossNetModel, StageTimes]:
     """Check run arguments and open (or reuse) the model, timing the cold start."""
     if draws < 0:
         raise ValueError(f"draws must be >= 0, got {draws}")
@@ -320,7 +324,8 @@ def start_session(model: str | os.PathLike | BossNetModel | None, provider: str,
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     times = times if times is not None else StageTimes()
     t0 = time.perf_counter()
-    session = model if isinstance(model, BossNetModel) else open_model(model, provider, threads)
+    session = model if isinstance(model, BossNetModel) else \
+        open_model(model, provider, threads, precision)
     times.session = time.perf_counter() - t0
     return session, times
 

@@ -121,9 +121,11 @@ def compare(reference: np.ndarray, reduced: np.ndarray, names: tuple[str, ...],
     return {**stats, "misses": misses}
 
 
-def heldout_inputs(model: "BossNetModel", n: int = HELDOUT_N,
-                   seed: int = HELDOUT_SEED) -> np.ndarray:
+def heldout_inputs(model: "BossNetModel", n: int | None = None,
+                   seed: int | None = None) -> np.ndarray:
     """Model input rows of `n` held-out noisy synthetic spectra, preprocessed for `model`."""
+    n = HELDOUT_N if n is None else n
+    seed = HELDOUT_SEED if seed is None else seed
     from .preprocess import model_inputs
     from .synthetic.spectra import sample_labels, synthesize_batch
 
@@ -176,7 +178,8 @@ def _verdict_key(model: "BossNetModel", precision: str) -> dict[str, str]:
     return {"weights_sha256": meta.weights_sha256, "model_bytes": str(size),
             "exporter": json.dumps(dict(meta.exporter), sort_keys=True),
             "engine": model.engine, "engine_version": _engine_version(model.engine),
-            "precision": precision, "cpu": _cpu_tag(), "heldout": f"{HELDOUT_N}@{HELDOUT_SEED}"}
+            "precision": precision, "cpu": _cpu_tag(), "heldout": f"{HELDOUT_N}@{HELDOUT_SEED}",
+            "budget": json.dumps(asdict(BUDGET), sort_keys=True)}
 
 
 def _cache_file(key: dict[str, str]) -> Path | None:
@@ -225,7 +228,7 @@ def measure_verdict(model: "BossNetModel", reference: "BossNetModel | None" = No
         reference = open_model(fp32_path, provider="cpu", threads=model.threads)
     x = heldout_inputs(reference) if inputs is None else inputs
     got = compare(reference.run_physical(x), model.run_physical(x),
-                  model.metadata.parameter_names)
+                  model.metadata.parameter_names, budget=BUDGET)
     return Verdict(precision=model.precision, engine=model.engine,
                    model_name=model.metadata.model_name, n_spectra=int(x.shape[0]),
                    median=got["median"], p999=got["p999"], maximum=got["maximum"],
@@ -244,7 +247,8 @@ def require_within_budget(model: "BossNetModel") -> Verdict:
         _store(cache, verdict)
     if not verdict.ok:
         raise ProviderError(
-            f"--precision {model.precision} is not offered for {model.path.name} on "
+            f"--precision {model.precision} is not offered for "
+            f"{(model.fp32_path or model.path).name} on "
             f"{model.engine}: on {verdict.n_spectra} held-out spectra it misses the accuracy "
             f"budget ({'; '.join(verdict.misses[:3])}); use --precision fp32"
         )

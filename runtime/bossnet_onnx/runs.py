@@ -70,7 +70,8 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
                     batch_size: int = DEFAULT_BATCH_ROWS, threads: int | None = None,
                     shard: str | None = None,
                     resume: bool = False, progress: bool = False,
-                    checkpoint_seconds: float = 60.0, times: StageTimes | None = None) -> Table:
+                    checkpoint_seconds: float = 60.0, times: StageTimes | None = None,
+                    precision: str = "fp32") -> Table:
     """Run `predict` into `output`, resumable; returns the full catalogue table."""
     output = Path(output)
     progress_file = partial_path(output)
@@ -82,10 +83,11 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
         paths = [p for p in paths if p not in done]
     elif resume and output.exists():
         raise OutputError(f"{output}: already complete; nothing to resume (remove it to rerun)")
-    session, times = start_session(model, provider, threads, draws, batch_size, times)
+    session, times = start_session(model, provider, threads, draws, batch_size, times,
+                                   precision)
     meta = run_metadata(session, draws, seed, shard)
     if previous is not None:
-        for key in ("MODELSHA", "NDRAWS", "SEED"):
+        for key in ("MODELSHA", "NDRAWS", "SEED", "PRECISN"):
             if str(previous.meta.get(key)) != str(meta[key]):
                 raise OutputError(
                     f"{progress_file}: was made with {key}={previous.meta.get(key)!r}, this run "
