@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""The two quick-start commands, needing nothing but Python 3.10+ and pip.
+"""Development lanes, needing nothing but Python 3.10+ and pip.
 
     python3 tasks.py demo   # torch-free install, predict on the bundled model and example data
     python3 tasks.py test   # full test environment (torch==2.13.0 CPU), whole test suite
+    python3 tasks.py lint   # ruff + mypy, the gate CI runs before the tests
+    python3 tasks.py fast   # torch-free runtime tests only (no torch install; about a minute)
 
-Each makes its own virtual environment inside the checkout (.venv-run, .venv) and reuses it on
-later calls, so a second run is quick.
+`demo` and `test` are the README's quick start. Each lane makes its own virtual environment
+inside the checkout (.venv-run, .venv, .venv-fast; `lint` shares `test`'s) and reuses it on
+later calls, so a second run is quick. Extra arguments go to pytest (`test`, `fast`).
 """
 from __future__ import annotations
 
@@ -19,7 +22,9 @@ ROOT = Path(__file__).resolve().parent
 # torch is pinned to the CPU wheel the workplace keeps on disk: an unpinned torch pulls several
 # GB of CUDA packages.
 TORCH_PIN = "torch==2.13.0"
-TEST_EXTRAS = "export,test,plot,parquet,dask,openvino"
+TEST_EXTRAS = "export,test,plot,parquet,dask,lint,openvino"
+# the torch-free lane: everything the runtime tests need, nothing that pulls torch
+FAST_EXTRAS = "test,plot,parquet"
 
 
 def _venv(name: str) -> Path:
@@ -48,23 +53,46 @@ def demo() -> None:
     _run([str(exe), "predict", *examples, "--draws", "20", "--seed", "42"])
 
 
-def test(pytest_args: list[str]) -> None:
-    """Install everything (torch pinned) and run the whole suite, slow tests included."""
+def _full_env() -> Path:
     python = _venv(".venv")
     _run([str(python), "-m", "pip", "install", "-q", TORCH_PIN])
     _run([str(python), "-m", "pip", "install", "-q", "-e", f".[{TEST_EXTRAS}]", TORCH_PIN])
+    return python
+
+
+def test(pytest_args: list[str]) -> None:
+    """Install everything (torch pinned) and run the whole suite, slow tests included."""
+    python = _full_env()
     env = dict(os.environ, MPLBACKEND="Agg")
     _run([str(python), "-m", "pytest", "-q", *pytest_args], env=env)
 
 
+def lint(_args: list[str]) -> None:
+    """ruff (rules in pyproject.toml) and mypy over the packages, in the full environment so
+    that torch's own types are checked in the export package."""
+    python = _full_env()
+    _run([str(python), "-m", "ruff", "check", "."])
+    _run([str(python), "-m", "mypy"])
+
+
+def fast(pytest_args: list[str]) -> None:
+    """The runtime's tests without torch: what a runtime-only change needs, in about a minute.
+    Tests that need torch skip themselves (importorskip); slow ones are left to `test`."""
+    python = _venv(".venv-fast")
+    _run([str(python), "-m", "pip", "install", "-q", "-e", f".[{FAST_EXTRAS}]"])
+    env = dict(os.environ, MPLBACKEND="Agg")
+    _run([str(python), "-m", "pytest", "-q", "-m", "not slow and not export", *pytest_args],
+         env=env)
+
+
+LANES = {"demo": lambda _args: demo(), "test": test, "lint": lint, "fast": fast}
+
+
 def main(argv: list[str]) -> None:
-    if not argv or argv[0] not in {"demo", "test"}:
+    if not argv or argv[0] not in LANES:
         print(__doc__)
         sys.exit(2)
-    if argv[0] == "demo":
-        demo()
-    else:
-        test(argv[1:])
+    LANES[argv[0]](argv[1:])
 
 
 if __name__ == "__main__":

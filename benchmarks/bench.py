@@ -28,6 +28,7 @@ of the model stage against this machine's measured float32 matmul peak, targets 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -85,7 +86,7 @@ def flops_per_forward(config: dict, n_pixels: int = 3900) -> float:
     dims = [config["model_dim"] * m for m in config["dim_mults"]]
     length = (n_pixels + 2 * (k // 2) - k + 1) // 2
     flops = 2.0 * 2 * dims[0] * k * (n_pixels + 2 * (k // 2) - k + 1)
-    for cin, cout in zip(dims[:-1], dims[1:]):
+    for cin, cout in itertools.pairwise(dims):
         flops += 2.0 * cin * cout * k * length + 2.0 * cout * cout * k * length
     pool = config["adapt_pool_output_dim"]
     flops += 2.0 * dims[-1] * pool * 3  # gather + weighted sum over bins of <= 3 pixels
@@ -157,6 +158,7 @@ def operator_profile(onnx_path: str, threads: int, rows: int = 32) -> dict[str, 
 def side_torch(work: dict, draws: int, threads: int, batch_files: int = 128) -> dict:
     """The reference pipeline's structure, in our code: per-draw batched forwards."""
     import torch
+
     from bossnet_export import load_checkpoint
     from bossnet_onnx.preprocess import sigma_from_ivar
     from bossnet_onnx.readers import read_spectra
@@ -301,6 +303,7 @@ def budget_verdicts(work: dict, threads: int) -> list[str]:
     random weights timed here (for information only: untrained nets have no science budget)."""
     from bossnet_onnx import engine_openvino
     from bossnet_onnx.precision import measure_verdict
+    from bossnet_onnx.session import open_model
 
     lines = []
     demo_int8 = None
@@ -327,9 +330,8 @@ def budget_verdicts(work: dict, threads: int) -> list[str]:
                     engine_openvino.available() and engine_openvino.supports_bf16())):
                 continue
             model = open_side_model(where, side, threads)
-            if side == "ort-int8":
-                model.fp32_path = Path(where["onnx"])
-            v = measure_verdict(model)
+            reference = open_model(where["onnx"], provider="cpu", threads=threads)
+            v = measure_verdict(model, reference)
             verdict = "within budget: offered" if v.ok else "MISSES: " + "; ".join(v.misses[:2])
             lines.append(f"{label}, {side}: {v.summary()} -> {verdict}")
             del model

@@ -31,14 +31,13 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 def real_inputs(model: BossNetModel, folders: list[Path], draws: int = 20) -> np.ndarray:
     """Model input rows of every spectrum the readers find in `folders`, noise-free row plus
     `draws` Monte-Carlo copies each (all of them are model inputs in a real run)."""
-    from bossnet_onnx.pipeline import Prepared, _read_and_prepare, StageTimes
+    from bossnet_onnx.pipeline import Prepared, StageTimes, _read_and_prepare
 
     rows = []
     for folder in folders:
         for path in sorted(p for p in folder.iterdir() if p.is_file()):
-            for item in _read_and_prepare(str(path), model.metadata, draws, 0, StageTimes()):
-                if isinstance(item, Prepared):
-                    rows.append(item.inputs)
+            items = _read_and_prepare(str(path), model.metadata, draws, 0, StageTimes())
+            rows.extend(item.inputs for item in items if isinstance(item, Prepared))
     return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
 
 
@@ -50,6 +49,7 @@ def make_int8_copy(fp32: Path, workdir: Path) -> Path | None:
     """
     try:
         import torch
+
         from bossnet_export.quantize import quantize_int8
     except ImportError:
         return None
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                 cells = [f"{got['median'][q]:.2g}/{got['p999'][q]:.2g}/{got['maximum'][q]:.2g}"
                          for q in QUANTITIES]
                 verdict = "within" if not got["misses"] else "MISSES: " + got["misses"][0]
-                rows.append([label, f"{name} ({x.shape[0]})"] + cells + [verdict])
+                rows.append([label, f"{name} ({x.shape[0]})", *cells, verdict])
     print()
     print(table(rows, args.markdown))
     return 0

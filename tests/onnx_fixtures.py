@@ -9,7 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bossnet_onnx.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS, ModelMetadata, Preprocessing
+from bossnet_onnx.metadata import (
+    DEFAULT_PARAMETER_NAMES,
+    DEFAULT_STATS,
+    ModelMetadata,
+    Preprocessing,
+)
 
 N_GRID = 3900
 

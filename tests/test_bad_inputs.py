@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import Table
+from onnx_fixtures import write_linear_model
 from typer.testing import CliRunner
 
 import bossnet_onnx.model_files as model_files
@@ -21,8 +22,6 @@ from bossnet_onnx.pipeline import predict
 from bossnet_onnx.readers import read_spectra
 from bossnet_onnx.session import open_model
 from bossnet_onnx.synthetic import layouts
-
-from onnx_fixtures import write_linear_model
 
 WAVE = layouts.boss_native_wavelength()
 N = layouts.BOSS_NPIX

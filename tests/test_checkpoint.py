@@ -9,12 +9,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from bossnet_onnx.errors import CheckpointError  # noqa: E402
-
 from bossnet_export import load_checkpoint, load_config, load_stats  # noqa: E402
 from bossnet_export.config import OFFICIAL_BOSS, BossNetConfig  # noqa: E402
-from bossnet_export.random_weights import (SMALL_CONFIG, build_random_model,  # noqa: E402
-                                           save_official_layout, save_state_dict)
+from bossnet_export.random_weights import (  # noqa: E402
+    SMALL_CONFIG,
+    build_random_model,
+    save_official_layout,
+    save_state_dict,
+)
+from bossnet_onnx.errors import CheckpointError  # noqa: E402
 
 pytestmark = pytest.mark.export
 

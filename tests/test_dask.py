@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from bossnet_onnx.pipeline import predict
-
 from onnx_fixtures import write_linear_model
 
-layouts = pytest.importorskip("bossnet_onnx.synthetic.layouts")
+from bossnet_onnx.pipeline import predict
+from bossnet_onnx.synthetic import layouts  # our own module: a broken import must fail
+
 distributed = pytest.importorskip("distributed")
 
 

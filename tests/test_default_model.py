@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from bossnet_onnx.errors import ModelError
+from bossnet_onnx.hashing import file_sha256
 from bossnet_onnx.model_files import bundled_models, default_model_path
 from bossnet_onnx.preprocess import model_inputs
-from bossnet_onnx.session import file_sha256, open_model
+from bossnet_onnx.session import open_model
 from bossnet_onnx.synthetic.spectra import sample_labels, synthesize_batch
 
 #: Median absolute errors on the 40 spectra below must stay under these. Measured with the
@@ -57,10 +58,10 @@ def test_missing_pointer_target_is_a_model_error(tmp_path, monkeypatch):
 
     (tmp_path / "default.json").write_text(json.dumps({"model": "gone.onnx"}))
     monkeypatch.setattr(mf, "_folder", lambda: tmp_path)
-    with pytest.raises(ModelError, match="names 'gone.onnx'"):
+    with pytest.raises(ModelError, match=r"names 'gone.onnx'"):
         mf.default_model_path()
     (tmp_path / "default.json").unlink()
-    with pytest.raises(ModelError, match="no .onnx file"):
+    with pytest.raises(ModelError, match=r"no .onnx file"):
         mf.default_model_path()
 
 

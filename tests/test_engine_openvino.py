@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from onnx_fixtures import write_linear_model
 
 from bossnet_onnx import engine_openvino, engines
 from bossnet_onnx.errors import ModelError, ModelMetadataError, ProviderError
 from bossnet_onnx.onnx_props import read_metadata_props
 from bossnet_onnx.session import open_model
-
-from onnx_fixtures import write_linear_model
 
 needs_openvino = pytest.mark.skipif(not engine_openvino.available(),
                                     reason="the openvino extra is not installed")
@@ -31,7 +30,7 @@ def test_metadata_props_read_without_parsing_the_graph(tmp_path):
     assert "bossnet.weights_sha256" in expected
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07\x3a\xff\xff\xff\x0f")  # graph field longer than the file
-    with pytest.raises(ModelError, match="bad.onnx: not a loadable ONNX model"):
+    with pytest.raises(ModelError, match=r"bad\.onnx: not a loadable ONNX model"):
         read_metadata_props(bad)
 
 
@@ -48,7 +47,7 @@ def test_engine_choice(monkeypatch):
     assert engines.resolve_engine("auto") == "onnxruntime"  # not measured faster there
     monkeypatch.setattr(engines, "_cuda_available", lambda: True)
     assert engines.resolve_engine("auto") == "onnxruntime"
-    with pytest.raises(ProviderError, match="bf16 runs on the openvino engine.*--provider "
+    with pytest.raises(ProviderError, match=r"bf16 runs on the openvino engine.*--provider "
                                             "openvino instead of cpu"):
         engines.resolve_engine("cpu", "bf16")
     with pytest.raises(ProviderError, match="int8 runs on onnxruntime"):
@@ -107,7 +106,7 @@ def test_wrong_signature_is_refused_on_openvino(tmp_path, cache):
 def test_not_an_onnx_file_on_openvino(tmp_path, cache):
     path = tmp_path / "junk.onnx"
     path.write_text("not a model\n")
-    with pytest.raises(ModelError, match="junk.onnx: not a loadable ONNX model"):
+    with pytest.raises(ModelError, match=r"junk\.onnx: not a loadable ONNX model"):
         open_model(path, provider="openvino")
 
 

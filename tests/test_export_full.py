@@ -16,11 +16,10 @@ onnx = pytest.importorskip("onnx")
 
 import onnxruntime as ort  # noqa: E402
 
-from bossnet_onnx.metadata import ModelMetadata  # noqa: E402
-
 from bossnet_export import OFFICIAL_BOSS, export_model  # noqa: E402
 from bossnet_export.parity import output_spread, parity_inputs, torch_outputs  # noqa: E402
 from bossnet_export.random_weights import build_random_model, save_official_layout  # noqa: E402
+from bossnet_onnx.metadata import ModelMetadata  # noqa: E402
 
 pytestmark = [pytest.mark.export, pytest.mark.slow]
 

@@ -14,13 +14,16 @@ onnx = pytest.importorskip("onnx")
 
 import onnxruntime as ort  # noqa: E402
 
-from bossnet_onnx.errors import ExportError, ParityError  # noqa: E402
-from bossnet_onnx.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS, ModelMetadata  # noqa: E402
-
 from bossnet_export import export_model, export_module, parity, state_dict_sha256  # noqa: E402
 from bossnet_export.parity import check_parity, output_spread, parity_inputs, torch_outputs  # noqa: E402
-from bossnet_export.random_weights import (SMALL_CONFIG, build_random_model,  # noqa: E402
-                                           save_official_layout, save_state_dict)
+from bossnet_export.random_weights import (  # noqa: E402
+    SMALL_CONFIG,
+    build_random_model,
+    save_official_layout,
+    save_state_dict,
+)
+from bossnet_onnx.errors import ExportError, ParityError  # noqa: E402
+from bossnet_onnx.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS, ModelMetadata  # noqa: E402
 
 pytestmark = pytest.mark.export
 
@@ -89,12 +92,12 @@ def test_exported_graph_runs_at_any_batch(exported, small_model, batch):
 
 def test_wrong_length_is_refused_by_the_graph(exported):
     out, _ = exported
-    with pytest.raises(Exception, match="(?i)dimension|shape|index"):
+    with pytest.raises(Exception, match=r"(?i)dimension|shape|index"):
         _session(out).run(None, {"flux": np.zeros((1, 3899), np.float32)})
 
 
 def test_metadata_round_trip(exported):
-    out, report = exported
+    out, _report = exported
     model = onnx.load(str(out))
     props = {p.key: p.value for p in model.metadata_props}
     meta = ModelMetadata.from_props(props, source=str(out))
@@ -193,7 +196,7 @@ def test_bad_arguments_are_export_errors(small_model, tmp_path):
         export_module(small_model, tmp_path / "x.onnx", weights_sha256=SHA, provenance="mine")
     with pytest.raises(ExportError, match="weights_sha256 'abc' is not a 64-digit"):
         export_module(small_model, tmp_path / "x.onnx", weights_sha256="abc")
-    with pytest.raises(ExportError, match="folder .*nowhere does not exist"):
+    with pytest.raises(ExportError, match=r"folder .*nowhere does not exist"):
         export_module(small_model, tmp_path / "nowhere" / "x.onnx", weights_sha256=SHA)
     with pytest.raises(ExportError, match="--opset 17 is too old"):
         export_module(small_model, tmp_path / "x.onnx", weights_sha256=SHA, opset=17)

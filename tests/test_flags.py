@@ -4,13 +4,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bossnet_onnx.flags import BAD_MASK, WARN_MASK, ResultFlags, flag_bad, flag_warn, parameter_flags
+from bossnet_onnx.flags import (
+    BAD_MASK,
+    WARN_MASK,
+    ResultFlags,
+    flag_bad,
+    flag_warn,
+    parameter_flags,
+)
 
 F = ResultFlags
 
 
 @pytest.mark.parametrize(
-    "teff, logg, fe_h, expected",
+    ("teff", "logg", "fe_h", "expected"),
     [
         (5800, 4.4, 0.0, 0),
         (1700, 4.4, 0.0, F.UNRELIABLE_TEFF * 0 | F.UNRELIABLE_FE_H | F.SUSPICIOUS_FE_H),  # 1700 inside

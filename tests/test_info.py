@@ -7,13 +7,13 @@ import re
 
 import onnxruntime as ort
 import pytest
+from onnx_fixtures import linear_metadata, write_linear_model
 from typer.testing import CliRunner
 
 from bossnet_onnx.cli import app
 from bossnet_onnx.errors import ModelError, ModelMetadataError
 from bossnet_onnx.metadata import DEFAULT_STATS, PREPROCESSING_VERSION
 from bossnet_onnx.model_info import format_model_info, model_info
-from onnx_fixtures import linear_metadata, write_linear_model
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ def test_boss_native_wavelength():
 
 
 # ---------------------------------------------------------------------------- SDSS spec
-@pytest.mark.parametrize("real_name, legacy", [(SPEC_BOSS, False), (SPEC_LEGACY, True)])
+@pytest.mark.parametrize(("real_name", "legacy"), [(SPEC_BOSS, False), (SPEC_LEGACY, True)])
 def test_spec_layout_matches_the_real_file(shared_data, tmp_path, real_name, legacy):
     with fits.open(shared_data / real_name) as real:
         coadd = real[1].data
@@ -66,7 +66,7 @@ LAMOST_CARDS = ("TELESCOP", "MJD", "PLANID", "DESIG", "FIBERID", "VACUUM", "WFIT
                 "Z")
 
 
-@pytest.mark.parametrize("real_name, dr1", [(LAMOST_DR7, False), (LAMOST_DR1, True)])
+@pytest.mark.parametrize(("real_name", "dr1"), [(LAMOST_DR7, False), (LAMOST_DR1, True)])
 def test_lamost_image_layout_matches_the_real_file(shared_data, tmp_path, real_name, dr1):
     with fits.open(shared_data / real_name) as real:
         data = real[0].data.astype(np.float64)
@@ -105,7 +105,7 @@ def test_lamost_table_layout_matches_the_real_file(shared_data, tmp_path):
             assert [h.name for h in ours] == [h.name for h in real] == ["PRIMARY", "COADD"]
             assert list(formats(ours[1]).items()) == list(formats(real[1]).items())
             assert len(ours[1].data) == 1 and ours[0].header["NAXIS"] == 0
-            for key in LAMOST_CARDS + ("OBSID", "DATA_V"):
+            for key in (*LAMOST_CARDS, "OBSID", "DATA_V"):
                 assert key in ours[0].header and key in real[0].header, key
     assert path.read_bytes()[:2] == b"\x1f\x8b"
     (mine,) = read_spectra(path)

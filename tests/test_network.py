@@ -9,8 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from bossnet_export.config import OFFICIAL_BOSS, BossNetConfig  # noqa: E402
-from bossnet_export.network import (BossNet, ExportGraph, adaptive_pool_gather,  # noqa: E402
-                                    feature_length)
+from bossnet_export.network import BossNet, ExportGraph, adaptive_pool_gather, feature_length  # noqa: E402
 from bossnet_export.random_weights import SMALL_CONFIG, build_random_model  # noqa: E402
 
 pytestmark = pytest.mark.export
@@ -66,7 +65,7 @@ def test_positional_channel_is_sine_of_pixel_index(official_net):
     np.testing.assert_allclose(channel[2, 0].numpy(), expected, atol=2e-6, rtol=0)
 
 
-@pytest.mark.parametrize("lin,lout", [(1950, 1024), (1950, 64), (10, 4), (7, 7), (5, 9)])
+@pytest.mark.parametrize(("lin", "lout"), [(1950, 1024), (1950, 64), (10, 4), (7, 7), (5, 9)])
 def test_pool_gather_reproduces_adaptive_avg_pool(lin, lout):
     x = torch.randn(3, 5, lin, generator=torch.Generator().manual_seed(lin + lout))
     expected = torch.nn.AdaptiveAvgPool1d(lout)(x)

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
+from onnx_fixtures import write_linear_model
 
 import bossnet_onnx.ort_cache as ort_cache
 from bossnet_onnx.session import open_model
-
-from onnx_fixtures import write_linear_model
 
 
 def test_copy_built_once_and_reused_with_identical_outputs(tmp_path, monkeypatch, rng):

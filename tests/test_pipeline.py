@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 from astropy.io import fits
+from onnx_fixtures import write_linear_model
 from typer.testing import CliRunner
 
 from bossnet_onnx.catalogue import read_catalogue, write_catalogue
@@ -15,10 +16,7 @@ from bossnet_onnx.flags import ResultFlags
 from bossnet_onnx.pipeline import predict, prepare_spectrum
 from bossnet_onnx.readers import read_spectra
 from bossnet_onnx.session import open_model
-
-from onnx_fixtures import write_linear_model
-
-layouts = pytest.importorskip("bossnet_onnx.synthetic.layouts")
+from bossnet_onnx.synthetic import layouts  # our own module: a broken import must fail
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +59,7 @@ def test_rows_values_and_uncertainties(spectra, model_path):
     model = open_model(model_path)
     spec = read_spectra(spectra[0])[0]
     prep = prepare_spectrum(spec, model.metadata, draws=0, seed=0)
-    logg, log_teff, fe_h, rv = model.run_physical(prep.inputs)[0]
+    logg, log_teff, _fe_h, rv = model.run_physical(prep.inputs)[0]
     assert table["logg"][0] == pytest.approx(logg, rel=1e-5)
     assert table["teff"][0] == pytest.approx(10 ** log_teff, rel=1e-5)
     assert table["v_rad"][0] == pytest.approx(rv, rel=1e-5, abs=1e-4)
@@ -132,7 +130,7 @@ def test_catalogue_round_trip(spectra, model_path, workdir, suffix):
 
 def test_unwritable_output(spectra, model_path, tmp_path):
     table = predict(spectra[:1], model=model_path, draws=0)
-    with pytest.raises(OutputError, match="output directory .* does not exist"):
+    with pytest.raises(OutputError, match=r"output directory .* does not exist"):
         write_catalogue(table, tmp_path / "nope" / "cat.fits")
     with pytest.raises(OutputError, match=r"cat\.txt: unknown output type"):
         write_catalogue(table, tmp_path / "cat.txt")
@@ -166,11 +164,15 @@ def test_cli_exit_status_and_one_line_errors(spectra, model_path, tmp_path):
     assert res.exit_code == 2
 
 
-def test_progress_bar_on_stderr(spectra, model_path, capsys):
+def test_progress_bar_on_stderr(spectra, model_path, capsys, monkeypatch):
+    # rich draws live bars only on a terminal: make captured stderr count as one
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("TTY_INTERACTIVE", "1")
     table = predict(spectra, model=model_path, draws=2, progress=True)
     assert len(table) == 3
     captured = capsys.readouterr()
     assert captured.out == ""  # the bar never pollutes stdout (tables, pipes)
+    assert "BOSS Net" in captured.err and "3/3" in captured.err  # ...but it is drawn
 
 
 def test_non_stellar_survey_class_is_flagged(workdir, model_path):

@@ -14,27 +14,34 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from import_blocker import BLOCKER
 
 pytest.importorskip("matplotlib")
 
-from astropy.io import fits  # noqa: E402
-from astropy.table import Table  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
+from astropy.io import fits
+from astropy.table import Table
+from onnx_fixtures import linear_metadata, write_linear_model
+from typer.testing import CliRunner
 
-from bossnet_onnx.catalogue import Result, build_table, write_catalogue  # noqa: E402
-from bossnet_onnx.cli import app  # noqa: E402
-from bossnet_onnx.errors import InputError  # noqa: E402
-from bossnet_onnx.flags import ResultFlags  # noqa: E402
-from bossnet_onnx.pipeline import prepare_spectrum  # noqa: E402
-from bossnet_onnx.plotting import (  # noqa: E402
-    DPI, KIEL_SIZE, PLOT_EXTRA_MESSAGE, SPECTRUM_PANEL_SIZE, PlotExtraError, kiel_counts,
-    load_labels, plot_kiel, plot_spectrum)
-from bossnet_onnx.session import open_model  # noqa: E402
-from bossnet_onnx.spectrum import ReadFailure, Spectrum  # noqa: E402
-from bossnet_onnx.synthetic.spectra import synthesize  # noqa: E402
-from onnx_fixtures import linear_metadata, write_linear_model  # noqa: E402
+from bossnet_onnx.catalogue import Result, build_table, write_catalogue
+from bossnet_onnx.cli import app
+from bossnet_onnx.errors import InputError
+from bossnet_onnx.flags import ResultFlags
+from bossnet_onnx.pipeline import prepare_spectrum
+from bossnet_onnx.plotting import (
+    DPI,
+    KIEL_SIZE,
+    PLOT_EXTRA_MESSAGE,
+    SPECTRUM_PANEL_SIZE,
+    PlotExtraError,
+    kiel_counts,
+    load_labels,
+    plot_kiel,
+    plot_spectrum,
+)
+from bossnet_onnx.session import open_model
+from bossnet_onnx.spectrum import ReadFailure, Spectrum
+from bossnet_onnx.synthetic.spectra import synthesize
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -106,7 +113,7 @@ def test_title_holds_the_labels_predict_computes(tmp_path, model):
     assert f"RV = {labels['v_rad']:.1f} ± {labels['e_v_rad']:.1f} km/s" in title
     assert "linear-test (random weights: not a trained model)" in title
     # The lower axes shows exactly the noise-free model input and its grid.
-    line = [ln for ln in fig.axes[1].lines if ln.get_label() == "model input (noise-free)"][0]
+    line = next(ln for ln in fig.axes[1].lines if ln.get_label() == "model input (noise-free)")
     np.testing.assert_array_equal(line.get_ydata(), prep.inputs[0])
     np.testing.assert_allclose(line.get_xdata(), model.metadata.grid)
 
@@ -127,7 +134,7 @@ def test_masked_pixels_and_model_range_are_marked(model):
     for ax in (ax_obs, ax_in):
         edges = sorted(ln.get_xdata()[0] for ln in ax.lines if ln.get_linestyle() == "--")
         assert edges == pytest.approx([3800.0, 8900.0], abs=0.01)
-    handles, names = ax_obs.get_legend_handles_labels()
+    _handles, names = ax_obs.get_legend_handles_labels()
     assert "model range 3800-8900 Å" in names
 
 
@@ -147,7 +154,7 @@ def test_flux_floor_is_marked_in_the_model_input(model):
     assert n_grid - 2 <= shown <= n_grid + 5
 
 
-@pytest.mark.parametrize("kind, note", [
+@pytest.mark.parametrize(("kind", "note"), [
     ("synthetic-demo", "(synthetic demo model)"),
     ("published-weights", None),
     ("user-weights", "(user weights)"),
@@ -234,7 +241,7 @@ def kiel_table() -> Table:
 
 def collection(fig, gid):
     ax = fig.axes[0]
-    return [c for c in ax.collections if c.get_gid() == gid][0]
+    return next(c for c in ax.collections if c.get_gid() == gid)
 
 
 def test_kiel_counts_axes_and_png(tmp_path):

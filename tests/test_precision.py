@@ -6,12 +6,11 @@ import shutil
 
 import numpy as np
 import pytest
+from onnx_fixtures import write_linear_model
 
 from bossnet_onnx import engine_openvino, precision
 from bossnet_onnx.errors import ProviderError
 from bossnet_onnx.session import open_model
-
-from onnx_fixtures import write_linear_model
 
 NAMES = ("logg", "logTeff", "FeH", "rv")
 needs_bf16 = pytest.mark.skipif(
@@ -27,7 +26,7 @@ def cache(tmp_path, monkeypatch):
 
 
 def test_compare_reports_physical_units_and_misses():
-    ref = np.zeros((1000, 4)) + [4.0, np.log10(5000.0), 0.0, 10.0]
+    ref = np.zeros((1000, 4)) + np.array([4.0, np.log10(5000.0), 0.0, 10.0])
     red = ref.copy()
     red[:, 0] += 0.004                       # log g: median 0.004 dex, inside 0.01
     red[:2, 0] += 0.2                        # ... but two stars off by 0.204 dex > 0.1

@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from bossnet_onnx.readers import (READERS, generic_table, lamost_image, lamost_table, mwm,
-                                  read_spectra, sdss_spec)
+from bossnet_onnx.readers import (
+    READERS,
+    generic_table,
+    lamost_image,
+    lamost_table,
+    mwm,
+    read_spectra,
+    sdss_spec,
+)
 from bossnet_onnx.spectrum import ReadFailure, Spectrum
 from bossnet_onnx.synthetic import layouts
 
@@ -33,7 +40,7 @@ def bad_pixels(n: int, seed: int) -> np.ndarray:
 
 
 def test_registry_order_is_explicit():
-    assert READERS == (mwm, sdss_spec, lamost_table, lamost_image, generic_table)
+    assert (mwm, sdss_spec, lamost_table, lamost_image, generic_table) == READERS
     assert [r.NAME for r in READERS] == ["mwm", "sdss-spec", "lamost-table", "lamost-image",
                                          "generic-table"]
 
@@ -236,7 +243,7 @@ def test_gzipped_files_read_as_the_plain_ones(tmp_path, layout):
 
 
 # ------------------------------------------------------------------------------- LAMOST
-@pytest.mark.parametrize("dr1_style, name, gzip", [(False, "dr7.fits", None),
+@pytest.mark.parametrize(("dr1_style", "name", "gzip"), [(False, "dr7.fits", None),
                                                    (True, "dr1.fits", None),
                                                    (False, "dr6.fits.gz", None),
                                                    (True, "dr1-gz.fits", True)])

@@ -6,12 +6,11 @@ import json
 import numpy as np
 import onnxruntime as ort
 import pytest
+from onnx_fixtures import linear_metadata, write_linear_model
 
 from bossnet_onnx.errors import ModelError, ModelMetadataError, ProviderError
 from bossnet_onnx.metadata import ModelMetadata
 from bossnet_onnx.session import available_cpus, open_model, resolve_providers
-
-from onnx_fixtures import linear_metadata, write_linear_model
 
 
 def test_open_and_run_linear_model(tmp_path, rng):
@@ -44,7 +43,7 @@ def test_default_threads_is_affinity():
 def test_cuda_request_without_cuda_is_an_error(tmp_path):
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
-    with pytest.raises(ProviderError, match="no CUDA support.*--provider cpu"):
+    with pytest.raises(ProviderError, match=r"no CUDA support.*--provider cpu"):
         open_model(write_linear_model(tmp_path / "m.onnx"), provider="cuda")
 
 
@@ -84,7 +83,7 @@ def test_inconsistent_metadata_is_refused():
     with pytest.raises(ModelMetadataError, match="preprocessing' version is 'other'"):
         ModelMetadata.from_props(bad)
     bad = dict(props, **{"bossnet.grid": "{not json"})
-    with pytest.raises(ModelMetadataError, match="'bossnet.grid' is not valid JSON"):
+    with pytest.raises(ModelMetadataError, match=r"'bossnet.grid' is not valid JSON"):
         ModelMetadata.from_props(bad)
 
 

@@ -124,7 +124,7 @@ def test_returned_ivar_gives_the_requested_snr(snr):
 def test_flux_is_in_sdss_like_units_and_finite():
     rng = np.random.default_rng(3)
     labels = sample_labels(64, rng)
-    wave, flux, ivar = synthesize_batch(labels["teff"], labels["logg"], labels["fe_h"],
+    _wave, flux, ivar = synthesize_batch(labels["teff"], labels["logg"], labels["fe_h"],
                                         labels["rv"], labels["snr"], rng, ebv=labels["ebv"])
     assert flux.dtype == np.float32 and ivar.dtype == np.float32
     assert np.isfinite(flux).all() and np.isfinite(ivar).all() and (ivar > 0).all()

@@ -10,7 +10,6 @@ import venv
 from pathlib import Path
 
 import pytest
-
 from import_blocker import BLOCKER
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,9 +43,10 @@ def test_runtime_modules_import_without_torch(tmp_path):
 
 
 def test_predict_runs_without_torch(tmp_path):
-    layouts = pytest.importorskip("bossnet_onnx.synthetic.layouts")
-    from onnx_fixtures import write_linear_model
     import numpy as np
+    from onnx_fixtures import write_linear_model
+
+    from bossnet_onnx.synthetic import layouts
 
     model = write_linear_model(tmp_path / "m.onnx")
     wave = layouts.boss_native_wavelength()

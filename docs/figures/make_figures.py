@@ -5,8 +5,9 @@
 By default both figures come from the bundled example spectra (examples/) and the default model,
 through the same public functions the `plot` and `kiel` commands use: the Kiel diagram of
 `predict` over every example file, and the spectrum plot of the first example (SDSS spec files
-first) that was predicted without any flag. `--synthetic N` uses N spectra from `bossnet_onnx.synthetic` instead (for when
-no example data is at hand); the figures then say so in their titles.
+first) that was predicted without any flag. `--synthetic N` uses N spectra from
+`bossnet_onnx.synthetic` instead (for when no example data is at hand); the figures then say so
+in their titles.
 """
 from __future__ import annotations
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from bossnet_onnx.errors import CheckpointError
 
-from .config import BossNetConfig, OFFICIAL_BOSS, load_config
+from .config import OFFICIAL_BOSS, BossNetConfig, load_config
 
 __all__ = ["LoadedCheckpoint", "load_checkpoint", "read_chunked_bytes", "check_state_dict_keys",
            "state_dict_sha256"]
@@ -157,7 +158,6 @@ def load_checkpoint(path: str | Path, config: str | Path | BossNetConfig | None 
 
     `config` overrides `model_args.yaml`; without either the official BOSS config is used.
     """
-    import torch
 
     from .network import BossNet
 

@@ -7,9 +7,10 @@ the network because the same weights are published with one `stats/*.yaml` per s
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from bossnet_onnx.errors import CheckpointError
 from bossnet_onnx.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS
@@ -45,7 +46,7 @@ class BossNetConfig:
         return doc
 
     @classmethod
-    def from_mapping(cls, doc: Mapping[str, Any], source: str = "config") -> "BossNetConfig":
+    def from_mapping(cls, doc: Mapping[str, Any], source: str = "config") -> BossNetConfig:
         """Check types and ranges so that a typo fails here, not deep inside torch."""
         if not isinstance(doc, Mapping):
             raise CheckpointError(f"{source}: expected a mapping of BOSS Net hyper-parameters "

@@ -18,16 +18,16 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from bossnet_onnx.catalogue import publish
 from bossnet_onnx.errors import ExportError
-from bossnet_onnx.metadata import (DEFAULT_PARAMETER_NAMES, PROVENANCES, ModelMetadata,
-                                   Preprocessing)
+from bossnet_onnx.metadata import DEFAULT_PARAMETER_NAMES, PROVENANCES, ModelMetadata, Preprocessing
 
 from .checkpoint import load_checkpoint
 from .config import BossNetConfig, load_stats
@@ -118,13 +118,15 @@ def _to_onnx(graph: ExportGraph, opset: int, batch: int | None):
                 output_names=["normalized", "physical"], opset_version=opset, dynamo=True,
                 dynamic_shapes=dynamic, external_data=False, verbose=False, optimize=True,
             )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ExportError(f"torch.onnx.export failed for the BOSS Net graph ({first[:300]}); "
                           f"check that torch >= 2.5 and onnxscript are installed") from None
     finally:
         for lg, level in zip(quiet, levels):
             lg.setLevel(level)
+    if program is None:
+        raise ExportError("torch.onnx.export returned no program for the BOSS Net graph")
     return program.model_proto
 
 
@@ -132,7 +134,7 @@ def _check_graph(proto, batch: int | None, n_pixels: int, where: str) -> None:
     """The contract the runtime relies on: one input, fixed length, the named outputs."""
     import onnx
 
-    inputs = [i for i in proto.graph.input]
+    inputs = list(proto.graph.input)
     if [i.name for i in inputs] != ["flux"]:
         raise ExportError(f"{where}: graph inputs are {[i.name for i in inputs]}, expected ['flux']")
     dims = inputs[0].type.tensor_type.shape.dim

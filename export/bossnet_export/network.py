@@ -8,6 +8,8 @@ parity check; `export_graph` builds the fixed-shape variant that is handed to th
 """
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -26,6 +28,8 @@ class SinusoidalPosition(nn.Module):
     (so `inv_freq` is the single frequency 1.0) and keeps only the first (sine) channel.
     `inv_freq` is a buffer in the official state dict, so it is kept as one here.
     """
+
+    inv_freq: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -111,7 +115,7 @@ class BossNet(nn.Module):
         self.pos_enc = SinusoidalPosition() if config.pos_enc else None
         self.first_conv = FirstBlock(2 if config.pos_enc else 1, dims[0], config.kernel_size)
         self.res_blocks = nn.ModuleList(
-            ResidualBlock(c_in, c_out, config.kernel_size) for c_in, c_out in zip(dims, dims[1:])
+            ResidualBlock(c_in, c_out, config.kernel_size) for c_in, c_out in itertools.pairwise(dims)
         )
         self.adapt_pool = nn.AdaptiveAvgPool1d(config.adapt_pool_output_dim)
         width = dims[-1] * config.adapt_pool_output_dim
@@ -180,6 +184,12 @@ class ExportGraph(nn.Module):
     axis is fixed to `n_pixels` and only the batch axis may vary. `physical` applies the
     normalisation statistics in the network's output order.
     """
+
+    position: torch.Tensor | None
+    pool_index: torch.Tensor
+    pool_weight: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, net: BossNet, means: list[float], stds: list[float],
                  n_pixels: int = N_PIXELS) -> None:

@@ -39,7 +39,7 @@ class ParityReport:
         return max(self.cases.values()) if self.cases else float("nan")
 
     def summary(self) -> str:
-        worst = max(self.cases, key=self.cases.get)
+        worst = max(self.cases, key=lambda case: self.cases[case])
         return (f"max |onnx - torch| = {self.max_abs_diff:.2e} on normalised outputs "
                 f"(atol {self.atol:.0e}, worst case {worst}, {len(self.cases)} cases)")
 
@@ -141,7 +141,7 @@ def check_parity(model, onnx_path: str | Path, means: np.ndarray, stds: np.ndarr
             outputs.append(expected)
     except ParityError:
         raise
-    except Exception as exc:  # onnxruntime raises its own pybind types for bad graphs
+    except Exception as exc:  # onnxruntime raises its own pybind types for bad graphs  # noqa: BLE001
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ParityError(f"{where}: onnxruntime cannot run the exported graph "
                           f"({first[:200]}); nothing was kept") from None

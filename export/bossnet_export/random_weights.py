@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import BossNetConfig, OFFICIAL_BOSS
+from .config import OFFICIAL_BOSS, BossNetConfig
 from .network import BossNet
 
 __all__ = ["build_random_model", "save_official_layout", "save_state_dict", "SMALL_CONFIG"]
@@ -45,12 +45,16 @@ def build_random_model(config: BossNetConfig = OFFICIAL_BOSS, seed: int = 0) -> 
             n = module.num_features
             module.weight.copy_(0.5 + torch.rand(n, generator=generator))
             module.bias.copy_(torch.randn(n, generator=generator) * 0.1)
+            assert module.running_mean is not None and module.running_var is not None
+            assert module.num_batches_tracked is not None
             module.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
             module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
             module.num_batches_tracked.fill_(1000)
     _calibrate_batchnorm(model, generator)
     # The last layer predicts normalised values: keep them O(1), as a trained model's are.
-    model.linear_sequential[-1].weight.mul_(0.5)
+    last = model.linear_sequential[-1]
+    assert isinstance(last.weight, torch.Tensor)
+    last.weight.mul_(0.5)
     return model.eval()
 
 
@@ -83,6 +87,8 @@ def _calibrate_batchnorm(model: BossNet, generator: torch.Generator) -> None:
         m.weight.copy_(weight)
         m.bias.copy_(bias)
         # Jitter so the statistics are not exactly those of the parity inputs.
+        assert m.running_mean is not None and m.running_var is not None
+        assert m.num_batches_tracked is not None
         m.running_mean.add_(torch.randn(m.num_features, generator=generator) * 0.05
                             * m.running_var.sqrt())
         m.running_var.mul_(0.8 + 0.4 * torch.rand(m.num_features, generator=generator))

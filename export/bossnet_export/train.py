@@ -141,7 +141,7 @@ def make_pool(n: int, rng: np.random.Generator, chunk: int = 500
     flux = np.empty((n, 4648), dtype=np.float32)
     scale = 10 ** rng.uniform(np.log10(2.0), 2.0, n)
     telluric = rng.uniform(0.5, 2.0, n)
-    wave = None
+    wave = np.empty(0)
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
         wave, flux[a:b] = noiseless_batch(
@@ -166,10 +166,9 @@ def _lr_at(epoch: int, cfg: dict[str, Any]) -> float:
 
 def _evaluate(net: BossNet, x: np.ndarray, y: np.ndarray, batch: int = 256) -> tuple[float, np.ndarray]:
     net.eval()
-    preds = []
     with torch.no_grad():
-        for a in range(0, len(x), batch):
-            preds.append(net(torch.from_numpy(x[a:a + batch]).unsqueeze(1)).numpy())
+        preds = [net(torch.from_numpy(x[a:a + batch]).unsqueeze(1)).numpy()
+                 for a in range(0, len(x), batch)]
     pred = np.concatenate(preds)
     return float(np.mean((pred - y) ** 2)), pred
 
@@ -186,7 +185,7 @@ def train(config: TrainConfig, out_dir: str | Path, work_dir: str | Path,
     t0 = time.perf_counter()
 
     wave, labels, pool = make_pool(int(config.data["n_train"]), rng)
-    vwave, vlabels, vpool = make_pool(int(config.data["n_val"]), val_rng)
+    _vwave, vlabels, vpool = make_pool(int(config.data["n_val"]), val_rng)
     log(f"pool: {len(pool)} train + {len(vpool)} val spectra in {time.perf_counter() - t0:.0f} s")
     inputs = SpectraInputs(wave, reference_grid())
     x_val = inputs.preprocess(inputs.noisy(vpool, vlabels["snr"], val_rng))
@@ -242,6 +241,7 @@ def train(config: TrainConfig, out_dir: str | Path, work_dir: str | Path,
                 f"{best['epoch']}")
             break
 
+    assert best_state is not None, "at least one epoch ran"
     net.load_state_dict(best_state)
     net.eval()
     sha = _state_sha256(best_state)

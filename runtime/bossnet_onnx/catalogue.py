@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 from astropy.table import Table
@@ -213,7 +214,7 @@ def read_catalogue(path: str | os.PathLike) -> Table:
     fmt = _format_for(path)
     try:
         table = _read_parquet(path) if fmt == "parquet" else Table.read(path, format=fmt)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise OutputError(f"{path}: cannot read catalogue ({exc})") from None
     for name in ("source", "format", "error", "telescope", "survey_class"):
         if name in table.colnames and table[name].dtype.kind in "SO":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any
 
 import typer
 
@@ -70,11 +70,11 @@ def _print_table(table) -> None:
 
 @app.command()
 def predict(
-    inputs: List[str] = typer.Argument(..., help="Spectrum files, globs, directories or @list.txt."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o",
+    inputs: list[str] = typer.Argument(..., help="Spectrum files, globs, directories or @list.txt."),
+    output: Path | None = typer.Option(None, "--output", "-o",
                                           help="Catalogue: .fits, .csv, .ecsv or .parquet. "
                                                "Default: a table on stdout."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m",
+    model: Path | None = typer.Option(None, "--model", "-m",
                                          help="ONNX model (default: the bundled demo model)."),
     provider: str = typer.Option("auto", "--provider",
                                  help="auto, cpu, cuda or openvino (auto: CUDA if this "
@@ -87,9 +87,9 @@ def predict(
     seed: int = typer.Option(0, "--seed", help="Seed of the draws (with each spectrum's identity)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1,
                                     help="Model rows per onnxruntime call (memory ~ rows)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1,
+    threads: int | None = typer.Option(None, "--threads", min=1,
                                           help="CPU threads (default: CPUs this process may use)."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: only the K-th of N slices "
+    shard: str | None = typer.Option(None, "--shard", help="K/N: only the K-th of N slices "
                                         "of the sorted inputs (1-based; for job arrays)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its "
                                 "progress file (needs -o)."),
@@ -114,8 +114,9 @@ def predict(
         raise typer.BadParameter(f"{precision!r} is not one of {', '.join(PRECISIONS)}",
                                  param_hint="--precision")
     show_progress = not quiet and sys.stderr.isatty()
-    common = dict(model=model, provider=provider, draws=draws, seed=seed, batch_size=batch_size,
-                  threads=threads, progress=show_progress, shard=shard, precision=precision)
+    common: dict[str, Any] = dict(model=model, provider=provider, draws=draws, seed=seed,
+                                  batch_size=batch_size, threads=threads,
+                                  progress=show_progress, shard=shard, precision=precision)
     try:
         if output is None:
             table = run_predict(inputs, **common)
@@ -123,7 +124,7 @@ def predict(
             table = predict_to_file(inputs, output, resume=resume, **common)
     except Interrupted as exc:
         typer.echo(str(exc), err=True)
-        raise typer.Exit(code=130)
+        raise typer.Exit(code=130) from None
     except BossNetError as exc:
         _fail(exc)
     failed = [r for r in table if r["result_flags"] & 1]
@@ -142,7 +143,7 @@ def predict(
 
 @app.command()
 def merge(
-    parts: List[Path] = typer.Argument(..., help="Shard catalogues (from --shard K/N runs)."),
+    parts: list[Path] = typer.Argument(..., help="Shard catalogues (from --shard K/N runs)."),
     output: Path = typer.Option(..., "--output", "-o", help="Merged catalogue."),
 ) -> None:
     """Concatenate shard catalogues, checking provenance, duplicates and missing shards."""
@@ -161,15 +162,15 @@ def export(
                                       "model_chunk_*), a .pt/.pth state dict, or a dict with "
                                       "'state_dict'."),
     output: Path = typer.Option(..., "--output", "-o", help="ONNX file to write."),
-    config: Optional[Path] = typer.Option(None, "--config", help="model_args.yaml (default: the "
+    config: Path | None = typer.Option(None, "--config", help="model_args.yaml (default: the "
                                           "checkpoint's own, else the official BOSS config)."),
-    stats: Optional[Path] = typer.Option(None, "--stats", help="Normalisation stats YAML "
+    stats: Path | None = typer.Option(None, "--stats", help="Normalisation stats YAML "
                                          "(stats/boss.yaml layout; default: BOSS)."),
-    name: Optional[str] = typer.Option(None, "--name", help="Model name stored in the file."),
+    name: str | None = typer.Option(None, "--name", help="Model name stored in the file."),
     opset: int = typer.Option(18, "--opset", min=18, help="ONNX opset (>= 18)."),
-    batch: Optional[int] = typer.Option(None, "--batch", min=1,
+    batch: int | None = typer.Option(None, "--batch", min=1,
                                         help="Fix the batch axis to N (default: dynamic)."),
-    quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: also write "
+    quantize: str | None = typer.Option(None, "--quantize", help="int8: also write "
                                            "<output stem>.int8.onnx (linear layers quantized)."),
     provenance: str = typer.Option("user-weights", "--provenance",
                                    help="published-weights, user-weights, synthetic-demo or "
@@ -184,7 +185,7 @@ def export(
     except ImportError:
         typer.echo("error: bossnet-onnx export needs the export extra: "
                    "pip install 'bossnet-onnx[export]'", err=True)
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=1) from None
     try:
         report = export_model(checkpoint, output, config=config, stats=stats, name=name,
                               opset=opset, batch=batch, quantize=quantize,
@@ -197,12 +198,12 @@ def export(
 @app.command()
 def plot(
     spectrum: Path = typer.Argument(..., help="A spectrum file (any format predict reads)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o",
+    output: Path | None = typer.Option(None, "--output", "-o",
                                           help="Image (.png, .pdf, .svg). Default: "
                                                "<spectrum stem>.png in the current directory."),
-    hdu: Optional[int] = typer.Option(None, "--hdu", help="Only spectra from this HDU."),
-    row: Optional[int] = typer.Option(None, "--row", help="Only spectra from this table row."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m",
+    hdu: int | None = typer.Option(None, "--hdu", help="Only spectra from this HDU."),
+    row: int | None = typer.Option(None, "--row", help="Only spectra from this table row."),
+    model: Path | None = typer.Option(None, "--model", "-m",
                                          help="ONNX model (default: the bundled demo model)."),
     provider: str = typer.Option("auto", "--provider", help="auto, cpu, cuda or openvino."),
     draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
@@ -227,11 +228,11 @@ def plot(
 def kiel(
     catalogue: Path = typer.Argument(..., help="A catalogue from predict (.fits, .csv, .ecsv, "
                                      ".parquet) or any table with teff, logg, fe_h columns."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o",
+    output: Path | None = typer.Option(None, "--output", "-o",
                                           help="Image (.png, .pdf, .svg). Default: "
                                                "<catalogue stem>.kiel.png in the current "
                                                "directory."),
-    hdu: Optional[int] = typer.Option(None, "--hdu", help="FITS HDU holding the table "
+    hdu: int | None = typer.Option(None, "--hdu", help="FITS HDU holding the table "
                                       "(default: the first with teff, logg, fe_h)."),
 ) -> None:
     """Kiel diagram (Teff vs log g, coloured by [Fe/H], flagged rows marked) of a catalogue."""
@@ -254,7 +255,7 @@ def kiel(
 
 @app.command()
 def info(
-    model: Optional[Path] = typer.Argument(None, help="ONNX model (default: the bundled one)."),
+    model: Path | None = typer.Argument(None, help="ONNX model (default: the bundled one)."),
     as_json: bool = typer.Option(False, "--json", help="Print the details as JSON."),
 ) -> None:
     """Describe a model: provenance, checksums, grid, parameters, stats, opset, providers."""

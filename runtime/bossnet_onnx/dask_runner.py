@@ -7,13 +7,12 @@ cross process boundaries. Seeding by spectrum identity makes the rows identical 
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from astropy.table import Table
 
 from .catalogue import Result, build_table
-from .pipeline import (DEFAULT_BATCH_ROWS, StageTimes, iter_results, resolve_inputs,
-                       run_metadata)
+from .pipeline import DEFAULT_BATCH_ROWS, StageTimes, iter_results, resolve_inputs, run_metadata
 from .session import BossNetModel, open_model
 
 __all__ = ["predict_dask", "predict_partition"]

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -61,15 +62,17 @@ def supports_bf16() -> bool:
 
 @dataclass(frozen=True)
 class _Port:
-    """Name and shape of one model input/output (onnxruntime's NodeArg, minimally)."""
+    """Name, shape and type of one model input/output (onnxruntime's NodeArg, minimally)."""
 
     name: str
     shape: list
+    type: str = "tensor(float)"
 
 
 @dataclass(frozen=True)
 class _ModelMeta:
     custom_metadata_map: dict[str, str]
+    producer_name: str = ""
 
 
 class OpenVINOSession:
@@ -149,12 +152,10 @@ def split_for_bf16(core: Any, path: Path, leading: int = FP32_LEADING_CONVS) -> 
     stage_a = ov.Model([ops.result(start)], list(first.get_parameters()))
     middle = core.read_model(str(path))
     start, end = _cut_points(middle, leading)
-    stage_b = ov.Model([ops.result(end)], [_rewire(start, ops)] +
-                       list(middle.get_parameters()))
+    stage_b = ov.Model([ops.result(end)], [_rewire(start, ops), *middle.get_parameters()])
     last = core.read_model(str(path))
     _, end = _cut_points(last, leading)
-    stage_c = ov.Model(list(last.get_results()), [_rewire(end, ops)] +
-                       list(last.get_parameters()))
+    stage_c = ov.Model(list(last.get_results()), [_rewire(end, ops), *last.get_parameters()])
     return [stage_a, stage_b, stage_c]
 
 
@@ -249,7 +250,7 @@ def open_session(path: Path, threads: int, precision: str = "fp32",
         stages = [core.compile_model(src, DEVICE, config(h)) for src, h in zip(sources, hints)]
     except (ModelError, ProviderError):
         raise
-    except Exception as exc:  # OpenVINO raises RuntimeError/GeneralFailure with long texts
+    except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError/GeneralFailure/...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: not a loadable ONNX model for OpenVINO ({first[:200]})") \
             from None

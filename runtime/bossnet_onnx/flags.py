@@ -33,6 +33,7 @@ from __future__ import annotations
 import enum
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["ResultFlags", "WARN_MASK", "BAD_MASK", "parameter_flags", "flag_warn", "flag_bad"]
 
@@ -60,7 +61,7 @@ BAD_MASK = int(
 )
 
 
-def parameter_flags(teff: np.ndarray, logg: np.ndarray, fe_h: np.ndarray) -> np.ndarray:
+def parameter_flags(teff: ArrayLike, logg: ArrayLike, fe_h: ArrayLike) -> np.ndarray:
     """DR19 bits 1-4 from point estimates (vectorised; NaN compares False and sets nothing).
 
     Boundaries are exclusive as DR19 states them: teff == 1700 K is inside the range, teff ==

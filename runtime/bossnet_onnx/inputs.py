@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from .errors import InputError
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -160,7 +161,7 @@ class ModelMetadata:
         return {PREFIX + k: json.dumps(v, sort_keys=True) for k, v in doc.items()}
 
     @classmethod
-    def from_props(cls, props: Mapping[str, str], source: str = "model") -> "ModelMetadata":
+    def from_props(cls, props: Mapping[str, str], source: str = "model") -> ModelMetadata:
         """Parse and check metadata_props; raise ModelMetadataError naming the bad key."""
 
         def get(key: str) -> Any:

@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import ModelError
+from .hashing import file_sha256
 
 __all__ = ["MODELS_PACKAGE", "default_model_path", "bundled_models"]
 
@@ -61,8 +62,6 @@ def default_model_path() -> Path:
             )
         expected = card.get("sha256")
         if expected:
-            from .session import file_sha256
-
             actual = file_sha256(path)
             if actual != expected:
                 raise ModelError(

@@ -35,7 +35,8 @@ def model_info(path: str | os.PathLike | None = None) -> dict[str, Any]:
     """
     import onnxruntime as ort
 
-    from .session import file_sha256, open_model
+    from .hashing import file_sha256
+    from .session import open_model
 
     model = open_model(path, provider="cpu", threads=1)
     meta = model.metadata
@@ -88,7 +89,8 @@ def _openvino_status() -> dict[str, Any] | None:
     return {"version": engine_openvino.version(), "bf16": engine_openvino.supports_bf16()}
 
 
-def _size(n: int) -> str:
+def _size(n_bytes: int) -> str:
+    n = float(n_bytes)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -68,7 +68,7 @@ def cached_ort_model(model: str | os.PathLike) -> Path | None:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return target
-    except Exception:  # a read-only home, a full disk, an odd model: load the .onnx instead
+    except Exception:  # a read-only home, a full disk, an odd model: load the .onnx instead  # noqa: BLE001
         return None
 
 

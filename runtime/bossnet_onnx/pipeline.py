@@ -10,9 +10,10 @@ import math
 import os
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from astropy.table import Table
@@ -26,6 +27,9 @@ from .preprocess import model_inputs, sigma_from_ivar
 from .session import BossNetModel, open_model
 from .spectrum import ReadFailure, Spectrum
 from .uncertainty import noisy_copies, spectrum_rng, summarize_draws
+
+if TYPE_CHECKING:
+    from .sharding import Shard
 
 __all__ = ["predict", "resolve_inputs", "start_session", "stream_results", "prepare_spectrum",
            "result_from_outputs", "Prepared", "StageTimes", "LOW_COVERAGE_FRACTION",
@@ -119,7 +123,7 @@ def _read_and_prepare(path: str, meta: ModelMetadata, draws: int, seed: int,
     t0 = time.perf_counter()
     try:
         records = read_spectra(path)
-    except Exception as exc:  # one bad file must not lose the others
+    except Exception as exc:  # one bad file must not lose the others  # noqa: BLE001
         times.read += time.perf_counter() - t0
         return [_failure(path, _error_text(exc, path))]
     t1 = time.perf_counter()
@@ -131,7 +135,7 @@ def _read_and_prepare(path: str, meta: ModelMetadata, draws: int, seed: int,
             continue
         try:
             out.append(prepare_spectrum(rec, meta, draws, seed))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             out.append(_failure(rec, _error_text(exc, rec.location)))
     times.preprocess += time.perf_counter() - t1
     return out
@@ -186,7 +190,7 @@ class _Batcher:
         t0 = time.perf_counter()
         try:
             physical = self.model.run_physical(np.concatenate([p.inputs for p in batch]))
-        except Exception:
+        except Exception:  # noqa: BLE001
             # Isolate the culprit: rerun one spectrum at a time so only it fails.
             done = [(prep, self._run_one(prep)) for prep in batch]
         else:
@@ -200,7 +204,7 @@ class _Batcher:
     def _run_one(self, prep: Prepared) -> Result:
         try:
             physical = self.model.run_physical(prep.inputs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             return _failure(prep.spectrum, f"{prep.spectrum.location}: model error: "
                                            f"{_error_text(exc)}")
         return result_from_outputs(prep, physical, self.model.metadata, self.draws)
@@ -224,7 +228,8 @@ def iter_results(paths: Sequence[str], model: BossNetModel, *, draws: int = 20, 
         while order:
             head = order[0]
             if isinstance(head, Result):
-                yield order.popleft()
+                yield head
+                order.popleft()
             elif id(head) in finished:
                 order.popleft()
                 yield finished.pop(id(head))
@@ -280,10 +285,10 @@ def run_metadata(model: BossNetModel, draws: int, seed: int, shard: str | None =
     return header
 
 
-def resolve_inputs(inputs: Iterable[str] | str, shard: "Shard | str | None" = None) -> list[str]:
+def resolve_inputs(inputs: Iterable[str] | str, shard: Shard | str | None = None) -> list[str]:
     """Expanded input paths (globs, dirs, @lists), restricted to one shard if asked."""
     from .inputs import expand_inputs
-    from .sharding import Shard, parse_shard, select_shard
+    from .sharding import parse_shard, select_shard
 
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [str(inputs)]
@@ -338,7 +343,13 @@ def stream_results(paths: Sequence[str], session: BossNetModel, *, draws: int, s
                                 times=times)
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(TextColumn("[bold]BOSS Net"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("files"), TimeRemainingColumn(),

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -78,7 +79,7 @@ def _require_matplotlib() -> None:
         raise PlotExtraError(PLOT_EXTRA_MESSAGE) from None
 
 
-def _figure(size: tuple[float, float]) -> "Figure":
+def _figure(size: tuple[float, float]) -> Figure:
     """A pyplot-free Figure with an Agg canvas (see the module docstring for why)."""
     _require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -89,7 +90,7 @@ def _figure(size: tuple[float, float]) -> "Figure":
     return fig
 
 
-def _save(fig: "Figure", output: str | os.PathLike) -> Path:
+def _save(fig: Figure, output: str | os.PathLike) -> Path:
     output = Path(output)
     if output.parent != Path("") and not output.parent.is_dir():
         raise InputError(f"{output}: output directory {output.parent} does not exist")
@@ -125,7 +126,7 @@ def _value(v: float, e: float, fmt: str) -> str:
 
 
 def _flag_names(bits: int) -> str:
-    names = [f.name for f in ResultFlags if bits & f.value]
+    names = [str(f.name) for f in ResultFlags if bits & f.value]
     return ", ".join(names) if names else "none"
 
 
@@ -216,7 +217,7 @@ def _message(ax, text: str) -> None:
     ax.set_yticks([])
 
 
-def _model_label(model: "BossNetModel") -> str:
+def _model_label(model: BossNetModel) -> str:
     meta = model.metadata
     note = _PROVENANCE_NOTES.get(meta.provenance, f"({meta.provenance})")
     return f"{meta.model_name} {note}".strip()
@@ -241,8 +242,8 @@ def _as_records(source: Any) -> tuple[list[Spectrum | ReadFailure], str]:
 
 def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | ReadFailure],
                   output: str | os.PathLike | None = None, *, hdu: int | None = None,
-                  row: int | None = None, model: "str | os.PathLike | BossNetModel | None" = None,
-                  provider: str = "auto", draws: int = 20, seed: int = 0) -> "Figure":
+                  row: int | None = None, model: str | os.PathLike | BossNetModel | None = None,
+                  provider: str = "auto", draws: int = 20, seed: int = 0) -> Figure:
     """One panel per spectrum: observed flux over the model's 3900-point input, labels on top.
 
     `source` is a spectrum file (every format `predict` reads) or Spectrum records; `hdu`/`row`
@@ -303,12 +304,12 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
 
 
 # ---------------------------------------------------------------------------------- Kiel plot
-def _column(table: "Table", name: str):
+def _column(table: Table, name: str):
     lower = {c.lower(): c for c in table.colnames}
     return lower.get(name)
 
 
-def load_labels(path: str | os.PathLike, hdu: int | None = None) -> "Table":
+def load_labels(path: str | os.PathLike, hdu: int | None = None) -> Table:
     """A table with teff, logg and fe_h columns: one of our catalogues or any DR19-like table.
 
     FITS files are searched HDU by HDU for the first table having those columns
@@ -346,7 +347,7 @@ def load_labels(path: str | os.PathLike, hdu: int | None = None) -> "Table":
                     return table
     except InputError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise InputError(f"{path}: cannot read as FITS ({exc})") from None
     where = f"HDU {hdu}" if hdu is not None else "no table HDU"
     raise InputError(f"{path}: {where} has the columns teff, logg and fe_h that a Kiel diagram "
@@ -362,7 +363,7 @@ def _as_bool(column) -> np.ndarray:
     return np.ma.filled(values, False).astype(bool)
 
 
-def _flag_arrays(table: "Table") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _flag_arrays(table: Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(failed, warn, bad) booleans from whatever flag columns the table has."""
     n = len(table)
     failed = np.zeros(n, bool)
@@ -384,13 +385,13 @@ def _flag_arrays(table: "Table") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return failed, warn, bad
 
 
-def _floats(table: "Table", name: str) -> np.ndarray:
+def _floats(table: Table, name: str) -> np.ndarray:
     col = table[name]
     values = np.ma.filled(np.ma.asarray(col, dtype=np.float64), np.nan)
     return np.asarray(values, dtype=np.float64)
 
 
-def _as_table(catalogue: "str | os.PathLike | Table", hdu: int | None) -> tuple["Table", str]:
+def _as_table(catalogue: str | os.PathLike | Table, hdu: int | None) -> tuple[Table, str]:
     from astropy.table import Table
 
     if isinstance(catalogue, Table):
@@ -398,7 +399,7 @@ def _as_table(catalogue: "str | os.PathLike | Table", hdu: int | None) -> tuple[
     return load_labels(catalogue, hdu=hdu), str(catalogue)
 
 
-def _groups(table: "Table", where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+def _groups(table: Table, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                  dict[str, np.ndarray]]:
     """teff, logg, fe_h and the row masks: good, warn, bad (drawn), failed, no_labels (not)."""
     names = {k: _column(table, k) for k in ("teff", "logg", "fe_h")}
@@ -419,7 +420,7 @@ def _groups(table: "Table", where: str) -> tuple[np.ndarray, np.ndarray, np.ndar
     return teff, logg, fe_h, masks
 
 
-def kiel_counts(catalogue: "str | os.PathLike | Table", *, hdu: int | None = None
+def kiel_counts(catalogue: str | os.PathLike | Table, *, hdu: int | None = None
                 ) -> dict[str, int]:
     """Rows per Kiel-diagram group: good, warn, bad (drawn); failed, no_labels (not drawn)."""
     table, where = _as_table(catalogue, hdu)
@@ -429,8 +430,8 @@ def kiel_counts(catalogue: "str | os.PathLike | Table", *, hdu: int | None = Non
     return counts
 
 
-def plot_kiel(catalogue: "str | os.PathLike | Table", output: str | os.PathLike | None = None,
-              *, hdu: int | None = None, title: str | None = None) -> "Figure":
+def plot_kiel(catalogue: str | os.PathLike | Table, output: str | os.PathLike | None = None,
+              *, hdu: int | None = None, title: str | None = None) -> Figure:
     """Teff against log g (both axes reversed, as stars sit on the HR diagram), colour [Fe/H].
 
     Rows with `result_flags` bit 0 or without finite teff/logg are not drawn; flag_bad rows are

@@ -21,16 +21,29 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import Protocol, TypedDict
 
 import numpy as np
 
 from .errors import ProviderError
+from .metadata import ModelMetadata
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .session import BossNetModel
+
+class BossNetModel(Protocol):
+    """What a verdict needs of a model (session.BossNetModel; a Protocol, so that session can
+    import this module without this module importing session)."""
+
+    path: Path
+    metadata: ModelMetadata
+    engine: str
+    precision: str
+    threads: int
+    fp32_path: Path | None
+
+    def run_physical(self, x: np.ndarray) -> np.ndarray: ...
 
 __all__ = ["PRECISIONS", "BUDGET", "Budget", "Verdict", "heldout_inputs", "compare",
            "measure_verdict", "require_within_budget", "int8_sibling"]
@@ -91,8 +104,17 @@ class Verdict:
         return f"median/p99.9/max |Δ| over {self.n_spectra} spectra: " + ", ".join(parts)
 
 
+class Comparison(TypedDict):
+    """|Δ| statistics per quantity (physical units) and the budget lines they miss."""
+
+    median: dict[str, float]
+    p999: dict[str, float]
+    maximum: dict[str, float]
+    misses: list[str]
+
+
 def compare(reference: np.ndarray, reduced: np.ndarray, names: tuple[str, ...],
-            budget: Budget = BUDGET) -> dict[str, dict[str, float] | list[str]]:
+            budget: Budget = BUDGET) -> Comparison:
     """Median, 99.9th percentile and max |Δ| in physical units, and the budget misses.
 
     `reference` and `reduced` are physical model outputs (rows x parameters, in `names` order).
@@ -118,10 +140,11 @@ def compare(reference: np.ndarray, reduced: np.ndarray, names: tuple[str, ...],
             if not value <= limit:
                 label = {"median": "median", "p999": "99.9th percentile", "maximum": "max"}[which]
                 misses.append(f"{label} |Δ{q}| {value:.3g} {UNITS[q]} > {limit:g}")
-    return {**stats, "misses": misses}
+    return Comparison(median=stats["median"], p999=stats["p999"], maximum=stats["maximum"],
+                      misses=misses)
 
 
-def heldout_inputs(model: "BossNetModel", n: int | None = None,
+def heldout_inputs(model: BossNetModel, n: int | None = None,
                    seed: int | None = None) -> np.ndarray:
     """Model input rows of `n` held-out noisy synthetic spectra, preprocessed for `model`."""
     n = HELDOUT_N if n is None else n
@@ -132,7 +155,7 @@ def heldout_inputs(model: "BossNetModel", n: int | None = None,
     rng = np.random.default_rng(seed)
     labels = sample_labels(n, rng)
     meta = model.metadata
-    rows = []
+    rows: list[np.ndarray] = []
     for a in range(0, n, 256):
         s = slice(a, min(n, a + 256))
         wave, flux, _ = synthesize_batch(labels["teff"][s], labels["logg"][s],
@@ -172,7 +195,7 @@ def _engine_version(engine: str) -> str:
     return str(ort.__version__)
 
 
-def _verdict_key(model: "BossNetModel", precision: str) -> dict[str, str]:
+def _verdict_key(model: BossNetModel, precision: str) -> dict[str, str]:
     meta = model.metadata
     size = model.path.stat().st_size
     return {"weights_sha256": meta.weights_sha256, "model_bytes": str(size),
@@ -217,15 +240,11 @@ def _store(path: Path | None, verdict: Verdict) -> None:
         pass  # an unwritable cache only means measuring again next time
 
 
-def measure_verdict(model: "BossNetModel", reference: "BossNetModel | None" = None,
+def measure_verdict(model: BossNetModel, reference: BossNetModel,
                     inputs: np.ndarray | None = None) -> Verdict:
-    """Compare `model` (reduced precision) with exact fp32 onnxruntime on the held-out set."""
-    from .session import open_model
-
+    """Compare `model` (reduced precision) with `reference` (the same network opened exact,
+    fp32 on onnxruntime's CPU provider) on the held-out set."""
     t0 = time.perf_counter()
-    if reference is None:
-        fp32_path = model.fp32_path or model.path
-        reference = open_model(fp32_path, provider="cpu", threads=model.threads)
     x = heldout_inputs(reference) if inputs is None else inputs
     got = compare(reference.run_physical(x), model.run_physical(x),
                   model.metadata.parameter_names, budget=BUDGET)
@@ -237,13 +256,17 @@ def measure_verdict(model: "BossNetModel", reference: "BossNetModel | None" = No
                    measured_s=time.perf_counter() - t0)
 
 
-def require_within_budget(model: "BossNetModel") -> Verdict:
-    """The cached or freshly measured verdict for `model`; ProviderError if over budget."""
+def require_within_budget(model: BossNetModel,
+                          open_reference: Callable[[], BossNetModel]) -> Verdict:
+    """The cached or freshly measured verdict for `model`; ProviderError if over budget.
+
+    `open_reference` opens the exact fp32 model, only when a verdict has to be measured.
+    """
     key = _verdict_key(model, model.precision)
     cache = _cache_file(key)
     verdict = _load_cached(cache, key)
     if verdict is None:
-        verdict = measure_verdict(model)
+        verdict = measure_verdict(model, open_reference())
         _store(cache, verdict)
     if not verdict.ok:
         raise ProviderError(

@@ -11,17 +11,29 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from astropy.table import Table, vstack
 
-from .catalogue import (SUFFIX_FORMATS, Result, _format_for, build_table, read_catalogue,
-                        write_catalogue)
+from .catalogue import (
+    SUFFIX_FORMATS,
+    Result,
+    _format_for,
+    build_table,
+    read_catalogue,
+    write_catalogue,
+)
 from .errors import BossNetError, OutputError
-from .pipeline import (DEFAULT_BATCH_ROWS, StageTimes, resolve_inputs, run_metadata,
-                       start_session, stream_results)
+from .pipeline import (
+    DEFAULT_BATCH_ROWS,
+    StageTimes,
+    resolve_inputs,
+    run_metadata,
+    start_session,
+    stream_results,
+)
 
 __all__ = ["predict_to_file", "partial_path", "Interrupted"]
 
@@ -79,7 +91,7 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
     previous: Table | None = None
     if resume and progress_file.exists():
         previous = read_catalogue(progress_file)
-        done = set(str(s) for s in previous["source"])
+        done = {str(s) for s in previous["source"]}
         paths = [p for p in paths if p not in done]
     elif resume and output.exists():
         raise OutputError(f"{output}: already complete; nothing to resume (remove it to rerun)")

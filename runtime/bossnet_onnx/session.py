@@ -8,18 +8,22 @@ the same metadata and signature checks apply, and the model records what actuall
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from .errors import ModelError, ProviderError
 from .metadata import ModelMetadata
 
-__all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers", "file_sha256"]
+if TYPE_CHECKING:
+    import onnxruntime
+
+    from .engine_openvino import OpenVINOSession
+
+__all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers"]
 
 ProviderName = Literal["auto", "cpu", "cuda", "openvino"]
 CUDA = "CUDAExecutionProvider"
@@ -46,14 +50,6 @@ def _cgroup_cpu_limit() -> int | None:
     if len(text) == 2 and text[0] != "max":
         return max(1, int(float(text[0]) / float(text[1])))
     return None
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_providers(provider: str) -> list[str]:
@@ -83,7 +79,7 @@ class BossNetModel:
 
     path: Path
     metadata: ModelMetadata
-    session: object
+    session: onnxruntime.InferenceSession | OpenVINOSession
     provider: str
     threads: int
     engine: str = "onnxruntime"
@@ -180,7 +176,9 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
                          threads=threads, engine=engine, precision=precision,
                          fp32_path=fp32_path)
     if precision != "fp32":
-        model.budget = require_within_budget(model)
+        exact = fp32_path or path
+        model.budget = require_within_budget(
+            model, lambda: open_model(exact, provider="cpu", threads=threads))
     return model
 
 
@@ -203,7 +201,7 @@ def _ort_session(path: Path, providers: list[str], threads: int):
             mmap_session_options(options)
     try:
         return ort.InferenceSession(str(load_from), sess_options=options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types  # noqa: BLE001
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from astropy.table import Table, vstack
@@ -84,8 +83,8 @@ def merge_catalogues(parts: Sequence[str | os.PathLike], output: str | os.PathLi
     merged = vstack(tables, join_type="exact", metadata_conflicts="silent")
     keys = [f"{os.path.basename(str(s))}|{h}|{r}" for s, h, r in
             zip(merged["source"], merged["hdu"], merged["row"])]
-    uniq, counts = np.unique(keys, return_counts=True)
-    dups = uniq[counts > 1]
+    uniq, n_seen = np.unique(keys, return_counts=True)
+    dups = uniq[n_seen > 1]
     if len(dups):
         raise OutputError(f"merge: {len(dups)} spectra appear more than once, e.g. {dups[0]}")
     merged.sort(["source", "hdu", "row"])

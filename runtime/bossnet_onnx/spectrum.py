@@ -1,9 +1,10 @@
 """The one record that flows between readers, preprocessing and the catalogue."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

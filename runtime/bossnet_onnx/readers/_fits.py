@@ -12,7 +12,8 @@ import io
 import os
 import warnings
 import zlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
@@ -149,9 +150,10 @@ def _first_row_raw(hdul: fits.HDUList, index: int, wanted: set[str]) -> dict[str
         digits = len(form) - len(form.lstrip("0123456789"))
         repeat = int(form[:digits]) if digits else 1
         code = form[digits:digits + 1]
-        if _WIDTHS.get(code) is None:
+        code_width = _WIDTHS.get(code)
+        if code_width is None:
             return None  # bit columns and unknown codes: let astropy decode
-        width = repeat * _WIDTHS[code]
+        width = repeat * code_width
         name = str(header.get(f"TTYPE{i}", "")).strip().upper()
         if name in wanted and (f"TSCAL{i}" in header or f"TZERO{i}" in header):
             return None

@@ -55,7 +55,7 @@ def identify(path: str, hdul: fits.HDUList | None) -> bool:
         if hdul is None:
             return str(path).lower().endswith(ASCII_SUFFIXES)
         return _table_hdu(hdul) is not None
-    except Exception:
+    except Exception:  # noqa: BLE001
         return False
 
 
@@ -65,7 +65,7 @@ def _load(path: str, hdul: fits.HDUList | None) -> tuple[Table, int]:
         fmt = "ascii.ecsv" if path.lower().endswith(".ecsv") else "ascii.csv"
         try:
             return Table.read(path, format=fmt), 0
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(f"{path}: cannot parse as {fmt[6:].upper()} ({text[:160]}); "
                              f"expected a header line and one pixel per line") from None
@@ -97,6 +97,9 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
                          f"columns; found {', '.join(names) or 'no columns'}")
     wcol, fcol = _pick(names, WAVE), _pick(names, FLUX)
     icol, ecol, mcol = _pick(names, IVAR), _pick(names, ERROR), _pick(names, MASK)
+    # _usable() guarantees these (and ivar or error)
+    assert wcol is not None and fcol is not None and (icol or ecol) is not None
+    noise_col = str(icol or ecol)
     ascii_file = hdul is None
     if len(table) == 0:
         raise InputError(f"{path}{'' if ascii_file else f'[HDU {index}]'}: table has no rows; "
@@ -108,7 +111,7 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
                   f"{'holds one value a row' if per_row else 'holds arrays'}")
         raise InputError(f"{path}{'' if ascii_file else f'[HDU {index}]'}: {shapes}; expected "
                          f"both one pixel a row or both one spectrum a row")
-    ftype, itype = _stored_dtype(table, fcol), _stored_dtype(table, icol or ecol)
+    ftype, itype = _stored_dtype(table, fcol), _stored_dtype(table, noise_col)
     out: list[Spectrum | ReadFailure] = []
     for row in (range(len(table)) if per_row else [None]):
         wave, flux = _column(table, wcol, row), _column(table, fcol, row)
@@ -117,12 +120,12 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
         if icol:
             ivar = _column(table, icol, row)
         else:
-            err = _column(table, ecol, row)
+            err = _column(table, noise_col, row)
             with np.errstate(divide="ignore", invalid="ignore"):
                 ivar = np.where((err > 0) & np.isfinite(err), 1.0 / err ** 2, 0.0)
         mask = _column(table, mcol, row) != 0 if mcol else None
         out.append(checked(wave, flux.astype(ftype), ivar.astype(itype), path=path,
                            fmt=NAME, hdu=index, row=-1 if row is None else row, mask=mask,
-                           names=(fcol, icol or ecol, wcol),
+                           names=(fcol, noise_col, wcol),
                            place=path if ascii_file and row is None else None))
     return out

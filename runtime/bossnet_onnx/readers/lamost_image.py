@@ -45,7 +45,7 @@ def identify(path: str, hdul: fits.HDUList | None) -> bool:
         data = hdul[0].data if hdul is not None else None
         return (data is not None and data.ndim == 2 and 2 <= data.shape[0] <= 8
                 and data.shape[1] > 100)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return False
 
 

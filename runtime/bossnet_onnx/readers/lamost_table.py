@@ -31,7 +31,7 @@ def identify(path: str, hdul: fits.HDUList | None) -> bool:
     """A table whose FLUX, IVAR and WAVELENGTH columns hold whole spectra (array cells)."""
     try:
         return hdul is not None and _table(hdul) is not None
-    except Exception:
+    except Exception:  # noqa: BLE001
         return False
 
 

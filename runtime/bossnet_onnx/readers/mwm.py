@@ -50,7 +50,7 @@ def identify(path: str, hdul: fits.HDUList | None) -> bool:
         if os.path.basename(str(path)).startswith(("mwmStar", "mwmVisit")):
             return True
         return hdul is not None and bool(boss_hdus(hdul))
-    except Exception:
+    except Exception:  # noqa: BLE001
         return False
 
 

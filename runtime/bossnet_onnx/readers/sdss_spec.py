@@ -45,7 +45,7 @@ def identify(path: str, hdul: fits.HDUList | None) -> bool:
     """A binary table with flux, loglam and ivar columns (the COADD HDU)."""
     try:
         return hdul is not None and _coadd(hdul) is not None
-    except Exception:
+    except Exception:  # noqa: BLE001
         return False
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import gzip as _gzip
 import io
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from astropy.io import fits

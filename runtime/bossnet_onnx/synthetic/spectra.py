@@ -254,7 +254,7 @@ class _Templates:
         u = (x - _TPL_X0) * _TPL_STEP
         i = np.floor(u).astype(np.intp)
         f = u - i
-        out = np.empty((rows.shape[0],) + x.shape)
+        out = np.empty((rows.shape[0], *x.shape))
         for c, r in enumerate(rows):
             t = self.tau[r]
             out[c] = t[i] * (1.0 - f) + t[i + 1] * f
@@ -404,7 +404,8 @@ def noiseless_batch(teff, logg, fe_h, rv, *, wavelength: np.ndarray | None = Non
         if xw.min() < _TPL_X0 + 20 or xw.max() > _TPL_X1 - 20:
             raise ValueError(
                 f"wavelength spans {wavelength.min():.0f}-{wavelength.max():.0f} A; the "
-                f"generator covers {_to_wave(_TPL_X0 + 20):.0f}-{_to_wave(_TPL_X1 - 20):.0f} A"
+                f"generator covers {float(_to_wave(np.float64(_TPL_X0 + 20))):.0f}-"
+                f"{float(_to_wave(np.float64(_TPL_X1 - 20))):.0f} A"
             )
         i0 = int(np.floor(xw.min())) - 1
         npix_native = int(np.ceil(xw.max())) - i0 + 2
@@ -537,7 +538,9 @@ def sample_labels(n: int, rng: np.random.Generator,
     pop = rng.choice(len(p), size=n, p=p / p.sum())
     teff = np.empty(n)
     logg = np.empty(n)
-    logu = lambda lo, hi, k: 10 ** rng.uniform(np.log10(lo), np.log10(hi), k)  # noqa: E731
+    def logu(lo: float, hi: float, k: int) -> np.ndarray:
+        return np.asarray(10 ** rng.uniform(np.log10(lo), np.log10(hi), k))
+
     m = pop == 0
     k = int(m.sum())
     teff[m] = logu(3000.0, 30000.0, k)
