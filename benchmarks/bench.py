@@ -398,13 +398,17 @@ def main() -> None:
             open_side_model(work, side, args.threads)
     print(f"one-time model caches (ORT copies, OpenVINO blobs): {time.perf_counter() - t:.1f} s")
     flops = flops_per_forward(work["config"])
-    peak = matmul_peak(args.threads)
     rounds: list[dict[str, dict]] = []
+    peaks = []  # measured in every round: on a shared machine the peak moves with the load
     for r in range(max(1, args.repeats)):
         order = sides if r % 2 == 0 else sides[::-1]
+        peaks.append(matmul_peak(args.threads))
         rounds.append({s: run_side(args, work_json, s) for s in order})
+    peaks.append(matmul_peak(args.threads))
+    peak = float(np.median(peaks))
     print(f"FLOPs per forward: {flops / 1e9:.3f} GFLOP; measured fp32 matmul peak "
-          f"({args.threads} threads): {peak:.1f} GFLOP/s; {len(rounds)} alternating rounds")
+          f"({args.threads} threads): median {peak:.1f} GFLOP/s (range {min(peaks):.1f}-"
+          f"{max(peaks):.1f} over the rounds); {len(rounds)} alternating rounds")
     print()
     head = (f"{'side':<11}{'spectra/s':>10}{'total s':>9}{'read':>7}{'prep':>7}{'model':>7}"
             f"{'write':>7}{'cold s':>8}{'RSS MB':>8}{'GFLOP/s':>9}{'% peak':>8}"

@@ -116,7 +116,11 @@ class OpenVINOSession:
 
 
 def _shape(port: Any) -> list:
-    return [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
+    """Static dims as ints; a dynamic first dim is the batch axis (OpenVINO keeps no dim names,
+    and every BOSS Net export names it 'batch', so messages read as onnxruntime's do)."""
+    dims = list(port.get_partial_shape())
+    return [d.get_length() if d.is_static else ("batch" if i == 0 else None)
+            for i, d in enumerate(dims)]
 
 
 #: Leading convolutions kept in fp32 under bf16 (the input convolution and the first
