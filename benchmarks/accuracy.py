@@ -131,7 +131,8 @@ def real_stars(model, data: Path) -> list[list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help="ONNX model (default: the bundled one)")
+    parser.add_argument("--model", default=None,
+                        help="installed model name or ONNX file (default: the bundled one)")
     parser.add_argument("--n", type=int, default=3000, help="held-out spectra")
     parser.add_argument("--seed", type=int, default=777)
     parser.add_argument("--threads", type=int, default=2)

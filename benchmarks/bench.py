@@ -273,7 +273,7 @@ def side_onnx(work: dict, draws: int, threads: int, batch_size: int, side: str) 
     table = predict_to_file(work["files"], out, model=model, draws=draws, seed=1,
                             batch_size=batch_size, times=times)
     total = time.perf_counter() - t0
-    pred = np.array([table[c] for c in ("logg", "teff", "fe_h", "v_rad")]).T
+    pred = np.array([table[c] for c in ("logg", "teff", "fe_h", "bn_v_r")]).T
     return {"side": side, "spectra": len(table), "seconds": total, "cold_start": cold,
             "model_rows": len(table) * (draws + 1),
             "stages": {"read": times.read, "preprocess": times.preprocess,

@@ -32,8 +32,17 @@ def linear_metadata(**overrides) -> ModelMetadata:
 
 def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
                        n_pixels: int = N_GRID, metadata: ModelMetadata | None = None,
-                       drop_keys: tuple[str, ...] = (), scale: float = 0.05) -> Path:
-    """flux[b, n] @ W + c -> normalized; normalized * STD + MEAN -> physical."""
+                       drop_keys: tuple[str, ...] = (), scale: float = 0.05,
+                       hostile: str | None = None, extra_props: dict[str, str] | None = None,
+                       external_data: bool = False) -> Path:
+    """flux[b, n] @ W + c -> normalized; normalized * STD + MEAN -> physical.
+
+    `hostile` inserts a fault between the affine map and `normalized`, for the load-time
+    output checks: "reverse" (batch returned reversed), "mix" (each row minus the batch mean),
+    "collapse" (batch averaged to one row), "nan" (every output NaN), "log-min" (adds
+    log(min(flux)): NaN for a row with a negative pixel only). `extra_props` replaces metadata
+    entries; `external_data` stores every tensor in its own file next to the model.
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -44,10 +53,31 @@ def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
     std = np.array([meta.stats[p]["STD"] for p in meta.parameter_names], np.float32)
     mean = np.array([meta.stats[p]["MEAN"] for p in meta.parameter_names], np.float32)
     b = batch if batch is not None else "batch"
+    fault = {
+        None: [helper.make_node("Identity", ["affine"], ["normalized"])],
+        "reverse": [helper.make_node("Slice", ["affine", "rev_start", "rev_end", "axis0",
+                                               "rev_step"], ["normalized"])],
+        "mix": [helper.make_node("ReduceMean", ["affine"], ["bmean"], axes=[0], keepdims=1),
+                helper.make_node("Sub", ["affine", "bmean"], ["normalized"])],
+        "collapse": [helper.make_node("ReduceMean", ["affine"], ["normalized"], axes=[0],
+                                      keepdims=1)],
+        "nan": [helper.make_node("Mul", ["affine", "nan"], ["normalized"])],
+        "log-min": [helper.make_node("ReduceMin", ["flux"], ["fmin"], axes=[1], keepdims=1),
+                    helper.make_node("Log", ["fmin"], ["logmin"]),
+                    helper.make_node("Mul", ["logmin", "tiny"], ["logsmall"]),
+                    helper.make_node("Add", ["affine", "logsmall"], ["normalized"])],
+    }[hostile]
+    extra_init = [numpy_helper.from_array(np.array([-1], np.int64), "rev_start"),
+                  numpy_helper.from_array(np.array([-(2 ** 62)], np.int64), "rev_end"),
+                  numpy_helper.from_array(np.array([0], np.int64), "axis0"),
+                  numpy_helper.from_array(np.array([-1], np.int64), "rev_step"),
+                  numpy_helper.from_array(np.array(np.nan, np.float32), "nan"),
+                  numpy_helper.from_array(np.array(1e-6, np.float32), "tiny")] if hostile else []
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["flux", "W"], ["xw"]),
-            helper.make_node("Add", ["xw", "c"], ["normalized"]),
+            helper.make_node("Add", ["xw", "c"], ["affine"]),
+            *fault,
             helper.make_node("Mul", ["normalized", "std"], ["scaled"]),
             helper.make_node("Add", ["scaled", "mean"], ["physical"]),
         ],
@@ -56,7 +86,8 @@ def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
         [helper.make_tensor_value_info("normalized", TensorProto.FLOAT, [b, 4]),
          helper.make_tensor_value_info("physical", TensorProto.FLOAT, [b, 4])],
         [numpy_helper.from_array(w, "W"), numpy_helper.from_array(c, "c"),
-         numpy_helper.from_array(std, "std"), numpy_helper.from_array(mean, "mean")],
+         numpy_helper.from_array(std, "std"), numpy_helper.from_array(mean, "mean"),
+         *extra_init],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -68,7 +99,12 @@ def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
         props["bossnet.io"] = json.dumps(io)
     for key in drop_keys:
         props.pop(key)
+    props.update(extra_props or {})
     helper.set_model_props(model, props)
     onnx.checker.check_model(model)
-    onnx.save(model, str(path))
+    if external_data:
+        onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=False,
+                  size_threshold=0)
+    else:
+        onnx.save(model, str(path))
     return path

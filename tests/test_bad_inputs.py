@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import bossnet_onnx.model_files as model_files
 from bossnet_onnx.cli import app
 from bossnet_onnx.errors import InputError, ModelError, ModelMetadataError, UnknownFormatError
-from bossnet_onnx.flags import ResultFlags
+from bossnet_onnx.flags import QualityFlags, ResultFlags
 from bossnet_onnx.pipeline import predict
 from bossnet_onnx.readers import read_spectra
 from bossnet_onnx.session import open_model
@@ -181,15 +181,15 @@ SPECTRUM_CASES = {
     # name: (writer kwargs builder, expect failure?, error regex or flag bits that must be set)
     "all-NaN flux": (lambda: dict(flux=flux_with(nan_all=True)), True, "no finite flux"),
     "all-zero ivar": (lambda: dict(ivar=np.zeros(N, np.float32)), False,
-                      ResultFlags.NO_VALID_IVAR | ResultFlags.MANY_BAD_PIXELS),
+                      QualityFlags.NO_VALID_IVAR | QualityFlags.MANY_BAD_PIXELS),
     "negative ivar": (lambda: dict(ivar=np.full(N, -1.0, np.float32)), False,
-                      ResultFlags.NO_VALID_IVAR),
+                      QualityFlags.NO_VALID_IVAR),
     "inf ivar": (lambda: dict(ivar=np.full(N, np.inf, np.float32)), False,
-                 ResultFlags.NO_VALID_IVAR),
+                 QualityFlags.NO_VALID_IVAR),
     "no overlap with 3800-8900 A": (lambda: dict(wave=np.linspace(9000, 10400, N)), True,
                                     "does not overlap the model grid"),
     "partial coverage": (lambda: dict(wave=np.linspace(3600, 5000, N)), False,
-                         ResultFlags.LOW_COVERAGE),
+                         QualityFlags.LOW_COVERAGE),
     "wavelength not increasing": (lambda: dict(wave=WAVE[::-1].copy()), True,
                                   "not strictly increasing"),
     "huge flux values": (lambda: dict(flux=flux_with(huge=1e30)), False, 0),
@@ -211,10 +211,10 @@ SPECTRUM_CASES = {
                              r"wavelength is not strictly increasing \(3566\.974 then "
                              r"3566\.974 A at finite pixel 0\)"),
     "NaN ivar": (lambda: dict(ivar=np.full(N, np.nan, np.float32)), False,
-                 ResultFlags.NO_VALID_IVAR | ResultFlags.MANY_BAD_PIXELS),
+                 QualityFlags.NO_VALID_IVAR | QualityFlags.MANY_BAD_PIXELS),
     "inf in a third of the flux": (
         lambda: dict(flux=np.where(np.arange(N) % 3 == 0, np.inf, flux_with()).astype(np.float32)),
-        False, ResultFlags.MANY_BAD_PIXELS),
+        False, QualityFlags.MANY_BAD_PIXELS),
 }
 
 
@@ -231,9 +231,10 @@ def test_spectrum_level_outcomes(tmp_path, model, case):
         assert np.isnan(row["teff"])
     else:
         assert not row["result_flags"] & ResultFlags.RUNTIME_EXCEPTION, row["error"]
-        assert int(row["result_flags"]) & int(expect) == int(expect)
+        assert int(row["quality_flags"]) & int(expect) == int(expect)
+        assert int(row["result_flags"]) & ~0b11111 == 0  # only DR19's bits in result_flags
         assert row["error"] == ""
-        for name in ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "v_rad", "e_v_rad"):
+        for name in ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "bn_v_r", "e_bn_v_r"):
             assert np.isfinite(row[name]), name
 
 
@@ -298,11 +299,11 @@ def test_list_file_naming_missing_files(tmp_path, model):
     listing.write_text("# two of three are gone\nreal.fits\n\nmissing-1.fits\n"
                        "sub/missing-2.fits.gz\n")
     table = predict([f"@{listing}"], model=model, draws=0)
-    assert list(table["source"]) == [str(real), str(tmp_path / "missing-1.fits"),
+    assert list(table["path"]) == [str(real), str(tmp_path / "missing-1.fits"),
                                      str(tmp_path / "sub" / "missing-2.fits.gz")]
     assert list(table["result_flags"] & 1) == [0, 1, 1]
     for row in table[1:]:
-        assert re.fullmatch(rf"{re.escape(row['source'])}: file not found.*", row["error"])
+        assert re.fullmatch(rf"{re.escape(row['path'])}: file not found.*", row["error"])
         assert "\n" not in row["error"]
 
 
@@ -438,14 +439,14 @@ def test_batch_keeps_good_spectra_and_flags_each_bad_one(tmp_path, model):
     table["error"] = np.ma.filled(table["error"], "")  # and empty strings as masked
     by_source = {}
     for row in table:
-        by_source.setdefault(str(row["source"]), []).append(row)
+        by_source.setdefault(str(row["path"]), []).append(row)
     for path in failing:
         (row,) = by_source[path]
         assert row["result_flags"] & 1 and row["error"] and np.isnan(row["teff"]), path
     for path, bits in flagged.items():
         (row,) = by_source[path]
         assert row["result_flags"] & 1 == 0 and row["error"] == "", (path, row["error"])
-        assert int(row["result_flags"]) & int(bits) == int(bits) and np.isfinite(row["teff"])
+        assert int(row["quality_flags"]) & int(bits) == int(bits) and np.isfinite(row["teff"])
     for path in map(str, good):
         (row,) = by_source[path]
         # the linear test model's labels may trip DR19 bits 1-4; no failure, no quality bit

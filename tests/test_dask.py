@@ -33,8 +33,8 @@ def test_dask_local_cluster_matches_local_run(tmp_path):
     # OpenVINO, whose last bits differ from onnxruntime's).
     local = predict(files, model=model, draws=4, seed=2, provider="cpu")
     assert table.meta["RUNNER"] == "dask"
-    assert sorted(table["source"]) == sorted(local["source"])
-    table.sort("source")
-    local.sort("source")
+    assert sorted(table["path"]) == sorted(local["path"])
+    table.sort("path")
+    local.sort("path")
     for name in ("teff", "e_teff", "logg", "e_logg", "v_rad"):
         np.testing.assert_array_equal(table[name], local[name])

@@ -41,7 +41,8 @@ F = ResultFlags
         (3500, 3.0, 0.0, 0),
         (3500, 5.99, 0.0, F.SUSPICIOUS_FE_H | F.UNRELIABLE_FE_H),
         (3500, 6.0, 0.0, F.UNRELIABLE_FE_H),
-        (np.nan, np.nan, np.nan, 0),
+        # DR19's SQL on REAL columns: PostgreSQL orders NaN above every number
+        (np.nan, np.nan, np.nan, F.UNRELIABLE_TEFF | F.UNRELIABLE_LOGG | F.UNRELIABLE_FE_H),
     ],
 )
 def test_parameter_flags_boundaries(teff, logg, fe_h, expected):

@@ -46,9 +46,11 @@ def test_spec_layout_matches_the_real_file(shared_data, tmp_path, real_name, leg
             assert [h.name for h in ours] == [h.name for h in real[:3]]
             assert list(formats(ours[1]).items()) == list(formats(real[1]).items())
             real_ids = formats(real[2])
-            assert {k: real_ids[k] for k in ("PLATE", "MJD", "FIBERID", "CLASS", "SUBCLASS",
-                                             "Z")} == formats(ours[2])
-            for key in ("TELESCOP", "PLATEID", "MJD", "FIBERID", "COEFF0", "COEFF1", "BUNIT"):
+            assert {k: real_ids[k] for k in formats(ours[2])} == formats(ours[2])
+            assert {"PLATE", "MJD", "FIBERID", "CLASS", "SUBCLASS", "Z", "PLUG_RA",
+                    "PLUG_DEC"} <= set(formats(ours[2]))
+            for key in ("TELESCOP", "PLATEID", "MJD", "FIBERID", "COEFF0", "COEFF1", "BUNIT",
+                        "PLUG_RA", "PLUG_DEC", "HELIO_RV"):
                 assert type(ours[0].header[key]) is type(real[0].header[key]), key
             assert ours[0].header["COEFF0"] == ours[1].data["loglam"][0]
     (mine,) = read_spectra(path)
@@ -56,8 +58,8 @@ def test_spec_layout_matches_the_real_file(shared_data, tmp_path, real_name, leg
     for name in ("flux", "ivar", "mask"):
         np.testing.assert_array_equal(getattr(mine, name), getattr(theirs, name))
     np.testing.assert_allclose(mine.wavelength, theirs.wavelength, rtol=2e-7)
-    assert {k: mine.identifiers[k] for k in ("plate", "mjd", "fiberid", "class")} == \
-        {k: theirs.identifiers[k] for k in ("plate", "mjd", "fiberid", "class")}
+    keys = ("plateid", "mjd", "fiberid", "class", "telescope", "frame")
+    assert {k: mine.identifiers[k] for k in keys} == {k: theirs.identifiers[k] for k in keys}
 
 
 # ------------------------------------------------------------------------------ LAMOST
@@ -146,16 +148,21 @@ def test_mwm_layout_follows_the_dr19_datamodel(tmp_path, kind):
             {"4648E"}
         assert {formats(lco)[c] for c in ("flux", "ivar", "pixel_flags")} == {"0E"}
         assert formats(apogee)["flux"] == "8575E"
-        assert (cols["sdss_id"], cols["spectrum_pk"], cols["healpix"], cols["snr"]) == \
+        assert (cols["sdss_id"], cols["spectrum_pk_id"], cols["healpix"], cols["snr"]) == \
             ("K", "K", "J", "E")
-        assert list(apo.data["filetype"]) == [f"mwm{kind.title()}"] * 2
+        # a visit row's filetype names where DR19 took it from (the DRP specFull file)
+        assert list(apo.data["filetype"]) == ["specFull" if kind == "visit" else "mwmStar"] * 2
         assert list(apo.data["telescope"]) == ["apo25m"] * 2
         if kind == "visit":
             assert (cols["mjd"], cols["fieldid"], cols["catalogid"], cols["in_stack"]) == \
                 ("J", "J", "K", "L")
+            assert (cols["drp_spectrum_pk_id"], cols["plateid"], cols["xcsao_v_rad"],
+                    cols["xcsao_e_v_rad"]) == ("K", "J", "E", "E")
+            assert "v_rad" not in cols  # a visit's RV is xcsao_v_rad in DR19
             assert "wavelength" not in cols
         else:
             assert (cols["min_mjd"], cols["max_mjd"], cols["n_visits"]) == ("J", "J", "J")
+            assert (cols["v_rad"], cols["e_v_rad"]) == ("E", "E")  # the XCSAO mean
             assert "mjd" not in cols and "catalogid" not in cols
             np.testing.assert_allclose(apo.data["wavelength"][1],
                                        layouts.boss_native_wavelength(), rtol=1e-7)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from bossnet_onnx.catalogue import read_catalogue, write_catalogue
 from bossnet_onnx.cli import app
 from bossnet_onnx.errors import OutputError
-from bossnet_onnx.flags import ResultFlags
+from bossnet_onnx.flags import QualityFlags
 from bossnet_onnx.pipeline import predict, prepare_spectrum
 from bossnet_onnx.readers import read_spectra
 from bossnet_onnx.session import open_model
@@ -47,10 +47,10 @@ def spectra(workdir):
 def test_rows_values_and_uncertainties(spectra, model_path):
     table = predict(spectra, model=model_path, draws=8, seed=3)
     assert len(table) == 3
-    assert list(table["source"]) == spectra
+    assert list(table["path"]) == spectra
     assert (table["result_flags"] & 1 == 0).all()
     assert (table["n_draws"] == 8).all()
-    for name in ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "v_rad", "e_v_rad"):
+    for name in ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "bn_v_r", "e_bn_v_r"):
         assert table[name].dtype == np.float32
         assert np.isfinite(table[name]).all()
     assert (table["e_logg"] > 0).all()
@@ -62,11 +62,11 @@ def test_rows_values_and_uncertainties(spectra, model_path):
     logg, log_teff, _fe_h, rv = model.run_physical(prep.inputs)[0]
     assert table["logg"][0] == pytest.approx(logg, rel=1e-5)
     assert table["teff"][0] == pytest.approx(10 ** log_teff, rel=1e-5)
-    assert table["v_rad"][0] == pytest.approx(rv, rel=1e-5, abs=1e-4)
+    assert table["bn_v_r"][0] == pytest.approx(rv, rel=1e-5, abs=1e-4)
     # e_teff = teff ln(10) std(log teff)
     np.testing.assert_allclose(table["e_teff"], table["teff"] * math.log(10) * table["e_log_teff"],
                                rtol=1e-5)
-    assert table["plate"][0] == 1000 and table["fiberid"][1] == 2 and table["mjd"][2] == 59000
+    assert table["plateid"][0] == 1000 and table["fiberid"][1] == 2 and table["mjd"][2] == 59000
     assert table.meta["NDRAWS"] == 8 and table.meta["SEED"] == 3 and table.meta["PROVIDER"]
 
 
@@ -74,7 +74,7 @@ def test_draws_independent_of_batch_size_and_order(spectra, model_path):
     a = predict(spectra, model=model_path, draws=6, seed=11, batch_size=1)
     b = predict(spectra[::-1], model=model_path, draws=6, seed=11, batch_size=1000)
     b.reverse()
-    for name in ("e_teff", "e_logg", "e_fe_h", "e_v_rad", "teff"):
+    for name in ("e_teff", "e_logg", "e_fe_h", "e_bn_v_r", "teff"):
         np.testing.assert_array_equal(a[name], b[name])
     c = predict(spectra, model=model_path, draws=6, seed=12)
     assert not np.array_equal(a["e_logg"], c["e_logg"])
@@ -105,10 +105,10 @@ def test_quality_bits(workdir, model_path):
     low = write_star(workdir / "spec-2000-59000-0001.fits", 5, wave=short)
     noivar = write_star(workdir / "spec-2001-59000-0001.fits", 6, ivar_value=0.0)
     table = predict([str(low), str(noivar)], model=model_path, draws=3)
-    assert table["result_flags"][0] & ResultFlags.LOW_COVERAGE
-    assert not table["result_flags"][1] & ResultFlags.LOW_COVERAGE
-    assert table["result_flags"][1] & ResultFlags.NO_VALID_IVAR
-    assert table["result_flags"][1] & ResultFlags.MANY_BAD_PIXELS
+    assert table["quality_flags"][0] & QualityFlags.LOW_COVERAGE
+    assert not table["quality_flags"][1] & QualityFlags.LOW_COVERAGE
+    assert table["quality_flags"][1] & QualityFlags.NO_VALID_IVAR
+    assert table["quality_flags"][1] & QualityFlags.MANY_BAD_PIXELS
     assert np.isfinite(table["e_logg"][1])  # sigma fell back to 0.1 x median flux
 
 
@@ -118,7 +118,7 @@ def test_catalogue_round_trip(spectra, model_path, workdir, suffix):
     path = write_catalogue(table, workdir / f"cat{suffix}")
     back = read_catalogue(path)
     np.testing.assert_allclose(back["teff"], table["teff"], rtol=1e-6)
-    assert list(back["source"]) == list(table["source"])
+    assert list(back["path"]) == list(table["path"])
     assert list(back["result_flags"]) == list(table["result_flags"])
     if suffix == ".fits":
         header = fits.getheader(path, 1)
@@ -183,7 +183,7 @@ def test_non_stellar_survey_class_is_flagged(workdir, model_path):
                              fiberid=1, cls="QSO")
     table = predict([str(qso)], model=model_path, draws=2)
     assert table["survey_class"][0] == "QSO"
-    assert table["result_flags"][0] & ResultFlags.NOT_A_STAR
+    assert table["quality_flags"][0] & QualityFlags.NOT_A_STAR
     # flag_warn / flag_bad keep their DR19 meaning: our bit 8 changes neither
     from bossnet_onnx.flags import BAD_MASK, WARN_MASK
     assert table["flag_bad"][0] == bool(table["result_flags"][0] & BAD_MASK)
@@ -195,4 +195,4 @@ def test_real_galaxy_and_quasar_flagged_stars_not(shared_data, model_path):
              "sdss-spec-0618-52049-0372.fits"]
     table = predict([str(shared_data / n) for n in names], model=model_path, draws=0)
     assert list(table["survey_class"]) == ["GALAXY", "QSO", "STAR"]
-    assert [bool(f & ResultFlags.NOT_A_STAR) for f in table["result_flags"]] == [True, True, False]
+    assert [bool(f & QualityFlags.NOT_A_STAR) for f in table["quality_flags"]] == [True, True, False]

@@ -110,7 +110,7 @@ def test_title_holds_the_labels_predict_computes(tmp_path, model):
     assert f"Teff = {labels['teff']:.0f} ± {labels['e_teff']:.0f} K" in title
     assert f"log g = {labels['logg']:.2f} ± {labels['e_logg']:.2f}" in title
     assert f"[Fe/H] = {labels['fe_h']:.2f} ± {labels['e_fe_h']:.2f}" in title
-    assert f"RV = {labels['v_rad']:.1f} ± {labels['e_v_rad']:.1f} km/s" in title
+    assert f"RV = {labels['bn_v_r']:.1f} ± {labels['e_bn_v_r']:.1f} km/s" in title
     assert "linear-test (random weights: not a trained model)" in title
     # The lower axes shows exactly the noise-free model input and its grid.
     line = next(ln for ln in fig.axes[1].lines if ln.get_label() == "model input (noise-free)")
@@ -250,7 +250,8 @@ def test_kiel_counts_axes_and_png(tmp_path):
     fig = plot_kiel(path, out)
     assert png_size(out) == expected_pixels(KIEL_SIZE) == (750, 600)
     counts = kiel_counts(path)
-    assert counts == {"good": 30, "warn": 4, "bad": 5, "failed": 2, "no_labels": 1, "total": 42}
+    assert counts == {"good": 30, "warn": 4, "bad": 5, "failed": 2, "no_labels": 1, "quality": 0,
+                      "total": 42}
     for gid in ("good", "warn", "bad"):
         assert len(collection(fig, gid).get_offsets()) == counts[gid]
     ax = fig.axes[0]
@@ -319,7 +320,7 @@ def write_dr19_like(path: Path) -> Path:
 
 def test_kiel_on_a_dr19_like_fits_table(tmp_path):
     path = write_dr19_like(tmp_path / "astraAllStarBossNet-like.fits")
-    assert kiel_counts(path) == {"good": 8, "warn": 1, "bad": 1, "failed": 1, "no_labels": 1,
+    assert kiel_counts(path) == {"good": 8, "warn": 1, "bad": 1, "failed": 1, "no_labels": 1, "quality": 0,
                                  "total": 12}
     fig = plot_kiel(path, hdu=2)
     assert len(collection(fig, "good").get_offsets()) == 8
@@ -394,7 +395,7 @@ def test_cli_plot_matches_predict_on_a_real_sdss_file(tmp_path, monkeypatch, sha
     title = fig.axes[0].get_title(loc="left")
     row = table[0]
     assert f"Teff = {row['teff']:.0f} ± {row['e_teff']:.0f} K" in title
-    assert f"RV = {row['v_rad']:.1f} ± {row['e_v_rad']:.1f} km/s" in title
+    assert f"RV = {row['bn_v_r']:.1f} ± {row['e_bn_v_r']:.1f} km/s" in title
 
 
 def test_cli_plot_multi_spectrum_example_with_the_default_model(tmp_path):

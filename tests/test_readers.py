@@ -66,9 +66,11 @@ def test_spec_round_trip(tmp_path, legacy):
     assert np.max(np.abs(spec.wavelength / WAVE - 1)) < 1e-6
     np.testing.assert_array_equal(spec.mask, mask != 0)
     assert spec.mask.sum() == 25
+    # SDSS-V (CATALOGID): barycentric; SDSS 2.5 m is apo25m; RA/Dec of the fibre (PLUG_RA)
     assert dict(spec.identifiers) == {
-        "plate": 1234, "mjd": 56789, "fiberid": 42, "catalogid": 27021597, "sdss_id": 99,
-        "class": "STAR", "subclass": "K3", "z": pytest.approx(1.5e-4), "telescope": "SDSS 2.5-M"}
+        "plateid": 1234, "mjd": 56789, "fiberid": 42, "catalogid": 27021597, "sdss_id": 99,
+        "class": "STAR", "subclass": "K3", "z": pytest.approx(1.5e-4), "telescope": "apo25m",
+        "ra": 180.0, "dec": 0.0, "frame": "barycentric"}
 
 
 def test_sdss_v_spec_has_field_catalogid_and_sdss_id(tmp_path):
@@ -78,7 +80,7 @@ def test_sdss_v_spec_has_field_catalogid_and_sdss_id(tmp_path):
                               catalogid=27021603187129892, sdss_id=54392544)
     (spec,) = read_spectra(path)
     ids = spec.identifiers
-    assert (ids["field"], ids["mjd"], ids["catalogid"], ids["sdss_id"]) == \
+    assert (ids["fieldid"], ids["mjd"], ids["catalogid"], ids["sdss_id"]) == \
         (101077, 59845, 27021603187129892, 54392544)
 
 
@@ -94,7 +96,7 @@ def test_identifier_row_decoded_from_bytes_equals_astropy(tmp_path, shared_data)
         hdul[2] = fits.BinTableHDU.from_columns(hdul[2].columns + fits.ColDefs(extra),
                                                 name="SPALL")
     (spec,) = read_spectra(path)
-    assert (spec.identifiers["catalogid"], spec.identifiers["plate"]) == (2 ** 63 + 5, 1)
+    assert (spec.identifiers["catalogid"], spec.identifiers["plateid"]) == (2 ** 63 + 5, 1)
     for name in [str(path), *map(str, sorted(shared_data.glob("sdss-spec-*.fits")))]:
         (fast,) = read_spectra(name)
         with fits.open(name) as hdul:
@@ -108,8 +110,9 @@ def test_spec_identifiers_fall_back_to_the_primary_header(tmp_path):
     with fits.open(path) as hdul:  # drop SPALL: only the primary header is left
         fits.HDUList([hdul[0].copy(), hdul[1].copy()]).writeto(tmp_path / "no-spall.fits")
     (spec,) = read_spectra(tmp_path / "no-spall.fits")
-    assert dict(spec.identifiers) == {"plate": 7, "mjd": 8, "fiberid": 9,
-                                      "telescope": "SDSS 2.5-M"}
+    assert dict(spec.identifiers) == {"plateid": 7, "mjd": 8, "fiberid": 9, "ra": 180.0,
+                                      "dec": 0.0, "telescope": "apo25m",
+                                      "frame": "heliocentric"}
 
 
 def test_readers_take_an_open_hdulist_or_a_path(tmp_path):
@@ -159,9 +162,11 @@ def test_mwm_star_apo_and_lco_rows(tmp_path):
     assert not apo.wavelength.flags.writeable  # shared by the rows of an HDU
     assert apo.wavelength[0] == pytest.approx(3566.97, abs=0.01)
     assert apo.wavelength[-1] == pytest.approx(10399.2, abs=0.1)
-    assert dict(apo.identifiers) == {"sdss_id": 5, "catalogid": 27021597, "telescope": "apo25m",
-                                     "spectrum_pk": 0, "min_mjd": 59000, "max_mjd": 59100,
-                                     "n_visits": 4}
+    ids = dict(apo.identifiers)
+    assert np.isnan(ids.pop("v_rad")) and np.isnan(ids.pop("e_v_rad")) and np.isnan(ids.pop("snr"))
+    assert ids == {"sdss_id": 5, "catalogid": 27021597, "telescope": "apo25m",
+                   "spectrum_pk_id": 0, "min_mjd": 59000, "max_mjd": 59100, "n_visits": 4,
+                   "ra": 180.0, "dec": 0.0, "frame": "rest"}
     assert lco.identifiers["telescope"] == "lco25m"
 
 
@@ -390,9 +395,11 @@ def test_real_sdss_identifiers_match_file_names(shared_data):
         plate, mjd, fiber = (int(x) for x in path.stem.split("-")[2:5])
         (spec,) = read_spectra(path)
         ids = spec.identifiers
-        assert (ids["plate"], ids["mjd"], ids["fiberid"]) == (plate, mjd, fiber), path.name
-        assert ids["telescope"] == "SDSS 2.5-M" and spec.hdu == 1
-        assert "field" not in ids  # BOSS SPALL FIELD is an imaging field, not an SDSS-V field
+        assert (ids["plateid"], ids["mjd"], ids["fiberid"]) == (plate, mjd, fiber), path.name
+        assert ids["telescope"] == "apo25m" and spec.hdu == 1  # SDSS 2.5 m at APO
+        assert ids["frame"] == "heliocentric"  # HELIO_RV applied by idlspec2d before SDSS-V
+        assert "fieldid" not in ids  # BOSS SPALL FIELD is an imaging field, not an SDSS-V one
+        assert np.isfinite(ids["snr"]) and ids["specobjid"].strip() == ids["specobjid"]
 
 
 def test_real_sdss_redshift_and_masks(shared_data):
@@ -420,7 +427,8 @@ def test_real_sdss_wavelength_is_float32_power(shared_data):
 def test_real_lamost_identifiers_and_dr1_wavelength(shared_data):
     (dr3,) = read_spectra(shared_data / "lamost-dr3-spec-55939-GAC_061N46_V3_sp07-078.fits")
     assert (dr3.identifiers["obsid"], dr3.identifiers["fiberid"]) == (-28762, 78)
-    assert dr3.identifiers["desig"] == "LAMOST J041615.64+451723.3"
+    assert dr3.identifiers["designation"] == "LAMOST J041615.64+451723.3"
+    assert (dr3.identifiers["telescope"], dr3.identifiers["frame"]) == ("lamost", "heliocentric")
     (dr2,) = read_spectra(shared_data / "lamost-dr2-spec-56309-GAC088N20V1_sp08-126.fits")
     assert dr2.identifiers["fiberid"] == 126  # a string card in the file
     (dr1,) = read_spectra(shared_data / "lamost-dr1-spec-55862-B6212_sp06-093.fits")

@@ -158,7 +158,7 @@ def test_spec_wavelength_not_increasing(tmp_path):
                         r"\(10399\.2\d+ then 10396\.8\d+ A at finite pixel 0\); expected a "
                         r"sorted wavelength array", failure.error), failure.error
     assert (failure.format, failure.hdu, failure.row) == ("sdss-spec", 1, -1)
-    assert failure.identifiers["plate"] == 1  # identifiers survive for the catalogue row
+    assert failure.identifiers["plateid"] == 1  # identifiers survive for the catalogue row
 
 
 def test_spec_all_nan_flux(tmp_path):

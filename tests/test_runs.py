@@ -71,8 +71,8 @@ def test_interrupt_then_resume_matches_uninterrupted(files, model, tmp_path, mon
     full = predict_to_file(files, out, model=model, draws=4, seed=9, resume=True)
     assert out.exists() and not partial_path(out).exists()
     reference = predict(files, model=model, draws=4, seed=9)
-    assert list(full["source"]) == files
-    for name in ("teff", "e_teff", "logg", "e_v_rad"):
+    assert list(full["path"]) == files
+    for name in ("teff", "e_teff", "logg", "e_bn_v_r"):
         np.testing.assert_array_equal(read_catalogue(out)[name], reference[name])
     with pytest.raises(OutputError, match="already complete"):
         predict_to_file(files, out, model=model, draws=4, seed=9, resume=True)

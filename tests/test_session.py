@@ -113,3 +113,91 @@ def test_corrupted_and_missing_model(tmp_path):
     text.write_text("hello")
     with pytest.raises(ModelError, match="not a loadable ONNX model"):
         open_model(text)
+
+
+# ------------------------------------------------------- outputs checked at load
+@pytest.mark.parametrize("batch", [None, 4])
+@pytest.mark.parametrize(("hostile", "message"), [
+    ("reverse", "a spectrum's outputs depend on its position or neighbours in the batch"),
+    ("mix", "a spectrum's outputs depend on its position or neighbours in the batch"),
+    ("collapse", r"output 'normalized' has shape \[1, 4\] for a batch of \d, expected \[\d, 4\]"),
+    ("nan", "returns non-finite outputs for finite spectrum-like input"),
+])
+def test_hostile_models_are_refused_at_load_with_one_line(tmp_path, hostile, message, batch):
+    path = write_linear_model(tmp_path / f"{hostile}.onnx", hostile=hostile, batch=batch,
+                              scale=2.0)
+    with pytest.raises(ModelError, match=message) as info:
+        open_model(path, provider="cpu")
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+
+
+def test_wrong_output_count_is_refused(tmp_path):
+    meta = linear_metadata(parameter_names=("logg", "logTeff", "FeH", "rv", "extra"),
+                           stats={**linear_metadata().stats, "extra": {"MEAN": 0, "STD": 1}})
+    path = write_linear_model(tmp_path / "m.onnx")
+    import onnx
+    from onnx import helper
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    helper.set_model_props(model, meta.to_props())
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match=r"output 'normalized' has shape \['batch', 4\], "
+                                         r"expected \[batch, 5\]"):
+        open_model(path, provider="cpu")
+
+
+def test_probe_is_distinct_finite_spectrum_like_rows():
+    from bossnet_onnx.session import probe_inputs
+    x = probe_inputs(3900)
+    assert x.shape == (3, 3900) and x.dtype == np.float32 and np.isfinite(x).all()
+    assert x.min() > 1.0 and x.max() < 4.0  # log of 5-50 flux units, like preprocessed spectra
+    assert np.min(np.abs(x[0] - x[1])) >= 0 and not np.allclose(x[0], x[1])
+    np.testing.assert_array_equal(x, probe_inputs(3900))
+
+
+def test_run_checks_the_batch_shape_of_every_call(tmp_path, rng):
+    """A model can pass the load probe and still collapse larger batches: every call is checked."""
+    model = open_model(write_linear_model(tmp_path / "m.onnx"), provider="cpu")
+    real = model.session
+
+    class Collapsing:  # the real session, with its output batch axis cut to one row
+        def run(self, names, feeds):
+            return [out[:1] for out in real.run(names, feeds)]
+
+    model.session = Collapsing()
+    with pytest.raises(ModelError, match=r"has shape \[1, 4\] for a batch of 5, expected \[5, 4\]"):
+        model.run_normalized(rng.standard_normal((5, 3900)).astype(np.float32))
+
+
+def test_nonfinite_output_for_one_spectrum_is_a_failure_row_not_garbage(tmp_path):
+    """log(min(flux)) inside the graph: NaN only for a spectrum with a negative input pixel."""
+    layouts = pytest.importorskip("bossnet_onnx.synthetic.layouts")
+    from bossnet_onnx.pipeline import predict
+    path = write_linear_model(tmp_path / "m.onnx", hostile="log-min", scale=2.0)
+    wave = layouts.boss_native_wavelength()
+    files = []
+    for i, level in enumerate((20.0, 0.5)):  # log(0.5) < 0 in the model input: NaN for star 2
+        flux = np.full(wave.size, level, np.float32) * (1 + 0.01 * np.sin(wave / 50))
+        f = tmp_path / f"spec-1000-59000-000{i + 1}.fits"
+        layouts.write_spec(f, wave, flux.astype(np.float32), np.full(wave.size, 4.0, np.float32),
+                           plate=1000, mjd=59000, fiberid=i + 1)
+        files.append(str(f))
+    table = predict(files, model=path, draws=0, seed=0)
+    assert table["result_flags"][0] & 1 == 0 and np.isfinite(table["teff"][0])
+    assert table["result_flags"][1] & 1 == 1 and np.isnan(table["teff"][1])
+    assert table["error"][1] == (f"{files[1]}[HDU 1]: model returned non-finite logg, logTeff, "
+                                 f"FeH, rv for this (finite) input; no labels for this spectrum")
+
+
+def test_absurd_log_teff_is_a_failure_row_not_an_overflow(tmp_path):
+    layouts = pytest.importorskip("bossnet_onnx.synthetic.layouts")
+    from bossnet_onnx.pipeline import predict
+    stats = {**linear_metadata().stats, "logTeff": {"MEAN": 400.0, "STD": 0.1}}
+    path = write_linear_model(tmp_path / "m.onnx", metadata=linear_metadata(stats=stats))
+    wave = layouts.boss_native_wavelength()
+    f = tmp_path / "spec-1000-59000-0001.fits"
+    layouts.write_spec(f, wave, np.full(wave.size, 20, np.float32),
+                       np.full(wave.size, 4.0, np.float32), plate=1000, mjd=59000, fiberid=1)
+    table = predict([str(f)], model=path, draws=2, seed=0)
+    assert table["result_flags"][0] & 1 == 1
+    assert "for which Teff overflows" in table["error"][0]

@@ -41,7 +41,7 @@ def test_merge_concatenates_and_keeps_provenance(tmp_path):
     a = shard_table(tmp_path, 1, 2, ["b.fits", "d.fits"])
     b = shard_table(tmp_path, 2, 2, ["a.fits", "c.fits"])
     merged = merge_catalogues([a, b], tmp_path / "all.fits")
-    assert list(merged["source"]) == ["a.fits", "b.fits", "c.fits", "d.fits"]
+    assert list(merged["path"]) == ["a.fits", "b.fits", "c.fits", "d.fits"]
     back = read_catalogue(tmp_path / "all.fits")
     assert back.meta["MODELSHA"] == "a" * 64 and back.meta["NSHARDS"] == 2
     assert "SHARD" not in back.meta
@@ -94,8 +94,8 @@ def test_sharded_runs_merge_to_the_unsharded_rows(tmp_path):
     assert "merged 3 catalogues, 5 rows" in res.output
     merged = read_catalogue(tmp_path / "all.fits")
     whole = predict(files, model=model, draws=4, seed=7)
-    assert list(merged["source"]) == list(whole["source"])
-    for name in ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "v_rad", "e_v_rad"):
+    assert list(merged["path"]) == list(whole["path"])
+    for name in ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "bn_v_r", "e_bn_v_r"):
         np.testing.assert_array_equal(merged[name], whole[name])
     res = runner.invoke(app, ["merge", *parts[:2], "-o", str(tmp_path / "bad.fits")])
     assert res.exit_code == 1 and "missing shard(s) 3/3" in res.output

@@ -34,15 +34,15 @@ def example_files(folder: Path) -> list[str]:
 
 def from_examples(files: list[str], model, draws: int, seed: int) -> None:
     table = predict(files, model=model, draws=draws, seed=seed)
-    n_files = len(set(table["source"]))
+    n_files = len(set(table["path"]))
     plot_kiel(table, HERE / "kiel.png",
               title=f"bundled examples: {len(table)} spectra from {n_files} files   "
                     f"(model {table.meta['MODEL']}, {table.meta['PROVNC']})")
     # A single-spectrum SDSS spec file without flags makes the clearest one-panel figure.
     clean = sorted((r for r in table if r["result_flags"] == 0),
-                   key=lambda r: not Path(str(r["source"])).name.startswith("spec-"))
+                   key=lambda r: not Path(str(r["path"])).name.startswith("spec-"))
     pick = clean[0] if clean else table[int(np.argmin(table["result_flags"]))]
-    plot_spectrum(str(pick["source"]), HERE / "spectrum.png", hdu=int(pick["hdu"]),
+    plot_spectrum(str(pick["path"]), HERE / "spectrum.png", hdu=int(pick["hdu"]),
                   row=int(pick["row"]), model=model, draws=draws, seed=seed)
     print(f"kiel: {len(table)} rows; spectrum: {pick['source']} HDU {pick['hdu']} "
           f"row {pick['row']}")

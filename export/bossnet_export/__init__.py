@@ -11,7 +11,11 @@ from .exporter import ExportReport, export_model, export_module, reference_grid
 from .network import BossNet, adaptive_pool_gather
 from .parity import PARITY_ATOL, ParityReport, check_parity
 
+#: Family members this exporter can turn into a runnable model (`models pull` checks it).
+SUPPORTED_MEMBERS = ("boss",)
+
 __all__ = [
+    "SUPPORTED_MEMBERS",
     "BossNet",
     "BossNetConfig",
     "OFFICIAL_BOSS",

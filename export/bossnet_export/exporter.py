@@ -165,11 +165,14 @@ def export_module(model: BossNet, output: str | Path, *, weights_sha256: str,
                   batch: int | None = None, quantize: str | None = None,
                   quantized_output: str | Path | None = None,
                   provenance: str = "user-weights", description: str = "",
-                  n_pixels: int = N_PIXELS, seed: int = 0) -> ExportReport:
+                  n_pixels: int = N_PIXELS, seed: int = 0,
+                  source: Mapping[str, Any] | None = None) -> ExportReport:
     """Export an in-memory BossNet (e.g. just trained) and verify it; see `export_model`.
 
     `weights_sha256` identifies the weights in the model's metadata (for a trained model,
-    the sha256 of the saved state dict). The model is switched to eval mode.
+    the sha256 of the saved state dict). `source` records which published set the weights
+    are (`models pull` passes registry name, repository, commit and blob ids). The model is
+    switched to eval mode.
     """
     import onnx
 
@@ -218,6 +221,7 @@ def export_module(model: BossNet, output: str | Path, *, weights_sha256: str,
         batch_size=batch,
         description=description,
         model_config=config.to_dict(),
+        source=dict(source) if source is not None else None,
     )
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, metadata.to_props())
@@ -258,7 +262,8 @@ def export_model(checkpoint: str | Path, output: str | Path, *,
                  name: str | None = None, opset: int = DEFAULT_OPSET,
                  batch: int | None = None, quantize: str | None = None,
                  quantized_output: str | Path | None = None,
-                 provenance: str = "user-weights", description: str = "") -> ExportReport:
+                 provenance: str = "user-weights", description: str = "",
+                 source: Mapping[str, Any] | None = None) -> ExportReport:
     """Convert a BOSS Net checkpoint into a verified ONNX file (the `export` command).
 
     `checkpoint` is the official directory (model_args.yaml + model_chunk_*), a .pt/.pth state
@@ -269,11 +274,12 @@ def export_model(checkpoint: str | Path, output: str | Path, *,
     """
     loaded = load_checkpoint(checkpoint, config)
     if name is None:
-        source = Path(checkpoint)
-        name = source.name if source.is_dir() else source.stem
+        given = Path(checkpoint)
+        name = given.name if given.is_dir() else given.stem
     return export_module(loaded.model, output, weights_sha256=loaded.weights_sha256,
                          stats=stats, name=name, opset=opset, batch=batch, quantize=quantize,
                          quantized_output=quantized_output, provenance=provenance,
+                         source=source,
                          description=description or f"exported from {Path(checkpoint).name} "
                                                     f"({loaded.layout})")
 

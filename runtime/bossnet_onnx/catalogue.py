@@ -1,12 +1,15 @@
-"""The output catalogue: DR19 column names, one row per spectrum, written atomically.
+"""The output catalogue: one row per spectrum, written atomically.
 
-Floats are float32 with NaN where unknown, integers int64 with -1 where unknown, flags int64.
-A failed spectrum is a row too: result_flags bit 0 and the `error` text.
+The columns (names, types, units, DR19/DR20 counterparts) are defined once, in `columns`.
+Floats are NaN where unknown, integers -1 where unknown, text empty. A failed spectrum is a row
+too: result_flags bit 0 and the `error` text. `Result.source` is the input file path (written
+as the `path` column: DR19's `source` is a source key, not a file).
 """
 from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,35 +17,25 @@ from typing import Any
 
 import numpy as np
 from astropy.table import Table
+from astropy.units import UnitsWarning
 
+from .columns import BOSS_LABEL_COLUMNS, IDENTIFIER_COLUMNS, MISSING, Column, columns_for
 from .errors import OutputError
 from .flags import BAD_MASK, WARN_MASK
+
+#: names of BOSS Net's label columns (the keys of Result.labels)
+LABEL_COLUMNS = tuple(c.name for c in BOSS_LABEL_COLUMNS)
 
 __all__ = [
     "Result",
     "IDENTIFIER_COLUMNS",
     "LABEL_COLUMNS",
+    "column_units",
     "build_table",
     "write_catalogue",
     "read_catalogue",
     "SUFFIX_FORMATS",
 ]
-
-#: (column, dtype, identifier keys that feed it, in order of preference)
-IDENTIFIER_COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("sdss_id", "int64", ("sdss_id",)),
-    ("catalogid", "int64", ("catalogid",)),
-    ("telescope", "str", ("telescope",)),
-    ("plate", "int64", ("plate",)),
-    ("field", "int64", ("field", "fieldid")),
-    ("mjd", "int64", ("mjd",)),
-    ("fiberid", "int64", ("fiberid", "fiber")),
-    ("obsid", "int64", ("obsid",)),
-    ("survey_class", "str", ("class", "survey_class")),
-)
-
-LABEL_COLUMNS = ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "v_rad", "e_v_rad",
-                 "log_teff", "e_log_teff")
 
 SUFFIX_FORMATS = {
     ".fits": "fits", ".fit": "fits", ".fits.gz": "fits",
@@ -63,6 +56,9 @@ class Result:
     result_flags: int = 0
     n_draws: int = 0
     error: str = ""
+    quality_flags: int = 0
+    #: computed per spectrum, not read: snr_model, frame
+    derived: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _identifier(ids: Mapping[str, Any], keys: tuple[str, ...], kind: str) -> Any:
@@ -76,40 +72,60 @@ def _identifier(ids: Mapping[str, Any], keys: tuple[str, ...], kind: str) -> Any
                 return text
             continue
         try:
-            return int(value)
-        except (TypeError, ValueError):
+            if kind == "int64":
+                return int(value)
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
             continue
-    return "" if kind == "str" else -1
+        if np.isfinite(number):
+            return number
+    return MISSING[kind]
 
 
-def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None) -> Table:
-    """Column-typed astropy Table from results (stable column order, DR19 names)."""
+def _value(result: Result, column: Column) -> Any:
+    if column.keys:
+        return _identifier(result.identifiers, column.keys, column.dtype)
+    name = column.name
+    fixed = {"path": result.source, "format": result.format, "hdu": result.hdu,
+             "row": result.row, "result_flags": result.result_flags,
+             "quality_flags": result.quality_flags, "n_draws": result.n_draws,
+             "error": result.error}
+    if name in fixed:
+        return fixed[name]
+    if name in ("flag_warn", "flag_bad"):
+        return bool(result.result_flags & (WARN_MASK if name == "flag_warn" else BAD_MASK))
+    if name in result.derived:
+        return result.derived[name]
+    return result.labels.get(name, MISSING[column.dtype])
+
+
+_NUMPY = {"str": str, "int64": np.int64, "float32": np.float32, "float64": np.float64,
+          "bool": bool}
+
+
+def column_units(label_columns: Iterable[Column] = BOSS_LABEL_COLUMNS) -> dict[str, str]:
+    """Unit text of every physical column (for FITS TUNIT, ECSV and Parquet metadata)."""
+    return {c.name: c.unit for c in columns_for(label_columns) if c.unit}
+
+
+def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None,
+                label_columns: Iterable[Column] = BOSS_LABEL_COLUMNS) -> Table:
+    """Column-typed astropy Table from results, columns as `columns` defines them."""
     results = list(results)
-    cols: dict[str, Any] = {
-        "source": np.array([r.source for r in results], dtype=str),
-        "format": np.array([r.format for r in results], dtype=str),
-        "hdu": np.array([r.hdu for r in results], dtype=np.int64),
-        "row": np.array([r.row for r in results], dtype=np.int64),
-    }
-    for name, kind, keys in IDENTIFIER_COLUMNS:
-        values = [_identifier(r.identifiers, keys, kind) for r in results]
-        cols[name] = np.array(values, dtype=str if kind == "str" else np.int64)
-    for name in LABEL_COLUMNS:
-        cols[name] = np.array([r.labels.get(name, np.nan) for r in results], dtype=np.float32)
-    flags = np.array([r.result_flags for r in results], dtype=np.int64)
-    cols["result_flags"] = flags
-    cols["flag_warn"] = (flags & WARN_MASK) != 0
-    cols["flag_bad"] = (flags & BAD_MASK) != 0
-    cols["n_draws"] = np.array([r.n_draws for r in results], dtype=np.int64)
-    cols["error"] = np.array([r.error for r in results], dtype=str)
+    cols: dict[str, Any] = {}
+    for column in columns_for(label_columns):
+        values = [_value(r, column) for r in results]
+        with np.errstate(over="ignore"):  # a label beyond float32 is inf, as DR19's REAL
+            cols[column.name] = np.array(values, dtype=_NUMPY[column.dtype])
     table = Table(cols, meta=dict(meta or {}))
     # Empty string columns default to <U1 / <U0 which FITS cannot hold: give them width >= 1.
     for name in table.colnames:
         if table[name].dtype.kind == "U" and table[name].dtype.itemsize == 0:
             table[name] = table[name].astype("U1")
-    # Only FITS-standard units; logg, fe_h and log_teff are dex (documented in the README).
-    for name, unit in (("teff", "K"), ("e_teff", "K"), ("v_rad", "km / s"), ("e_v_rad", "km / s")):
-        table[name].unit = unit
+    for column in columns_for(label_columns):
+        table[column.name].description = column.meaning
+        if column.unit:
+            table[column.name].unit = column.unit
     return table
 
 
@@ -168,6 +184,8 @@ def write_catalogue(table: Table, path: str | os.PathLike) -> Path:
     try:
         if fmt == "parquet":
             _write_parquet(table, tmp)
+        elif fmt == "fits":
+            _write_fits(out, tmp)
         else:
             out.write(tmp, format=fmt, overwrite=True)
         publish(tmp, path)
@@ -180,6 +198,36 @@ def write_catalogue(table: Table, path: str | os.PathLike) -> Path:
     return path
 
 
+def _write_fits(table: Table, path: str) -> None:
+    """FITS with a TUNIT for every physical column, `dex` included (astropy refuses to write
+    units outside the FITS standard, so they are set as header cards here)."""
+    import warnings
+
+    from astropy.io import fits
+    from astropy.units import UnitsWarning
+
+    plain = table.copy(copy_data=False)
+    for column in plain.itercols():
+        column.unit = None
+    hdu = fits.table_to_hdu(plain)
+    for i, name in enumerate(plain.colnames, start=1):
+        unit = table[name].unit
+        if unit is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UnitsWarning)
+                text = unit.to_string("fits") if _fits_unit(unit) else unit.to_string()
+            hdu.header[f"TUNIT{i}"] = text
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
+
+
+def _fits_unit(unit: Any) -> bool:
+    try:
+        unit.to_string("fits")
+    except ValueError:  # astropy: "not supported by the FITS standard" (dex, dex(K))
+        return False
+    return True
+
+
 def _write_parquet(table: Table, path: str) -> None:
     """pyarrow directly (astropy's parquet reader needs pandas); header in schema metadata."""
     import json
@@ -187,10 +235,17 @@ def _write_parquet(table: Table, path: str) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    arrays = {name: pa.array(np.asarray(table[name])) for name in table.colnames}
+    fields, arrays = [], []
+    for name in table.colnames:
+        array = pa.array(np.asarray(table[name]))
+        unit = table[name].unit
+        fields.append(pa.field(name, array.type,
+                               metadata={b"unit": str(unit).encode()} if unit is not None
+                               else None))
+        arrays.append(array)
     meta = {b"bossnet": json.dumps({k: (v.item() if hasattr(v, "item") else v)
                                     for k, v in table.meta.items()}).encode()}
-    pq.write_table(pa.table(arrays).replace_schema_metadata(meta), path)
+    pq.write_table(pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta)), path)
 
 
 def _read_parquet(path: Path) -> Table:
@@ -201,6 +256,10 @@ def _read_parquet(path: Path) -> Table:
     arrow = pq.read_table(path)
     table = Table({name: arrow.column(name).to_numpy(zero_copy_only=False)
                    for name in arrow.column_names})
+    for arrow_field in arrow.schema:
+        unit = (arrow_field.metadata or {}).get(b"unit")
+        if unit:
+            table[arrow_field.name].unit = unit.decode()
     raw = (arrow.schema.metadata or {}).get(b"bossnet")
     table.meta = json.loads(raw) if raw else {}
     return table
@@ -213,10 +272,13 @@ def read_catalogue(path: str | os.PathLike) -> Table:
         raise OutputError(f"{path}: catalogue not found")
     fmt = _format_for(path)
     try:
-        table = _read_parquet(path) if fmt == "parquet" else Table.read(path, format=fmt)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnitsWarning)  # TUNIT 'dex' is not FITS-standard
+            table = _read_parquet(path) if fmt == "parquet" else Table.read(path, format=fmt)
     except Exception as exc:  # noqa: BLE001
         raise OutputError(f"{path}: cannot read catalogue ({exc})") from None
-    for name in ("source", "format", "error", "telescope", "survey_class"):
+    for name in ("path", "format", "error", "telescope", "survey_class", "frame", "specobjid",
+                 "designation"):
         if name in table.colnames and table[name].dtype.kind in "SO":
             table[name] = table[name].astype(str)
     return table

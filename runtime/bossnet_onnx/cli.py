@@ -23,6 +23,10 @@ app = typer.Typer(
 )
 
 
+MODEL_HELP = ("Installed model name (`models list`) or ONNX file (default: the bundled demo "
+              "model).")
+
+
 def _fail(exc: BaseException) -> None:
     """Print one line and exit 1: the house rule for every command."""
     typer.echo(f"error: {exc}", err=True)
@@ -41,7 +45,8 @@ def _main(
         False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
     ),
 ) -> None:
-    """BOSS Net via ONNX: `predict` spectra, `export` checkpoints, `info` on models."""
+    """BOSS Net via ONNX: `predict` spectra, `models pull` the published weights, `export`
+    checkpoints, `info` on models."""
 
 
 def _print_table(table) -> None:
@@ -49,20 +54,26 @@ def _print_table(table) -> None:
     from rich.console import Console
     from rich.table import Table as RichTable
 
+    from .flags import flag_names
+
     view = RichTable(box=None, pad_edge=False, header_style="bold")
-    for name in ("source", "hdu", "row", "teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h",
-                 "v_rad", "e_v_rad", "flags", "error"):
-        view.add_column(name, justify="left" if name in ("source", "error") else "right")
+    for name in ("path", "hdu", "row", "teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h",
+                 "bn_v_r", "e_bn_v_r", "frame", "snr", "flags", "quality", "error"):
+        view.add_column(name, justify="left" if name in ("path", "error", "frame", "quality")
+                        else "right")
 
     def num(value, fmt):
         return "nan" if value != value else format(value, fmt)
 
     for r in table:
         view.add_row(
-            Path(str(r["source"])).name, str(r["hdu"]), str(r["row"]),
+            Path(str(r["path"])).name, str(r["hdu"]), str(r["row"]),
             num(r["teff"], ".0f"), num(r["e_teff"], ".0f"), num(r["logg"], ".2f"),
             num(r["e_logg"], ".2f"), num(r["fe_h"], ".2f"), num(r["e_fe_h"], ".2f"),
-            num(r["v_rad"], ".1f"), num(r["e_v_rad"], ".1f"), str(r["result_flags"]),
+            num(r["bn_v_r"], ".1f"), num(r["e_bn_v_r"], ".1f"), str(r["frame"]),
+            num(r["snr_model"], ".1f"), str(r["result_flags"]),
+            # quality problems by name, apart from DR19's flags: they do not make a row bad
+            ",".join(flag_names(0, int(r["quality_flags"]))) or "-",
             str(r["error"]),
         )
     Console(width=200, soft_wrap=True).print(view)
@@ -74,8 +85,8 @@ def predict(
     output: Path | None = typer.Option(None, "--output", "-o",
                                           help="Catalogue: .fits, .csv, .ecsv or .parquet. "
                                                "Default: a table on stdout."),
-    model: Path | None = typer.Option(None, "--model", "-m",
-                                         help="ONNX model (default: the bundled demo model)."),
+    model: str | None = typer.Option(None, "--model", "-m",
+                                        help=MODEL_HELP),
     provider: str = typer.Option("auto", "--provider",
                                  help="auto, cpu, cuda or openvino (auto: CUDA if this "
                                       "onnxruntime has it, else OpenVINO if installed, else cpu)."),
@@ -84,7 +95,10 @@ def predict(
                                        ".int8.onnx copy); reduced ones only within the accuracy "
                                        "budget."),
     draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the draws (with each spectrum's identity)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the draws (with each spectrum's content)."),
+    recipe: str = typer.Option("reference", "--recipe",
+                               help="Preprocessing: reference (hutchresearch/BOSSNet) or astra "
+                                    "(SDSS DR19's production code)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1,
                                     help="Model rows per onnxruntime call (memory ~ rows)."),
     threads: int | None = typer.Option(None, "--threads", min=1,
@@ -97,6 +111,7 @@ def predict(
 ) -> None:
     """Predict log g, Teff, [Fe/H] and RV for every spectrum in INPUTS."""
     from .pipeline import predict as run_predict
+    from .preprocess import RECIPES
     from .runs import Interrupted, predict_to_file
     from .sharding import parse_shard
 
@@ -105,6 +120,9 @@ def predict(
             parse_shard(shard)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--shard") from None
+    if recipe not in RECIPES:
+        raise typer.BadParameter(f"{recipe!r} is not one of {', '.join(RECIPES)}",
+                                 param_hint="--recipe")
     if resume and output is None:
         raise typer.BadParameter("--resume needs --output/-o (the catalogue being resumed)",
                                  param_hint="--resume")
@@ -116,7 +134,8 @@ def predict(
     show_progress = not quiet and sys.stderr.isatty()
     common: dict[str, Any] = dict(model=model, provider=provider, draws=draws, seed=seed,
                                   batch_size=batch_size, threads=threads,
-                                  progress=show_progress, shard=shard, precision=precision)
+                                  progress=show_progress, shard=shard, recipe=recipe,
+                                  precision=precision)
     try:
         if output is None:
             table = run_predict(inputs, **common)
@@ -203,14 +222,21 @@ def plot(
                                                "<spectrum stem>.png in the current directory."),
     hdu: int | None = typer.Option(None, "--hdu", help="Only spectra from this HDU."),
     row: int | None = typer.Option(None, "--row", help="Only spectra from this table row."),
-    model: Path | None = typer.Option(None, "--model", "-m",
-                                         help="ONNX model (default: the bundled demo model)."),
+    model: str | None = typer.Option(None, "--model", "-m",
+                                        help=MODEL_HELP),
     provider: str = typer.Option("auto", "--provider", help="auto, cpu, cuda or openvino."),
     draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws (as in predict)."),
+    recipe: str = typer.Option("reference", "--recipe",
+                               help="Preprocessing, as in predict: reference or astra."),
 ) -> None:
     """Plot each spectrum, the model input it became, and its labels, errors and flags."""
     from .plotting import plot_spectrum
+    from .preprocess import RECIPES
+
+    if recipe not in RECIPES:
+        raise typer.BadParameter(f"{recipe!r} is not one of {', '.join(RECIPES)}",
+                                 param_hint="--recipe")
 
     name = spectrum.name
     for suffix in (".gz", ".fits", ".fit", ".csv", ".ecsv"):
@@ -218,7 +244,7 @@ def plot(
     target = output if output is not None else Path(f"{name}.png")
     try:
         fig = plot_spectrum(spectrum, target, hdu=hdu, row=row, model=model, provider=provider,
-                            draws=draws, seed=seed)
+                            draws=draws, seed=seed, recipe=recipe)
     except BossNetError as exc:
         _fail(exc)
     typer.echo(f"{len(fig.axes) // 2} spectra -> {target}", err=True)
@@ -255,7 +281,7 @@ def kiel(
 
 @app.command()
 def info(
-    model: Path | None = typer.Argument(None, help="ONNX model (default: the bundled one)."),
+    model: str | None = typer.Argument(None, help=MODEL_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the details as JSON."),
 ) -> None:
     """Describe a model: provenance, checksums, grid, parameters, stats, opset, providers."""
@@ -268,6 +294,56 @@ def info(
     except BossNetError as exc:
         _fail(exc)
     typer.echo(json.dumps(details, indent=2) if as_json else format_model_info(details))
+
+
+models_app = typer.Typer(
+    help="The published BOSS Net weights: list them, pull (fetch, verify, export) one.",
+    no_args_is_help=True,
+)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(
+    as_json: bool = typer.Option(False, "--json", help="Print the registry (every file with "
+                                 "its path and git blob id) and the install state as JSON."),
+) -> None:
+    """Each published model: description, repository, commit, size, whether it is installed."""
+    import json
+
+    from .pull import format_model_list, list_models
+
+    try:
+        doc = list_models()
+    except BossNetError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(doc, indent=1) if as_json else format_model_list(doc))
+
+
+@models_app.command("pull")
+def models_pull(
+    name: str = typer.Argument(..., help="Model name (see `bossnet-onnx models list`)."),
+    source_dir: Path | None = typer.Option(None, "--from", help="Take the files from a "
+                                              "local clone of the repository (or a copy of "
+                                              "the model's folder) instead of the network."),
+    force: bool = typer.Option(False, "--force", help="Fetch, verify and export again even "
+                               "if the model is installed."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Fetch NAME's published files, verify their git blob ids, export and install NAME.onnx."""
+    from .pull import pull_model
+
+    try:
+        result = pull_model(name, source_dir=source_dir, force=force,
+                            progress=not quiet and sys.stderr.isatty())
+    except BossNetError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: nothing was installed; verified files and the partial "
+                   f"download are kept, run `bossnet-onnx models pull {name}` again to resume",
+                   err=True)
+        raise typer.Exit(code=130) from None
+    typer.echo(result.summary(), err=True)
 
 
 def main() -> None:

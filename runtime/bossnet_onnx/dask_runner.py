@@ -28,16 +28,17 @@ def _worker_model(model_path: str, provider: str, threads: int) -> BossNetModel:
 
 
 def predict_partition(paths: Iterable[str], model_path: str, provider: str, threads: int,
-                      draws: int, seed: int, batch_size: int) -> list[Result]:
+                      draws: int, seed: int, batch_size: int,
+                      recipe: str = "reference") -> list[Result]:
     """Results for one bag partition, using this process's cached session."""
     model = _worker_model(model_path, provider, threads)
     return list(iter_results(list(paths), model, draws=draws, seed=seed, batch_rows=batch_size,
-                             times=StageTimes()))
+                             times=StageTimes(), recipe=recipe))
 
 
 def predict_dask(inputs: Iterable[str] | str, *, model: str | os.PathLike | None = None,
                  provider: str = "cpu", draws: int = 20, seed: int = 0,
-                 batch_size: int = DEFAULT_BATCH_ROWS,
+                 recipe: str = "reference", batch_size: int = DEFAULT_BATCH_ROWS,
                  threads: int = 1, files_per_partition: int = 64, client=None) -> Table:
     """Like `bossnet_onnx.predict`, with files spread over a Dask cluster.
 
@@ -46,21 +47,20 @@ def predict_dask(inputs: Iterable[str] | str, *, model: str | os.PathLike | None
     """
     import dask.bag as db
 
-    if model is None:
-        from .model_files import default_model_path
+    from .model_files import resolve_model
 
-        model = default_model_path()
-    model_path = str(os.fspath(model))
+    # Resolved here, once: workers get a file path, whatever their environment says.
+    model_path = str(resolve_model(model))
     # Validates the model once, up front, and supplies the header provenance.
     local = open_model(model_path, provider, threads)
     paths = resolve_inputs(inputs)
     if not paths:
-        return build_table([], meta=run_metadata(local, draws, seed))
+        return build_table([], meta=run_metadata(local, draws, seed, recipe=recipe))
     npartitions = max(1, -(-len(paths) // max(1, files_per_partition)))
     bag = db.from_sequence(paths, npartitions=npartitions).map_partitions(
-        predict_partition, model_path, provider, threads, draws, seed, batch_size
+        predict_partition, model_path, provider, threads, draws, seed, batch_size, recipe
     )
     results = bag.compute() if client is None else client.compute(bag).result()
-    table = build_table(results, meta=run_metadata(local, draws, seed))
+    table = build_table(results, meta=run_metadata(local, draws, seed, recipe=recipe))
     table.meta["RUNNER"] = "dask"
     return table

@@ -174,18 +174,25 @@ def _rewire(tensor: Any, ops: Any) -> Any:
 def _cache_folder(path: Path) -> Path | None:
     """This model's OpenVINO cache folder (compiled blobs, bf16 stage IRs); None when off.
 
-    Keyed like the ORT-format copies (resolved path, size, mtime) plus the OpenVINO version,
-    so an edited or replaced model file never meets a stale compiled blob.
+    Keyed like the ORT-format copies, on the model's content hash (ort_cache.content_sha256:
+    the .onnx and its external data, memoised per file identity) plus the OpenVINO version, so
+    an edited, replaced or `cp -p`-restored model never meets a stale compiled blob.
     """
     import hashlib
 
-    from .ort_cache import cache_dir
+    from .ort_cache import cache_dir, content_sha256
 
     folder = cache_dir()
     if folder is None:
         return None
-    stat = path.stat()
-    ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{version()}"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return None
+    content = content_sha256(path, folder)
+    if content is None:
+        return None
+    ident = f"{content}|{version()}"
     return folder / "openvino" / f"{path.stem}-{hashlib.sha256(ident.encode()).hexdigest()[:24]}"
 
 

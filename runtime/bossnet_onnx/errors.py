@@ -17,6 +17,10 @@ __all__ = [
     "ExportError",
     "CheckpointError",
     "ParityError",
+    "RegistryError",
+    "DownloadError",
+    "VerificationError",
+    "PullError",
 ]
 
 
@@ -62,3 +66,19 @@ class CheckpointError(ExportError):
 
 class ParityError(ExportError):
     """The exported ONNX graph does not reproduce PyTorch within tolerance."""
+
+
+class RegistryError(BossNetError):
+    """The model registry (built-in or BOSSNET_ONNX_REGISTRY) is unreadable, or a name is unknown."""
+
+
+class DownloadError(BossNetError):
+    """A published file could not be fetched: server down, HTTP error, timeout, disk full."""
+
+
+class VerificationError(DownloadError):
+    """A fetched file's git blob id differs from the registry's: it is not the published file."""
+
+
+class PullError(BossNetError):
+    """`models pull` stopped after the files were fetched: no export extra, locked, unsupported."""

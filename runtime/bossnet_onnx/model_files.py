@@ -8,13 +8,14 @@ installs `bossnet_onnx_models` next to `bossnet_onnx`, not inside a checkout.
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
-from .errors import ModelError
+from .errors import BossNetError, ModelError
 from .hashing import file_sha256
 
-__all__ = ["MODELS_PACKAGE", "default_model_path", "bundled_models"]
+__all__ = ["MODELS_PACKAGE", "default_model_path", "bundled_models", "resolve_model"]
 
 MODELS_PACKAGE = "bossnet_onnx_models"
 POINTER = "default.json"
@@ -77,3 +78,42 @@ def default_model_path() -> Path:
             f"{folder}: {what}; cannot choose a default model: give one with --model"
         )
     return found[0]
+
+
+def _looks_like_name(spec: str) -> bool:
+    """A bare word such as `boss`: no folder part and no file suffix."""
+    return ("/" not in spec and os.sep not in spec and "." not in spec and bool(spec)
+            and spec not in (".", ".."))
+
+
+def resolve_model(spec: str | os.PathLike | None) -> Path:
+    """The model file a `--model` value means: an installed name first, then a path.
+
+    None is the bundled demo model. A bare word that is neither an installed model nor an
+    existing file is an error listing the installed and published names and the pull command.
+    """
+    if spec is None:
+        return default_model_path()
+    text = os.fspath(spec)
+    if isinstance(spec, str) and _looks_like_name(text):
+        from .model_home import installed_models
+
+        installed = installed_models()
+        if text in installed:
+            return installed[text]
+        if not Path(text).exists():
+            from .registry import load_registry
+
+            try:
+                published = load_registry().names
+            except BossNetError:
+                published = []
+            how = (f"`bossnet-onnx models pull {text}`" if text in published
+                   else "`bossnet-onnx models pull NAME`")
+            raise ModelError(
+                f"--model {text}: no installed model and no file of that name; installed: "
+                f"{', '.join(sorted(installed)) or 'none'}; published: "
+                f"{', '.join(published) or 'none'}; install one with {how}, or give the path "
+                f"of an .onnx file"
+            )
+    return Path(text)

@@ -17,7 +17,7 @@ __all__ = ["model_info", "format_model_info", "PROVENANCE_TEXT"]
 PROVENANCE_TEXT = {
     "published-weights": "exported from the published BOSS Net weights (Sizemore et al. 2024)",
     "synthetic-demo": "demonstration model trained on synthetic spectra; for science, export the "
-                      "published weights",
+                      "published weights (`bossnet-onnx models pull boss`, then --model boss)",
     "random-weights": "random weights: for tests and benchmarks only, its labels mean nothing",
     "user-weights": "exported from user-supplied weights (check their origin)",
 }
@@ -74,6 +74,7 @@ def model_info(path: str | os.PathLike | None = None) -> dict[str, Any]:
         "inputs": {i.name: {"shape": _dims(i.shape), "type": i.type} for i in inputs},
         "outputs": {o.name: {"shape": _dims(o.shape), "type": o.type} for o in outputs},
         "model_config": dict(meta.model_config),
+        "source": dict(meta.source) if meta.source else None,
         "onnxruntime_version": ort.__version__,
         "available_providers": list(ort.get_available_providers()),
         "openvino": _openvino_status(),
@@ -109,6 +110,15 @@ def format_model_info(info: dict[str, Any]) -> str:
     ]
     if info["description"]:
         lines.append(("description", info["description"]))
+    source = info.get("source")
+    if source:
+        lines += [
+            ("published set", f"{source['registry_name']} ({source.get('member', 'boss')})"),
+            ("  repository", f"{source['repository']} {source.get('folder', '')}".rstrip()),
+            ("  commit", source["commit"]),
+            ("  files", f"{len(source.get('files', []))} verified by git blob id "
+                        f"(ids: --json)"),
+        ]
     lines += [
         ("file sha256", info["file_sha256"]),
         ("weights sha256", info["weights_sha256"]),

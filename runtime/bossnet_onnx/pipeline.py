@@ -10,10 +10,10 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.table import Table
@@ -21,9 +21,9 @@ from astropy.table import Table
 from . import __version__
 from .catalogue import Result, build_table
 from .errors import BossNetError
-from .flags import ResultFlags, parameter_flags
+from .flags import LOW_SNR_THRESHOLD, QualityFlags, ResultFlags, parameter_flags
 from .metadata import ModelMetadata
-from .preprocess import model_inputs, sigma_from_ivar
+from .preprocess import RECIPES, astra_flux, model_inputs, sigma_from_ivar
 from .session import BossNetModel, open_model
 from .spectrum import ReadFailure, Spectrum
 from .uncertainty import noisy_copies, spectrum_rng, summarize_draws
@@ -33,7 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["predict", "resolve_inputs", "start_session", "stream_results", "prepare_spectrum",
            "result_from_outputs", "Prepared", "StageTimes", "LOW_COVERAGE_FRACTION",
-           "BAD_PIXEL_FRACTION"]
+           "BAD_PIXEL_FRACTION", "snr_in_range", "compose_velocities", "SPEED_OF_LIGHT_KMS"]
+
+#: km/s, exact (SI definition)
+SPEED_OF_LIGHT_KMS = 299_792.458
 
 LOW_COVERAGE_FRACTION = 0.8
 BAD_PIXEL_FRACTION = 0.2
@@ -52,6 +55,8 @@ class Prepared:
     spectrum: Spectrum
     inputs: np.ndarray
     quality: int
+    recipe: str = "reference"
+    snr_model: float = float("nan")
 
 
 @dataclass
@@ -68,35 +73,63 @@ class StageTimes:
     extra: dict = field(default_factory=dict)
 
 
-def _quality_bits(spec: Spectrum, coverage: float, grid: np.ndarray) -> int:
-    bits = 0
+def snr_in_range(spec: Spectrum, grid: np.ndarray) -> float:
+    """Our S/N: median of flux x sqrt(ivar) over the pixels inside the model's wavelength range
+    with finite flux and finite ivar > 0 (NaN when there are none). A median per pixel, like
+    SDSS's SN_MEDIAN_ALL, but over exactly the range BOSS Net reads."""
+    wave = np.asarray(spec.wavelength, dtype=np.float64)
+    flux = np.asarray(spec.flux, dtype=np.float64)
+    ivar = np.asarray(spec.ivar, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        good = ((wave >= grid[0]) & (wave <= grid[-1]) & np.isfinite(flux) & np.isfinite(ivar)
+                & (ivar > 0))
+        if not good.any():
+            return float("nan")
+        return float(np.median(flux[good] * np.sqrt(ivar[good])))
+
+
+def _quality_bits(spec: Spectrum, coverage: float, grid: np.ndarray, snr: float) -> int:
+    bits = QualityFlags(0)
     if coverage < LOW_COVERAGE_FRACTION:
-        bits |= ResultFlags.LOW_COVERAGE
+        bits |= QualityFlags.LOW_COVERAGE
     ivar = np.asarray(spec.ivar, dtype=np.float64)
     good_ivar = np.isfinite(ivar) & (ivar > 0)
     if not good_ivar.any():
-        bits |= ResultFlags.NO_VALID_IVAR
+        bits |= QualityFlags.NO_VALID_IVAR
     wave = np.asarray(spec.wavelength, dtype=np.float64)
     in_range = (wave >= grid[0]) & (wave <= grid[-1])
     if in_range.any():
         bad = ~(np.isfinite(np.asarray(spec.flux, dtype=np.float64)) & good_ivar)
         if bad[in_range].mean() > BAD_PIXEL_FRACTION:
-            bits |= ResultFlags.MANY_BAD_PIXELS
+            bits |= QualityFlags.MANY_BAD_PIXELS
     if str(spec.identifiers.get("class", "")).strip().upper() in NON_STELLAR_CLASSES:
-        bits |= ResultFlags.NOT_A_STAR
+        bits |= QualityFlags.NOT_A_STAR
+    if snr < LOW_SNR_THRESHOLD:  # NaN (no usable ivar) is NO_VALID_IVAR's business
+        bits |= QualityFlags.LOW_SNR
     return int(bits)
 
 
-def prepare_spectrum(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int) -> Prepared:
-    """Sigma, noisy copies and the preprocessed model rows of one spectrum."""
+def prepare_spectrum(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int,
+                     recipe: str = "reference") -> Prepared:
+    """Sigma, noisy copies and the preprocessed model rows of one spectrum.
+
+    `recipe` "astra" zeroes NaN flux first and pools the copies' clip percentile (DR19's
+    production code; see preprocess); the draws come from the same seeded generator.
+    """
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
     pre = meta.preprocessing
     flux = np.asarray(spec.flux, dtype=np.float32)
+    if recipe == "astra":
+        flux = astra_flux(flux)
     copies = flux[None, :]
     if draws:
         sigma = sigma_from_ivar(spec.ivar, flux, pre)
         copies = noisy_copies(flux, sigma, draws, spectrum_rng(seed, spec.identity))
-    rows, plan = model_inputs(spec.wavelength, copies, meta.grid, pre, where=spec.location)
-    return Prepared(spec, rows, _quality_bits(spec, plan.coverage, meta.grid))
+    rows, plan = model_inputs(spec.wavelength, copies, meta.grid, pre, where=spec.location,
+                              recipe=recipe)
+    snr = snr_in_range(spec, meta.grid)
+    return Prepared(spec, rows, _quality_bits(spec, plan.coverage, meta.grid, snr), recipe, snr)
 
 
 def _failure(item: Spectrum | ReadFailure | str, error: str) -> Result:
@@ -116,7 +149,7 @@ def _error_text(exc: BaseException, where: str | None = None) -> str:
 
 
 def _read_and_prepare(path: str, meta: ModelMetadata, draws: int, seed: int,
-                      times: StageTimes) -> list[Prepared | Result]:
+                      times: StageTimes, recipe: str = "reference") -> list[Prepared | Result]:
     """Everything for one input path; never raises (failures become Result rows)."""
     from .readers import read_spectra
 
@@ -131,25 +164,67 @@ def _read_and_prepare(path: str, meta: ModelMetadata, draws: int, seed: int,
     out: list[Prepared | Result] = []
     for rec in records:
         if isinstance(rec, ReadFailure):
-            out.append(_failure(rec, rec.error))
-            continue
+            if recipe != "astra" or rec.spectrum is None:
+                out.append(_failure(rec, rec.error))
+                continue
+            rec = rec.spectrum  # DR19 predicts degenerate spectra too
         try:
-            out.append(prepare_spectrum(rec, meta, draws, seed))
+            out.append(prepare_spectrum(rec, meta, draws, seed, recipe))
         except Exception as exc:  # noqa: BLE001
             out.append(_failure(rec, _error_text(exc, rec.location)))
     times.preprocess += time.perf_counter() - t1
     return out
 
 
-def _labels(meta: ModelMetadata, point: np.ndarray, scatter: np.ndarray) -> dict[str, float]:
+def compose_velocities(u: float, w: float, e_u: float = math.nan, e_w: float = math.nan
+                       ) -> tuple[float, float]:
+    """Relativistic sum of a frame velocity `u` and a velocity `w` measured in that frame
+    (km/s): (u + w) / (1 + u w / c^2), with first-order error propagation of e_u and e_w
+    (a NaN e_u, unknown, leaves only the e_w term). At stellar velocities the correction to
+    u + w is below 1e-4 km/s for |u|, |w| < 200 km/s; it is there so the formula is right."""
+    c2 = SPEED_OF_LIGHT_KMS ** 2
+    denominator = 1.0 + u * w / c2
+    v = (u + w) / denominator
+    d_w = (1.0 - u * u / c2) / denominator ** 2
+    d_u = (1.0 - w * w / c2) / denominator ** 2
+    terms = [(d_w * e_w) ** 2]
+    if math.isfinite(e_u):
+        terms.append((d_u * e_u) ** 2)
+    return v, math.sqrt(sum(terms))
+
+
+def _barycentric(ids: Mapping[str, Any], bn_v_r: float, e_bn_v_r: float) -> tuple[float, float]:
+    """BOSS Net's RV in the barycentric frame: as is for barycentric spectra; composed with the
+    XCSAO velocity DR19 shifted a rest-frame spectrum by (mwmStar: the coadd's v_rad, the mean
+    of its visits' shifts; mwmVisit in_stack rows: that visit's xcsao_v_rad); NaN otherwise."""
+    frame = str(ids.get("frame", ""))
+    if frame == "barycentric":
+        return bn_v_r, e_bn_v_r
+    if frame != "rest":
+        return math.nan, math.nan
+    for key, e_key in (("xcsao_v_rad", "xcsao_e_v_rad"), ("v_rad", "e_v_rad")):
+        try:
+            u = float(ids.get(key, math.nan))
+            e_u = float(ids.get(e_key, math.nan))
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(u):
+            return compose_velocities(u, bn_v_r, e_u, e_bn_v_r)
+    return math.nan, math.nan
+
+
+def _labels(meta: ModelMetadata, point: np.ndarray, scatter: np.ndarray,
+            ids: Mapping[str, Any]) -> dict[str, float]:
     i_logg, i_lt, i_feh, i_rv = (meta.index(n) for n in ("logg", "logTeff", "FeH", "rv"))
     log_teff = float(point[i_lt])
-    teff = 10.0 ** log_teff
+    teff = float(np.power(10.0, log_teff))  # inf (not OverflowError) for absurd outputs
+    rv, e_rv = float(point[i_rv]), float(scatter[i_rv])
+    v_bary, e_v_bary = _barycentric(ids, rv, e_rv)
     return {
         "teff": teff, "e_teff": teff * math.log(10.0) * float(scatter[i_lt]),
         "logg": float(point[i_logg]), "e_logg": float(scatter[i_logg]),
         "fe_h": float(point[i_feh]), "e_fe_h": float(scatter[i_feh]),
-        "v_rad": float(point[i_rv]), "e_v_rad": float(scatter[i_rv]),
+        "bn_v_r": rv, "e_bn_v_r": e_rv, "bn_v_bary": v_bary, "e_bn_v_bary": e_v_bary,
         "log_teff": log_teff, "e_log_teff": float(scatter[i_lt]),
     }
 
@@ -161,13 +236,27 @@ def result_from_outputs(prep: Prepared, physical: np.ndarray, meta: ModelMetadat
     Shared by `predict` and the plots, so a plot title always says what the catalogue says.
     """
     spec = prep.spectrum
-    if not np.all(np.isfinite(physical)):
-        return _failure(spec, f"{spec.location}: model returned non-finite values")
-    labels = _labels(meta, physical[0], summarize_draws(physical[1:]))
-    flags = prep.quality | int(parameter_flags(labels["teff"], labels["logg"], labels["fe_h"]))
+    finite = np.isfinite(physical).all(axis=0)
+    if not finite.all() and prep.recipe != "astra":
+        # DR19 (recipe astra) writes NaN labels and flags them as its SQL does instead
+        bad = ", ".join(n for n, ok in zip(meta.parameter_names, finite) if not ok)
+        failed = _failure(spec, f"{spec.location}: model returned non-finite {bad} for this "
+                                f"(finite) input; no labels for this spectrum")
+        failed.quality_flags, failed.derived = prep.quality, {"snr_model": prep.snr_model}
+        return failed
+    with np.errstate(invalid="ignore", over="ignore"):
+        labels = _labels(meta, physical[0], summarize_draws(physical[1:]), spec.identifiers)
+    if not math.isfinite(labels["teff"]) and prep.recipe != "astra":
+        failed = _failure(spec, f"{spec.location}: model returned log Teff = "
+                                f"{labels['log_teff']:.6g}, for which Teff overflows; no labels "
+                                f"for this spectrum")
+        failed.quality_flags, failed.derived = prep.quality, {"snr_model": prep.snr_model}
+        return failed
+    flags = int(parameter_flags(labels["teff"], labels["logg"], labels["fe_h"]))
     return Result(source=spec.source, format=spec.format, hdu=spec.hdu, row=spec.row,
                   identifiers=dict(spec.identifiers), labels=labels, result_flags=flags,
-                  n_draws=draws)
+                  n_draws=draws, quality_flags=prep.quality,
+                  derived={"snr_model": prep.snr_model})
 
 
 class _Batcher:
@@ -212,6 +301,7 @@ class _Batcher:
 
 def iter_results(paths: Sequence[str], model: BossNetModel, *, draws: int = 20, seed: int = 0,
                  batch_rows: int = DEFAULT_BATCH_ROWS, times: StageTimes | None = None,
+                 recipe: str = "reference",
                  on_file_done: Callable[[int], None] | None = None) -> Iterator[Result]:
     """Results in input order (file order, then HDU/row order within a file)."""
     times = times if times is not None else StageTimes()
@@ -243,7 +333,8 @@ def iter_results(paths: Sequence[str], model: BossNetModel, *, draws: int = 20, 
     def submit_next() -> None:
         path = next(remaining, None)
         if path is not None:
-            futures.append(pool.submit(_read_and_prepare, path, meta, draws, seed, times))
+            futures.append(pool.submit(_read_and_prepare, path, meta, draws, seed, times,
+                                       recipe))
 
     try:
         for _ in range(PREFETCH_FILES):
@@ -264,7 +355,8 @@ def iter_results(paths: Sequence[str], model: BossNetModel, *, draws: int = 20, 
     yield from drain(batcher.flush())
 
 
-def run_metadata(model: BossNetModel, draws: int, seed: int, shard: str | None = None) -> dict:
+def run_metadata(model: BossNetModel, draws: int, seed: int, shard: str | None = None,
+                 recipe: str = "reference") -> dict:
     """Provenance for the catalogue header (SHARD only for a `--shard K/N` run)."""
     meta = model.metadata
     header = {
@@ -278,8 +370,14 @@ def run_metadata(model: BossNetModel, draws: int, seed: int, shard: str | None =
         "SEED": int(seed),
         "BNVERS": __version__,
         "PREPROC": meta.preprocessing.version,
+        "RECIPE": recipe,
         "DATE": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
     }
+    if meta.source:
+        # Which published set produced the rows (models pull); the blob ids are in the model.
+        header["MODELREG"] = meta.source["registry_name"]
+        header["MODELREP"] = meta.source["repository"]
+        header["MODELCOM"] = meta.source["commit"]
     if shard:
         header["SHARD"] = str(shard)
     return header
@@ -299,7 +397,7 @@ def resolve_inputs(inputs: Iterable[str] | str, shard: Shard | str | None = None
 
 
 def predict(inputs: Iterable[str] | str, *, model: str | os.PathLike | BossNetModel | None = None,
-            provider: str = "auto", draws: int = 20, seed: int = 0,
+            provider: str = "auto", draws: int = 20, seed: int = 0, recipe: str = "reference",
             batch_size: int = DEFAULT_BATCH_ROWS,
             threads: int | None = None, progress: bool = False, shard: str | None = None,
             times: StageTimes | None = None, precision: str = "fp32") -> Table:
@@ -310,12 +408,14 @@ def predict(inputs: Iterable[str] | str, *, model: str | os.PathLike | BossNetMo
     `draws` noisy copies per spectrum give e_* as their scatter (ddof=1); `seed` with each
     spectrum's identity fixes them, whatever the batch size, file order or `shard` ("K/N").
     """
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
     paths = resolve_inputs(inputs, shard)
     session, times = start_session(model, provider, threads, draws, batch_size, times,
                                    precision)
     results = list(stream_results(paths, session, draws=draws, seed=seed, batch_rows=batch_size,
-                                  times=times, progress=progress))
-    return build_table(results, meta=run_metadata(session, draws, seed, shard))
+                                  times=times, progress=progress, recipe=recipe))
+    return build_table(results, meta=run_metadata(session, draws, seed, shard, recipe))
 
 
 def start_session(model: str | os.PathLike | BossNetModel | None, provider: str,
@@ -336,11 +436,12 @@ def start_session(model: str | os.PathLike | BossNetModel | None, provider: str,
 
 
 def stream_results(paths: Sequence[str], session: BossNetModel, *, draws: int, seed: int,
-                   batch_rows: int, times: StageTimes, progress: bool = False) -> Iterator[Result]:
+                   batch_rows: int, times: StageTimes, progress: bool = False,
+                   recipe: str = "reference") -> Iterator[Result]:
     """iter_results with an optional rich progress bar over files (on stderr)."""
     if not progress:
         yield from iter_results(paths, session, draws=draws, seed=seed, batch_rows=batch_rows,
-                                times=times)
+                                times=times, recipe=recipe)
         return
     from rich.console import Console
     from rich.progress import (
@@ -356,4 +457,5 @@ def stream_results(paths: Sequence[str], session: BossNetModel, *, draws: int, s
                   console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("predict", total=len(paths))
         yield from iter_results(paths, session, draws=draws, seed=seed, batch_rows=batch_rows,
-                                times=times, on_file_done=lambda n: bar.advance(task, n))
+                                times=times, recipe=recipe,
+                                on_file_done=lambda n: bar.advance(task, n))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import BossNetError, InputError
-from .flags import ResultFlags, flag_bad, flag_warn
+from .flags import QualityFlags, ResultFlags, flag_bad, flag_warn
 from .spectrum import ReadFailure, Spectrum
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -125,13 +125,16 @@ def _value(v: float, e: float, fmt: str) -> str:
     return f"{text} ± {format(e, fmt)}" if math.isfinite(e) else text
 
 
-def _flag_names(bits: int) -> str:
+def _flag_names(bits: int, quality: int = 0) -> str:
+    """DR19 flags, then our quality bits on their own ("quality: ..."), never mixed."""
     names = [str(f.name) for f in ResultFlags if bits & f.value]
-    return ", ".join(names) if names else "none"
+    text = ", ".join(names) if names else "none"
+    problems = [str(f.name) for f in QualityFlags if quality & f.value]
+    return text + (f"   quality: {', '.join(problems)}" if problems else "")
 
 
 def _title(record: Spectrum | ReadFailure, labels: dict[str, float], flags: int, error: str,
-           model_label: str) -> str:
+           model_label: str, quality: int = 0) -> str:
     where = f"{Path(record.source).name}  [HDU {record.hdu}" + (
         f", row {record.row}]" if record.row >= 0 else "]")
     if error:
@@ -139,12 +142,13 @@ def _title(record: Spectrum | ReadFailure, labels: dict[str, float], flags: int,
         second = f"error: {error}"
         if len(second) > 160:
             second = second[:157] + "..."
-        return f"{first}\n{second}\nflags: {_flag_names(flags)}   model: {model_label}"
+        return (f"{first}\n{second}\nflags: {_flag_names(flags, quality)}   "
+                f"model: {model_label}")
     text = (f"Teff = {_value(labels['teff'], labels['e_teff'], '.0f')} K    "
             f"log g = {_value(labels['logg'], labels['e_logg'], '.2f')}    "
             f"[Fe/H] = {_value(labels['fe_h'], labels['e_fe_h'], '.2f')}    "
-            f"RV = {_value(labels['v_rad'], labels['e_v_rad'], '.1f')} km/s")
-    return f"{where}\n{text}\nflags: {_flag_names(flags)}   model: {model_label}"
+            f"RV = {_value(labels['bn_v_r'], labels['e_bn_v_r'], '.1f')} km/s")
+    return f"{where}\n{text}\nflags: {_flag_names(flags, quality)}   model: {model_label}"
 
 
 def _robust_limits(values: np.ndarray, window: int = 15) -> tuple[float, float] | None:
@@ -243,7 +247,8 @@ def _as_records(source: Any) -> tuple[list[Spectrum | ReadFailure], str]:
 def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | ReadFailure],
                   output: str | os.PathLike | None = None, *, hdu: int | None = None,
                   row: int | None = None, model: str | os.PathLike | BossNetModel | None = None,
-                  provider: str = "auto", draws: int = 20, seed: int = 0) -> Figure:
+                  provider: str = "auto", draws: int = 20, seed: int = 0,
+                  recipe: str = "reference") -> Figure:
     """One panel per spectrum: observed flux over the model's 3900-point input, labels on top.
 
     `source` is a spectrum file (every format `predict` reads) or Spectrum records; `hdu`/`row`
@@ -271,7 +276,7 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
         ax_in = fig.add_subplot(inner[1], sharex=ax_obs)
         ax_obs.tick_params(labelbottom=False)
         labels: dict[str, float] = {}
-        flags, error = int(ResultFlags.RUNTIME_EXCEPTION), ""
+        flags, error, quality = int(ResultFlags.RUNTIME_EXCEPTION), "", 0
         if isinstance(record, ReadFailure):
             error = record.error
             _message(ax_obs, "spectrum could not be read")
@@ -280,13 +285,14 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
         else:
             _draw_observed(ax_obs, record, grid)
             try:
-                prep = prepare_spectrum(record, meta, draws, seed)
+                prep = prepare_spectrum(record, meta, draws, seed, recipe)
             except BossNetError as exc:
                 error = str(exc)
                 _message(ax_in, "no model input: the spectrum cannot be preprocessed")
             else:
                 result = result_from_outputs(prep, session.run_physical(prep.inputs), meta, draws)
                 labels, flags, error = dict(result.labels), result.result_flags, result.error
+                quality = result.quality_flags
                 _draw_input(ax_in, grid, prep.inputs, meta.preprocessing.flux_floor)
         _mark_model_range(ax_obs, grid, label=True)
         _mark_model_range(ax_in, grid, label=False)
@@ -296,7 +302,8 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
                           frameon=False, borderaxespad=0.2)
         if ax_in.get_legend_handles_labels()[0]:
             ax_in.legend(loc="lower right", fontsize=7, ncols=3, framealpha=0.8)
-        ax_obs.set_title(_title(record, labels, flags, error, label), fontsize=9, loc="left")
+        ax_obs.set_title(_title(record, labels, flags, error, label, quality), fontsize=9,
+                         loc="left")
         ax_in.set_xlabel("wavelength [Å]")
     if output is not None:
         _save(fig, output)
@@ -329,7 +336,10 @@ def load_labels(path: str | os.PathLike, hdu: int | None = None) -> Table:
         table = read_catalogue(path)
         table.meta["source_file"] = path.name
         return table
+    import warnings
+
     from astropy.io import fits
+    from astropy.units import UnitsWarning
 
     try:
         with fits.open(path, memmap=False) as hdul:
@@ -342,7 +352,9 @@ def load_labels(path: str | os.PathLike, hdu: int | None = None) -> Table:
                     continue
                 cols = {c.lower() for c in h.columns.names}
                 if {"teff", "logg", "fe_h"} <= cols:
-                    table = Table.read(h)
+                    with warnings.catch_warnings():  # TUNIT 'dex': not a FITS-standard unit
+                        warnings.simplefilter("ignore", UnitsWarning)
+                        table = Table.read(h)
                     table.meta["source_file"] = path.name
                     return table
     except InputError:
@@ -409,11 +421,17 @@ def _groups(table: Table, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
                          f"teff, logg and fe_h (DR19 names), found {', '.join(table.colnames)}")
     teff, logg, fe_h = (_floats(table, names[k]) for k in ("teff", "logg", "fe_h"))
     failed, warn, bad = _flag_arrays(table)
+    quality_name = _column(table, "quality_flags")
+    quality = np.zeros(len(table), bool)
+    if quality_name is not None:
+        quality = np.ma.filled(np.asarray(table[quality_name]), 0).astype(np.int64) != 0
     usable = ~failed & np.isfinite(teff) & np.isfinite(logg) & (teff > 0)
     masks = {
-        "good": usable & ~warn & ~bad,
-        "warn": usable & warn & ~bad,
+        "good": usable & ~warn & ~bad & ~quality,
+        "warn": usable & warn & ~bad & ~quality,
         "bad": usable & bad,
+        # input problems (our quality_flags) are not DR19 flags but must not pass as clean
+        "quality": usable & quality & ~bad,
         "failed": failed,
         "no_labels": ~failed & ~usable,
     }
@@ -450,7 +468,7 @@ def plot_kiel(catalogue: str | os.PathLike | Table, output: str | os.PathLike | 
     from matplotlib.colors import Normalize
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-    usable = masks["good"] | masks["warn"] | masks["bad"]
+    usable = masks["good"] | masks["warn"] | masks["bad"] | masks["quality"]
     finite_feh = fe_h[usable & np.isfinite(fe_h)]
     lo, hi = np.percentile(finite_feh, [1, 99]) if finite_feh.size else (-2.5, 0.5)
     if hi <= lo:
@@ -467,6 +485,11 @@ def plot_kiel(catalogue: str | os.PathLike | Table, output: str | os.PathLike | 
                label=f"flag_warn ({n['warn']})", gid="warn")
     ax.scatter(teff[bad], logg[bad], c="0.45", marker="x", s=size * 1.3, lw=0.8,
                label=f"flag_bad ({n['bad']})", gid="bad")
+    poor = masks["quality"]
+    if n["quality"]:
+        ax.scatter(teff[poor], logg[poor], facecolors="none", edgecolors="tab:red", marker="s",
+                   s=size * 1.3, lw=0.8, label=f"quality_flags set ({n['quality']})",
+                   gid="quality")
     fig.colorbar(points, ax=ax, pad=0.01).set_label("[Fe/H]")
     if usable.any():
         t, g = teff[usable], logg[usable]

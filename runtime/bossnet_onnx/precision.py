@@ -196,9 +196,12 @@ def _engine_version(engine: str) -> str:
 
 
 def _verdict_key(model: BossNetModel, precision: str) -> dict[str, str]:
+    from .ort_cache import cache_dir, content_sha256
+
     meta = model.metadata
-    size = model.path.stat().st_size
-    return {"weights_sha256": meta.weights_sha256, "model_bytes": str(size),
+    folder = cache_dir()
+    content = content_sha256(model.path, folder) if folder is not None else None
+    return {"weights_sha256": meta.weights_sha256, "model_sha256": str(content),
             "exporter": json.dumps(dict(meta.exporter), sort_keys=True),
             "engine": model.engine, "engine_version": _engine_version(model.engine),
             "precision": precision, "cpu": _cpu_tag(), "heldout": f"{HELDOUT_N}@{HELDOUT_SEED}",

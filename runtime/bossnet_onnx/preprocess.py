@@ -19,6 +19,18 @@ percentile), so inputs agree with it to float32 rounding.
 Deliberate superset of the reference, identical for finite data: pixels whose flux or
 wavelength is +-inf are dropped like NaN ones (the reference would turn them into NaN model
 inputs).
+
+Recipes. `reference` (the default) is the above, as hutchresearch/BOSSNet does it. `astra` is
+what SDSS DR19 ran (sdss/astra 0.6.0, pipelines/bossnet), which differs in four places:
+
+1. NaN flux is set to 0 before anything else (`astra_flux`), so NaN pixels inside the range
+   are interpolated as zeros (log floor: ln(1e-6) = -13.8) instead of being bridged.
+2. The 95th-percentile clip of the Monte-Carlo copies is one percentile pooled over all copies
+   (`pooled=True`), not one per copy; the noise-free row keeps its own.
+3. No spectrum is rejected for its content: all-zero, all-NaN or nowhere-positive flux is still
+   predicted (the readers hand such spectra over as `ReadFailure.spectrum`).
+4. A non-finite label is not a failure: it is written, and `flags.parameter_flags` gives it the
+   bits DR19's SQL gives NaN (1|2|3 when every label is NaN).
 """
 from __future__ import annotations
 
@@ -35,8 +47,13 @@ __all__ = [
     "plan_interpolation",
     "log_scale",
     "model_inputs",
+    "astra_flux",
+    "RECIPES",
     "MAX_GAP_ANGSTROM",
 ]
+
+#: Preprocessing variants: the reference code's, and DR19's production code (module docstring).
+RECIPES = ("reference", "astra")
 
 #: A grid point whose bracketing valid pixels are further apart than this counts as uncovered
 #: (for the LOW_COVERAGE quality bit only; the model input is still the reference interpolation).
@@ -143,25 +160,43 @@ def plan_interpolation(wavelength: np.ndarray, flux: np.ndarray, grid: np.ndarra
     return InterpolationPlan(valid, lo, frac, float(covered.mean()), n_valid)
 
 
-def log_scale(interpolated: np.ndarray, pre: Preprocessing = Preprocessing()) -> np.ndarray:
-    """log(clip(flux, floor)), clipped above at each row's own quantile + offset (float32)."""
+def astra_flux(flux: np.ndarray) -> np.ndarray:
+    """DR19's first step: float32 flux with NaN set to 0 (+-inf become +-float32 max, as
+    numpy's nan_to_num does)."""
+    return np.nan_to_num(np.asarray(flux, dtype=np.float32), nan=0.0)
+
+
+def log_scale(interpolated: np.ndarray, pre: Preprocessing = Preprocessing(),
+              pooled: bool = False) -> np.ndarray:
+    """log(clip(flux, floor)), clipped above at the quantile + offset (float32): each row's own,
+    or with `pooled` one quantile over all rows together (DR19's Monte-Carlo copies)."""
     x = np.log(np.maximum(np.asarray(interpolated, dtype=np.float32), np.float32(pre.flux_floor)))
-    top = np.quantile(x, pre.clip_quantile, axis=-1, keepdims=True).astype(np.float32)
+    if pooled:
+        top = np.asarray(np.quantile(x, pre.clip_quantile)).astype(np.float32)
+    else:
+        top = np.quantile(x, pre.clip_quantile, axis=-1, keepdims=True).astype(np.float32)
     return np.minimum(x, top + np.float32(pre.clip_offset)).astype(np.float32)
 
 
 def model_inputs(wavelength: np.ndarray, fluxes: np.ndarray, grid: np.ndarray,
-                 pre: Preprocessing = Preprocessing(), where: str = "spectrum"
-                 ) -> tuple[np.ndarray, InterpolationPlan]:
+                 pre: Preprocessing = Preprocessing(), where: str = "spectrum",
+                 recipe: str = "reference") -> tuple[np.ndarray, InterpolationPlan]:
     """Model input rows (copies x grid) for one spectrum's flux copies sharing `wavelength`.
 
     `fluxes` is 1-D (one spectrum) or 2-D (copies x native pixels, e.g. the noise-free flux
-    followed by the Monte-Carlo draws). The validity mask comes from the first row.
+    followed by the Monte-Carlo draws). The validity mask comes from the first row. With
+    `recipe="astra"` the caller has already zeroed NaN flux (`astra_flux`) and rows 1.. share
+    one pooled clip percentile.
     """
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
     fluxes = np.atleast_2d(np.asarray(fluxes, dtype=np.float32))
     plan = plan_interpolation(wavelength, fluxes[0], grid, where)
     # Copies may carry inf where huge flux met huge sigma; keep them finite before the log.
     rows = plan.apply(fluxes)
     rows = np.nan_to_num(rows, nan=pre.flux_floor, posinf=np.finfo(np.float32).max,
                          neginf=pre.flux_floor)
+    if recipe == "astra" and rows.shape[0] > 1:
+        return np.concatenate([log_scale(rows[:1], pre), log_scale(rows[1:], pre, pooled=True)]
+                              ), plan
     return log_scale(rows, pre), plan

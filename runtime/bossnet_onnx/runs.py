@@ -80,7 +80,7 @@ def _completed_groups(results: list[Result], final: bool) -> list[Result]:
 def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
                     model=None, provider: str = "auto", draws: int = 20, seed: int = 0,
                     batch_size: int = DEFAULT_BATCH_ROWS, threads: int | None = None,
-                    shard: str | None = None,
+                    shard: str | None = None, recipe: str = "reference",
                     resume: bool = False, progress: bool = False,
                     checkpoint_seconds: float = 60.0, times: StageTimes | None = None,
                     precision: str = "fp32") -> Table:
@@ -91,19 +91,19 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
     previous: Table | None = None
     if resume and progress_file.exists():
         previous = read_catalogue(progress_file)
-        done = {str(s) for s in previous["source"]}
+        done = {str(s) for s in previous["path"]}
         paths = [p for p in paths if p not in done]
     elif resume and output.exists():
         raise OutputError(f"{output}: already complete; nothing to resume (remove it to rerun)")
     session, times = start_session(model, provider, threads, draws, batch_size, times,
                                    precision)
-    meta = run_metadata(session, draws, seed, shard)
+    meta = run_metadata(session, draws, seed, shard, recipe)
     if previous is not None:
-        for key in ("MODELSHA", "NDRAWS", "SEED", "PRECISN"):
+        for key in ("MODELSHA", "NDRAWS", "SEED", "RECIPE", "PRECISN"):
             if str(previous.meta.get(key)) != str(meta[key]):
                 raise OutputError(
                     f"{progress_file}: was made with {key}={previous.meta.get(key)!r}, this run "
-                    f"has {meta[key]!r}; resume with the same model, --draws and --seed"
+                    f"has {meta[key]!r}; resume with the same model, --draws, --seed and --recipe"
                 )
     results: list[Result] = []
     last_save = time.monotonic()
@@ -124,7 +124,8 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
     with _sigterm_as_interrupt():
         try:
             for res in stream_results(paths, session, draws=draws, seed=seed,
-                                      batch_rows=batch_size, times=times, progress=progress):
+                                      batch_rows=batch_size, times=times, progress=progress,
+                                      recipe=recipe):
                 results.append(res)
                 if time.monotonic() - last_save > checkpoint_seconds:
                     save_progress(final=False)

@@ -4,7 +4,7 @@ onnxruntime silently falls back to the CPU when a requested provider cannot star
 providers actually in use are read back from the session and a CUDA request that did not
 happen is an error rather than a quiet slowdown. The engine (onnxruntime or OpenVINO, see
 engines.py) and the precision (precision.py) are chosen before the session starts; whatever runs,
-the same metadata and signature checks apply, and the model records what actually ran.
+the same metadata, signature and output checks apply, and the model records what actually ran.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from .errors import ModelError, ProviderError
+from .errors import ModelError, ModelMetadataError, ProviderError
 from .metadata import ModelMetadata
 
 if TYPE_CHECKING:
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
     from .engine_openvino import OpenVINOSession
 
-__all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers"]
+__all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers", "check_outputs",
+           "probe_inputs", "PROBE_ATOL"]
 
 ProviderName = Literal["auto", "cpu", "cuda", "openvino"]
 CUDA = "CUDAExecutionProvider"
@@ -105,8 +106,6 @@ class BossNetModel:
             )
         if x.shape[0] == 0:
             return np.zeros((0, len(self.metadata.parameter_names)))
-        name_in = self.metadata.input_name
-        name_out = self.metadata.normalized_output
         fixed = self.fixed_batch
         outs = []
         step = fixed or x.shape[0]
@@ -115,11 +114,28 @@ class BossNetModel:
             n = chunk.shape[0]
             if fixed and n < fixed:
                 chunk = np.concatenate([chunk, np.zeros((fixed - n, chunk.shape[1]), np.float32)])
-            if self.metadata.input_rank == 3:
-                chunk = chunk[:, None, :]
-            (out,) = self.session.run([name_out], {name_in: chunk})
-            outs.append(np.asarray(out[:n], dtype=np.float64))
+            outs.append(self._run_batch(chunk)[:n])
         return np.concatenate(outs)
+
+    def _run_batch(self, chunk: np.ndarray) -> np.ndarray:
+        """One onnxruntime call; its output must be one row of every parameter per input row.
+
+        A graph that collapses or reshapes the batch axis would otherwise be sliced into rows
+        that belong to no star.
+        """
+        if self.metadata.input_rank == 3:
+            chunk = chunk[:, None, :]
+        (out,) = self.session.run([self.metadata.normalized_output],
+                                  {self.metadata.input_name: chunk})
+        out = np.asarray(out)
+        expected = (chunk.shape[0], len(self.metadata.parameter_names))
+        if out.shape != expected:
+            raise ModelError(
+                f"{self.path}: output '{self.metadata.normalized_output}' has shape "
+                f"{list(out.shape)} for a batch of {chunk.shape[0]}, expected {list(expected)} "
+                f"(batch, parameters); the model is not a BOSS Net model"
+            )
+        return out.astype(np.float64)
 
     def run_physical(self, x: np.ndarray) -> np.ndarray:
         """Physical labels (x * STD + MEAN) in the model's parameter order."""
@@ -128,19 +144,24 @@ class BossNetModel:
 
 def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
                threads: int | None = None, precision: str = "fp32") -> BossNetModel:
-    """Load and validate a BOSS Net ONNX model; `path=None` is the bundled default model.
+    """Load and validate a BOSS Net ONNX model.
 
-    `precision` other than fp32 is refused (ProviderError, one line with the figures) unless the
-    model stays within the accuracy budget on the held-out set (precision.py).
+    `path` is a file, the name of a model installed by `models pull` (names first), or None for
+    the bundled default model. On the CPU provider the session maps the proven ORT-format copy
+    (`ort_cache`); a copy that fails to load is discarded and the `.onnx` loaded instead, so
+    only the model file itself can be blamed for a load failure. Before it is returned the model
+    passes the metadata table (`metadata.validate_props`), the signature check and the output
+    probe (`check_outputs`); a refused model leaves no cache copy behind.
+
+    The engine (onnxruntime, or OpenVINO: engines.py) runs the same checks. `precision` other
+    than fp32 is refused (ProviderError, one line with the figures) unless the model stays within
+    the accuracy budget on the held-out set (precision.py).
     """
     from .engines import OPENVINO, resolve_engine
+    from .model_files import resolve_model
     from .precision import int8_sibling, require_within_budget
 
-    if path is None:
-        from .model_files import default_model_path
-
-        path = default_model_path()
-    path = Path(path)
+    path = resolve_model(path)
     if not path.is_file():
         raise ModelError(f"{path}: model file not found; give an exported .onnx with --model")
     engine = resolve_engine(provider, precision)
@@ -158,23 +179,10 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
                 f"--quantize int8` next to {fp32_path.name}, or use --precision fp32"
             )
     if engine == OPENVINO:
-        from .engine_openvino import open_session
-
-        session = open_session(path, threads, precision)
+        model = _openvino_model(path, threads, precision)
     else:
-        session = _ort_session(path, providers, threads)
-    props = session.get_modelmeta().custom_metadata_map
-    metadata = ModelMetadata.from_props(props, source=str(path))
-    _check_signature(path, session, metadata)
-    used = session.get_providers()
-    if provider.lower() == "cuda" and CUDA not in used:
-        raise ProviderError(
-            f"--provider cuda: onnxruntime could not start CUDA for {path} (running {used}); "
-            f"check the NVIDIA driver, CUDA 12 and cuDNN libraries, or use --provider cpu"
-        )
-    model = BossNetModel(path=path, metadata=metadata, session=session, provider=used[0],
-                         threads=threads, engine=engine, precision=precision,
-                         fp32_path=fp32_path)
+        model = _ort_model(path, provider, providers, threads)
+    model.engine, model.precision, model.fp32_path = engine, precision, fp32_path
     if precision != "fp32":
         exact = fp32_path or path
         model.budget = require_within_budget(
@@ -182,8 +190,25 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
     return model
 
 
-def _ort_session(path: Path, providers: list[str], threads: int):
-    """An onnxruntime InferenceSession (memory-mapped ORT-format copy on CPU when possible)."""
+def _openvino_model(path: Path, threads: int, precision: str) -> BossNetModel:
+    """The model on OpenVINO, through the same metadata, signature and output checks."""
+    from .engine_openvino import open_session
+
+    if _is_onnx_file(path):
+        _refuse_huge_metadata(path)
+    session = open_session(path, threads, precision)
+    metadata = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map,
+                                        source=str(path))
+    _check_signature(path, session, metadata)
+    model = BossNetModel(path=path, metadata=metadata, session=session,
+                         provider=session.get_providers()[0], threads=threads,
+                         engine="openvino", precision=precision)
+    check_outputs(model)
+    return model
+
+
+def _ort_model(path: Path, provider: str, providers: list[str], threads: int) -> BossNetModel:
+    """The model on onnxruntime (memory-mapped ORT-format copy on the CPU when possible)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -191,19 +216,122 @@ def _ort_session(path: Path, providers: list[str], threads: int):
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    load_from = path
+    if _is_onnx_file(path):
+        _refuse_huge_metadata(path)
+    ort_copy = None
     if providers == [CPU] and _is_onnx_file(path):
-        from .ort_cache import cached_ort_model, mmap_session_options
+        from .ort_cache import cached_ort_model
 
         ort_copy = cached_ort_model(path)
-        if ort_copy is not None:
-            load_from = ort_copy
-            mmap_session_options(options)
+    session = None
+    if ort_copy is not None:
+        from .ort_cache import discard_ort_copy, mmap_session_options
+
+        mapped = _copy_options(options)
+        mmap_session_options(mapped)
+        try:
+            session = ort.InferenceSession(str(ort_copy), sess_options=mapped, providers=providers)
+        except Exception:  # a cache problem is never the model's fault: use the .onnx itself  # noqa: BLE001
+            discard_ort_copy(ort_copy)
+            ort_copy = None
+    if session is None:
+        try:
+            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types  # noqa: BLE001
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
+    used = session.get_providers()
+    if provider.lower() == "cuda" and CUDA not in used:
+        raise ProviderError(
+            f"--provider cuda: onnxruntime could not start CUDA for {path} (running {used}); "
+            f"check the NVIDIA driver, CUDA 12 and cuDNN libraries, or use --provider cpu"
+        )
     try:
-        return ort.InferenceSession(str(load_from), sess_options=options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types  # noqa: BLE001
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
+        props = session.get_modelmeta().custom_metadata_map
+        metadata = ModelMetadata.from_props(props, source=str(path))
+        _check_signature(path, session, metadata)
+        model = BossNetModel(path=path, metadata=metadata, session=session,
+                             provider=used[0], threads=threads)
+        check_outputs(model)
+    except ModelError:
+        if ort_copy is not None:  # a refused model leaves no copy behind
+            from .ort_cache import discard_ort_copy
+
+            discard_ort_copy(ort_copy)
+        raise
+    return model
+
+
+def _refuse_huge_metadata(path: Path) -> None:
+    """Refuse an oversized `bossnet.*` entry from the file itself, before onnxruntime parses it."""
+    from .metadata import MAX_ENTRY_CHARS, PREFIX
+    from .model_content import metadata_entry_sizes
+
+    for key, size in (metadata_entry_sizes(path) or {}).items():
+        if key.startswith(PREFIX) and size > MAX_ENTRY_CHARS:
+            raise ModelMetadataError(
+                f"{path}: metadata key '{key}' holds {size:,} bytes, more than the "
+                f"{MAX_ENTRY_CHARS:,} allowed; the model file is damaged or hostile"
+            )
+
+
+def _copy_options(options):
+    import onnxruntime as ort
+
+    copy = ort.SessionOptions()
+    for name in ("intra_op_num_threads", "inter_op_num_threads", "graph_optimization_level",
+                 "log_severity_level"):
+        setattr(copy, name, getattr(options, name))
+    return copy
+
+
+#: Probe rows are log-flux levels like real preprocessed spectra (log of 5-50 flux units).
+_PROBE_LEVELS = (1.6, 2.5, 3.4)
+#: Largest change (normalised units, i.e. training-label standard deviations) of a row's outputs
+#: between batch contexts. float reassociation moves them ~1e-6 and dynamic int8 quantization
+#: (activation scales per batch) 0.003 on the probe; swapped stars move ~0.1-2.
+PROBE_ATOL = 0.01
+
+
+def probe_inputs(n_pixels: int) -> np.ndarray:
+    """Three distinct, finite, spectrum-like model input rows (seeded, the same every load)."""
+    rng = np.random.default_rng(20240173)
+    x = np.linspace(0.0, 1.0, n_pixels)
+    rows = [level + 0.3 * np.sin(2 * np.pi * (3 + i) * x) + 0.05 * rng.standard_normal(n_pixels)
+            for i, level in enumerate(_PROBE_LEVELS)]
+    return np.asarray(rows, dtype=np.float32)
+
+
+def check_outputs(model: BossNetModel) -> None:
+    """Refuse a model whose rows depend on their batch neighbours or position, or whose
+    outputs for plain spectrum-like input are not finite (checked once, at load).
+
+    Two probe rows run together in one batch, and the second again in a batch of its own (a
+    fixed-batch model gets a batch filled with copies of it); both must give the same outputs
+    for it. A model that reverses its batch, mixes rows (batch statistics), depends on the row
+    position or collapses the batch axis would otherwise swap or blend labels between stars
+    silently: each of these moves the second row. Costs 3 forwards (fixed batch B: 2B), the
+    first of which warms the session up for the real work anyway.
+    """
+    fixed = model.fixed_batch
+    if fixed == 1:
+        return  # one row per call: no neighbours to mix with, no position but 0
+    probe = probe_inputs(model.metadata.n_pixels)[:2]
+    together = probe
+    if fixed:
+        together = np.concatenate([probe, np.zeros((fixed - 2, probe.shape[1]), np.float32)])
+    a = model._run_batch(together)[:2]
+    alone = model._run_batch(np.repeat(probe[1:2], fixed or 1, axis=0))[:1]
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(alone))):
+        raise ModelError(f"{model.path}: returns non-finite outputs for finite spectrum-like "
+                         f"input; the model is broken or not a BOSS Net model")
+    worst = float(np.max(np.abs(a[1] - alone[0])))
+    if worst > PROBE_ATOL:
+        raise ModelError(
+            f"{model.path}: a spectrum's outputs depend on its position or neighbours in the "
+            f"batch (moved by {worst:.3g} when run alone); refusing a model that would swap "
+            f"or mix labels between stars"
+        )
 
 
 def _is_onnx_file(path: Path) -> bool:

@@ -21,7 +21,7 @@ from .errors import OutputError
 __all__ = ["Shard", "parse_shard", "select_shard", "merge_catalogues", "PROVENANCE_KEYS"]
 
 #: Header keys that must agree between shards for a merge to make sense.
-PROVENANCE_KEYS = ("MODEL", "MODELSHA", "NDRAWS", "SEED", "PREPROC")
+PROVENANCE_KEYS = ("MODEL", "MODELSHA", "NDRAWS", "SEED", "PREPROC", "RECIPE")
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,12 @@ def merge_catalogues(parts: Sequence[str | os.PathLike], output: str | os.PathLi
             )
     merged = vstack(tables, join_type="exact", metadata_conflicts="silent")
     keys = [f"{os.path.basename(str(s))}|{h}|{r}" for s, h, r in
-            zip(merged["source"], merged["hdu"], merged["row"])]
+            zip(merged["path"], merged["hdu"], merged["row"])]
     uniq, n_seen = np.unique(keys, return_counts=True)
     dups = uniq[n_seen > 1]
     if len(dups):
         raise OutputError(f"merge: {len(dups)} spectra appear more than once, e.g. {dups[0]}")
-    merged.sort(["source", "hdu", "row"])
+    merged.sort(["path", "hdu", "row"])
     merged.meta = {k: v for k, v in first.items() if k != "SHARD"}
     merged.meta["NSHARDS"] = len(tables)
     write_catalogue(merged, output)

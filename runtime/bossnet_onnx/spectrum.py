@@ -19,8 +19,8 @@ class Spectrum:
     `ivar` the inverse variance of `flux` (0 where unknown) and `mask` True for pixels the survey
     marks as bad (kept for plotting and quality bits; the reference recipe does not drop them).
     `source`, `hdu` and `row` say exactly where it came from, so that a failed spectrum can be
-    reported and a result traced back; `identifiers` holds survey ids (sdss_id, catalogid, plate,
-    mjd, fiberid, telescope, class, ...).
+    reported and a result traced back; `identifiers` holds what the file says about it under
+    DR19 names (sdss_id, catalogid, plateid, mjd, telescope, frame, snr, xcsao_v_rad, ...).
     """
 
     wavelength: np.ndarray
@@ -46,14 +46,21 @@ class Spectrum:
 
     @property
     def identity(self) -> str:
-        """Stable key used to seed Monte-Carlo draws.
+        """Stable key that seeds the Monte-Carlo draws: a hash of the spectrum's content.
 
-        Built from the file's base name, HDU and row only, so results do not depend on the
-        directory a file sits in, on file order, batch size or sharding.
+        sha256 of the wavelength (float64), flux and ivar (float32) arrays, so the draws are the
+        same whatever the file is called or where it sits, and independent of file order,
+        batch size and sharding. The same spectrum under two names gets the same e_*.
         """
-        import os
+        import hashlib
 
-        return f"{os.path.basename(self.source)}|{self.hdu}|{self.row}"
+        digest = hashlib.sha256()
+        for values, dtype in ((self.wavelength, "<f8"), (self.flux, "<f4"), (self.ivar, "<f4")):
+            with np.errstate(over="ignore", invalid="ignore"):
+                array = np.ascontiguousarray(values, dtype=dtype)
+            digest.update(str(array.shape).encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,9 @@ class ReadFailure:
     hdu: int = -1
     row: int = -1
     identifiers: Mapping[str, Any] = field(default_factory=dict)
+    #: the arrays, when they were read but are degenerate (no positive or finite flux): DR19's
+    #: recipe (`--recipe astra`) still predicts such spectra; the reference recipe does not
+    spectrum: Spectrum | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identifiers", MappingProxyType(dict(self.identifiers)))

@@ -59,6 +59,17 @@ def problem(wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray,
     return None
 
 
+def _degenerate_only(wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray,
+                     names: Sequence[str]) -> bool:
+    """True when the only problem is the flux values (none finite or none positive): DR19's
+    recipe sets NaN to 0 and predicts such spectra anyway."""
+    if not (flux.size == ivar.size == wavelength.size) or flux.size < 2:
+        return False
+    with np.errstate(invalid="ignore"):
+        substitute = np.where(np.isfinite(flux), np.abs(flux), 0.0) + 1.0
+    return problem(wavelength, substitute, ivar, names) is None
+
+
 def checked(wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray, *, path: str,
             fmt: str, hdu: int, row: int = -1, mask: np.ndarray | None = None,
             identifiers: Mapping[str, Any] | None = None,
@@ -75,7 +86,12 @@ def checked(wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray, *, path:
     if why is None and mask is not None and mask.size != flux.size:
         why = f"mask has {mask.size} pixels but flux has {flux.size}"
     if why is not None:
+        degenerate = None
+        if _degenerate_only(wavelength, flux, ivar, names):
+            degenerate = Spectrum(wavelength, flux, ivar, source=path, format=fmt, hdu=hdu,
+                                  row=row, mask=mask, identifiers=ids)
         row = row if failure_row is None else failure_row
-        return ReadFailure(path, f"{place or where(path, hdu, row)}: {why}", fmt, hdu, row, ids)
+        return ReadFailure(path, f"{place or where(path, hdu, row)}: {why}", fmt, hdu, row, ids,
+                           spectrum=degenerate)
     return Spectrum(wavelength, flux, ivar, source=path, format=fmt, hdu=hdu, row=row, mask=mask,
                     identifiers=ids)

@@ -18,9 +18,10 @@ from ._fits import header_value, native, opened
 NAME = "lamost-image"
 __all__ = ["NAME", "identify", "read", "header_identifiers"]
 
-_IDS = {"obsid": ("OBSID",), "desig": ("DESIG",), "class": ("CLASS",), "subclass": ("SUBCLASS",),
-        "z": ("Z",), "mjd": ("MJD",), "fiberid": ("FIBERID",), "planid": ("PLANID",),
-        "telescope": ("TELESCOP",), "data_v": ("DATA_V",)}
+_IDS = {"obsid": ("OBSID",), "designation": ("DESIG",), "class": ("CLASS",),
+        "subclass": ("SUBCLASS",), "z": ("Z",), "mjd": ("MJD",), "fiberid": ("FIBERID",),
+        "planid": ("PLANID",), "telescope": ("TELESCOP",), "data_v": ("DATA_V",),
+        "ra": ("RA",), "dec": ("DEC",), "snr": ("SNRR",)}
 _INTEGERS = ("obsid", "mjd", "fiberid")  # DR2 writes FIBERID as a string
 
 
@@ -36,6 +37,11 @@ def header_identifiers(header: fits.Header) -> dict:
             if key in _INTEGERS and value.lstrip("-").isdigit():
                 value = int(value)
         ids[key] = value
+    if str(ids.get("telescope", "")).upper() == "LAMOST":
+        ids["telescope"] = "lamost"
+    # LAMOST pipelines correct wavelengths to the heliocentric frame (HELIO = T, HELIO_RV)
+    if header.get("HELIO", True) is not False:
+        ids["frame"] = "heliocentric"
     return ids
 
 

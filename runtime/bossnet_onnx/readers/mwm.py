@@ -24,11 +24,15 @@ __all__ = ["NAME", "identify", "read", "boss_hdus"]
 
 log = logging.getLogger("bossnet_onnx.readers")
 
-#: row columns kept as identifiers (when the HDU has them)
-_ROW_IDS = ("sdss_id", "catalogid", "telescope", "mjd", "fieldid", "spectrum_pk", "min_mjd",
-            "max_mjd", "n_visits")
-#: identifier -> primary-header keywords (Astra shortens catalogid to CAT_ID)
-_PRIMARY_IDS = {"sdss_id": ("SDSS_ID",), "catalogid": ("CAT_ID", "CATALOGID")}
+#: row columns kept as identifiers (when the HDU has them), DR19 names. `v_rad`/`e_v_rad` exist
+#: in mwmStar rows only (the coadd's XCSAO mean); visits carry `xcsao_v_rad`/`xcsao_e_v_rad`.
+_ROW_IDS = ("sdss_id", "catalogid", "telescope", "mjd", "fieldid", "plateid", "spectrum_pk_id",
+            "drp_spectrum_pk_id", "min_mjd", "max_mjd", "n_visits", "snr", "in_stack",
+            "v_rad", "e_v_rad", "xcsao_v_rad", "xcsao_e_v_rad")
+#: identifier -> primary-header keywords (Astra shortens catalogid to CAT_ID). The primary
+#: header's V_RAD is Gaia's radial velocity: never read as the spectrum's.
+_PRIMARY_IDS = {"sdss_id": ("SDSS_ID",), "catalogid": ("CAT_ID", "CATALOGID"),
+                "ra": ("RA",), "dec": ("DEC",)}
 
 
 def _instrument(hdu) -> str:
@@ -74,14 +78,36 @@ def _value(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _row_ids(data, row: int, names: dict, primary: fits.Header) -> dict:
+def _row_ids(data, row: int, names: dict, primary: fits.Header, kind: str) -> dict:
     ids = {col: _value(data[names[col]][row]) for col in _ROW_IDS if col in names}
     for key, cards in _PRIMARY_IDS.items():
         if key not in ids:
             value = header_value(primary, keys=cards)
             if value is not None:
                 ids[key] = _value(value)
+    ids["frame"] = _frame(ids, kind)
     return ids
+
+
+def _kind(path: str, names: dict) -> str:
+    """'star' or 'visit': by DR19 columns (visits have mjd, coadds min_mjd), else file name."""
+    if "min_mjd" in names or "n_good_visits" in names:
+        return "star"
+    if "mjd" in names or "in_stack" in names:
+        return "visit"
+    return "visit" if os.path.basename(path).startswith("mwmVisit") else "star"
+
+
+def _frame(ids: dict, kind: str) -> str:
+    """DR19 shifts every stacked visit by its own XCSAO velocity before coadding: mwmStar BOSS
+    spectra and the mwmVisit rows with in_stack are in the star's rest frame; the other visits
+    are resampled unshifted (barycentric, like the DRP spectra)."""
+    if kind == "star":
+        return "rest"
+    in_stack = ids.get("in_stack")
+    if in_stack is None:
+        return ""
+    return "rest" if bool(in_stack) else "barycentric"
 
 
 def _note_apogee(path: str, hdul: fits.HDUList) -> None:
@@ -103,6 +129,7 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> list[Spectrum | Read
         raise InputError(f"{place}: BOSS table lacks column(s) {', '.join(missing)}; expected "
                          f"an Astra mwmStar/mwmVisit file")
     primary = hdul[0].header
+    kind = _kind(path, names)
     rows = range(len(data))
     flux_all = np.asarray(data[names["flux"]])
     try:
@@ -112,11 +139,12 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> list[Spectrum | Read
         wave = _wavelength(hdu.header, flux_all.shape[1], place)
         wave.flags.writeable = False  # one grid shared by every row of the HDU
     except InputError as exc:
-        return [ReadFailure(path, f"{exc}", NAME, index, row, _row_ids(data, row, names, primary))
+        return [ReadFailure(path, f"{exc}", NAME, index, row,
+                            _row_ids(data, row, names, primary, kind))
                 for row in rows]
     out: list[Spectrum | ReadFailure] = []
     for row in rows:
-        ids = _row_ids(data, row, names, primary)
+        ids = _row_ids(data, row, names, primary, kind)
         flux = native(data[names["flux"]][row], np.float32).ravel()
         ivar = native(data[names["ivar"]][row], np.float32).ravel()
         mask = None
@@ -125,7 +153,10 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> list[Spectrum | Read
         row_place = where(path, index, row)
         if flux.size and np.isfinite(flux).all() and not flux.any():
             out.append(ReadFailure(path, f"{row_place}: flux is all zero (an empty visit); "
-                                         f"nothing to predict from", NAME, index, row, ids))
+                                         f"nothing to predict from", NAME, index, row, ids,
+                                   spectrum=Spectrum(wave, flux, ivar, source=path, format=NAME,
+                                                     hdu=index, row=row, mask=mask,
+                                                     identifiers=ids)))
             continue
         out.append(checked(wave, flux, ivar, path=path, fmt=NAME, hdu=index, row=row, mask=mask,
                            identifiers=ids, names=("flux", "ivar", "NPIXELS grid"),

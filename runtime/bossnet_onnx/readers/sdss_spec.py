@@ -17,10 +17,12 @@ from ._fits import first_row_scalars, header_value, native, opened
 NAME = "sdss-spec"
 __all__ = ["NAME", "identify", "read"]
 
-#: identifier -> HDU2 columns, then primary-header keywords, tried in order
+#: identifier -> HDU2 columns, then primary-header keywords, tried in order. RA/Dec: the
+#: fibre's (PLUG_RA/PLUG_DEC, SDSS-V RACAT/DECCAT), never the primary header's RA/DEC, which in
+#: SDSS-I..IV files is the plate centre.
 _IDS = {
-    "plate": (("PLATE",), ("PLATEID", "PLATE")),
-    "field": (("FIELD", "FIELDID"), ("FIELDID", "FIELD")),
+    "plateid": (("PLATE",), ("PLATEID", "PLATE")),
+    "fieldid": (("FIELD", "FIELDID"), ("FIELDID", "FIELD")),
     "mjd": (("MJD",), ("MJD",)),
     "fiberid": (("FIBERID",), ("FIBERID",)),
     "catalogid": (("CATALOGID",), ("CATALOGID", "CAT_ID")),
@@ -29,7 +31,17 @@ _IDS = {
     "subclass": (("SUBCLASS",), ()),
     "z": (("Z",), ()),
     "objid": (("OBJID",), ()),
+    "specobjid": (("SPECOBJID",), ("SPEC_ID",)),
+    "ra": (("RACAT", "PLUG_RA", "RA"), ("PLUG_RA",)),
+    "dec": (("DECCAT", "PLUG_DEC", "DEC"), ("PLUG_DEC",)),
+    "snr": (("SN_MEDIAN_ALL",), ()),
+    "xcsao_v_rad": (("XCSAO_RV",), ()),
+    "xcsao_e_v_rad": (("XCSAO_ERV",), ()),
+    "obs": (("OBS",), ("OBSERVAT",)),
 }
+
+#: SPALL `OBS` / observatory -> DR19 `telescope`
+_TELESCOPES = {"APO": "apo25m", "LCO": "lco25m"}
 
 
 def _coadd(hdul: fits.HDUList) -> fits.BinTableHDU | None:
@@ -60,6 +72,9 @@ def _identifiers(hdul: fits.HDUList, coadd_index: int) -> dict:
         # field id (which replaced plates): only SDSS-V tables (with CATALOGID) mean the latter
         row.pop("FIELD", None)
         row.pop("FIELDID", None)
+        sdss5 = False
+    else:
+        sdss5 = True
     ids: dict = {}
     for key, (columns, cards) in _IDS.items():
         value = next((row[c] for c in columns if c in row), None)
@@ -69,10 +84,38 @@ def _identifiers(hdul: fits.HDUList, coadd_index: int) -> dict:
             value = value.strip()
         if value is not None and value != "":
             ids[key] = value
-    telescope = primary.get("TELESCOP")
-    if telescope:
-        ids["telescope"] = str(telescope).strip()
+    if "specobjid" in ids:  # text in SPECOBJ and SDSS-V SPALL, int64 in BOSS SPALL
+        ids["specobjid"] = str(ids["specobjid"]).strip()
+    ids["telescope"] = _telescope(ids.pop("obs", ""), primary)
+    if not ids["telescope"]:
+        del ids["telescope"]
+    frame = _frame(primary, sdss5)
+    if frame:
+        ids["frame"] = frame
     return ids
+
+
+def _telescope(obs: object, primary: fits.Header) -> str:
+    """DR19 telescope names. SDSS-V says APO or LCO (SPALL OBS); SDSS-I..IV spectra all come
+    from the SDSS 2.5 m at APO (TELESCOP 'SDSS 2.5-M'), the only telescope with those
+    spectrographs before SDSS-V."""
+    site = str(obs or "").strip().upper()
+    if site in _TELESCOPES:
+        return _TELESCOPES[site]
+    telescop = str(primary.get("TELESCOP", "")).strip().upper()
+    if telescop.startswith("SDSS 2.5"):
+        return "apo25m"
+    return str(primary.get("TELESCOP", "")).strip()
+
+
+def _frame(primary: fits.Header, sdss5: bool) -> str:
+    """SDSS-V spec headers carry V_RAD ("radial velocity relative to the barycenter", added to
+    the wavelengths): barycentric. Earlier idlspec2d applied HELIO_RV: heliocentric."""
+    if sdss5 or "V_RAD" in primary:
+        return "barycentric"
+    if "HELIO_RV" in primary:
+        return "heliocentric"
+    return ""
 
 
 def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFailure]:

@@ -71,10 +71,16 @@ def write_spec(path: str | os.PathLike, wavelength: np.ndarray, flux: np.ndarray
                ivar: np.ndarray, *, plate: int, mjd: int, fiberid: int,
                catalogid: int | None = None, sdss_id: int | None = None, cls: str = "STAR",
                subclass: str = "", z: float = 0.0, and_mask: np.ndarray | None = None,
-               field: int | None = None, legacy: bool = False, overwrite: bool = False) -> Path:
+               field: int | None = None, legacy: bool = False, obs: str | None = None,
+               ra: float = 180.0, dec: float = 0.0, snr: float | None = None,
+               xcsao_rv: float | None = None, xcsao_erv: float | None = None,
+               specobjid: str | None = None, overwrite: bool = False) -> Path:
     """An SDSS `spec-PLATE-MJD-FIBER.fits`: PRIMARY, COADD (flux, loglam, ivar, and_mask,
     or_mask, wdisp, sky, model) and SPALL (BOSS/eBOSS/SDSS-V) or SPECOBJ (`legacy`, SDSS-I/II)
-    with PLATE, MJD, FIBERID, CLASS, SUBCLASS, Z [, FIELD, CATALOGID, SDSS_ID: SDSS-V]."""
+    with PLATE, MJD, FIBERID, CLASS, SUBCLASS, Z, PLUG_RA, PLUG_DEC [, SPECOBJID,
+    SN_MEDIAN_ALL; FIELD, CATALOGID, SDSS_ID, OBS, XCSAO_RV, XCSAO_ERV: SDSS-V]. The primary
+    header says the frame as the pipelines do: V_RAD (barycentric correction) for SDSS-V
+    (with `catalogid`), HELIO_RV (heliocentric) before."""
     n = len(flux)
     and_mask = np.zeros(n, np.int32) if and_mask is None else np.asarray(and_mask, np.int32)
     loglam = np.log10(np.asarray(wavelength, np.float64)).astype(np.float32)
@@ -88,6 +94,14 @@ def write_spec(path: str | os.PathLike, wavelength: np.ndarray, flux: np.ndarray
     h["COEFF1"] = (float(loglam[1] - loglam[0]) if n > 1 else 1e-4,
                    "Log10 dispersion per pixel")
     h["BUNIT"] = SDSS_BUNIT
+    h["RA"] = (ra + 0.5, "Plate centre RA (not the object's) [deg]")
+    h["PLUG_RA"] = (ra, "Fibre RA [deg]")
+    h["PLUG_DEC"] = (dec, "Fibre Dec [deg]")
+    if catalogid is not None:
+        h["V_RAD"] = (12.3, "radial velocity relative to the barycenter")
+        h["HELIO_RV"] = (12.3, "V_RAD for backwards compatibility")
+    else:
+        h["HELIO_RV"] = (12.3, "Heliocentric correction (added to velocities)")
     coadd = fits.BinTableHDU.from_columns([
         fits.Column("flux", "E", array=_f32(flux)),
         fits.Column("loglam", "E", array=loglam),
@@ -103,7 +117,18 @@ def write_spec(path: str | os.PathLike, wavelength: np.ndarray, flux: np.ndarray
         fits.Column("PLATE", "J", array=[plate]), fits.Column("MJD", "J", array=[mjd]),
         fits.Column("FIBERID", "J", array=[fiberid]), fits.Column("CLASS", "6A", array=[cls]),
         fits.Column("SUBCLASS", "21A", array=[subclass]), fits.Column("Z", "E", array=[z]),
+        fits.Column("PLUG_RA", "D", array=[ra]), fits.Column("PLUG_DEC", "D", array=[dec]),
     ]
+    if specobjid is not None:
+        ids.append(fits.Column("SPECOBJID", "22A", array=[specobjid]))
+    if snr is not None:
+        ids.append(fits.Column("SN_MEDIAN_ALL", "E", array=[snr]))
+    if obs is not None:
+        ids.append(fits.Column("OBS", "3A", array=[obs]))
+    if xcsao_rv is not None:
+        ids.append(fits.Column("XCSAO_RV", "E", array=[xcsao_rv]))
+        ids.append(fits.Column("XCSAO_ERV", "E", array=[np.nan if xcsao_erv is None
+                                                        else xcsao_erv]))
     if field is not None:
         ids.append(fits.Column("FIELD", "J", array=[field]))
     if catalogid is not None:
@@ -137,18 +162,25 @@ def _pixel_column(name: str, rows: list[np.ndarray], n_pix: int) -> fits.Column:
     return fits.Column(name, f"{n_pix}E", array=np.stack([_f32(r) for r in rows]))
 
 
-#: (column, FITS format, default) of the BOSS rows, after the DR19 Astra 0.6 models
-_VISIT_SCALARS = (("spectrum_pk", "K", 0), ("drp_spectrum_pk", "K", 0),
-                  ("release", "A", "sdss5"), ("filetype", "A", "mwmVisit"),
+#: (column, FITS format, default) of the BOSS rows, names and order of the DR19 datamodel
+#: (Astra 0.6.0; a subset of its 73 visit / 35 star columns). mwmVisit rows with in_stack are
+#: in the star's rest frame (shifted by their xcsao_v_rad), the others barycentric; mwmStar
+#: rows are rest-frame coadds whose v_rad is the XCSAO mean of the stacked visits.
+_VISIT_SCALARS = (("spectrum_pk_id", "K", 0), ("drp_spectrum_pk_id", "K", 0),
+                  ("release", "A", "sdss5"), ("filetype", "A", "specFull"),
                   ("v_astra", "A", V_ASTRA), ("healpix", "J", -1), ("sdss_id", "K", -1),
                   ("run2d", "A", "v6_1_3"), ("mjd", "J", -1), ("fieldid", "J", -1),
                   ("catalogid", "K", -1), ("n_exp", "J", 1), ("exptime", "E", 900.0),
-                  ("telescope", "A", ""), ("snr", "E", np.nan), ("in_stack", "L", True))
-_STAR_SCALARS = (("spectrum_pk", "K", 0), ("release", "A", "sdss5"),
+                  ("plateid", "J", -1), ("telescope", "A", ""), ("snr", "E", np.nan),
+                  ("in_stack", "L", True), ("zwarning_flags", "K", 0),
+                  ("xcsao_v_rad", "E", np.nan), ("xcsao_e_v_rad", "E", np.nan),
+                  ("xcsao_rxc", "E", np.nan))
+_STAR_SCALARS = (("spectrum_pk_id", "K", 0), ("release", "A", "sdss5"),
                  ("filetype", "A", "mwmStar"), ("v_astra", "A", V_ASTRA), ("healpix", "J", -1),
                  ("sdss_id", "K", -1), ("run2d", "A", "v6_1_3"), ("telescope", "A", ""),
                  ("min_mjd", "J", -1), ("max_mjd", "J", -1), ("n_visits", "J", 1),
-                 ("n_good_visits", "J", 1), ("snr", "E", np.nan))
+                 ("n_good_visits", "J", 1), ("n_good_rvs", "J", 1), ("v_rad", "E", np.nan),
+                 ("e_v_rad", "E", np.nan), ("snr", "E", np.nan), ("zwarning_flags", "K", 0))
 _PIXEL_KEYS = ("wavelength", "flux", "ivar", "wresl", "pixel_flags", "continuum")
 
 
@@ -198,12 +230,15 @@ def _mwm_hdu(rows: Sequence[Mapping[str, Any]], instrument: str, observatory: st
 def write_mwm(path: str | os.PathLike, apo: Sequence[Mapping[str, Any]] = (),
               lco: Sequence[Mapping[str, Any]] = (), *, kind: str = "star",
               sdss_id: int = -1, catalogid: int = -1, n_pix: int = BOSS_NPIX,
-              n_apogee: tuple[int, int] = (0, 0), overwrite: bool = False) -> Path:
+              n_apogee: tuple[int, int] = (0, 0), ra: float = 180.0, dec: float = 0.0,
+              gaia_v_rad: float = -999.0, overwrite: bool = False) -> Path:
     """A DR19 Astra mwmStar (`kind="star"`) or mwmVisit (`kind="visit"`) file.
 
     `apo` / `lco` are the rows of the BOSS/APO and BOSS/LCO HDUs: mappings with `flux` and
     `ivar` (n_pix values) and optionally pixel_flags, wresl, continuum, sdss_id, catalogid,
-    telescope, mjd, fieldid, min_mjd, ... (other scalar keys become extra columns). An empty
+    telescope, mjd, fieldid, min_mjd, spectrum_pk_id, in_stack, xcsao_v_rad, v_rad ... (other
+    scalar keys become extra columns). The primary header has RA/DEC and, as DR19's does, the
+    *Gaia* radial velocity as V_RAD (`gaia_v_rad`: readers must not take it for ours). An empty
     sequence writes an HDU with no rows, as DR19 does for an observatory without BOSS data.
     `n_apogee` writes that many blank APOGEE/APO and APOGEE/LCO rows (readers must skip them).
     """
@@ -214,6 +249,9 @@ def write_mwm(path: str | os.PathLike, apo: Sequence[Mapping[str, Any]] = (),
     h["V_ASTRA"] = (V_ASTRA, "Astra version")
     h["SDSS_ID"] = (sdss_id, "SDSS-5 unique identifier")
     h["CAT_ID"] = (catalogid, "Catalog identifier used to target the source")
+    h["RA"] = (ra, "Right ascension [deg]")
+    h["DEC"] = (dec, "Declination [deg]")
+    h["V_RAD"] = (gaia_v_rad, "Gaia radial velocity [km/s]")
     h.add_comment("HDU 0: Summary information only")
     h.add_comment("HDU 1-2: BOSS spectra from APO and LCO")
     h.add_comment("HDU 3-4: APOGEE spectra from APO and LCO")
