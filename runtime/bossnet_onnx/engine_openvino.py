@@ -110,7 +110,7 @@ class OpenVINOSession:
             results = request.infer({0: x} if i == 0 else {0: hidden, 1: x}, share_inputs=False)
             if i < len(self._requests) - 1:
                 hidden = np.array(results[0], copy=True)
-        by_name = {port.get_any_name(): value for port, value in results.items()}
+        by_name = {name: value for port, value in results.items() for name in port.get_names()}
         names = output_names or [p.name for p in self._outputs]
         return [np.array(by_name[n], copy=True) for n in names]
 
@@ -265,6 +265,7 @@ def open_session(path: Path, threads: int, precision: str = "fp32",
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: not a loadable ONNX model for OpenVINO ({first[:200]})") \
             from None
-    ports = ([_Port(p.get_any_name(), _shape(p)) for p in stages[0].inputs],
-             [_Port(p.get_any_name(), _shape(p)) for p in stages[-1].outputs])
+    # A tensor may carry several ONNX names (an Identity folded away): list it under each.
+    ports = ([_Port(n, _shape(p)) for p in stages[0].inputs for n in sorted(p.get_names())],
+             [_Port(n, _shape(p)) for p in stages[-1].outputs for n in sorted(p.get_names())])
     return OpenVINOSession(stages, ports, props, precision)
