@@ -27,3 +27,29 @@ def shared_data() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A 64 KiB tmpfs (a really full disk for write-failure tests); skips where mounting is
+    not allowed (not root, no CAP_SYS_ADMIN). Yields a function making more of them."""
+    import subprocess
+
+    mounted = []
+
+    def mount(name: str = "small", options: str = "size=64k") -> Path:
+        where = tmp_path / name
+        where.mkdir()
+        try:
+            done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+                                  capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:  # no mount command
+            pytest.skip(f"cannot mount a tmpfs here: {exc}")
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in reversed(mounted):
+        subprocess.run(["umount", str(where)], capture_output=True)

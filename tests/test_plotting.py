@@ -413,7 +413,8 @@ def test_cli_plot_multi_spectrum_example_with_the_default_model(tmp_path):
     assert png_size(out) == expected_pixels(SPECTRUM_PANEL_SIZE, panels=len(records))
     first = records[-1]
     result = CliRunner().invoke(app, ["plot", str(visits[0]), "-o", str(out), "--draws", "0",
-                                      "--hdu", str(first.hdu), "--row", str(first.row)])
+                                      "--hdu", str(first.hdu), "--row", str(first.row),
+                                      "--overwrite"])
     assert result.exit_code == 0, result.output
     assert png_size(out) == expected_pixels(SPECTRUM_PANEL_SIZE)
     fig = plot_spectrum(visits[0], hdu=first.hdu, row=first.row, draws=0)

@@ -3,12 +3,23 @@
 The columns (names, types, units, DR19/DR20 counterparts) are defined once, in `columns`.
 Floats are NaN where unknown, integers -1 where unknown, text empty. A failed spectrum is a row
 too: result_flags bit 0 and the `error` text. `Result.source` is the input file path (written
-as the `path` column: DR19's `source` is a source key, not a file).
+as the `path` column: DR19's `source` is a source key, not a file). An integer identifier that
+is not a whole number within int64 (FIBERID = 1e300, inf, NaN, text) is the missing value -1.
+
+Text is made safe once, here: every text value has its control characters escaped
+(`textsafe.printable`); FITS files store ASCII only, so non-ASCII characters are written as
+Python escapes (`é` -> `\xe9`); CSV, ECSV and parquet store UTF-8. CSV files carry the run's
+provenance as commented header lines (`# MODELSHA = "..."`, values in JSON) which
+`read_catalogue` turns back into `meta`, so CSV shards and progress files get the same checks
+as FITS. Files are built in memory and written atomically (`atomic`), `.fits.gz` really gzipped.
 """
 from __future__ import annotations
 
+import gzip
+import io
+import json
 import os
-import tempfile
+import re
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,9 +30,11 @@ import numpy as np
 from astropy.table import Table
 from astropy.units import UnitsWarning
 
+from .atomic import publish, write_atomically
 from .columns import BOSS_LABEL_COLUMNS, IDENTIFIER_COLUMNS, MISSING, Column, columns_for
 from .errors import OutputError
 from .flags import BAD_MASK, WARN_MASK
+from .textsafe import ascii_text, printable
 
 #: names of BOSS Net's label columns (the keys of Result.labels)
 LABEL_COLUMNS = tuple(c.name for c in BOSS_LABEL_COLUMNS)
@@ -35,7 +48,17 @@ __all__ = [
     "write_catalogue",
     "read_catalogue",
     "SUFFIX_FORMATS",
+    "MISSING_INT",
+    "format_for",
+    "stored_text",
+    "require_writer",
+    "row_identities",
+    "publish",
 ]
+
+#: The documented missing value of integer columns.
+MISSING_INT: int = -1  # columns.MISSING["int64"], typed for numpy (a test keeps them equal)
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 SUFFIX_FORMATS = {
     ".fits": "fits", ".fit": "fits", ".fits.gz": "fits",
@@ -73,13 +96,24 @@ def _identifier(ids: Mapping[str, Any], keys: tuple[str, ...], kind: str) -> Any
             continue
         try:
             if kind == "int64":
-                return int(value)
+                whole = int(value)
+                if _INT64_MIN <= whole <= _INT64_MAX:
+                    return whole
+                continue
             number = float(value)
-        except (TypeError, ValueError, OverflowError):
+        except (TypeError, ValueError, OverflowError):  # text, NaN, inf
             continue
         if np.isfinite(number):
             return number
     return MISSING[kind]
+
+
+def _texts(values: Iterable[Any]) -> np.ndarray:
+    texts = [v if isinstance(v, str) else str(v) for v in values]
+    joined = "".join(texts)
+    if joined.isascii() and joined.isprintable():  # the common case, checked in one C call
+        return np.array(texts, dtype=str)
+    return np.array([printable(v) for v in texts], dtype=str)
 
 
 def _value(result: Result, column: Column) -> Any:
@@ -115,9 +149,13 @@ def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None
     cols: dict[str, Any] = {}
     for column in columns_for(label_columns):
         values = [_value(r, column) for r in results]
+        if column.dtype == "str":
+            cols[column.name] = _texts(values)
+            continue
         with np.errstate(over="ignore"):  # a label beyond float32 is inf, as DR19's REAL
             cols[column.name] = np.array(values, dtype=_NUMPY[column.dtype])
-    table = Table(cols, meta=dict(meta or {}))
+    table = Table(cols, meta={k: printable(v) if isinstance(v, str) else v
+                              for k, v in (meta or {}).items()})
     # Empty string columns default to <U1 / <U0 which FITS cannot hold: give them width >= 1.
     for name in table.colnames:
         if table[name].dtype.kind == "U" and table[name].dtype.itemsize == 0:
@@ -129,76 +167,152 @@ def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None
     return table
 
 
-def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Rename a finished temporary file into place with normal permissions.
-
-    mkstemp creates files readable by their owner only; a catalogue or model is meant to be
-    shared like any file the user writes, so apply the umask as open() would.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
-def _format_for(path: Path) -> str:
-    name = path.name.lower()
+def format_for(path: str | os.PathLike) -> str:
+    """The astropy format name of a catalogue path, from its suffix (OutputError if unknown)."""
+    name = Path(path).name.lower()
     for suffix in sorted(SUFFIX_FORMATS, key=len, reverse=True):
         if name.endswith(suffix):
             return SUFFIX_FORMATS[suffix]
     raise OutputError(
-        f"{path}: unknown output type; use one of {', '.join(sorted(SUFFIX_FORMATS))}"
+        f"{printable(path)}: unknown output type; use one of {', '.join(sorted(SUFFIX_FORMATS))}"
     )
 
 
+_format_for = format_for  # old private name, kept for callers not yet moved
+
+
+def stored_text(text: object, path: str | os.PathLike) -> str:
+    """`text` exactly as a catalogue at `path` stores it (so a resumed run can match it)."""
+    return ascii_text(text) if format_for(path) == "fits" else printable(text)
+
+
 def _fits_header_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """FITS keywords: <= 8 characters, upper case, scalar values."""
+    """FITS keywords: <= 8 characters, upper case, scalar values, ASCII text."""
     out = {}
     for key, value in meta.items():
+        if isinstance(value, str):
+            value = ascii_text(value)
         if isinstance(value, (str, int, float, bool, np.integer, np.floating)):
-            out[str(key).upper()[:8]] = value
+            out[ascii_text(key).upper()[:8]] = value
     return out
+
+
+def _ascii_columns(table: Table) -> Table:
+    """A copy of `table` whose text columns are ASCII (FITS), escaped as documented."""
+    out = table.copy(copy_data=False)
+    for name in out.colnames:
+        col = out[name]
+        if col.dtype.kind != "U":
+            continue
+        try:
+            np.asarray(col).astype("S")  # fails on the first non-ASCII character, in C
+        except UnicodeEncodeError:
+            out[name] = np.array([ascii_text(v) for v in col], dtype=str)
+    return out
+
+
+_PROVENANCE_LINE = re.compile(r"^#\s*([A-Za-z][A-Za-z0-9_]*)\s*=\s*(.*)$")
+
+
+def _csv_text(table: Table) -> str:
+    """CSV with the provenance as `# KEY = json` lines before the column names."""
+    buffer = io.StringIO()
+    plain = table.copy(copy_data=False)
+    plain.meta = {}
+    plain.write(buffer, format="ascii.csv")
+    lines = ["# bossnet-onnx catalogue; provenance below as KEY = JSON value"]
+    for key, value in table.meta.items():
+        value = value.item() if hasattr(value, "item") else value
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except TypeError:
+            text = json.dumps(str(value), ensure_ascii=False)
+        lines.append(f"# {printable(key)} = {printable(text)}")
+    return "\n".join(lines) + "\n" + buffer.getvalue()
+
+
+def _read_csv(path: Path) -> Table:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        text = handle.read()
+    meta: dict[str, Any] = {}
+    body = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("#"):
+            match = _PROVENANCE_LINE.match(line.rstrip("\r\n"))
+            if match:
+                try:
+                    meta[match.group(1)] = json.loads(match.group(2))
+                except ValueError:
+                    meta[match.group(1)] = match.group(2)
+            continue
+        body.append(line)
+    table = Table.read("".join(body), format="ascii.csv")
+    table.meta = meta
+    return table
+
+
+def _serialize(table: Table, fmt: str, path: Path) -> bytes:
+    """The file's bytes (gzip for `.fits.gz`), built in memory so that a failing disk is met
+    by one plain write whose OSError says what happened (astropy's FITS writer hides it)."""
+    buffer = io.BytesIO()
+    if fmt == "fits":
+        out = _ascii_columns(table)
+        out.meta = _fits_header_meta(table.meta)
+        _write_fits(out, buffer)
+        if path.name.lower().endswith(".gz"):
+            return gzip.compress(buffer.getvalue(), mtime=0)
+    elif fmt == "parquet":
+        _write_parquet(table, buffer)
+    elif fmt == "ascii.csv":
+        return _csv_text(table).encode("utf-8")
+    else:
+        text = io.StringIO()
+        table.write(text, format=fmt)
+        return text.getvalue().encode("utf-8")
+    return buffer.getvalue()
+
+
+def require_writer(path: str | os.PathLike) -> None:
+    """OutputError now, before any work, if the package that writes `path`'s type is missing."""
+    if format_for(path) == "parquet":
+        try:
+            import pyarrow
+            import pyarrow.parquet  # noqa: F401
+        except ImportError:
+            raise OutputError(f"{printable(path)}: writing parquet needs pyarrow: pip install "
+                              f"'bossnet-onnx[parquet]'") from None
 
 
 def write_catalogue(table: Table, path: str | os.PathLike) -> Path:
     """Write `table` to `path` (type from the suffix) atomically: temp file, then rename.
 
     A reader never sees a half-written catalogue and an interrupted run leaves none behind.
+    Any failure (full disk, permissions, a value the format cannot hold) is an OutputError
+    naming the file, and the temporary file is removed.
     """
     path = Path(path)
-    fmt = _format_for(path)
-    if fmt == "parquet":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise OutputError(f"{path}: writing parquet needs pyarrow: pip install "
-                              f"'bossnet-onnx[parquet]'") from None
+    fmt = format_for(path)
+    require_writer(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
-        raise OutputError(f"{path}: output directory {directory} does not exist")
-    out = table.copy(copy_data=False)
-    if fmt == "fits":
-        out.meta = _fits_header_meta(table.meta)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=directory)
-    os.close(fd)
+        raise OutputError(f"{printable(path)}: output directory {printable(directory)} "
+                          f"does not exist")
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+
     try:
-        if fmt == "parquet":
-            _write_parquet(table, tmp)
-        elif fmt == "fits":
-            _write_fits(out, tmp)
-        else:
-            out.write(tmp, format=fmt, overwrite=True)
-        publish(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        payload = _serialize(table, fmt, path)
+        write_atomically(path, write)
+    except Exception as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise OutputError(f"cannot write {printable(path)}: {printable(reason)}") from exc
     return path
 
 
-def _write_fits(table: Table, path: str) -> None:
+def _write_fits(table: Table, path: str | io.BytesIO) -> None:
     """FITS with a TUNIT for every physical column, `dex` included (astropy refuses to write
     units outside the FITS standard, so they are set as header cards here)."""
     import warnings
@@ -228,10 +342,8 @@ def _fits_unit(unit: Any) -> bool:
     return True
 
 
-def _write_parquet(table: Table, path: str) -> None:
+def _write_parquet(table: Table, path: str | io.BytesIO) -> None:
     """pyarrow directly (astropy's parquet reader needs pandas); header in schema metadata."""
-    import json
-
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -249,8 +361,6 @@ def _write_parquet(table: Table, path: str) -> None:
 
 
 def _read_parquet(path: Path) -> Table:
-    import json
-
     import pyarrow.parquet as pq
 
     arrow = pq.read_table(path)
@@ -265,20 +375,93 @@ def _read_parquet(path: Path) -> Table:
     return table
 
 
+def _canonical(table: Table) -> Table:
+    """Our own columns back in the dtypes build_table gives them (CSV guesses: an all-empty
+    `error` column reads as masked int), masked cells as the documented missing values."""
+    reference = build_table([])
+    for name in table.colnames:
+        if name not in reference.colnames:
+            continue
+        col = table[name]
+        kind = reference[name].dtype.kind
+        try:
+            if kind == "U" and col.dtype.kind == "U" and not np.ma.isMaskedArray(col):
+                pass  # already text
+            elif kind == "U":
+                values = [("" if v is np.ma.masked else
+                           (v.decode("utf-8", "backslashreplace") if isinstance(v, bytes)
+                            else str(v))) for v in col]
+                table[name] = np.array(values, dtype=str) if values else col.astype(str)
+                if table[name].dtype.itemsize == 0:
+                    table[name] = table[name].astype("U1")
+            elif kind == "b" and col.dtype.kind in "USO":  # CSV: "True"/"False" text
+                text = np.ma.filled(np.ma.asarray(col).astype(str), "false")
+                table[name] = np.char.lower(np.char.strip(text)) == "true"
+            elif np.ma.isMaskedArray(col) or getattr(col, "mask", None) is not None:
+                fill = {"f": np.nan, "i": MISSING_INT, "b": False}[kind]
+                table[name] = np.ma.filled(np.ma.asarray(col).astype(reference[name].dtype),
+                                           fill)
+            elif col.dtype != reference[name].dtype:
+                table[name] = np.asarray(col).astype(reference[name].dtype)
+        except (TypeError, ValueError) as exc:
+            raise OutputError(f"column {name!r} holds values that are not "
+                              f"{reference[name].dtype} ({exc})") from None
+        if reference[name].unit is not None:
+            table[name].unit = reference[name].unit
+    return table
+
+
 def read_catalogue(path: str | os.PathLike) -> Table:
-    """Read a catalogue written by write_catalogue (any supported type)."""
+    """Read a catalogue written by write_catalogue (any supported type); every problem is one
+    OutputError naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise OutputError(f"{path}: catalogue not found")
-    fmt = _format_for(path)
+        what = "is a directory, not a catalogue" if path.is_dir() else "catalogue not found"
+        raise OutputError(f"{printable(path)}: {what}")
+    fmt = format_for(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnitsWarning)  # TUNIT 'dex' is not FITS-standard
-            table = _read_parquet(path) if fmt == "parquet" else Table.read(path, format=fmt)
-    except Exception as exc:  # noqa: BLE001
-        raise OutputError(f"{path}: cannot read catalogue ({exc})") from None
-    for name in ("path", "format", "error", "telescope", "survey_class", "frame", "specobjid",
-                 "designation"):
-        if name in table.colnames and table[name].dtype.kind in "SO":
-            table[name] = table[name].astype(str)
+            if fmt == "parquet":
+                table = _read_parquet(path)
+            elif fmt == "ascii.csv":
+                table = _read_csv(path)
+            elif fmt == "ascii.ecsv":
+                table = Table.read(path, format=fmt, encoding="utf-8")
+            else:
+                table = Table.read(path, format=fmt)
+        for name in table.colnames:  # text columns of other members or readers: str too
+            if table[name].dtype.kind == "S":
+                table[name] = np.char.decode(np.asarray(table[name]), "utf-8", "backslashreplace")
+        table = _canonical(table)
+    except Exception as exc:  # noqa: BLE001 - astropy/pyarrow raise many types on bad files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise OutputError(f"{printable(path)}: cannot read catalogue "
+                          f"({printable(reason)})") from None
     return table
+
+
+#: Identifier columns that, with the file name, HDU and row, say which spectrum a row is.
+_IDENTITY_COLUMNS = ("spectrum_pk_id", "drp_spectrum_pk_id", "sdss_id", "catalogid",
+                     "specobjid", "obsid", "designation", "telescope", "fieldid", "plateid",
+                     "fiberid", "mjd", "min_mjd", "max_mjd")
+
+
+def row_identities(table: Table) -> list[str]:
+    """One key per row saying which spectrum it is, for duplicate checks.
+
+    File name, HDU and row, plus the survey identifiers (spectrum_pk_id, sdss_id, catalogid,
+    specobjid, obsid, telescope, fieldid, plateid, fiberid, mjd, ...) when the row has any: the
+    same spectrum reached through another directory is still a duplicate, while two different
+    stars in same-named files are not. A row with no identifier at all falls back to its full
+    path.
+    """
+    names = [c for c in _IDENTITY_COLUMNS if c in table.colnames]
+    keys = []
+    for r in table:
+        ids = [str(r[c]) for c in names]
+        known = any(v not in ("", str(MISSING_INT)) for v in ids)
+        source = str(r["path"])
+        name = os.path.basename(source) if known else source
+        keys.append("|".join([name, str(r["hdu"]), str(r["row"]), *(ids if known else [])]))
+    return keys

@@ -1,7 +1,9 @@
 """The `bossnet-onnx` command line: thin typer wrappers, one public function each.
 
 Errors derived from BossNetError are printed as one line on stderr with exit status 1; typer's
-own usage errors exit 2.
+own usage errors exit 2, and so does an output path refused before any work (OutputPathError:
+exists without --overwrite, a directory, unwritable, unknown type, writer package missing).
+Every path printed goes through `textsafe.printable`, so a file name cannot forge a line.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from typing import Any
 import typer
 
 from . import __version__
-from .errors import BossNetError
+from .errors import BossNetError, OutputPathError
+from .textsafe import printable
 
 app = typer.Typer(
     name="bossnet-onnx",
@@ -28,9 +31,16 @@ MODEL_HELP = ("Installed model name (`models list`) or ONNX file (default: the b
 
 
 def _fail(exc: BaseException) -> None:
-    """Print one line and exit 1: the house rule for every command."""
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(code=1)
+    """Print one line and exit 1 (2 for an output path refused before work): the house rule."""
+    typer.echo(f"error: {printable(exc)}", err=True)
+    raise typer.Exit(code=2 if isinstance(exc, OutputPathError) else 1)
+
+
+def _warn(text: str) -> None:
+    typer.echo(f"warning: {printable(text)}", err=True)
+
+
+_OVERWRITE_HELP = "Replace the output file if it exists (default: refuse, before any work)."
 
 
 def _version_callback(value: bool) -> None:
@@ -53,6 +63,7 @@ def _print_table(table) -> None:
     """A readable summary on stdout: one line per spectrum, the columns people look at."""
     from rich.console import Console
     from rich.table import Table as RichTable
+    from rich.text import Text
 
     from .flags import flag_names
 
@@ -67,14 +78,14 @@ def _print_table(table) -> None:
 
     for r in table:
         view.add_row(
-            Path(str(r["path"])).name, str(r["hdu"]), str(r["row"]),
+            Text(printable(Path(str(r["path"])).name)), str(r["hdu"]), str(r["row"]),
             num(r["teff"], ".0f"), num(r["e_teff"], ".0f"), num(r["logg"], ".2f"),
             num(r["e_logg"], ".2f"), num(r["fe_h"], ".2f"), num(r["e_fe_h"], ".2f"),
             num(r["bn_v_r"], ".1f"), num(r["e_bn_v_r"], ".1f"), str(r["frame"]),
             num(r["snr_model"], ".1f"), str(r["result_flags"]),
             # quality problems by name, apart from DR19's flags: they do not make a row bad
             ",".join(flag_names(0, int(r["quality_flags"]))) or "-",
-            str(r["error"]),
+            Text(printable(r["error"])),
         )
     Console(width=200, soft_wrap=True).print(view)
 
@@ -107,6 +118,7 @@ def predict(
                                         "of the sorted inputs (1-based; for job arrays)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its "
                                 "progress file (needs -o)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Predict log g, Teff, [Fe/H] and RV for every spectrum in INPUTS."""
@@ -140,19 +152,20 @@ def predict(
         if output is None:
             table = run_predict(inputs, **common)
         else:
-            table = predict_to_file(inputs, output, resume=resume, **common)
+            table = predict_to_file(inputs, output, resume=resume, overwrite=overwrite,
+                                    on_warning=_warn, **common)
     except Interrupted as exc:
-        typer.echo(str(exc), err=True)
+        typer.echo(printable(exc), err=True)
         raise typer.Exit(code=130) from None
     except BossNetError as exc:
         _fail(exc)
     failed = [r for r in table if r["result_flags"] & 1]
     for r in failed:
-        typer.echo(f"failed: {r['error']}", err=True)
+        typer.echo(f"failed: {printable(r['error'])}", err=True)
     if output is None:
         _print_table(table)
     if not quiet:
-        where = f" -> {output}" if output is not None else ""
+        where = f" -> {printable(output)}" if output is not None else ""
         typer.echo(f"{len(table)} spectra, {len(failed)} failed; model {table.meta['MODEL']} "
                    f"({table.meta['PROVNC']}) on {table.meta['PROVIDER']} "
                    f"{table.meta['PRECISN']}{where}", err=True)
@@ -164,15 +177,17 @@ def predict(
 def merge(
     parts: list[Path] = typer.Argument(..., help="Shard catalogues (from --shard K/N runs)."),
     output: Path = typer.Option(..., "--output", "-o", help="Merged catalogue."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Concatenate shard catalogues, checking provenance, duplicates and missing shards."""
     from .sharding import merge_catalogues
 
     try:
-        table = merge_catalogues([str(p) for p in parts], output)
+        table = merge_catalogues([str(p) for p in parts], output, overwrite=overwrite)
     except BossNetError as exc:
         _fail(exc)
-    typer.echo(f"merged {len(parts)} catalogues, {len(table)} rows -> {output}", err=True)
+    typer.echo(f"merged {len(parts)} catalogues, {len(table)} rows -> {printable(output)}",
+               err=True)
 
 
 @app.command()
@@ -227,10 +242,12 @@ def plot(
     provider: str = typer.Option("auto", "--provider", help="auto, cpu, cuda or openvino."),
     draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws (as in predict)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
     recipe: str = typer.Option("reference", "--recipe",
                                help="Preprocessing, as in predict: reference or astra."),
 ) -> None:
     """Plot each spectrum, the model input it became, and its labels, errors and flags."""
+    from .output_paths import IMAGE_SUFFIXES, check_output
     from .plotting import plot_spectrum
     from .preprocess import RECIPES
 
@@ -243,11 +260,12 @@ def plot(
         name = name[: -len(suffix)] if name.lower().endswith(suffix) else name
     target = output if output is not None else Path(f"{name}.png")
     try:
+        check_output(target, overwrite=overwrite, suffixes=IMAGE_SUFFIXES)
         fig = plot_spectrum(spectrum, target, hdu=hdu, row=row, model=model, provider=provider,
                             draws=draws, seed=seed, recipe=recipe)
     except BossNetError as exc:
         _fail(exc)
-    typer.echo(f"{len(fig.axes) // 2} spectra -> {target}", err=True)
+    typer.echo(f"{len(fig.axes) // 2} spectra -> {printable(target)}", err=True)
 
 
 @app.command()
@@ -260,8 +278,10 @@ def kiel(
                                                "directory."),
     hdu: int | None = typer.Option(None, "--hdu", help="FITS HDU holding the table "
                                       "(default: the first with teff, logg, fe_h)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Kiel diagram (Teff vs log g, coloured by [Fe/H], flagged rows marked) of a catalogue."""
+    from .output_paths import IMAGE_SUFFIXES, check_output
     from .plotting import kiel_counts, load_labels, plot_kiel
 
     name = catalogue.name
@@ -269,13 +289,15 @@ def kiel(
         name = name[: -len(suffix)] if name.lower().endswith(suffix) else name
     target = output if output is not None else Path(f"{name}.kiel.png")
     try:
+        check_output(target, overwrite=overwrite, suffixes=IMAGE_SUFFIXES)
         table = load_labels(catalogue, hdu=hdu)
         counts = kiel_counts(table)
         plot_kiel(table, target)
     except BossNetError as exc:
         _fail(exc)
     typer.echo(f"{counts['good']} unflagged, {counts['warn']} flag_warn, {counts['bad']} "
-               f"flag_bad, {counts['failed'] + counts['no_labels']} not drawn -> {target}",
+               f"flag_bad, {counts['failed'] + counts['no_labels']} not drawn -> "
+               f"{printable(target)}",
                err=True)
 
 

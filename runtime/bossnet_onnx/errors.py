@@ -14,6 +14,8 @@ __all__ = [
     "ModelMetadataError",
     "ProviderError",
     "OutputError",
+    "OutputPathError",
+    "OutputLockedError",
     "ExportError",
     "CheckpointError",
     "ParityError",
@@ -54,6 +56,15 @@ class ProviderError(BossNetError):
 
 class OutputError(BossNetError):
     """The catalogue cannot be written (bad suffix, unwritable place, merge conflicts)."""
+
+
+class OutputPathError(OutputError):
+    """The output path cannot be used (exists without overwrite, directory, unwritable place,
+    unknown type, missing writer package). Raised before any work; the CLI exits 2 (usage)."""
+
+
+class OutputLockedError(OutputError):
+    """Another run holds the output's lock file; the message names it (pid, host, start)."""
 
 
 class ExportError(BossNetError):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import BossNetError, InputError
+from .errors import BossNetError, InputError, OutputError
 from .flags import QualityFlags, ResultFlags, flag_bad, flag_warn
 from .spectrum import ReadFailure, Spectrum
 
@@ -96,8 +96,14 @@ def _save(fig: Figure, output: str | os.PathLike) -> Path:
         raise InputError(f"{output}: output directory {output.parent} does not exist")
     if output.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise InputError(f"{output}: unknown image type {output.suffix!r}; use .png, .pdf or .svg")
-    # No bbox_inches="tight": the image keeps exactly figsize x DPI pixels.
-    fig.savefig(output, dpi=DPI)
+    from .atomic import write_atomically
+
+    # No bbox_inches="tight": the image keeps exactly figsize x DPI pixels. Atomic, so a failed
+    # write (full disk) leaves no half image.
+    try:
+        write_atomically(output, lambda tmp: fig.savefig(tmp, dpi=DPI), suffix=output.suffix)
+    except OSError as exc:
+        raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from None
     return output
 
 

@@ -15,13 +15,16 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.table import Table, vstack
 
-from .catalogue import read_catalogue, write_catalogue
+from .catalogue import read_catalogue, row_identities, write_catalogue
 from .errors import OutputError
+from .output_lock import OutputLock
+from .output_paths import check_output
+from .textsafe import printable
 
 __all__ = ["Shard", "parse_shard", "select_shard", "merge_catalogues", "PROVENANCE_KEYS"]
 
 #: Header keys that must agree between shards for a merge to make sense.
-PROVENANCE_KEYS = ("MODEL", "MODELSHA", "NDRAWS", "SEED", "PREPROC", "RECIPE")
+PROVENANCE_KEYS = ("MODEL", "MODELSHA", "NDRAWS", "SEED", "PREPROC", "RECIPE", "NINPUTS", "PRECISN")
 
 
 @dataclass(frozen=True)
@@ -51,26 +54,67 @@ def select_shard(paths: Sequence[str], shard: Shard | None) -> list[str]:
     return sorted(paths)[shard.index - 1::shard.count]
 
 
-def merge_catalogues(parts: Sequence[str | os.PathLike], output: str | os.PathLike) -> Table:
-    """Concatenate shard catalogues, refusing mixed provenance, duplicates and missing shards."""
+def _shard_of(path: str | os.PathLike, text: str) -> Shard:
+    try:
+        return parse_shard(text)
+    except ValueError:
+        raise OutputError(f"merge: {printable(path)} has SHARD={text!r}, not K/N") from None
+
+
+def merge_catalogues(parts: Sequence[str | os.PathLike], output: str | os.PathLike, *,
+                     overwrite: bool = False) -> Table:
+    """Concatenate shard catalogues, refusing mixed provenance, duplicates and missing shards.
+
+    `output` is checked (and locked) before any part is read; an existing one is replaced only
+    with `overwrite`. Every problem with a part is an OutputError naming it.
+    """
     if not parts:
         raise OutputError("merge: no shard catalogues given")
-    tables = [read_catalogue(p) for p in parts]
+    check_output(output, overwrite=overwrite)
+    with OutputLock(output):
+        return _merge(parts, output)
+
+
+def _merge(parts: Sequence[str | os.PathLike], output: str | os.PathLike) -> Table:
+    resolved_out = os.path.realpath(output)
+    for path in parts:
+        if os.path.realpath(path) == resolved_out:
+            raise OutputError(f"merge: {printable(path)} is also the output; choose another -o")
+    tables = []
+    for path in parts:
+        try:
+            tables.append(read_catalogue(path))
+        except OutputError as exc:
+            raise OutputError(f"merge: {exc}") from None
     first = tables[0].meta
+    columns = tables[0].colnames
     for path, table in zip(parts, tables):
+        if table.colnames != columns:
+            extra = sorted(set(table.colnames) ^ set(columns))
+            raise OutputError(
+                f"merge: {printable(path)} has other columns than {printable(parts[0])} "
+                f"({', '.join(extra[:6]) or 'same names, other order'}); merge only catalogues "
+                f"written by bossnet-onnx predict with the same version"
+            )
         for key in PROVENANCE_KEYS:
             if key in first and str(table.meta.get(key)) != str(first.get(key)):
                 raise OutputError(
-                    f"merge: {path} has {key}={table.meta.get(key)!r} but {parts[0]} has "
-                    f"{first.get(key)!r}; shards of one catalogue must share model, seed, draws"
+                    f"merge: {printable(path)} has {key}={table.meta.get(key)!r} but "
+                    f"{printable(parts[0])} has {first.get(key)!r}; shards of one catalogue must "
+                    f"share model, seed, draws and input list"
                 )
-    shard_ids = [str(t.meta.get("SHARD", "")) for t in tables]
+    shard_ids = [str(t.meta.get("SHARD", "") or "") for t in tables]
+    if any(shard_ids) and not all(shard_ids):
+        lone = next(p for p, s in zip(parts, shard_ids) if not s)
+        raise OutputError(f"merge: {printable(lone)} is not a shard (no SHARD in its header) "
+                          f"but other parts are")
     if all(shard_ids):
-        counts = {s.split("/")[1] for s in shard_ids}
+        shards = [_shard_of(p, s) for p, s in zip(parts, shard_ids)]
+        counts = {s.count for s in shards}
         if len(counts) != 1:
             raise OutputError(f"merge: shards come from different splits: {sorted(set(shard_ids))}")
-        n = int(counts.pop())
-        seen = [int(s.split("/")[0]) for s in shard_ids]
+        n = counts.pop()
+        seen = [s.index for s in shards]
         repeated = sorted({k for k in seen if seen.count(k) > 1})
         if repeated:
             raise OutputError(f"merge: shard(s) {', '.join(f'{k}/{n}' for k in repeated)} given twice")
@@ -80,13 +124,16 @@ def merge_catalogues(parts: Sequence[str | os.PathLike], output: str | os.PathLi
                 f"merge: missing shard(s) {', '.join(f'{k}/{n}' for k in missing)}; run them "
                 f"(or pass their catalogues) before merging"
             )
-    merged = vstack(tables, join_type="exact", metadata_conflicts="silent")
-    keys = [f"{os.path.basename(str(s))}|{h}|{r}" for s, h, r in
-            zip(merged["path"], merged["hdu"], merged["row"])]
+    try:
+        merged = vstack(tables, join_type="exact", metadata_conflicts="silent")
+    except Exception as exc:  # noqa: BLE001 - e.g. a column of another type in one part
+        raise OutputError(f"merge: the catalogues do not stack ({printable(exc)})") from None
+    keys = row_identities(merged)
     uniq, n_seen = np.unique(keys, return_counts=True)
     dups = uniq[n_seen > 1]
     if len(dups):
-        raise OutputError(f"merge: {len(dups)} spectra appear more than once, e.g. {dups[0]}")
+        raise OutputError(f"merge: {len(dups)} spectra appear more than once, e.g. "
+                          f"{printable(dups[0])}")
     merged.sort(["path", "hdu", "row"])
     merged.meta = {k: v for k, v in first.items() if k != "SHARD"}
     merged.meta["NSHARDS"] = len(tables)
