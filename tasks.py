@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parent
 # torch is pinned to the CPU wheel the workplace keeps on disk: an unpinned torch pulls several
 # GB of CUDA packages.
 TORCH_PIN = "torch==2.13.0"
-TEST_EXTRAS = "export,test,plot,parquet,dask,lint,openvino"
+# cpu: the onnxruntime engine (the core package has none, so that GPU users can pick [gpu])
+TEST_EXTRAS = "cpu,export,test,plot,parquet,dask,lint,openvino"
 # the torch-free lane: everything the runtime tests need, nothing that pulls torch
-FAST_EXTRAS = "test,plot,parquet"
+FAST_EXTRAS = "cpu,test,plot,parquet"
 
 
 def _venv(name: str) -> Path:
@@ -47,7 +48,7 @@ def _run(cmd: list[str], **kwargs) -> None:
 def demo() -> None:
     """Install the runtime alone (no torch) and predict the bundled examples."""
     python = _venv(".venv-run")
-    _run([str(python), "-m", "pip", "install", "-q", "."])
+    _run([str(python), "-m", "pip", "install", "-q", ".[cpu]"])
     exe = python.parent / "bossnet-onnx"
     examples = sorted(str(p) for p in (ROOT / "examples").glob("*.fits"))
     _run([str(exe), "predict", *examples, "--draws", "20", "--seed", "42"])

@@ -79,7 +79,7 @@ def make_wrong_columns(tmp_path):
 
 def make_csv_missing_columns(tmp_path):
     out = tmp_path / "partial.csv"
-    out.write_text("wavelength,flux\n4000,1\n5000,2\n")
+    out.write_text("wavelength,ivar\n4000,1\n5000,2\n")  # flux-only is fine, flux-less is not
     return out
 
 
@@ -129,10 +129,10 @@ FILE_FAILURES = {
     "truncated FITS": (make_truncated, InputError, "truncated or corrupted"),
     "gzip not FITS": (make_gzip_not_fits, InputError, "gzip file whose content is not FITS"),
     "no table HDU": (make_no_table, UnknownFormatError, r"no known spectrum layout \(tried mwm, "
-                     r"sdss-spec, lamost-table, lamost-image, generic-table\)"),
+                     r"sdss-spec, lamost-table, lamost-image, image-1d, generic-table\)"),
     "wrong columns": (make_wrong_columns, UnknownFormatError, "no known spectrum layout"),
-    "csv missing ivar": (make_csv_missing_columns, InputError,
-                         "needs wavelength .* flux and ivar or error columns; found wavelength, flux"),
+    "csv missing flux": (make_csv_missing_columns, InputError,
+                         "needs wavelength .* and flux columns .*; found wavelength, ivar"),
     "unparsable ecsv": (make_csv_garbage, InputError, "cannot parse as ECSV"),
     "csv with words for numbers": (make_csv_text_values, InputError,
                                    r"cannot read it as generic-table \(could not convert string "

@@ -121,7 +121,8 @@ def test_cli_info_errors_are_one_line(tmp_path):
     result = runner.invoke(app, ["info", str(missing)])
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
-        f"error: {missing}: model file not found; give an exported .onnx with --model"]
+        f"error: {missing}: model file not found; give an exported .onnx file or a model name "
+        f"(boss) with --model"]
     bare = write_linear_model(tmp_path / "bare.onnx", drop_keys=("bossnet.weights_sha256",))
     result = runner.invoke(app, ["info", str(bare)])
     assert result.exit_code == 1

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from bossnet_onnx.catalogue import Result, build_table, write_catalogue
 from bossnet_onnx.cli import app
-from bossnet_onnx.errors import InputError
+from bossnet_onnx.errors import InputError, InputWarning
 from bossnet_onnx.flags import ResultFlags
 from bossnet_onnx.pipeline import prepare_spectrum
 from bossnet_onnx.plotting import (
@@ -144,14 +144,64 @@ def test_flux_floor_is_marked_in_the_model_input(model):
     flux[(spec.wavelength > 5000) & (spec.wavelength < 5100)] = -3.0  # sky over-subtracted
     spec = Spectrum(spec.wavelength, flux, spec.ivar, source=spec.source, format=spec.format,
                     hdu=1, row=0)
-    fig = plot_spectrum(spec, model=model, draws=0)
-    names = fig.axes[1].get_legend_handles_labels()[1]
-    floor = [n for n in names if n.startswith("ln(1e-06) floor")]
+    fig = plot_spectrum(spec, model=model, draws=4)
+    ax_in = fig.axes[1]
+    names = ax_in.get_legend_handles_labels()[1]
+    (floor,) = [n for n in names if "at the ln(1e-06) floor (flux ≤ 0), off scale" in n]
     n_grid = int(np.sum((model.metadata.grid > 5000) & (model.metadata.grid < 5100)))
-    shown = int(floor[0].split("(")[-1].split()[0])
-    inputs = prepare_spectrum(spec, model.metadata, 0, 0).inputs[0]
-    assert shown == int(np.sum(inputs <= np.log(np.float32(1e-6)) + 1e-4))
+    shown = int(floor.split()[0])
+    inputs = prepare_spectrum(spec, model.metadata, 4, 0).inputs
+    at_floor = inputs[0] <= np.log(np.float32(1e-6)) + 1e-4
+    assert shown == int(at_floor.sum())
     assert n_grid - 2 <= shown <= n_grid + 5
+    # the limits span the data (a running median of it: single dips next to the floor region
+    # stay out too), not the floor: -13.8 would flatten the input into a line
+    lo, hi = ax_in.get_ylim()
+    above = inputs[0][~at_floor]
+    assert lo > np.log(1e-6) + 5
+    assert lo <= np.percentile(above, 1) and hi >= np.percentile(above, 99)
+    (ticks,) = [ln for ln in ax_in.lines if ln.get_marker() == "|"]
+    np.testing.assert_array_equal(ticks.get_xdata(), model.metadata.grid[at_floor])
+
+
+def test_bundled_example_input_panel_spans_the_data_not_the_floor(tmp_path):
+    """The README's example through the CLI: a real PNG, looked at, limits from the data."""
+    from bossnet_onnx.readers import read_spectra
+
+    example = REPO / "examples" / "spec-9999-60000-0042.fits"
+    (spec,) = read_spectra(example)
+    flux = spec.flux.copy()
+    flux[(spec.wavelength > 3925) & (spec.wavelength < 3975)] = 0.0  # dead Ca II H&K pixels
+    spec = Spectrum(spec.wavelength, flux, spec.ivar, source=spec.source, format=spec.format,
+                    hdu=spec.hdu, flux_unit=spec.flux_unit)
+    fig = plot_spectrum(spec, tmp_path / "hk.png", draws=8)
+    ax_obs, ax_in = fig.axes
+    lo, hi = ax_in.get_ylim()
+    (line,) = [ln for ln in ax_in.lines if ln.get_label() == "model input (noise-free)"]
+    data = line.get_ydata()
+    kept = data[data > np.log(1e-6) + 1e-4]
+    assert (hi - lo) < 2 * (kept.max() - kept.min())  # the floor (-13.8) is not in range
+    assert lo > np.log(1e-6) + 5
+    assert lo <= np.percentile(kept, 1) and hi >= np.percentile(kept, 99)
+    assert ax_obs.get_ylabel() == "flux [1E-17 erg/cm^2/s/Ang]"
+    assert ax_in.get_xlabel() == "vacuum wavelength [Å]"
+    assert png_size(tmp_path / "hk.png") == expected_pixels(SPECTRUM_PANEL_SIZE, panels=1)
+
+
+def test_air_and_in_memory_inputs_are_labelled(model):
+    from astropy import units as u
+    from specutils import Spectrum as SUSpectrum
+
+    base = synthetic_spectrum(0)
+    obj = SUSpectrum(spectral_axis=base.wavelength / 10 * u.nm, flux=base.flux * u.mJy)
+    with pytest.warns(InputWarning, match="without uncertainty"):
+        fig = plot_spectrum(obj, model=model, draws=0, air=True)
+    assert fig.axes[1].get_xlabel() == ("vacuum wavelength [Å] (converted from the file's air "
+                                        "wavelengths)")
+    assert fig.axes[0].get_ylabel() == "flux [mJy]"
+    assert fig.axes[0].get_title(loc="left").startswith("<Spectrum 0>\n")
+    with pytest.raises(TypeError, match="cannot plot an object of type ndarray"):
+        plot_spectrum(np.zeros((3, 10)), model=model)
 
 
 @pytest.mark.parametrize(("kind", "note"), [
@@ -390,7 +440,7 @@ def test_cli_plot_matches_predict_on_a_real_sdss_file(tmp_path, monkeypatch, sha
     assert result.exit_code == 0, result.output
     out = tmp_path / "sdss-spec-0266-51602-0001.png"
     assert png_size(out) == expected_pixels(SPECTRUM_PANEL_SIZE, panels=len(table))
-    assert f"{len(table)} spectra -> sdss-spec-0266-51602-0001.png" in result.stderr
+    assert "1 spectrum -> sdss-spec-0266-51602-0001.png" in result.stderr and len(table) == 1
     fig = plot_spectrum(spec, model=model_path, provider="cpu", draws=4, seed=2)
     title = fig.axes[0].get_title(loc="left")
     row = table[0]
@@ -460,3 +510,69 @@ def test_plotting_never_imports_torch(tmp_path, model_path):
     assert proc.stdout.split() == ["axes", "2"]
     assert png_size(tmp_path / "s.png") == expected_pixels(SPECTRUM_PANEL_SIZE)
     assert png_size(tmp_path / "k.png") == expected_pixels(KIEL_SIZE)
+
+
+# ------------------------------------------------------------------ Kiel: survey column names
+def survey_table(names: tuple[str, str, str], n: int = 30, seed: int = 4) -> Table:
+    rng = np.random.default_rng(seed)
+    return Table({names[0]: rng.uniform(4000, 6500, n), names[1]: rng.uniform(1, 5, n),
+                  names[2]: rng.uniform(-2, 0.4, n)})
+
+
+@pytest.mark.parametrize(("names", "suffix"), [
+    (("teff", "logg", "feh"), ".csv"),              # LAMOST LRS stellar catalogue
+    (("TEFF", "LOGG", "FE_H"), ".fits"),            # APOGEE allStar / ASPCAP
+    (("Teff", "log g", "[Fe/H]"), ".ecsv"),         # as printed in papers
+    (("teff_gspphot", "logg_gspphot", "mh_gspphot"), ".fits"),  # Gaia DR3
+])
+def test_kiel_recognises_survey_column_names(tmp_path, monkeypatch, names, suffix):
+    path = tmp_path / f"survey{suffix}"
+    survey_table(names).write(path)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["kiel", str(path), "-o", "k.png"])
+    assert result.exit_code == 0, result.output
+    assert "30 unflagged, 0 flag_warn, 0 flag_bad, 0 not drawn -> k.png" in result.stderr
+
+
+def test_kiel_column_options_map_any_names(tmp_path, monkeypatch):
+    path = tmp_path / "odd.csv"
+    survey_table(("T", "gravity", "metallicity")).write(path)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    plain = runner.invoke(app, ["kiel", str(path)])
+    assert plain.exit_code == 1
+    assert "name them with --teff/--logg/--feh" in plain.stderr
+    mapped = runner.invoke(app, ["kiel", str(path), "--teff", "T", "--logg", "gravity",
+                                 "--feh", "metallicity", "-o", "odd.png"])
+    assert mapped.exit_code == 0, mapped.output
+    assert png_size(tmp_path / "odd.png") == expected_pixels(KIEL_SIZE)
+    wrong = runner.invoke(app, ["kiel", str(path), "--feh", "FEH_X"])
+    assert wrong.exit_code == 1
+    assert wrong.stderr.strip().splitlines() == [
+        f"error: {path}: has no column 'FEH_X' (--feh); its columns: T, gravity, metallicity"]
+
+
+def test_plot_handles_every_input_predict_handles(tmp_path, model):
+    """The bad-input corpus (test_bad_inputs) through plot: each file is a figure with its
+    failure shown in the panel title, or one BossNetError line; never a crash."""
+    import warnings
+
+    from test_bad_inputs import FILE_FAILURES, SPECTRUM_CASES, spec
+
+    from bossnet_onnx.errors import BossNetError
+
+    made, refused = 0, 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for k, (build, _fails, _expect) in enumerate(SPECTRUM_CASES.values()):
+            path = spec(tmp_path / f"s{k}.fits", **build())
+            fig = plot_spectrum(path, tmp_path / f"s{k}.png", model=model, draws=3)
+            made += len(fig.axes) == 2
+        for k, (make, _error, _message) in enumerate(FILE_FAILURES.values()):
+            folder = tmp_path / f"f{k}"
+            folder.mkdir()
+            with pytest.raises(BossNetError) as info:
+                plot_spectrum(make(folder), tmp_path / f"f{k}.png", model=model, draws=3)
+            assert "\n" not in str(info.value)
+            refused += 1
+    assert made == len(SPECTRUM_CASES) and refused == len(FILE_FAILURES)

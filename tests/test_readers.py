@@ -13,6 +13,7 @@ from astropy.io import fits
 from bossnet_onnx.readers import (
     READERS,
     generic_table,
+    image_1d,
     lamost_image,
     lamost_table,
     mwm,
@@ -40,9 +41,9 @@ def bad_pixels(n: int, seed: int) -> np.ndarray:
 
 
 def test_registry_order_is_explicit():
-    assert (mwm, sdss_spec, lamost_table, lamost_image, generic_table) == READERS
+    assert (mwm, sdss_spec, lamost_table, lamost_image, image_1d, generic_table) == READERS
     assert [r.NAME for r in READERS] == ["mwm", "sdss-spec", "lamost-table", "lamost-image",
-                                         "generic-table"]
+                                         "image-1d", "generic-table"]
 
 
 # ------------------------------------------------------------------------------ SDSS spec

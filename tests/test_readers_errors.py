@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from bossnet_onnx.errors import InputError, UnknownFormatError
+from bossnet_onnx.errors import InputError, InputWarning, UnknownFormatError
 from bossnet_onnx.inputs import expand_inputs
 from bossnet_onnx.readers import read_spectra
 from bossnet_onnx.spectrum import ReadFailure, Spectrum
@@ -17,7 +17,8 @@ from bossnet_onnx.synthetic import layouts
 
 WAVE = layouts.boss_native_wavelength()
 N = layouts.BOSS_NPIX
-TRIED = r"\(tried mwm, sdss-spec, lamost-table, lamost-image, generic-table\)"
+TRIED = (r"\(tried mwm, sdss-spec, lamost-table, lamost-image, image-1d, "
+         r"generic-table\)")
 
 
 def good(seed: int = 0, n: int = N):
@@ -130,10 +131,19 @@ def test_lamost_dr1_image_without_wavelength_information(tmp_path):
     raises_naming(path, InputError, r"\[HDU 0\]: no wavelength row and no CRVAL1/CD1_1")
 
 
-def test_csv_without_ivar_or_error(tmp_path):
+def test_csv_without_ivar_or_error_is_read_with_one_warning(tmp_path):
     (tmp_path / "p.csv").write_text("wavelength,flux\n4000,1\n5000,2\n")
+    with pytest.warns(InputWarning, match=r"p\.csv: no ivar or error column; sigma falls back"
+                                          r" .* NO_VALID_IVAR") as caught:
+        (spec,) = read_spectra(str(tmp_path / "p.csv"))
+    assert len(caught) == 1
+    assert spec.ivar.tolist() == [0.0, 0.0] and spec.flux.tolist() == [1.0, 2.0]
+
+
+def test_csv_without_flux(tmp_path):
+    (tmp_path / "p.csv").write_text("wavelength,ivar\n4000,1\n5000,2\n")
     raises_naming(tmp_path / "p.csv", InputError,
-                  "needs wavelength .* flux and ivar or error columns; found wavelength, flux")
+                  "needs wavelength .* and flux columns .*; found wavelength, ivar")
 
 
 def test_csv_with_header_only(tmp_path):

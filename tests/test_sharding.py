@@ -55,7 +55,7 @@ def test_merge_refuses_missing_duplicate_and_mixed(tmp_path):
     with pytest.raises(OutputError, match=r"shard\(s\) 1/3 given twice"):
         merge_catalogues([a, a, b], tmp_path / "all.fits")
     c = shard_table(tmp_path, 3, 3, ["a.fits"])
-    with pytest.raises(OutputError, match=r"1 spectra appear more than once, e.g. a.fits"):
+    with pytest.raises(OutputError, match=r"1 spectrum appears more than once, e.g. a.fits"):
         merge_catalogues([a, b, c], tmp_path / "all.fits")
     d = shard_table(tmp_path, 3, 3, ["c.fits"], SEED=2)
     with pytest.raises(OutputError, match="has SEED=2 but"):

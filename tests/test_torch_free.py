@@ -70,17 +70,19 @@ def test_predict_runs_without_torch(tmp_path):
 
 @pytest.mark.slow
 def test_plain_install_pulls_no_torch(tmp_path):
-    """pip install of the package alone (fresh venv, no extras) brings neither torch nor onnx."""
+    """pip install of the runtime (fresh venv, only the `cpu` engine extra) brings neither torch
+    nor onnx, and exactly one onnxruntime (tests/test_packaging.py: the other installs)."""
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
-    proc = subprocess.run([str(py), "-m", "pip", "install", "-q", str(REPO)],
+    proc = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{REPO}[cpu]"],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     listing = subprocess.run([str(py), "-m", "pip", "list", "--format=freeze"],
                              capture_output=True, text=True).stdout.lower()
     names = {line.split("==")[0] for line in listing.splitlines()}
     assert "onnxruntime" in names and "numpy" in names and "astropy" in names
+    assert "onnxruntime-gpu" not in names
     assert "torch" not in names and "onnx" not in names
     exe = str(env_dir / "bin" / "bossnet-onnx")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True)
@@ -94,4 +96,4 @@ def test_plain_install_pulls_no_torch(tmp_path):
     run = subprocess.run([exe, "predict", str(example), "--draws", "2", "-o",
                           str(tmp_path / "cat.csv")], capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert "1 spectra, 0 failed; model bossnet-demo-synthetic-v1" in run.stderr
+    assert "1 spectrum, 0 failed; model bossnet-demo-synthetic-v1" in run.stderr

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bossnet_onnx.catalogue import build_table
-from bossnet_onnx.pipeline import _finish, predict, prepare_spectrum, run_metadata
+from bossnet_onnx.pipeline import predict, prepare_spectrum, result_from_outputs, run_metadata
 from bossnet_onnx.plotting import plot_kiel, plot_spectrum
 from bossnet_onnx.session import open_model
 from bossnet_onnx.spectrum import Spectrum
@@ -60,7 +60,7 @@ def from_synthetic(n: int, model, draws: int, seed: int) -> None:
     results = []
     for spec in records:
         prep = prepare_spectrum(spec, model.metadata, draws, seed)
-        results.append(_finish(prep, model.run_physical(prep.inputs), model.metadata, draws))
+        results.append(result_from_outputs(prep, model.run_physical(prep.inputs), model.metadata, draws))
     table = build_table(results, meta=run_metadata(model, draws, seed))
     plot_kiel(table, HERE / "kiel.png",
               title=f"{n} synthetic spectra   (model {table.meta['MODEL']}, "

@@ -105,7 +105,9 @@ def physical_differences(a: np.ndarray, b: np.ndarray, names: tuple[str, ...]
 
 def onnx_session(path: Path):
     """A CPU onnxruntime session: the provider every user has, so parity means the same to all."""
-    import onnxruntime as ort
+    from bossnet_onnx.session import import_onnxruntime
+
+    ort = import_onnxruntime()  # the [cpu] or [gpu] extra; a one-line error without either
 
     options = ort.SessionOptions()
     options.log_severity_level = 3

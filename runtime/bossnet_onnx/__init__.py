@@ -1,33 +1,67 @@
 """bossnet-onnx: BOSS Net stellar parameters from optical spectra, without torch at run time.
 
-The runtime needs numpy, astropy and onnxruntime only. `bossnet_export` (separate package in the
-same distribution, `export` extra) is the only place torch is imported.
+    import bossnet_onnx
+    table = bossnet_onnx.predict("spec-*.fits")           # files, globs, dirs, @lists
+    table = bossnet_onnx.predict((wave, flux, ivar))      # arrays, specutils, Table, Spectrum
+    with bossnet_onnx.load("boss") as model:              # open once, predict many times
+        table = model.predict(my_spectra, draws=20, seed=42)
+
+The runtime needs numpy, astropy and one onnxruntime (the `cpu` or `gpu` extra) only.
+`bossnet_export` (separate package in the same distribution, `export` extra) is the only place
+torch is imported. Names are imported lazily (PEP 562) so that `import bossnet_onnx` stays
+cheap (the CLI's --help, readers in Dask workers); `dir()` and IDEs still see them.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "predict", "Spectrum", "ResultFlags", "read_spectra"]
+#: public name -> module that defines it (one place; __getattr__ and __dir__ read it)
+_EXPORTS = {
+    "predict": "pipeline",
+    "load": "model",
+    "Model": "model",
+    "Spectrum": "spectrum",
+    "ResultFlags": "flags",
+    "read_spectra": "readers",
+    "expand_inputs": "inputs",
+    "air_to_vacuum": "units",
+    "plot_spectrum": "plotting",
+    "plot_kiel": "plotting",
+    "BossNetError": "errors",
+    "DemoModelWarning": "errors",
+    "InputWarning": "errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
+    from .errors import BossNetError as BossNetError
+    from .errors import DemoModelWarning as DemoModelWarning
+    from .errors import InputWarning as InputWarning
+    from .flags import ResultFlags as ResultFlags
+    from .inputs import expand_inputs as expand_inputs
+    from .model import Model as Model
+    from .model import load as load
+    from .pipeline import predict as predict
+    from .plotting import plot_kiel as plot_kiel
+    from .plotting import plot_spectrum as plot_spectrum
+    from .readers import read_spectra as read_spectra
+    from .spectrum import Spectrum as Spectrum
+    from .units import air_to_vacuum as air_to_vacuum
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy so that `import bossnet_onnx` stays cheap (the CLI's --help, readers in Dask workers).
-    if name == "predict":
-        from .pipeline import predict
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bossnet_onnx' has no attribute {name!r}")
+    import importlib
 
-        return predict
-    if name == "Spectrum":
-        from .spectrum import Spectrum
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
 
-        return Spectrum
-    if name == "ResultFlags":
-        from .flags import ResultFlags
 
-        return ResultFlags
-    if name == "read_spectra":
-        from .readers import read_spectra
-
-        return read_spectra
-    raise AttributeError(f"module 'bossnet_onnx' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

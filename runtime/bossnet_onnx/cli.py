@@ -8,14 +8,19 @@ Every path printed goes through `textsafe.printable`, so a file name cannot forg
 from __future__ import annotations
 
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from . import __version__
-from .errors import BossNetError, OutputPathError
+from .engines import PROVIDERS
+from .errors import BossNetError, BossNetWarning, OutputPathError
 from .textsafe import printable
+from .wording import plural
 
 app = typer.Typer(
     name="bossnet-onnx",
@@ -43,6 +48,40 @@ def _warn(text: str) -> None:
 _OVERWRITE_HELP = "Replace the output file if it exists (default: refuse, before any work)."
 
 
+
+
+def _precision(value: str) -> str:
+    """--precision is checked before any work, like --provider (exit 2)."""
+    from .precision import PRECISIONS
+
+    if value.lower() not in PRECISIONS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(PRECISIONS)}")
+    return value.lower()
+
+
+def _provider(value: str) -> str:
+    """--provider is checked before any work: a misspelt one is a usage error (exit 2)."""
+    if value.lower() not in PROVIDERS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(PROVIDERS)}")
+    return value.lower()
+
+
+@contextmanager
+def _warnings_on_stderr() -> Iterator[None]:
+    """Every bossnet-onnx warning (demo model, no-ivar fallback, ...) as one stderr line, once,
+    whatever --quiet says: they change what the numbers mean."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BossNetWarning)
+        try:
+            yield
+        finally:
+            seen = set()
+            for w in caught:
+                if issubclass(w.category, BossNetWarning) and str(w.message) not in seen:
+                    seen.add(str(w.message))
+                    _warn(str(w.message))
+
+
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"bossnet-onnx {__version__}")
@@ -60,7 +99,11 @@ def _main(
 
 
 def _print_table(table) -> None:
-    """A readable summary on stdout: one line per spectrum, the columns people look at."""
+    """A readable summary on stdout: one line per spectrum, the columns people look at.
+
+    `hdu`/`row` say where in the file (-1: in memory / the only one), `telescope` the survey's
+    instrument, `flags` the names of the DR19 result_flags bits set, `quality` ours.
+    """
     from rich.console import Console
     from rich.table import Table as RichTable
     from rich.text import Text
@@ -68,26 +111,30 @@ def _print_table(table) -> None:
     from .flags import flag_names
 
     view = RichTable(box=None, pad_edge=False, header_style="bold")
-    for name in ("path", "hdu", "row", "teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h",
-                 "bn_v_r", "e_bn_v_r", "frame", "snr", "flags", "quality", "error"):
-        view.add_column(name, justify="left" if name in ("path", "error", "frame", "quality")
-                        else "right")
+    for name in ("path", "hdu", "row", "telescope", "teff", "e_teff", "logg", "e_logg", "fe_h",
+                 "e_fe_h", "bn_v_r", "e_bn_v_r", "frame", "snr", "flags", "quality", "error"):
+        view.add_column(name, justify="left" if name in ("path", "telescope", "error", "frame",
+                                                         "flags", "quality") else "right")
 
     def num(value, fmt):
         return "nan" if value != value else format(value, fmt)
 
+    has_telescope = "telescope" in table.colnames
     for r in table:
         view.add_row(
             Text(printable(Path(str(r["path"])).name)), str(r["hdu"]), str(r["row"]),
+            Text(printable(r["telescope"]) if has_telescope else ""),
             num(r["teff"], ".0f"), num(r["e_teff"], ".0f"), num(r["logg"], ".2f"),
             num(r["e_logg"], ".2f"), num(r["fe_h"], ".2f"), num(r["e_fe_h"], ".2f"),
             num(r["bn_v_r"], ".1f"), num(r["e_bn_v_r"], ".1f"), str(r["frame"]),
-            num(r["snr_model"], ".1f"), str(r["result_flags"]),
-            # quality problems by name, apart from DR19's flags: they do not make a row bad
+            num(r["snr_model"], ".1f"),
+            # DR19's result_flags and our quality problems by name, apart: quality problems do
+            # not make a row bad
+            ",".join(flag_names(int(r["result_flags"]))) or "-",
             ",".join(flag_names(0, int(r["quality_flags"]))) or "-",
             Text(printable(r["error"])),
         )
-    Console(width=200, soft_wrap=True).print(view)
+    Console(width=240, soft_wrap=True).print(view)
 
 
 @app.command()
@@ -98,10 +145,10 @@ def predict(
                                                "Default: a table on stdout."),
     model: str | None = typer.Option(None, "--model", "-m",
                                         help=MODEL_HELP),
-    provider: str = typer.Option("auto", "--provider",
+    provider: str = typer.Option("auto", "--provider", callback=_provider,
                                  help="auto, cpu, cuda or openvino (auto: CUDA if this "
                                       "onnxruntime has it, else OpenVINO if installed, else cpu)."),
-    precision: str = typer.Option("fp32", "--precision",
+    precision: str = typer.Option("fp32", "--precision", callback=_precision,
                                   help="fp32 (exact), bf16 (openvino) or int8 (the model's "
                                        ".int8.onnx copy); reduced ones only within the accuracy "
                                        "budget."),
@@ -110,6 +157,10 @@ def predict(
     recipe: str = typer.Option("reference", "--recipe",
                                help="Preprocessing: reference (hutchresearch/BOSSNet) or astra "
                                     "(SDSS DR19's production code)."),
+    air: bool = typer.Option(False, "--air", help="The files' wavelengths are in air: convert "
+                             "them to vacuum (IAU/Morton 2000; see README)."),
+    recursive: bool = typer.Option(False, "--recursive", "-r",
+                                   help="Search directories recursively."),
     batch_size: int = typer.Option(32, "--batch-size", min=1,
                                     help="Model rows per onnxruntime call (memory ~ rows)."),
     threads: int | None = typer.Option(None, "--threads", min=1,
@@ -138,22 +189,18 @@ def predict(
     if resume and output is None:
         raise typer.BadParameter("--resume needs --output/-o (the catalogue being resumed)",
                                  param_hint="--resume")
-    from .precision import PRECISIONS
-
-    if precision.lower() not in PRECISIONS:
-        raise typer.BadParameter(f"{precision!r} is not one of {', '.join(PRECISIONS)}",
-                                 param_hint="--precision")
     show_progress = not quiet and sys.stderr.isatty()
     common: dict[str, Any] = dict(model=model, provider=provider, draws=draws, seed=seed,
                                   batch_size=batch_size, threads=threads,
-                                  progress=show_progress, shard=shard, recipe=recipe,
-                                  precision=precision)
+                                  progress=show_progress, shard=shard, recipe=recipe, air=air,
+                                  recursive=recursive, precision=precision)
     try:
-        if output is None:
-            table = run_predict(inputs, **common)
-        else:
-            table = predict_to_file(inputs, output, resume=resume, overwrite=overwrite,
-                                    on_warning=_warn, **common)
+        with _warnings_on_stderr():
+            if output is None:
+                table = run_predict(inputs, **common)
+            else:
+                table = predict_to_file(inputs, output, resume=resume, overwrite=overwrite,
+                                        on_warning=_warn, **common)
     except Interrupted as exc:
         typer.echo(printable(exc), err=True)
         raise typer.Exit(code=130) from None
@@ -166,7 +213,8 @@ def predict(
         _print_table(table)
     if not quiet:
         where = f" -> {printable(output)}" if output is not None else ""
-        typer.echo(f"{len(table)} spectra, {len(failed)} failed; model {table.meta['MODEL']} "
+        typer.echo(f"{plural(len(table), 'spectrum', 'spectra')}, {len(failed)} failed; model "
+                   f"{table.meta['MODEL']} "
                    f"({table.meta['PROVNC']}) on {table.meta['PROVIDER']} "
                    f"{table.meta['PRECISN']}{where}", err=True)
     if failed:
@@ -186,8 +234,8 @@ def merge(
         table = merge_catalogues([str(p) for p in parts], output, overwrite=overwrite)
     except BossNetError as exc:
         _fail(exc)
-    typer.echo(f"merged {len(parts)} catalogues, {len(table)} rows -> {printable(output)}",
-               err=True)
+    typer.echo(f"merged {plural(len(parts), 'catalogue', 'catalogues')}, "
+               f"{plural(len(table), 'row', 'rows')} -> {printable(output)}", err=True)
 
 
 @app.command()
@@ -239,12 +287,15 @@ def plot(
     row: int | None = typer.Option(None, "--row", help="Only spectra from this table row."),
     model: str | None = typer.Option(None, "--model", "-m",
                                         help=MODEL_HELP),
-    provider: str = typer.Option("auto", "--provider", help="auto, cpu, cuda or openvino."),
+    provider: str = typer.Option("auto", "--provider", callback=_provider,
+                                 help="auto, cpu, cuda or openvino."),
     draws: int = typer.Option(20, "--draws", min=0, help="Monte-Carlo draws for e_* (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws (as in predict)."),
     overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
     recipe: str = typer.Option("reference", "--recipe",
                                help="Preprocessing, as in predict: reference or astra."),
+    air: bool = typer.Option(False, "--air", help="The file's wavelengths are in air: convert "
+                             "them to vacuum."),
 ) -> None:
     """Plot each spectrum, the model input it became, and its labels, errors and flags."""
     from .output_paths import IMAGE_SUFFIXES, check_output
@@ -261,11 +312,14 @@ def plot(
     target = output if output is not None else Path(f"{name}.png")
     try:
         check_output(target, overwrite=overwrite, suffixes=IMAGE_SUFFIXES)
-        fig = plot_spectrum(spectrum, target, hdu=hdu, row=row, model=model, provider=provider,
-                            draws=draws, seed=seed, recipe=recipe)
+        with _warnings_on_stderr():
+            fig = plot_spectrum(spectrum, target, hdu=hdu, row=row, model=model,
+                                provider=provider, draws=draws, seed=seed, recipe=recipe,
+                                air=air)
     except BossNetError as exc:
         _fail(exc)
-    typer.echo(f"{len(fig.axes) // 2} spectra -> {printable(target)}", err=True)
+    typer.echo(f"{plural(len(fig.axes) // 2, 'spectrum', 'spectra')} -> {printable(target)}",
+               err=True)
 
 
 @app.command()
@@ -278,6 +332,12 @@ def kiel(
                                                "directory."),
     hdu: int | None = typer.Option(None, "--hdu", help="FITS HDU holding the table "
                                       "(default: the first with teff, logg, fe_h)."),
+    teff: str | None = typer.Option(None, "--teff", help="Column holding Teff (default: "
+                                       "teff, TEFF, teff_gspphot, ...)."),
+    logg: str | None = typer.Option(None, "--logg", help="Column holding log g (default: "
+                                       "logg, LOGG, log_g, ...)."),
+    feh: str | None = typer.Option(None, "--feh", help="Column holding [Fe/H] (default: "
+                                      "fe_h, FE_H, feh, [Fe/H], M_H, ...)."),
     overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Kiel diagram (Teff vs log g, coloured by [Fe/H], flagged rows marked) of a catalogue."""
@@ -290,9 +350,10 @@ def kiel(
     target = output if output is not None else Path(f"{name}.kiel.png")
     try:
         check_output(target, overwrite=overwrite, suffixes=IMAGE_SUFFIXES)
-        table = load_labels(catalogue, hdu=hdu)
-        counts = kiel_counts(table)
-        plot_kiel(table, target)
+        columns = {"teff": teff, "logg": logg, "fe_h": feh}
+        table = load_labels(catalogue, hdu=hdu, columns=columns)
+        counts = kiel_counts(table, columns=columns)
+        plot_kiel(table, target, columns=columns)
     except BossNetError as exc:
         _fail(exc)
     typer.echo(f"{counts['good']} unflagged, {counts['warn']} flag_warn, {counts['bad']} "

@@ -23,8 +23,10 @@ OPENVINO_AUTO_MACHINES = ("x86_64", "amd64")
 
 
 def _cuda_available() -> bool:
-    import onnxruntime as ort
-
+    try:
+        import onnxruntime as ort
+    except ImportError:  # no onnxruntime engine installed (the core package has none)
+        return False
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 

@@ -19,6 +19,10 @@ __all__ = [
     "ExportError",
     "CheckpointError",
     "ParityError",
+    "BossNetWarning",
+    "DemoModelWarning",
+    "InputWarning",
+    "NoEngineError",
     "RegistryError",
     "DownloadError",
     "VerificationError",
@@ -54,6 +58,10 @@ class ProviderError(BossNetError):
     """The requested onnxruntime execution provider is not available."""
 
 
+class NoEngineError(ProviderError):
+    """No onnxruntime package is installed (the engine-free core without [cpu] or [gpu])."""
+
+
 class OutputError(BossNetError):
     """The catalogue cannot be written (bad suffix, unwritable place, merge conflicts)."""
 
@@ -77,6 +85,18 @@ class CheckpointError(ExportError):
 
 class ParityError(ExportError):
     """The exported ONNX graph does not reproduce PyTorch within tolerance."""
+
+
+class BossNetWarning(UserWarning):
+    """Base class of the warnings bossnet-onnx issues (the CLI prints each as one line)."""
+
+
+class DemoModelWarning(BossNetWarning):
+    """The model is not an export of the published weights: its labels are not science."""
+
+
+class InputWarning(BossNetWarning):
+    """An input was read with a fallback the user should know about (e.g. no ivar column)."""
 
 
 class RegistryError(BossNetError):

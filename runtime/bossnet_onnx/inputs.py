@@ -2,9 +2,12 @@
 
 Rules, so that a run over the same inputs always sees the same files in the same order:
 - a path to a file is kept as given;
-- a directory gives its spectrum files (SPECTRUM_SUFFIXES, not recursive), sorted by name;
+- a directory gives its spectrum files (SPECTRUM_SUFFIXES), sorted by name; with `recursive`
+  (`--recursive`) those of its sub-directories too, sorted by relative path (symbolic links to
+  directories are not followed, so a link loop cannot recurse forever);
 - a glob (`*`, `?`, `[...]`, `**`) gives its matches sorted, directories among them expanded;
-- `@list.txt` gives its lines in order: blank lines and `#` comments skipped, `~` expanded,
+- `@list.txt` gives its lines in order: blank lines and `#` comments skipped (whole-line, or
+  inline after whitespace: `spec.fits  # bright star`; a `#` inside a name stays), `~` expanded,
   relative entries resolved against the list file's own folder (so a list can travel with its
   data), each entry then expanded by the rules above (a line may be a directory or a glob);
 - duplicates (the same file reached twice, however spelled) are dropped, the first kept.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Sequence
 
 from .errors import InputError
@@ -31,7 +35,18 @@ def _is_spectrum_file(name: str) -> bool:
     return name.lower().endswith(SPECTRUM_SUFFIXES)
 
 
-def _from_directory(path: str) -> list[str]:
+def _walk(path: str) -> list[str]:
+    found: list[str] = []
+    for folder, dirs, names in os.walk(path):  # followlinks=False: no symlink loops
+        dirs.sort()
+        found.extend(os.path.join(folder, n) for n in names
+                     if _is_spectrum_file(n) and os.path.isfile(os.path.join(folder, n)))
+    return sorted(found, key=lambda f: os.path.relpath(f, path).split(os.sep))
+
+
+def _from_directory(path: str, recursive: bool = False) -> list[str]:
+    if recursive:
+        return _walk(path) or [path]
     try:
         names = sorted(os.listdir(path))
     except OSError:
@@ -39,6 +54,9 @@ def _from_directory(path: str) -> list[str]:
     found = [os.path.join(path, n) for n in names
              if _is_spectrum_file(n) and os.path.isfile(os.path.join(path, n))]
     return found or [path]  # reading the bare directory later says it has no spectra
+
+
+_INLINE_COMMENT = re.compile(r"\s+#.*$")
 
 
 def _from_list(list_path: str) -> list[str]:
@@ -57,7 +75,7 @@ def _from_list(list_path: str) -> list[str]:
     base = os.path.dirname(os.path.abspath(list_path))
     out = []
     for line in lines:
-        entry = line.strip()
+        entry = _INLINE_COMMENT.sub("", line).strip()
         if not entry or entry.startswith("#"):
             continue
         entry = os.path.expanduser(entry)
@@ -65,9 +83,9 @@ def _from_list(list_path: str) -> list[str]:
     return out
 
 
-def _expand_one(item: str) -> list[str]:
+def _expand_one(item: str, recursive: bool = False) -> list[str]:
     if os.path.isdir(item):
-        return _from_directory(item)
+        return _from_directory(item, recursive)
     if os.path.exists(item) or not glob.has_magic(item):
         return [item]
     matches = sorted(glob.glob(item, recursive=True))
@@ -76,23 +94,23 @@ def _expand_one(item: str) -> list[str]:
     out: list[str] = []
     for match in matches:
         if os.path.isdir(match):
-            found = _from_directory(match)
+            found = _from_directory(match, recursive)
             out.extend(f for f in found if f != match)  # empty folders matched by a glob: skip
         else:
             out.append(match)
     return out or [item]
 
 
-def expand_inputs(items: Sequence[str | os.PathLike]) -> list[str]:
+def expand_inputs(items: Sequence[str | os.PathLike], recursive: bool = False) -> list[str]:
     """Files to read, in a deterministic order, duplicates removed (see the module rules)."""
     out: list[str] = []
     for item in items:
         item = os.fspath(item)
         if item.startswith("@") and len(item) > 1:
             for entry in _from_list(item[1:]):
-                out.extend(_expand_one(entry))
+                out.extend(_expand_one(entry, recursive))
         else:
-            out.extend(_expand_one(item))
+            out.extend(_expand_one(item, recursive))
     seen: set[str] = set()
     unique = []
     for path in out:

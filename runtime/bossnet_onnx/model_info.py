@@ -33,14 +33,14 @@ def model_info(path: str | os.PathLike | None = None) -> dict[str, Any]:
     The file is opened with the CPU provider, which validates its metadata and signature as
     `predict` would, so a model `info` accepts is one `predict` can run.
     """
-    import onnxruntime as ort
-
     from .hashing import file_sha256
-    from .session import open_model
+    from .session import import_onnxruntime, open_model
 
+    ort = import_onnxruntime()
     model = open_model(path, provider="cpu", threads=1)
     meta = model.metadata
     session = model.session
+    assert session is not None  # just opened
     file_path = Path(model.path).resolve()
     inputs = session.get_inputs()
     outputs = session.get_outputs()

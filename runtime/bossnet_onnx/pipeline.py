@@ -6,11 +6,13 @@ batches, and every spectrum's outcome, good or failed, becomes exactly one catal
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
+import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,7 +22,7 @@ from astropy.table import Table
 
 from . import __version__
 from .catalogue import Result, build_table
-from .errors import BossNetError
+from .errors import BossNetError, DemoModelWarning, ModelError
 from .flags import LOW_SNR_THRESHOLD, QualityFlags, ResultFlags, parameter_flags
 from .metadata import ModelMetadata
 from .preprocess import RECIPES, astra_flux, model_inputs, sigma_from_ivar
@@ -31,7 +33,8 @@ from .uncertainty import noisy_copies, spectrum_rng, summarize_draws
 if TYPE_CHECKING:
     from .sharding import Shard
 
-__all__ = ["predict", "resolve_inputs", "start_session", "stream_results", "prepare_spectrum",
+__all__ = ["predict", "predict_with", "resolve_inputs", "demo_warning", "warn_if_demo",
+           "start_session", "stream_results", "prepare_spectrum",
            "result_from_outputs", "Prepared", "StageTimes", "LOW_COVERAGE_FRACTION",
            "BAD_PIXEL_FRACTION", "snr_in_range", "compose_velocities", "SPEED_OF_LIGHT_KMS"]
 
@@ -148,17 +151,30 @@ def _error_text(exc: BaseException, where: str | None = None) -> str:
     return f"{where + ': ' if where else ''}unexpected {type(exc).__name__}: {text}"
 
 
-def _read_and_prepare(path: str, meta: ModelMetadata, draws: int, seed: int,
-                      times: StageTimes, recipe: str = "reference") -> list[Prepared | Result]:
-    """Everything for one input path; never raises (failures become Result rows)."""
+def in_vacuum(spec: Spectrum) -> Spectrum:
+    """`spec` with its air wavelengths converted to vacuum (units.air_to_vacuum)."""
+    from .units import air_to_vacuum
+
+    return dataclasses.replace(spec, wavelength=air_to_vacuum(spec.wavelength),
+                               converted_from_air=True)
+
+
+def _read_and_prepare(item: str | Sequence[Spectrum | ReadFailure], meta: ModelMetadata,
+                      draws: int, seed: int, times: StageTimes, recipe: str = "reference",
+                      air: bool = False) -> list[Prepared | Result]:
+    """Everything for one input path (or one in-memory object's records); never raises
+    (failures become Result rows). `air`: the wavelengths are in air, convert to vacuum."""
     from .readers import read_spectra
 
     t0 = time.perf_counter()
-    try:
-        records = read_spectra(path)
-    except Exception as exc:  # one bad file must not lose the others  # noqa: BLE001
-        times.read += time.perf_counter() - t0
-        return [_failure(path, _error_text(exc, path))]
+    if isinstance(item, str):
+        try:
+            records = read_spectra(item)
+        except Exception as exc:  # one bad file must not lose the others  # noqa: BLE001
+            times.read += time.perf_counter() - t0
+            return [_failure(item, _error_text(exc, item))]
+    else:
+        records = list(item)
     t1 = time.perf_counter()
     times.read += t1 - t0
     out: list[Prepared | Result] = []
@@ -169,6 +185,8 @@ def _read_and_prepare(path: str, meta: ModelMetadata, draws: int, seed: int,
                 continue
             rec = rec.spectrum  # DR19 predicts degenerate spectra too
         try:
+            if air and not rec.converted_from_air:
+                rec = in_vacuum(rec)
             out.append(prepare_spectrum(rec, meta, draws, seed, recipe))
         except Exception as exc:  # noqa: BLE001
             out.append(_failure(rec, _error_text(exc, rec.location)))
@@ -299,11 +317,13 @@ class _Batcher:
         return result_from_outputs(prep, physical, self.model.metadata, self.draws)
 
 
-def iter_results(paths: Sequence[str], model: BossNetModel, *, draws: int = 20, seed: int = 0,
-                 batch_rows: int = DEFAULT_BATCH_ROWS, times: StageTimes | None = None,
-                 recipe: str = "reference",
-                 on_file_done: Callable[[int], None] | None = None) -> Iterator[Result]:
-    """Results in input order (file order, then HDU/row order within a file)."""
+def iter_results(paths: Sequence[str | Sequence[Spectrum | ReadFailure]], model: BossNetModel, *,
+                 draws: int = 20, seed: int = 0, batch_rows: int = DEFAULT_BATCH_ROWS,
+                 times: StageTimes | None = None, recipe: str = "reference",
+                 on_file_done: Callable[[int], None] | None = None,
+                 air: bool = False) -> Iterator[Result]:
+    """Results in input order (file order, then HDU/row order within a file); an item of
+    `paths` may also be the records of an in-memory object (in_memory.resolve_items)."""
     times = times if times is not None else StageTimes()
     meta = model.metadata
     batcher = _Batcher(model, batch_rows, draws, times)
@@ -334,7 +354,7 @@ def iter_results(paths: Sequence[str], model: BossNetModel, *, draws: int = 20, 
         path = next(remaining, None)
         if path is not None:
             futures.append(pool.submit(_read_and_prepare, path, meta, draws, seed, times,
-                                       recipe))
+                                       recipe, air))
 
     try:
         for _ in range(PREFETCH_FILES):
@@ -383,39 +403,110 @@ def run_metadata(model: BossNetModel, draws: int, seed: int, shard: str | None =
     return header
 
 
-def resolve_inputs(inputs: Iterable[str] | str, shard: Shard | str | None = None) -> list[str]:
-    """Expanded input paths (globs, dirs, @lists), restricted to one shard if asked."""
+def resolve_inputs(inputs: Any, shard: Shard | str | None = None,
+                   recursive: bool = False) -> list:
+    """Expanded input paths (globs, dirs, @lists), restricted to one shard if asked.
+
+    In-memory objects (in_memory.py) among the inputs become tuples of Spectrum records in
+    their place; anything else is a TypeError before any work. Shards split files only.
+    """
+    from .in_memory import resolve_items, split_inputs
     from .inputs import expand_inputs
     from .sharding import parse_shard, select_shard
 
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [str(inputs)]
-    paths = expand_inputs([str(p) for p in inputs])
-    if isinstance(shard, str):
-        shard = parse_shard(shard)
-    return select_shard(paths, shard)
+    items = split_inputs(inputs)
+    if all(isinstance(p, (str, os.PathLike)) for p in items):
+        paths = expand_inputs([os.fspath(p) for p in items], recursive=recursive)
+        if isinstance(shard, str):
+            shard = parse_shard(shard)
+        return select_shard(paths, shard)
+    if shard is not None:
+        raise ValueError("shard: --shard splits input files; spectra in memory cannot be "
+                         "sharded (split them yourself)")
+    out: list = []
+    seen: set[str] = set()
+    for item in resolve_items(items):
+        if isinstance(item, str):
+            for path in expand_inputs([item], recursive=recursive):
+                if path not in seen:
+                    seen.add(path)
+                    out.append(path)
+        else:
+            out.append(item)
+    return out
 
 
-def predict(inputs: Iterable[str] | str, *, model: str | os.PathLike | BossNetModel | None = None,
+def warn_if_demo(model: BossNetModel, stacklevel: int = 2) -> None:
+    """A DemoModelWarning (the CLI prints it even with -q) unless `model` is published weights."""
+    note = demo_warning(model)
+    if note:
+        warnings.warn(note, DemoModelWarning, stacklevel=stacklevel + 1)
+
+
+def demo_warning(model: BossNetModel) -> str | None:
+    """The warning every prediction with a model that is not the published weights carries."""
+    meta = model.metadata
+    if not meta.is_demo:
+        return None
+    return (f"model {meta.model_name} is {meta.provenance}, not an export of the published "
+            f"BOSS Net weights: its labels are for trying the software, not for science "
+            f"(README: 'Science models')")
+
+
+def predict(inputs: Any, *, model: str | os.PathLike | BossNetModel | None = None,
             provider: str = "auto", draws: int = 20, seed: int = 0, recipe: str = "reference",
             batch_size: int = DEFAULT_BATCH_ROWS,
             threads: int | None = None, progress: bool = False, shard: str | None = None,
+            air: bool = False, recursive: bool = False,
             times: StageTimes | None = None, precision: str = "fp32") -> Table:
-    """Predict BOSS Net labels for every spectrum in `inputs` (paths, globs, dirs, @lists).
+    """Predict BOSS Net labels for every spectrum in `inputs`.
+
+    `inputs`: paths (files, globs, directories, @lists; `recursive` searches directories
+    recursively), `bossnet_onnx.Spectrum` records, specutils spectra, astropy tables,
+    `(wavelength, flux, ivar)` arrays, or a list mixing them (see in_memory.py); anything else
+    is a TypeError. `model`: a model name, an .onnx path, a loaded model (`bossnet_onnx.load`,
+    reused without reopening) or None for the default. `air`: the wavelengths are in air
+    (converted to vacuum, units.air_to_vacuum).
 
     Returns an astropy Table (DR19 column names, one row per spectrum; failed spectra are rows
     with result_flags bit 0 and an `error` text) whose `meta` holds the run's provenance.
     `draws` noisy copies per spectrum give e_* as their scatter (ddof=1); `seed` with each
     spectrum's identity fixes them, whatever the batch size, file order or `shard` ("K/N").
+    A model that is not an export of the published weights issues a DemoModelWarning.
     """
-    if recipe not in RECIPES:
-        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
-    paths = resolve_inputs(inputs, shard)
+    items = resolve_inputs(inputs, shard, recursive)
     session, times = start_session(model, provider, threads, draws, batch_size, times,
                                    precision)
-    results = list(stream_results(paths, session, draws=draws, seed=seed, batch_rows=batch_size,
-                                  times=times, progress=progress, recipe=recipe))
+    return predict_with(session, items, draws=draws, seed=seed, recipe=recipe,
+                        batch_size=batch_size, progress=progress, shard=shard, air=air,
+                        times=times, resolved=True)
+
+
+def predict_with(session: BossNetModel, inputs: Any, *, draws: int = 20, seed: int = 0,
+                 recipe: str = "reference", batch_size: int = DEFAULT_BATCH_ROWS,
+                 progress: bool = False, shard: str | None = None, air: bool = False,
+                 recursive: bool = False, times: StageTimes | None = None,
+                 resolved: bool = False) -> Table:
+    """`predict` on an open model (what `Model.predict` runs)."""
+    if session.session is None:
+        raise ModelError(f"{session.path}: model was closed; load it again (bossnet_onnx.load) "
+                         f"to predict")
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+    items = inputs if resolved else resolve_inputs(inputs, shard, recursive)
+    _check_run_arguments(draws, batch_size)
+    times = times if times is not None else StageTimes()
+    warn_if_demo(session, stacklevel=4)
+    results = list(stream_results(items, session, draws=draws, seed=seed, batch_rows=batch_size,
+                                  times=times, progress=progress, recipe=recipe, air=air))
     return build_table(results, meta=run_metadata(session, draws, seed, shard, recipe))
+
+
+def _check_run_arguments(draws: int, batch_size: int) -> None:
+    if draws < 0:
+        raise ValueError(f"draws must be >= 0, got {draws}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
 
 def start_session(model: str | os.PathLike | BossNetModel | None, provider: str,
@@ -423,10 +514,7 @@ def start_session(model: str | os.PathLike | BossNetModel | None, provider: str,
                   times: StageTimes | None = None,
                   precision: str = "fp32") -> tuple[BossNetModel, StageTimes]:
     """Check run arguments and open (or reuse) the model, timing the cold start."""
-    if draws < 0:
-        raise ValueError(f"draws must be >= 0, got {draws}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    _check_run_arguments(draws, batch_size)
     times = times if times is not None else StageTimes()
     t0 = time.perf_counter()
     session = model if isinstance(model, BossNetModel) else \
@@ -435,13 +523,13 @@ def start_session(model: str | os.PathLike | BossNetModel | None, provider: str,
     return session, times
 
 
-def stream_results(paths: Sequence[str], session: BossNetModel, *, draws: int, seed: int,
+def stream_results(paths: Sequence, session: BossNetModel, *, draws: int, seed: int,
                    batch_rows: int, times: StageTimes, progress: bool = False,
-                   recipe: str = "reference") -> Iterator[Result]:
+                   recipe: str = "reference", air: bool = False) -> Iterator[Result]:
     """iter_results with an optional rich progress bar over files (on stderr)."""
     if not progress:
         yield from iter_results(paths, session, draws=draws, seed=seed, batch_rows=batch_rows,
-                                times=times, recipe=recipe)
+                                times=times, recipe=recipe, air=air)
         return
     from rich.console import Console
     from rich.progress import (
@@ -458,4 +546,4 @@ def stream_results(paths: Sequence[str], session: BossNetModel, *, draws: int, s
         task = bar.add_task("predict", total=len(paths))
         yield from iter_results(paths, session, draws=draws, seed=seed, batch_rows=batch_rows,
                                 times=times, recipe=recipe,
-                                on_file_done=lambda n: bar.advance(task, n))
+                                on_file_done=lambda n: bar.advance(task, n), air=air)

@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import BossNetError, InputError, OutputError
 from .flags import QualityFlags, ResultFlags, flag_bad, flag_warn
-from .spectrum import ReadFailure, Spectrum
+from .spectrum import ReadFailure, Spectrum, location_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.table import Table
@@ -36,6 +36,8 @@ __all__ = [
     "plot_kiel",
     "load_labels",
     "kiel_counts",
+    "label_columns",
+    "LABEL_ALIASES",
     "DPI",
     "SPECTRUM_PANEL_SIZE",
     "KIEL_SIZE",
@@ -141,8 +143,7 @@ def _flag_names(bits: int, quality: int = 0) -> str:
 
 def _title(record: Spectrum | ReadFailure, labels: dict[str, float], flags: int, error: str,
            model_label: str, quality: int = 0) -> str:
-    where = f"{Path(record.source).name}  [HDU {record.hdu}" + (
-        f", row {record.row}]" if record.row >= 0 else "]")
+    where = location_text(Path(record.source).name, record.hdu, record.row)
     if error:
         first = f"{where}   prediction failed"
         second = f"error: {error}"
@@ -183,21 +184,28 @@ def _draw_observed(ax, spec: Spectrum, grid: np.ndarray) -> None:
         bad |= np.asarray(spec.mask, dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
         sigma = np.where(good_ivar, 1.0 / np.sqrt(np.where(good_ivar, ivar, 1.0)), np.nan)
-    ax.fill_between(wave, flux - sigma, flux + sigma, color="tab:blue", alpha=0.25, lw=0,
-                    label="±1σ (from ivar)")
-    ax.plot(wave, flux, color="black", lw=0.5, label="observed flux")
+    # The noise band is drawn over the flux line, opaque enough to be seen at 12 inches wide
+    # even where sigma is a few line widths (a high-S/N spectrum): hidden bands were the bug.
+    ax.plot(wave, flux, color="black", lw=0.5, label="observed flux", zorder=2)
+    ax.fill_between(wave, flux - sigma, flux + sigma, color="tab:blue", alpha=0.45, lw=0,
+                    label="±1σ (from ivar)", zorder=3)
+    # ...and sigma itself, so the noise level reads at a glance even when the band is thin
+    ax.plot(wave, sigma, color="tab:cyan", lw=0.6, label="1σ error", zorder=2)
     if bad.any():
         ax.fill_between(wave, 0, 1, where=bad, transform=ax.get_xaxis_transform(),
                         color="tab:red", alpha=0.18, lw=0, step="mid",
                         label=f"masked or ivar ≤ 0 ({int(bad.sum())} px)")
     limits = _robust_limits(flux[~bad]) or _robust_limits(flux)
     if limits is not None:
-        ax.set_ylim(*limits)
+        lo, hi = limits
+        if lo > 0:  # start at zero: the 1σ line sits near it and flux reads against it
+            lo = -0.02 * hi
+        ax.set_ylim(lo, hi)
     finite_wave = wave[np.isfinite(wave)]
     lo = min(float(finite_wave.min()), float(grid[0])) if finite_wave.size else float(grid[0])
     hi = max(float(finite_wave.max()), float(grid[-1])) if finite_wave.size else float(grid[-1])
     ax.set_xlim(lo - 20, hi + 20)
-    ax.set_ylabel("flux")
+    ax.set_ylabel(f"flux [{spec.flux_unit}]" if spec.flux_unit else "flux\n(unit not in file)")
 
 
 def _mark_model_range(ax, grid: np.ndarray, label: bool) -> None:
@@ -208,16 +216,37 @@ def _mark_model_range(ax, grid: np.ndarray, label: bool) -> None:
 
 
 def _draw_input(ax, grid: np.ndarray, inputs: np.ndarray, flux_floor: float) -> None:
+    """The 3900-point model input, its draws' 16-84% band, and the pixels at the log floor.
+
+    Pixels at ln(flux_floor) (flux <= 0 after interpolation, e.g. a dead Ca II H&K region)
+    would stretch the y-axis to -14 and flatten everything else into a line: the limits follow
+    the other pixels and the floor pixels are marked as red ticks along the bottom edge.
+    """
+    floor = float(np.log(np.float32(flux_floor)))
+    at_floor = inputs[0] <= floor + 1e-4
+    shown = [inputs[0]]
     if inputs.shape[0] > 2:
         lo, hi = np.percentile(inputs[1:], [16, 84], axis=0)
-        ax.fill_between(grid, lo, hi, color="tab:orange", alpha=0.35, lw=0,
-                        label=f"{inputs.shape[0] - 1} noisy draws, 16-84%")
-    ax.plot(grid, inputs[0], color="tab:purple", lw=0.6, label="model input (noise-free)")
-    floor = float(np.log(np.float32(flux_floor)))
-    at_floor = int(np.sum(inputs[0] <= floor + 1e-4))
-    if at_floor:
-        ax.axhline(floor, color="tab:red", ls=":", lw=0.9,
-                   label=f"ln({flux_floor:g}) floor: flux ≤ 0 ({at_floor} points)")
+        ax.fill_between(grid, lo, hi, color="tab:orange", alpha=0.6, lw=0,
+                        label=f"{inputs.shape[0] - 1} noisy draws, 16-84%", zorder=3)
+        for edge in (lo, hi):  # edges drawn too: a band a pixel wide still shows
+            ax.plot(grid, edge, color="tab:orange", lw=0.9, zorder=3)
+        shown += [lo, hi]
+    ax.plot(grid, inputs[0], color="tab:purple", lw=0.5, label="model input (noise-free)",
+            zorder=4)
+    # limits from the noise-free input plus the band's typical half-width: a draw dipping to
+    # near-zero flux next to a floor region must not drag the axis down either
+    limits = _robust_limits(inputs[0][~at_floor])  # running median: one-pixel dips stay out
+    if limits is not None:
+        spread = float(np.median(shown[2] - shown[1])) / 2 if len(shown) == 3 else 0.0
+        lo_y, hi_y = limits[0] - spread, limits[1] + spread
+        ax.set_ylim(lo_y, hi_y)
+    if at_floor.any():
+        n = int(at_floor.sum())
+        ax.plot(grid[at_floor], np.zeros(n), transform=ax.get_xaxis_transform(), ls="none",
+                marker="|", ms=12, mew=1.2, color="tab:red", clip_on=False, zorder=4,
+                label=f"{n} {'point' if n == 1 else 'points'} at the ln({flux_floor:g}) floor "
+                      f"(flux ≤ 0), off scale")
     ax.set_ylabel("ln flux\n(model input)")
 
 
@@ -233,9 +262,21 @@ def _model_label(model: BossNetModel) -> str:
     return f"{meta.model_name} {note}".strip()
 
 
+def _wavelength_label(record: Spectrum | ReadFailure) -> str:
+    """Vacuum always (the model's grid is vacuum); says so when the file's air was converted."""
+    if isinstance(record, Spectrum) and record.converted_from_air:
+        return "vacuum wavelength [Å] (converted from the file's air wavelengths)"
+    return "vacuum wavelength [Å]"
+
+
 def _as_records(source: Any) -> tuple[list[Spectrum | ReadFailure], str]:
+    from .in_memory import as_records, is_in_memory
+
     if isinstance(source, (Spectrum, ReadFailure)):
         return [source], source.source
+    if is_in_memory(source):  # specutils, Table, arrays: never iterated pixel by pixel
+        records = list(as_records(source, 0))
+        return records, records[0].source if records else "<memory>"
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
@@ -243,6 +284,11 @@ def _as_records(source: Any) -> tuple[list[Spectrum | ReadFailure], str]:
         from .readers import read_spectra
 
         return list(read_spectra(str(path))), str(path)
+    if not isinstance(source, (list, tuple)):
+        from .in_memory import ACCEPTED_INPUTS
+
+        raise TypeError(f"plot_spectrum: cannot plot an object of type "
+                        f"{type(source).__name__}; expected {ACCEPTED_INPUTS}")
     records = list(source)
     if not records or not all(isinstance(r, (Spectrum, ReadFailure)) for r in records):
         raise InputError("plot_spectrum: expected a file path or Spectrum records, got "
@@ -254,7 +300,7 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
                   output: str | os.PathLike | None = None, *, hdu: int | None = None,
                   row: int | None = None, model: str | os.PathLike | BossNetModel | None = None,
                   provider: str = "auto", draws: int = 20, seed: int = 0,
-                  recipe: str = "reference") -> Figure:
+                  recipe: str = "reference", air: bool = False) -> Figure:
     """One panel per spectrum: observed flux over the model's 3900-point input, labels on top.
 
     `source` is a spectrum file (every format `predict` reads) or Spectrum records; `hdu`/`row`
@@ -262,7 +308,7 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
     with the same `model`, `draws` and `seed`, so the title agrees with the catalogue row.
     Returns the Figure (size SPECTRUM_PANEL_SIZE per panel at DPI); saved when `output` is given.
     """
-    from .pipeline import prepare_spectrum, result_from_outputs
+    from .pipeline import in_vacuum, prepare_spectrum, result_from_outputs
     from .session import BossNetModel, open_model
 
     _require_matplotlib()
@@ -270,6 +316,9 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
         raise ValueError(f"draws must be >= 0, got {draws}")
     records, where = _as_records(source)
     chosen = _select(records, where, hdu, row)
+    if air:  # as predict --air does: the model sees vacuum wavelengths
+        chosen = [in_vacuum(r) if isinstance(r, Spectrum) and not r.converted_from_air else r
+                  for r in chosen]
     fig = _figure((SPECTRUM_PANEL_SIZE[0], SPECTRUM_PANEL_SIZE[1] * len(chosen)))
     session = model if isinstance(model, BossNetModel) else open_model(model, provider)
     meta = session.metadata
@@ -310,25 +359,57 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
             ax_in.legend(loc="lower right", fontsize=7, ncols=3, framealpha=0.8)
         ax_obs.set_title(_title(record, labels, flags, error, label, quality), fontsize=9,
                          loc="left")
-        ax_in.set_xlabel("wavelength [Å]")
+        ax_in.set_xlabel(_wavelength_label(record))
     if output is not None:
         _save(fig, output)
     return fig
 
 
 # ---------------------------------------------------------------------------------- Kiel plot
+#: Column names recognised for each label, first match wins (compared case-insensitively,
+#: ignoring spaces): our/DR19 names, APOGEE/ASPCAP (TEFF, LOGG, FE_H, M_H), LAMOST LRS stellar
+#: catalogues (teff, logg, feh), Gaia DR3 GSP-Phot, and the usual printed forms.
+LABEL_ALIASES: dict[str, tuple[str, ...]] = {
+    "teff": ("teff", "t_eff", "teff_k", "teff_gspphot", "teff_gspspec", "teff_lasp"),
+    "logg": ("logg", "log_g", "log(g)", "logg_gspphot", "logg_gspspec", "logg_lasp"),
+    "fe_h": ("fe_h", "feh", "[fe/h]", "fe/h", "m_h", "mh", "[m/h]", "feh_lasp",
+             "mh_gspphot", "mh_gspspec"),
+}
+
+
 def _column(table: Table, name: str):
     lower = {c.lower(): c for c in table.colnames}
     return lower.get(name)
 
 
-def load_labels(path: str | os.PathLike, hdu: int | None = None) -> Table:
-    """A table with teff, logg and fe_h columns: one of our catalogues or any DR19-like table.
+def label_columns(colnames: Sequence[str], overrides: dict[str, str | None] | None = None,
+                  where: str = "table") -> dict[str, str | None]:
+    """The table's column for teff, logg and fe_h: `overrides` (kiel --teff/--logg/--feh) when
+    given, which must exist, else the first LABEL_ALIASES name present (None when none is)."""
+    by_key = {c.lower().replace(" ", ""): c for c in colnames}
+    out: dict[str, str | None] = {}
+    for label, aliases in LABEL_ALIASES.items():
+        wanted = (overrides or {}).get(label)
+        if wanted:
+            found = by_key.get(wanted.lower().replace(" ", ""))
+            if found is None:
+                option = {"fe_h": "--feh"}.get(label, f"--{label}")
+                raise InputError(f"{where}: has no column {wanted!r} ({option}); its columns: "
+                                 f"{', '.join(colnames)}")
+            out[label] = found
+        else:
+            out[label] = next((by_key[a] for a in aliases if a in by_key), None)
+    return out
 
-    FITS files are searched HDU by HDU for the first table having those columns
-    (case-insensitive), as summary files such as astraAllStarBossNet hold several tables;
-    `hdu` picks one explicitly. Other types go through `read_catalogue`. The file's name is
-    kept in `meta["source_file"]` for the plot's title.
+
+def load_labels(path: str | os.PathLike, hdu: int | None = None,
+                columns: dict[str, str | None] | None = None) -> Table:
+    """A table with teff, logg and fe_h columns: one of our catalogues or any survey table.
+
+    Columns are found by `label_columns` (`columns` overrides the names, e.g. {"fe_h": "FEH"}).
+    FITS files are searched HDU by HDU for the first table having all three, as summary files
+    such as astraAllStarBossNet hold several tables; `hdu` picks one explicitly. Other types go
+    through `read_catalogue`. The file's name is kept in `meta["source_file"]` for the title.
     """
     from astropy.table import Table
 
@@ -341,6 +422,7 @@ def load_labels(path: str | os.PathLike, hdu: int | None = None) -> Table:
     if not name.endswith((".fits", ".fit", ".fits.gz", ".fit.gz")):
         table = read_catalogue(path)
         table.meta["source_file"] = path.name
+        label_columns(table.colnames, columns, str(path))  # a --teff/--logg/--feh not there
         return table
     import warnings
 
@@ -356,8 +438,13 @@ def load_labels(path: str | os.PathLike, hdu: int | None = None) -> Table:
                 h = hdul[index]
                 if not isinstance(h, (fits.BinTableHDU, fits.TableHDU)):
                     continue
-                cols = {c.lower() for c in h.columns.names}
-                if {"teff", "logg", "fe_h"} <= cols:
+                try:
+                    found = label_columns(h.columns.names, columns, f"{path}[HDU {index}]")
+                except InputError:
+                    if hdu is not None:
+                        raise
+                    continue
+                if all(found.values()):
                     with warnings.catch_warnings():  # TUNIT 'dex': not a FITS-standard unit
                         warnings.simplefilter("ignore", UnitsWarning)
                         table = Table.read(h)
@@ -369,7 +456,8 @@ def load_labels(path: str | os.PathLike, hdu: int | None = None) -> Table:
         raise InputError(f"{path}: cannot read as FITS ({exc})") from None
     where = f"HDU {hdu}" if hdu is not None else "no table HDU"
     raise InputError(f"{path}: {where} has the columns teff, logg and fe_h that a Kiel diagram "
-                     f"needs (DR19 names, any case)")
+                     f"needs (any case; also e.g. TEFF/LOGG/FE_H, feh, [Fe/H], M_H); name them "
+                     f"with --teff/--logg/--feh")
 
 
 def _as_bool(column) -> np.ndarray:
@@ -409,23 +497,25 @@ def _floats(table: Table, name: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-def _as_table(catalogue: str | os.PathLike | Table, hdu: int | None) -> tuple[Table, str]:
+def _as_table(catalogue: str | os.PathLike | Table, hdu: int | None,
+              columns: dict[str, str | None] | None = None) -> tuple[Table, str]:
     from astropy.table import Table
 
     if isinstance(catalogue, Table):
         return catalogue, "table"
-    return load_labels(catalogue, hdu=hdu), str(catalogue)
+    return load_labels(catalogue, hdu=hdu, columns=columns), str(catalogue)
 
 
-def _groups(table: Table, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                 dict[str, np.ndarray]]:
+def _groups(table: Table, where: str, columns: dict[str, str | None] | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """teff, logg, fe_h and the row masks: good, warn, bad (drawn), failed, no_labels (not)."""
-    names = {k: _column(table, k) for k in ("teff", "logg", "fe_h")}
+    names = label_columns(table.colnames, columns, where)
     missing = [k for k, v in names.items() if v is None]
     if missing:
         raise InputError(f"{where}: lacks column(s) {', '.join(missing)}; a Kiel diagram needs "
-                         f"teff, logg and fe_h (DR19 names), found {', '.join(table.colnames)}")
-    teff, logg, fe_h = (_floats(table, names[k]) for k in ("teff", "logg", "fe_h"))
+                         f"teff, logg and fe_h (or name them with --teff/--logg/--feh), found "
+                         f"{', '.join(table.colnames)}")
+    teff, logg, fe_h = (_floats(table, str(names[k])) for k in ("teff", "logg", "fe_h"))
     failed, warn, bad = _flag_arrays(table)
     quality_name = _column(table, "quality_flags")
     quality = np.zeros(len(table), bool)
@@ -444,29 +534,32 @@ def _groups(table: Table, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return teff, logg, fe_h, masks
 
 
-def kiel_counts(catalogue: str | os.PathLike | Table, *, hdu: int | None = None
-                ) -> dict[str, int]:
+def kiel_counts(catalogue: str | os.PathLike | Table, *, hdu: int | None = None,
+                columns: dict[str, str | None] | None = None) -> dict[str, int]:
     """Rows per Kiel-diagram group: good, warn, bad (drawn); failed, no_labels (not drawn)."""
-    table, where = _as_table(catalogue, hdu)
-    *_, masks = _groups(table, where)
+    table, where = _as_table(catalogue, hdu, columns)
+    *_, masks = _groups(table, where, columns)
     counts = {k: int(v.sum()) for k, v in masks.items()}
     counts["total"] = len(table)
     return counts
 
 
 def plot_kiel(catalogue: str | os.PathLike | Table, output: str | os.PathLike | None = None,
-              *, hdu: int | None = None, title: str | None = None) -> Figure:
+              *, hdu: int | None = None, title: str | None = None,
+              columns: dict[str, str | None] | None = None) -> Figure:
     """Teff against log g (both axes reversed, as stars sit on the HR diagram), colour [Fe/H].
 
     Rows with `result_flags` bit 0 or without finite teff/logg are not drawn; flag_bad rows are
     grey crosses and flag_warn rows open circles, so a flagged star is never mistaken for a good
     one; the legend gives the count of each (`kiel_counts` returns them). The Teff axis is
     logarithmic when the plotted range spans more than a factor 3 (e.g. white dwarfs next to
-    M dwarfs). Returns the Figure (KIEL_SIZE at DPI); saved when `output` is given.
+    M dwarfs). Columns are recognised by name (LABEL_ALIASES: also APOGEE's FE_H, LAMOST's
+    feh, Gaia's mh_gspphot, [Fe/H]) or named in `columns` ({"teff": ..., "logg": ...,
+    "fe_h": ...}). Returns the Figure (KIEL_SIZE at DPI); saved when `output` is given.
     """
     _require_matplotlib()
-    table, where = _as_table(catalogue, hdu)
-    teff, logg, fe_h, masks = _groups(table, where)
+    table, where = _as_table(catalogue, hdu, columns)
+    teff, logg, fe_h, masks = _groups(table, where, columns)
     n = {k: int(v.sum()) for k, v in masks.items()}
     fig = _figure(KIEL_SIZE)
     ax = fig.add_subplot()

@@ -48,8 +48,10 @@ from .pipeline import (
     run_metadata,
     start_session,
     stream_results,
+    warn_if_demo,
 )
 from .textsafe import printable
+from .wording import plural
 
 __all__ = ["predict_to_file", "partial_path", "Interrupted", "input_set_digest",
            "RESUME_KEYS", "CHECKPOINT_RETRY_DELAYS"]
@@ -132,6 +134,7 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
                     progress: bool = False, checkpoint_seconds: float = 60.0,
                     times: StageTimes | None = None,
                     on_warning: Callable[[str], None] | None = None,
+                    air: bool = False, recursive: bool = False,
                     precision: str = "fp32") -> Table:
     """Run `predict` into `output`, resumable; returns the full catalogue table.
 
@@ -139,7 +142,7 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
     cannot be written, or whose progress file from an interrupted run would be discarded (pass
     `resume=True` to continue it, `overwrite=True` to start over). OutputLockedError if another
     run is writing `output`. Checkpoint failures are reported to `on_warning` (default:
-    `warnings.warn`) and are not fatal.
+    `warnings.warn`) and are not fatal. `air`, `recursive`: as in `predict`.
     """
     output = Path(output)
     check_output(output, overwrite=overwrite, allow_existing=resume)
@@ -148,20 +151,24 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
             inputs, output, model=model, provider=provider, draws=draws, seed=seed,
             batch_size=batch_size, threads=threads, shard=shard, recipe=recipe, resume=resume,
             overwrite=overwrite, progress=progress, checkpoint_seconds=checkpoint_seconds,
-            times=times, precision=precision,
+            times=times, air=air, recursive=recursive, precision=precision,
             warn=on_warning or (lambda text: warnings.warn(text, RuntimeWarning, stacklevel=4)))
 
 
 def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: str, draws: int,
                 seed: int, batch_size: int, threads: int | None, shard: str | None,
                 recipe: str, resume: bool, overwrite: bool, progress: bool,
-                checkpoint_seconds: float, times: StageTimes | None, precision: str,
-                warn: Callable[[str], None]) -> Table:
+                checkpoint_seconds: float, times: StageTimes | None,
+                warn: Callable[[str], None], air: bool = False,
+                recursive: bool = False, precision: str = "fp32") -> Table:
     """predict_to_file once the output is checked and locked."""
     from .sharding import parse_shard, select_shard
 
     progress_file = partial_path(output)
-    all_paths = resolve_inputs(inputs)
+    all_paths = resolve_inputs(inputs, recursive=recursive)
+    if not all(isinstance(p, str) for p in all_paths):
+        raise TypeError("predict_to_file reads files (its progress file records their paths); "
+                        "for spectra in memory call predict() and write the table")
     own = {os.path.realpath(output), os.path.realpath(progress_file)}
     clash = next((p for p in all_paths if os.path.realpath(p) in own), None)
     if clash is not None:
@@ -190,6 +197,7 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
                               f"(pass --overwrite without --resume to rerun)")
     session, times = start_session(model, provider, threads, draws, batch_size, times,
                                    precision)
+    warn_if_demo(session, stacklevel=2)
     meta = {**run_metadata(session, draws, seed, shard, recipe), **run_keys}
     if previous is not None:
         _check_same_run(progress_file, previous.meta, meta, ["MODELSHA", "RECIPE", "PRECISN"])
@@ -227,14 +235,14 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
         if saved["error"]:
             return (f"saving progress failed ({saved['error']}); {printable(progress_file)} "
                     f"holds {saved['rows']} spectra from the last checkpoint")
-        return f"{saved['rows']} spectra saved to {printable(progress_file)}"
+        return f"{plural(int(str(saved['rows'])), 'spectrum', 'spectra')} saved to {printable(progress_file)}"
 
     finished = False
     with _sigterm_as_interrupt():
         try:
             for res in stream_results(paths, session, draws=draws, seed=seed,
                                       batch_rows=batch_size, times=times, progress=progress,
-                                      recipe=recipe):
+                                      recipe=recipe, air=air):
                 results.append(res)
                 if time.monotonic() - last_save > checkpoint_seconds:
                     save_progress(final=False)

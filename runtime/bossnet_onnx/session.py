@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .errors import ModelError, ModelMetadataError, ProviderError
+from .errors import ModelError, ModelMetadataError, NoEngineError, ProviderError
 from .metadata import ModelMetadata
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .engine_openvino import OpenVINOSession
 
 __all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers", "check_outputs",
-           "probe_inputs", "PROBE_ATOL"]
+           "probe_inputs", "PROBE_ATOL", "import_onnxruntime", "NO_ENGINE_MESSAGE"]
 
 ProviderName = Literal["auto", "cpu", "cuda", "openvino"]
 CUDA = "CUDAExecutionProvider"
@@ -53,9 +53,26 @@ def _cgroup_cpu_limit() -> int | None:
     return None
 
 
+NO_ENGINE_MESSAGE = ("no ONNX Runtime engine is installed; install one: pip install "
+                     "'bossnet-onnx[cpu]' (or 'bossnet-onnx[gpu]' for NVIDIA GPUs, never both)")
+
+
+def import_onnxruntime() -> Any:
+    """The onnxruntime module (from onnxruntime or onnxruntime-gpu, whichever is installed).
+
+    The core package does not depend on either, so that CPU and GPU users each get exactly
+    one engine from the `[cpu]` or `[gpu]` extra; without one, this is a one-line error.
+    """
+    try:
+        import onnxruntime
+    except ImportError:
+        raise NoEngineError(NO_ENGINE_MESSAGE) from None
+    return onnxruntime
+
+
 def resolve_providers(provider: str) -> list[str]:
     """Provider list to ask onnxruntime for; ProviderError if the request cannot be met."""
-    import onnxruntime as ort
+    ort = import_onnxruntime()
 
     available = ort.get_available_providers()
     provider = provider.lower()
@@ -76,11 +93,16 @@ def resolve_providers(provider: str) -> list[str]:
 
 @dataclass
 class BossNetModel:
-    """A loaded, validated BOSS Net model ready to run batches of preprocessed spectra."""
+    """A loaded, validated BOSS Net model ready to run batches of preprocessed spectra.
+
+    The engine-level object: `model.Model` (what `bossnet_onnx.load` returns) adds `predict`.
+    Usable as a context manager; `close()` releases the onnxruntime session. `run_physical`
+    may be called from several threads at once (onnxruntime's `run` is thread-safe).
+    """
 
     path: Path
     metadata: ModelMetadata
-    session: onnxruntime.InferenceSession | OpenVINOSession
+    session: onnxruntime.InferenceSession | OpenVINOSession | None
     provider: str
     threads: int
     engine: str = "onnxruntime"
@@ -94,11 +116,33 @@ class BossNetModel:
     def fixed_batch(self) -> int | None:
         return self.metadata.batch_size
 
+    @property
+    def closed(self) -> bool:
+        return self.session is None
+
+    def close(self) -> None:
+        """Release the onnxruntime session; later calls raise ModelError."""
+        self.session = None
+
+    def __enter__(self) -> BossNetModel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{self.provider}, {self.threads} threads"
+        return (f"<{type(self).__name__} {self.metadata.model_name} ({self.metadata.provenance}) "
+                f"from {self.path} [{state}]>")
+
     def run_normalized(self, x: np.ndarray) -> np.ndarray:
         """Normalised network outputs for model inputs `x` (n x grid), float64.
 
         A model exported with a fixed batch is fed zero-padded chunks of exactly that size.
         """
+        if self.session is None:
+            raise ModelError(f"{self.path}: model was closed; load it again "
+                             f"(bossnet_onnx.load) to predict")
         x = np.ascontiguousarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.metadata.n_pixels:
             raise ModelError(
@@ -123,6 +167,9 @@ class BossNetModel:
         A graph that collapses or reshapes the batch axis would otherwise be sliced into rows
         that belong to no star.
         """
+        if self.session is None:
+            raise ModelError(f"{self.path}: model was closed; load it again "
+                             f"(bossnet_onnx.load) to predict")
         if self.metadata.input_rank == 3:
             chunk = chunk[:, None, :]
         (out,) = self.session.run([self.metadata.normalized_output],
@@ -147,11 +194,12 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
     """Load and validate a BOSS Net ONNX model.
 
     `path` is a file, the name of a model installed by `models pull` (names first), or None for
-    the bundled default model. On the CPU provider the session maps the proven ORT-format copy
-    (`ort_cache`); a copy that fails to load is discarded and the `.onnx` loaded instead, so
-    only the model file itself can be blamed for a load failure. Before it is returned the model
-    passes the metadata table (`metadata.validate_props`), the signature check and the output
-    probe (`check_outputs`); a refused model leaves no cache copy behind.
+    the bundled default model (model_files.resolve_model). On the CPU provider the session maps
+    the proven ORT-format copy (`ort_cache`); a copy that fails to load is discarded and the
+    `.onnx` loaded instead, so only the model file itself can be blamed for a load failure.
+    Before it is returned the model passes the metadata table (`metadata.validate_props`), the
+    signature check and the output probe (`check_outputs`); a refused model leaves no cache copy
+    behind.
 
     The engine (onnxruntime, or OpenVINO: engines.py) runs the same checks. `precision` other
     than fp32 is refused (ProviderError, one line with the figures) unless the model stays within
@@ -163,7 +211,8 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
 
     path = resolve_model(path)
     if not path.is_file():
-        raise ModelError(f"{path}: model file not found; give an exported .onnx with --model")
+        raise ModelError(f"{path}: model file not found; give an exported .onnx file or a model "
+                         f"name (boss) with --model")
     engine = resolve_engine(provider, precision)
     precision = precision.lower()
     providers = resolve_providers(provider) if engine != OPENVINO else []
@@ -209,7 +258,7 @@ def _openvino_model(path: Path, threads: int, precision: str) -> BossNetModel:
 
 def _ort_model(path: Path, provider: str, providers: list[str], threads: int) -> BossNetModel:
     """The model on onnxruntime (memory-mapped ORT-format copy on the CPU when possible)."""
-    import onnxruntime as ort
+    ort = import_onnxruntime()
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads

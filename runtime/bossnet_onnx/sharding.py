@@ -20,6 +20,7 @@ from .errors import OutputError
 from .output_lock import OutputLock
 from .output_paths import check_output
 from .textsafe import printable
+from .wording import plural
 
 __all__ = ["Shard", "parse_shard", "select_shard", "merge_catalogues", "PROVENANCE_KEYS"]
 
@@ -132,8 +133,8 @@ def _merge(parts: Sequence[str | os.PathLike], output: str | os.PathLike) -> Tab
     uniq, n_seen = np.unique(keys, return_counts=True)
     dups = uniq[n_seen > 1]
     if len(dups):
-        raise OutputError(f"merge: {len(dups)} spectra appear more than once, e.g. "
-                          f"{printable(dups[0])}")
+        what = plural(len(dups), "spectrum appears", "spectra appear")
+        raise OutputError(f"merge: {what} more than once, e.g. {printable(dups[0])}")
     merged.sort(["path", "hdu", "row"])
     merged.meta = {k: v for k, v in first.items() if k != "SHARD"}
     merged.meta["NSHARDS"] = len(tables)

@@ -8,7 +8,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Spectrum", "ReadFailure"]
+__all__ = ["Spectrum", "ReadFailure", "location_text"]
+
+
+def location_text(source: str, hdu: int, row: int = -1) -> str:
+    """`file.fits[HDU 1, row 3]`, `file.fits[HDU 1]`, `<arrays 0>[row 3]` or just the source:
+    the place every message and the plots name (HDU -1: in memory, row -1: the only one)."""
+    parts = ([f"HDU {hdu}"] if hdu >= 0 else []) + ([f"row {row}"] if row >= 0 else [])
+    return f"{source}[{', '.join(parts)}]" if parts else source
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,9 @@ class Spectrum:
     `source`, `hdu` and `row` say exactly where it came from, so that a failed spectrum can be
     reported and a result traced back; `identifiers` holds what the file says about it under
     DR19 names (sdss_id, catalogid, plateid, mjd, telescope, frame, snr, xcsao_v_rad, ...).
+
+    Build one yourself to predict spectra held in memory: `Spectrum(wave, flux, ivar,
+    source="my star", format="memory")` (`bossnet_onnx.predict` accepts it as it is).
     """
 
     wavelength: np.ndarray
@@ -32,6 +42,10 @@ class Spectrum:
     row: int = -1
     mask: np.ndarray | None = None
     identifiers: Mapping[str, Any] = field(default_factory=dict)
+    #: the flux unit as the file declares it ('' when it declares none), for plot labels
+    flux_unit: str = ""
+    #: True when the file's air wavelengths were converted to vacuum (`--air`)
+    converted_from_air: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identifiers", MappingProxyType(dict(self.identifiers)))
@@ -39,10 +53,7 @@ class Spectrum:
     @property
     def location(self) -> str:
         """Human-readable place of this spectrum: `file.fits[HDU 1, row 3]`."""
-        where = f"HDU {self.hdu}"
-        if self.row >= 0:
-            where += f", row {self.row}"
-        return f"{self.source}[{where}]"
+        return location_text(self.source, self.hdu, self.row)
 
     @property
     def identity(self) -> str:
@@ -87,9 +98,4 @@ class ReadFailure:
 
     @property
     def location(self) -> str:
-        if self.hdu < 0:
-            return self.source
-        where = f"HDU {self.hdu}"
-        if self.row >= 0:
-            where += f", row {self.row}"
-        return f"{self.source}[{where}]"
+        return location_text(self.source, self.hdu, self.row)

@@ -13,14 +13,14 @@ import os
 
 from ..errors import InputError, UnknownFormatError
 from ..spectrum import ReadFailure, Spectrum
-from . import generic_table, lamost_image, lamost_table, mwm, sdss_spec
+from . import generic_table, image_1d, lamost_image, lamost_table, mwm, sdss_spec
 from ._fits import check_file, open_fits
 
 __all__ = ["READERS", "read_spectra", "Spectrum", "ReadFailure"]
 
 #: Tried in this order; the first whose identify() is True reads the file. mwm first (its BOSS
 #: tables are also array-cell tables), the generic table last (it accepts the most).
-READERS = (mwm, sdss_spec, lamost_table, lamost_image, generic_table)
+READERS = (mwm, sdss_spec, lamost_table, lamost_image, image_1d, generic_table)
 
 
 def read_spectra(path: str | os.PathLike) -> list[Spectrum | ReadFailure]:
@@ -40,7 +40,7 @@ def read_spectra(path: str | os.PathLike) -> list[Spectrum | ReadFailure]:
     raise UnknownFormatError(
         f"{path}: FITS file in no known spectrum layout (tried {names}); expected e.g. an SDSS "
         f"spec file with a COADD table (flux, loglam, ivar), an mwmStar/mwmVisit file, a LAMOST "
-        f"spectrum, or a table with wavelength, flux and ivar columns"
+        f"spectrum, a 1-D image with CRVAL1/CDELT1, or a table with wavelength and flux columns"
     )
 
 

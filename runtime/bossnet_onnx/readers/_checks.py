@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from ..spectrum import ReadFailure, Spectrum
+from ..spectrum import ReadFailure, Spectrum, location_text
 
 __all__ = ["where", "problem", "checked"]
 
 
 def where(path: str, hdu: int, row: int = -1) -> str:
     """`file[HDU 1]` or `file[HDU 1, row 3]`: the place every message starts with."""
-    return f"{path}[HDU {hdu}" + (f", row {row}]" if row >= 0 else "]")
+    return location_text(path, hdu, row)
 
 
 def _join(names: Sequence[str]) -> str:
@@ -74,7 +74,8 @@ def checked(wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray, *, path:
             fmt: str, hdu: int, row: int = -1, mask: np.ndarray | None = None,
             identifiers: Mapping[str, Any] | None = None,
             names: Sequence[str] = ("flux", "ivar", "wavelength"),
-            failure_row: int | None = None, place: str | None = None) -> Spectrum | ReadFailure:
+            failure_row: int | None = None, place: str | None = None,
+            flux_unit: str = "") -> Spectrum | ReadFailure:
     """A Spectrum if the arrays pass `problem`, else a ReadFailure naming file, HDU and row.
 
     `failure_row` is the table row to name when a single-spectrum table (record row -1) has a
@@ -94,4 +95,4 @@ def checked(wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray, *, path:
         return ReadFailure(path, f"{place or where(path, hdu, row)}: {why}", fmt, hdu, row, ids,
                            spectrum=degenerate)
     return Spectrum(wavelength, flux, ivar, source=path, format=fmt, hdu=hdu, row=row, mask=mask,
-                    identifiers=ids)
+                    identifiers=ids, flux_unit=flux_unit)

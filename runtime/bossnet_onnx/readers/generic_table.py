@@ -1,24 +1,34 @@
-"""Any FITS table, CSV or ECSV with wavelength, flux and ivar (or error) columns.
+"""Any FITS table, CSV or ECSV with wavelength, flux and (ideally) ivar or error columns.
 
-Column names are matched case-insensitively: wavelength/wave/lambda/wl (Angstrom) or loglam
-(log10 Angstrom); flux; ivar/inverse_variance, or error/err/sigma/flux_err (converted to ivar,
-0 where the error is not positive and finite); optionally a mask (and_mask/andmask/mask/
-pixel_flags, non-zero = bad). One spectrum per file when the columns hold one pixel a row, one
-spectrum per row when they hold arrays.
+Column names are matched case-insensitively: wavelength/wave/lambda/wl, or loglam (log10
+Angstrom); flux; ivar/inverse_variance, or error/err/sigma/flux_err (converted to ivar, 0 where
+the error is not positive and finite); optionally a mask (and_mask/andmask/mask/pixel_flags,
+non-zero = bad). One spectrum per file when the columns hold one pixel a row, one spectrum per
+row when they hold arrays.
+
+Units are honoured where the file declares them (FITS TUNIT, ECSV unit, astropy column unit):
+the wavelength is converted to Angstrom (nm, um, log10 Angstrom, ...; none declared means
+Angstrom), an error or ivar declared in other flux units is rescaled to the flux's unit.
+A table with no ivar or error column is read with ivar 0 (the no-ivar fallback: sigma from the
+median flux, result_flags NO_VALID_IVAR) and one InputWarning saying so.
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
-from ..errors import InputError
+from ..errors import InputError, InputWarning
 from ..spectrum import ReadFailure, Spectrum
+from ..units import is_log_unit, to_angstrom, unit_name
 from ._checks import checked
 from ._fits import check_file
 
 NAME = "generic-table"
-__all__ = ["NAME", "identify", "read", "ASCII_SUFFIXES", "WAVE", "FLUX", "IVAR", "ERROR"]
+__all__ = ["NAME", "identify", "read", "spectra_from_table", "ASCII_SUFFIXES", "WAVE", "FLUX",
+           "IVAR", "ERROR"]
 
 ASCII_SUFFIXES = (".csv", ".ecsv")
 WAVE = ("wavelength", "wave", "lambda", "wl", "loglam")
@@ -37,8 +47,7 @@ def _pick(names: list[str], options: tuple[str, ...]) -> str | None:
 
 
 def _usable(names: list[str]) -> bool:
-    return bool(_pick(names, WAVE) and _pick(names, FLUX)
-                and (_pick(names, IVAR) or _pick(names, ERROR)))
+    return bool(_pick(names, WAVE) and _pick(names, FLUX))
 
 
 def _table_hdu(hdul: fits.HDUList) -> fits.BinTableHDU | None:
@@ -71,8 +80,12 @@ def _load(path: str, hdul: fits.HDUList | None) -> tuple[Table, int]:
                              f"expected a header line and one pixel per line") from None
     hdu = _table_hdu(hdul)
     if hdu is None:
-        raise InputError(f"{path}: no table with wavelength, flux and ivar/error columns")
-    return Table(hdu.data), hdul.index(hdu)
+        raise InputError(f"{path}: no table with wavelength and flux columns")
+    with warnings.catch_warnings():
+        # a unit astropy does not know (e.g. 'Angstroms') stays as text, which to_angstrom reads
+        warnings.simplefilter("ignore")
+        table = Table.read(hdu, format="fits", unit_parse_strict="silent")  # keeps TUNITn
+    return table, hdul.index(hdu)
 
 
 def _column(table: Table, name: str, row: int | None) -> np.ndarray:
@@ -88,44 +101,81 @@ def _stored_dtype(table: Table, name: str) -> type:
     return np.float32 if dtype.kind == "f" and dtype.itemsize == 4 else np.float64
 
 
-def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFailure]:
-    """The spectrum (or one per row, for array columns) of a FITS table or CSV/ECSV file."""
-    table, index = _load(str(path), hdul)
+def _unit(table: Table, name: str | None):
+    return getattr(table[name], "unit", None) if name else None
+
+
+def _rescale(values: np.ndarray, unit, flux_unit, power: int, where: str) -> np.ndarray:
+    """An error (power 1) or ivar (power -2) declared in other flux units, in the flux's unit."""
+    if unit is None or flux_unit is None or unit_name(unit) == unit_name(flux_unit):
+        return values
+    from astropy import units as u
+
+    try:
+        target = u.Unit(flux_unit) ** power
+        return values * u.Unit(unit).to(target)
+    except (ValueError, TypeError, u.UnitsError):
+        raise InputError(f"{where}: uncertainty unit {str(unit)!r} does not match the flux unit "
+                         f"{str(flux_unit)!r}; expected the flux unit (error) or its inverse "
+                         f"square (ivar)") from None
+
+
+def spectra_from_table(table: Table, *, path: str, index: int = 0, fmt: str = NAME,
+                       whole_file: bool = False) -> list[Spectrum | ReadFailure]:
+    """Spectrum records from an astropy Table/QTable (file content or an in-memory table).
+
+    `whole_file` says the table is the file itself (CSV/ECSV, in memory), so messages name
+    `path` without an HDU.
+    """
     names = table.colnames
+    place = path if whole_file else f"{path}[HDU {index}]"
     if not _usable(names):
-        raise InputError(f"{path}: needs wavelength ({'/'.join(WAVE)}), flux and ivar or error "
-                         f"columns; found {', '.join(names) or 'no columns'}")
+        raise InputError(f"{place}: needs wavelength ({'/'.join(WAVE)}) and flux columns (and "
+                         f"ideally ivar or error); found {', '.join(names) or 'no columns'}")
     wcol, fcol = _pick(names, WAVE), _pick(names, FLUX)
     icol, ecol, mcol = _pick(names, IVAR), _pick(names, ERROR), _pick(names, MASK)
-    # _usable() guarantees these (and ivar or error)
-    assert wcol is not None and fcol is not None and (icol or ecol) is not None
-    noise_col = str(icol or ecol)
-    ascii_file = hdul is None
+    # _usable() guarantees these
+    assert wcol is not None and fcol is not None
     if len(table) == 0:
-        raise InputError(f"{path}{'' if ascii_file else f'[HDU {index}]'}: table has no rows; "
-                         f"expected one pixel a row")
+        raise InputError(f"{place}: table has no rows; expected one pixel a row")
     per_row = np.asarray(table[fcol]).ndim == 2
     if per_row != (np.asarray(table[wcol]).ndim == 2):
         # one line for the file, not one failure per table row
         shapes = (f"{fcol} {'holds arrays' if per_row else 'holds one value a row'}, {wcol} "
                   f"{'holds one value a row' if per_row else 'holds arrays'}")
-        raise InputError(f"{path}{'' if ascii_file else f'[HDU {index}]'}: {shapes}; expected "
-                         f"both one pixel a row or both one spectrum a row")
-    ftype, itype = _stored_dtype(table, fcol), _stored_dtype(table, noise_col)
+        raise InputError(f"{place}: {shapes}; expected both one pixel a row or both one "
+                         f"spectrum a row")
+    if not (icol or ecol):
+        warnings.warn(f"{place}: no ivar or error column; sigma falls back to 0.1 x the median "
+                      f"flux (result_flags NO_VALID_IVAR), so e_* are not measurement errors",
+                      InputWarning, stacklevel=2)
+    ftype = _stored_dtype(table, fcol)
+    noise_col = icol or ecol
+    itype = _stored_dtype(table, noise_col) if noise_col else np.float32
+    wunit, funit = _unit(table, wcol), _unit(table, fcol)
+    log_wave = wcol.lower() == "loglam" or is_log_unit(wunit)
     out: list[Spectrum | ReadFailure] = []
     for row in (range(len(table)) if per_row else [None]):
         wave, flux = _column(table, wcol, row), _column(table, fcol, row)
-        if wcol.lower() == "loglam":
-            wave = 10.0 ** wave
+        wave = 10.0 ** wave if log_wave else to_angstrom(wave, wunit, where=f"{place} {wcol}")
         if icol:
-            ivar = _column(table, icol, row)
-        else:
-            err = _column(table, noise_col, row)
+            ivar = _rescale(_column(table, icol, row), _unit(table, icol), funit, -2, place)
+        elif ecol:
+            err = _rescale(_column(table, ecol, row), _unit(table, ecol), funit, 1, place)
             with np.errstate(divide="ignore", invalid="ignore"):
                 ivar = np.where((err > 0) & np.isfinite(err), 1.0 / err ** 2, 0.0)
+        else:
+            ivar = np.zeros_like(flux)
         mask = _column(table, mcol, row) != 0 if mcol else None
         out.append(checked(wave, flux.astype(ftype), ivar.astype(itype), path=path,
-                           fmt=NAME, hdu=index, row=-1 if row is None else row, mask=mask,
-                           names=(fcol, noise_col, wcol),
-                           place=path if ascii_file and row is None else None))
+                           fmt=fmt, hdu=index, row=-1 if row is None else row, mask=mask,
+                           names=(fcol, icol or ecol or "ivar (none: zeros)", wcol),
+                           place=path if whole_file and row is None else None,
+                           flux_unit="" if funit is None else str(funit)))
     return out
+
+
+def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFailure]:
+    """The spectrum (or one per row, for array columns) of a FITS table or CSV/ECSV file."""
+    table, index = _load(str(path), hdul)
+    return spectra_from_table(table, path=str(path), index=index, whole_file=hdul is None)

@@ -90,4 +90,5 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
         mask = data[3] != 0 if n_rows > 3 else None
         return [checked(wave, data[0].astype(np.float32), data[1].astype(np.float32), path=path,
                         fmt=NAME, hdu=0, row=-1, mask=mask,
-                        identifiers=header_identifiers(header))]
+                        identifiers=header_identifiers(header),
+                        flux_unit=str(header_value(header, keys=("BUNIT",)) or "").strip())]

@@ -9,7 +9,7 @@ from astropy.io import fits
 from ..errors import InputError
 from ..spectrum import ReadFailure, Spectrum
 from ._checks import checked
-from ._fits import native, opened
+from ._fits import header_value, native, opened
 from .lamost_image import header_identifiers
 
 NAME = "lamost-table"
@@ -48,6 +48,7 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
         names = {n.upper(): n for n in hdu.columns.names}
         ids = header_identifiers(hdul[0].header)
         single = len(hdu.data) == 1
+        unit = str(header_value(hdu.header, hdul[0].header, keys=("BUNIT",)) or "").strip()
         out: list[Spectrum | ReadFailure] = []
         for row in range(len(hdu.data)):
             rec = hdu.data[row]
@@ -59,5 +60,5 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
                                native(rec[names["IVAR"]], np.float32).ravel(),
                                path=path, fmt=NAME, hdu=index, row=-1 if single else row,
                                mask=mask, identifiers=ids, failure_row=row,
-                               names=("FLUX", "IVAR", "WAVELENGTH")))
+                               names=("FLUX", "IVAR", "WAVELENGTH"), flux_unit=unit))
         return out

@@ -142,6 +142,7 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> list[Spectrum | Read
         return [ReadFailure(path, f"{exc}", NAME, index, row,
                             _row_ids(data, row, names, primary, kind))
                 for row in rows]
+    unit = str(header_value(hdu.header, primary, keys=("BUNIT",)) or "").strip()
     out: list[Spectrum | ReadFailure] = []
     for row in rows:
         ids = _row_ids(data, row, names, primary, kind)
@@ -160,7 +161,7 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> list[Spectrum | Read
             continue
         out.append(checked(wave, flux, ivar, path=path, fmt=NAME, hdu=index, row=row, mask=mask,
                            identifiers=ids, names=("flux", "ivar", "NPIXELS grid"),
-                           place=row_place))
+                           place=row_place, flux_unit=unit))
     return out
 
 

@@ -140,5 +140,7 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
         mask = None
         if "and_mask" in cols:
             mask = np.asarray(data[cols["and_mask"]]).ravel() != 0
+        unit = header_value(hdu.header, hdul[0].header, keys=("BUNIT",))
         return [checked(wave, flux, ivar, path=path, fmt=NAME, hdu=index, row=-1, mask=mask,
-                        identifiers=ids, names=("flux", "ivar", "loglam"))]
+                        identifiers=ids, names=("flux", "ivar", "loglam"),
+                        flux_unit=str(unit or "").strip())]
