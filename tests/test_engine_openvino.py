@@ -143,3 +143,11 @@ def test_cli_records_engine_and_precision(tmp_path, cache):
     result = CliRunner().invoke(app, ["predict", str(spec), "--precision", "fp16"])
     assert result.exit_code == 2
     assert "'fp16' is not one of fp32, bf16, int8" in result.output
+
+
+@needs_openvino
+def test_load_keeps_engine_and_precision(cache):
+    import bossnet_onnx
+
+    model = bossnet_onnx.load(None, provider="openvino", threads=1)
+    assert (model.engine, model.precision, model.provider) == ("openvino", "fp32", "OpenVINO-CPU")
