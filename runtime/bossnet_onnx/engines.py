@@ -4,8 +4,10 @@ Why one home: `--provider` names a device or an engine (`auto|cpu|cuda|openvino`
 `--precision` (`fp32|bf16|int8`) narrows what can serve it; the CLI, the Python API, the
 benchmark and the catalogue header must agree on the answer. `auto` follows measurement
 (benchmarks/bench.py, README "Performance"): a CUDA onnxruntime when one is installed, else
-OpenVINO when installed on x86-64 (1.2-1.5x onnxruntime's CPU speed in fp32 on the full BOSS
-network, same outputs within 1e-5 normalised), else onnxruntime's CPU provider.
+OpenVINO when installed on x86-64 (1.0-1.5x onnxruntime's CPU speed in fp32 on the full BOSS
+network under this project's loaded machine, never slower in a side-by-side run; same outputs
+within 1e-5 normalised; but 2.8-3.1x the weights in peak memory against 1.8x), else
+onnxruntime's CPU provider.
 """
 from __future__ import annotations
 
