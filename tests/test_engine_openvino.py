@@ -151,3 +151,27 @@ def test_load_keeps_engine_and_precision(cache):
 
     model = bossnet_onnx.load(None, provider="openvino", threads=1)
     assert (model.engine, model.precision, model.provider) == ("openvino", "fp32", "OpenVINO-CPU")
+
+
+@needs_openvino
+def test_openvino_model_serves_threads(tmp_path, cache, rng):
+    # An OpenVINO InferRequest runs one call at a time; each thread must get its own.
+    import threading
+
+    model = open_model(write_linear_model(tmp_path / "m.onnx", seed=3), provider="openvino",
+                       threads=1)
+    xs = [rng.standard_normal((16, 3900)).astype(np.float32) for _ in range(4)]
+    expected = [model.run_physical(x) for x in xs]
+    got: dict[int, np.ndarray] = {}
+
+    def work(i: int) -> None:
+        for _ in range(20):
+            got[i] = model.run_physical(xs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(4):
+        np.testing.assert_array_equal(got[i], expected[i])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,9 @@ class OpenVINOSession:
     def __init__(self, stages: list, ports: tuple[list, list], props: dict[str, str],
                  precision: str) -> None:
         self._stages = stages
-        self._requests = [c.create_infer_request() for c in stages]
+        # An InferRequest serves one call at a time, unlike onnxruntime's session.run: each
+        # thread that predicts gets its own (Model.predict may be called from threads).
+        self._local = threading.local()
         self._inputs, self._outputs = ports
         self._props = props
         self.precision = precision
@@ -105,10 +108,13 @@ class OpenVINOSession:
 
     def run(self, output_names: Sequence[str] | None, feeds: dict[str, np.ndarray]) -> list:
         (x,) = feeds.values()
+        requests = getattr(self._local, "requests", None)
+        if requests is None:
+            requests = self._local.requests = [c.create_infer_request() for c in self._stages]
         hidden = None
-        for i, request in enumerate(self._requests):
+        for i, request in enumerate(requests):
             results = request.infer({0: x} if i == 0 else {0: hidden, 1: x}, share_inputs=False)
-            if i < len(self._requests) - 1:
+            if i < len(requests) - 1:
                 hidden = np.array(results[0], copy=True)
         by_name = {name: value for port, value in results.items() for name in port.get_names()}
         names = output_names or [p.name for p in self._outputs]
