@@ -47,9 +47,10 @@ def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
-    w = (rng.standard_normal((n_pixels, 4)) * scale / np.sqrt(n_pixels)).astype(np.float32)
-    c = rng.standard_normal(4).astype(np.float32) * 0.1
     meta = metadata or linear_metadata()
+    n_out = len(meta.parameter_names)
+    w = (rng.standard_normal((n_pixels, n_out)) * scale / np.sqrt(n_pixels)).astype(np.float32)
+    c = rng.standard_normal(n_out).astype(np.float32) * 0.1
     std = np.array([meta.stats[p]["STD"] for p in meta.parameter_names], np.float32)
     mean = np.array([meta.stats[p]["MEAN"] for p in meta.parameter_names], np.float32)
     b = batch if batch is not None else "batch"
@@ -83,8 +84,8 @@ def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
         ],
         "linear",
         [helper.make_tensor_value_info("flux", TensorProto.FLOAT, [b, n_pixels])],
-        [helper.make_tensor_value_info("normalized", TensorProto.FLOAT, [b, 4]),
-         helper.make_tensor_value_info("physical", TensorProto.FLOAT, [b, 4])],
+        [helper.make_tensor_value_info("normalized", TensorProto.FLOAT, [b, n_out]),
+         helper.make_tensor_value_info("physical", TensorProto.FLOAT, [b, n_out])],
         [numpy_helper.from_array(w, "W"), numpy_helper.from_array(c, "c"),
          numpy_helper.from_array(std, "std"), numpy_helper.from_array(mean, "mean"),
          *extra_init],
@@ -108,3 +109,23 @@ def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
     else:
         onnx.save(model, str(path))
     return path
+
+
+def member_metadata(member: str, **overrides) -> ModelMetadata:
+    """Metadata of a family member's model as the exporter writes it (grid, stats, recipe)."""
+    from bossnet_onnx.members import MEMBERS, OFFICIAL_STATS, input_grid
+
+    recipe = MEMBERS[member]
+    fields = dict(parameter_names=recipe.parameter_names, stats=OFFICIAL_STATS[member],
+                  grid=input_grid(recipe), member=member, model_name=f"linear-{member}",
+                  preprocessing=Preprocessing(version=recipe.preprocessing_version))
+    fields.update(overrides)
+    return linear_metadata(**fields)
+
+
+def write_member_model(path: Path, member: str, *, seed: int = 0, scale: float = 0.05,
+                       **overrides) -> Path:
+    """A linear graph carrying `member`'s metadata (its input length and outputs)."""
+    meta = member_metadata(member, **overrides)
+    return write_linear_model(path, seed=seed, n_pixels=meta.n_pixels, metadata=meta,
+                              scale=scale)

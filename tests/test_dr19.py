@@ -105,7 +105,8 @@ def test_warn_and_bad_are_dr19s():
     assert list(np.flatnonzero(flag_bad(flags) != ((flags & 0b01111) != 0))) == []
     assert max(int(f) for f in ResultFlags) == 16  # nothing of ours in result_flags
     assert [f.name for f in QualityFlags] == ["LOW_COVERAGE", "NO_VALID_IVAR",
-                                               "MANY_BAD_PIXELS", "NOT_A_STAR", "LOW_SNR"]
+                                               "MANY_BAD_PIXELS", "NOT_A_STAR", "LOW_SNR",
+                                               "XP_DIAGONAL_COVARIANCE"]  # Gaia XP Net's
 
 
 # ------------------------------------------------------------------- DR19 transcription

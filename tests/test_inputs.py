@@ -24,7 +24,8 @@ def names(paths, base):
 
 
 def test_suffixes():
-    assert SPECTRUM_SUFFIXES == (".fits", ".fits.gz", ".fit", ".fit.gz", ".csv", ".ecsv")
+    assert SPECTRUM_SUFFIXES == (".fits", ".fits.gz", ".fit", ".fit.gz", ".csv", ".ecsv",
+                                 ".csv.gz", ".ecsv.gz", ".vot", ".vot.gz")
 
 
 def test_directory_gives_its_spectrum_files_sorted_not_recursive(tree):

@@ -166,18 +166,18 @@ def test_unknown_bossnet_keys_load_but_get_the_generic_checks():
 
 
 def test_validation_is_table_driven(monkeypatch):
-    """A new key is one more KeySpec row; its check sees the keys validated before it."""
+    """A new key is one more KeySpec row (as `member` is); its check sees the other keys."""
     seen = {}
 
     def check(value, doc):
         seen["names"] = doc["parameter_names"]
         return None if value in ("boss", "apogee") else f"is {value!r}, expected boss or apogee"
 
-    monkeypatch.setattr(metadata, "KEY_SPECS", (*KEY_SPECS, KeySpec("member", check)))
-    with pytest.raises(ModelMetadataError, match=r"'bossnet\.member' is missing"):
+    monkeypatch.setattr(metadata, "KEY_SPECS", (*KEY_SPECS, KeySpec("survey", check)))
+    with pytest.raises(ModelMetadataError, match=r"'bossnet\.survey' is missing"):
         validate_props(linear_metadata().to_props(), SOURCE)
-    refused(props_with("member", "gaia-zz"), "member", "is 'gaia-zz', expected boss or apogee")
-    assert validate_props(props_with("member", "apogee"), SOURCE)["member"] == "apogee"
+    refused(props_with("survey", "gaia-zz"), "survey", "is 'gaia-zz', expected boss or apogee")
+    assert validate_props(props_with("survey", "apogee"), SOURCE)["survey"] == "apogee"
     assert seen["names"] == ["logg", "logTeff", "FeH", "rv"]
 
 

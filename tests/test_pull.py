@@ -31,6 +31,7 @@ from bossnet_onnx.registry import REGISTRY_ENV, git_blob_id
 REPO = Path(__file__).resolve().parents[1]
 COMMIT = "c0ffee0000000000000000000000000000000001"
 FOLDER = "bossnet/model_tiny"
+FOLDER_APOGEE = "bossnet/model_tiny_apogee"
 STATS_PATH = "bossnet/stats/tiny.yaml"
 FAST = RetryPolicy(timeout=5.0, attempts=4, backoff=0.0)
 EXAMPLES = [str(REPO / "examples" / "spec-9999-60000-0042.fits"),
@@ -61,23 +62,34 @@ def weights(tmp_path_factory) -> Path:
         for i in range(10):
             (clone / FOLDER / f"model_chunk_{i}").write_bytes(rng.bytes(17_000))
     else:
+        import dataclasses
+
         save_official_layout(build_random_model(SMALL_CONFIG, seed=7), clone / FOLDER)
+        three = dataclasses.replace(SMALL_CONFIG, num_targets=3)  # APOGEE Net's outputs
+        save_official_layout(build_random_model(three, seed=8), clone / FOLDER_APOGEE)
     (clone / STATS_PATH).parent.mkdir(parents=True)
     (clone / STATS_PATH).write_text(yaml.safe_dump(TINY_STATS))
     return clone
 
 
-def _registry(clone: Path) -> dict:
-    files = [{"path": f"{FOLDER}/model_args.yaml", "role": "config"}]
-    files += [{"path": f"{FOLDER}/model_chunk_{i}", "role": "weights"} for i in range(10)]
+def _files(clone: Path, folder: str) -> list[dict]:
+    files = [{"path": f"{folder}/model_args.yaml", "role": "config"}]
+    files += [{"path": f"{folder}/model_chunk_{i}", "role": "weights"} for i in range(10)]
     files += [{"path": STATS_PATH, "role": "stats"}]
     for item in files:
         item["blob"] = git_blob_id(clone / item["path"])
+    return files
+
+
+def _registry(clone: Path) -> dict:
+    files = _files(clone, FOLDER)
     base = {"repository": "example/tiny-bossnet", "commit": COMMIT, "folder": FOLDER,
             "files": files, "approx_bytes": 180000}
+    apogee = (dict(base, folder=FOLDER_APOGEE, files=_files(clone, FOLDER_APOGEE))
+              if (clone / FOLDER_APOGEE).is_dir() else base)
     return {"format": "bossnet-onnx-registry", "version": 1, "models": [
         dict(base, name="tiny", member="boss", title="tiny test set", description="random"),
-        dict(base, name="tiny-apogee", member="apogee", title="tiny other member"),
+        dict(apogee, name="tiny-apogee", member="apogee", title="tiny other member"),
         dict(base, name="tiny-noconfig", member="boss", title="no model_args.yaml",
              files=files[1:11]),
     ]}
@@ -229,13 +241,20 @@ def test_cli_failure_is_one_line(site):
     assert not installed_path("tiny").exists()
 
 
-def test_unsupported_member_is_downloaded_verified_and_explained(site):
+@pytest.mark.export
+def test_another_member_is_pulled_exported_as_that_member_and_predicts(site, shared_data):
     pytest.importorskip("torch", exc_type=ImportError)
-    with pytest.raises(PullError, match=r"tiny-apogee: the 12 verified files are kept in .*"
-                                        r"exports and runs only boss models, not the apogee"):
-        pull_model("tiny-apogee", policy=FAST)
-    assert len(list(download_folder("tiny-apogee", COMMIT).iterdir())) == 12
-    assert not installed_path("tiny-apogee").exists()
+    from bossnet_onnx import predict
+    from bossnet_onnx.session import open_model
+
+    result = pull_model("tiny-apogee", policy=FAST)
+    assert result.status == "installed"
+    meta = open_model(installed_path("tiny-apogee")).metadata
+    assert meta.member == "apogee" and meta.n_pixels == 8575
+    apstar = shared_data / "apogee-apstar-dr13-r6-2M00452143+1634446.fits"
+    table = predict([str(apstar)], model="tiny-apogee", draws=2, seed=1)
+    assert len(table) == 4 and not np.any(table["result_flags"] & 1)
+    assert "bn_v_r" not in table.colnames and "raw_e_teff" in table.colnames
 
 
 @pytest.mark.export

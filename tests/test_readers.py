@@ -12,6 +12,8 @@ from astropy.io import fits
 
 from bossnet_onnx.readers import (
     READERS,
+    apstar,
+    gaia,
     generic_table,
     image_1d,
     lamost_image,
@@ -41,9 +43,10 @@ def bad_pixels(n: int, seed: int) -> np.ndarray:
 
 
 def test_registry_order_is_explicit():
-    assert (mwm, sdss_spec, lamost_table, lamost_image, image_1d, generic_table) == READERS
-    assert [r.NAME for r in READERS] == ["mwm", "sdss-spec", "lamost-table", "lamost-image",
-                                         "image-1d", "generic-table"]
+    assert (mwm, apstar, gaia, sdss_spec, lamost_table, lamost_image, image_1d,
+            generic_table) == READERS
+    assert [r.NAME for r in READERS] == ["mwm", "apstar", "gaia", "sdss-spec", "lamost-table",
+                                         "lamost-image", "image-1d", "generic-table"]
 
 
 # ------------------------------------------------------------------------------ SDSS spec

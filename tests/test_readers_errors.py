@@ -17,7 +17,7 @@ from bossnet_onnx.synthetic import layouts
 
 WAVE = layouts.boss_native_wavelength()
 N = layouts.BOSS_NPIX
-TRIED = (r"\(tried mwm, sdss-spec, lamost-table, lamost-image, image-1d, "
+TRIED = (r"\(tried mwm, apstar, gaia, sdss-spec, lamost-table, lamost-image, image-1d, "
          r"generic-table\)")
 
 

@@ -5,6 +5,8 @@ runtime (`bossnet_onnx`) reads what this writes through `bossnet_onnx.metadata`.
 """
 from __future__ import annotations
 
+from bossnet_onnx.members import MEMBERS
+
 from .checkpoint import LoadedCheckpoint, load_checkpoint, state_dict_sha256
 from .config import OFFICIAL_BOSS, BossNetConfig, load_config, load_stats
 from .exporter import ExportReport, export_model, export_module, reference_grid
@@ -12,7 +14,7 @@ from .network import BossNet, adaptive_pool_gather
 from .parity import PARITY_ATOL, ParityReport, check_parity
 
 #: Family members this exporter can turn into a runnable model (`models pull` checks it).
-SUPPORTED_MEMBERS = ("boss",)
+SUPPORTED_MEMBERS = tuple(MEMBERS)
 
 __all__ = [
     "SUPPORTED_MEMBERS",

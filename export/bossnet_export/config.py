@@ -15,7 +15,8 @@ from typing import Any
 from bossnet_onnx.errors import CheckpointError
 from bossnet_onnx.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS
 
-__all__ = ["BossNetConfig", "OFFICIAL_BOSS", "load_config", "load_stats"]
+__all__ = ["BossNetConfig", "OFFICIAL_BOSS", "load_config", "load_stats", "infer_member",
+           "check_member"]
 
 
 @dataclass(frozen=True)
@@ -148,3 +149,54 @@ def load_stats(source: str | Path | Mapping[str, Mapping[str, float]] | None,
             raise CheckpointError(f"{where}: '{name}.STD' is {clean['STD']!r}, expected > 0")
         stats[name] = clean
     return stats
+
+
+#: Name fragments of the published checkpoints and registry entries, per member.
+_MEMBER_NAMES = (("gaia-xp", ("gaia_xp", "gaia-xp", "gaiaxp")),
+                 ("gaia-rvs", ("gaia_rvs", "gaia-rvs", "gaiarvs")),
+                 ("apogee", ("apogee",)),
+                 ("boss", ("boss",)))
+
+
+def infer_member(source: str | Path | None, config: BossNetConfig) -> str:
+    """The family member a checkpoint is, from its name, else from its model_args.yaml.
+
+    The published directories are `model_boss`, `model_apogee`, `model_gaia_rvs` and
+    `model_gaia_xp` (registry names carry the same words); a config equal to one published
+    network's model_args.yaml identifies it too. Anything else is BOSS Net, as before members.
+    """
+    from bossnet_onnx.members import OFFICIAL_CONFIGS
+
+    text = Path(str(source)).name.lower() if source is not None else ""
+    for member, fragments in _MEMBER_NAMES:
+        if any(f in text for f in fragments):
+            return member
+    for member, official in OFFICIAL_CONFIGS.items():
+        if config.to_dict() == official:
+            return member
+    return "boss"
+
+
+def check_member(member: str, config: BossNetConfig, where: str) -> None:
+    """CheckpointError when the weights cannot be `member`'s network.
+
+    The state dict (loaded strictly against `config`) fixes the number of outputs; a config
+    that is exactly another member's published one is also refused, since exporting APOGEE Net
+    weights as Gaia RVS Net would silently feed them the wrong input.
+    """
+    from bossnet_onnx.members import MEMBERS, OFFICIAL_CONFIGS
+
+    recipe = MEMBERS.get(member)
+    if recipe is None:
+        raise CheckpointError(f"--member {member!r} is not a family member; choose one of "
+                              f"{', '.join(MEMBERS)}")
+    wanted = len(recipe.parameter_names)
+    if config.num_targets != wanted:
+        raise CheckpointError(f"{where}: the network predicts {config.num_targets} values but "
+                              f"{recipe.title} (member {member}) predicts {wanted} "
+                              f"({', '.join(recipe.parameter_names)}); check --member")
+    for other, official in OFFICIAL_CONFIGS.items():
+        if other != member and config.to_dict() == official \
+                and config.to_dict() != OFFICIAL_CONFIGS[member]:
+            raise CheckpointError(f"{where}: model_args.yaml is the published {other} "
+                                  f"network's, not {member}'s; check --member")

@@ -27,10 +27,10 @@ import numpy as np
 
 from bossnet_onnx.catalogue import publish
 from bossnet_onnx.errors import ExportError
-from bossnet_onnx.metadata import DEFAULT_PARAMETER_NAMES, PROVENANCES, ModelMetadata, Preprocessing
+from bossnet_onnx.metadata import PROVENANCES, ModelMetadata, Preprocessing
 
 from .checkpoint import load_checkpoint
-from .config import BossNetConfig, load_stats
+from .config import BossNetConfig, check_member, infer_member, load_stats
 from .network import N_PIXELS, BossNet, ExportGraph
 from .parity import ParityReport, check_parity
 
@@ -165,16 +165,31 @@ def export_module(model: BossNet, output: str | Path, *, weights_sha256: str,
                   batch: int | None = None, quantize: str | None = None,
                   quantized_output: str | Path | None = None,
                   provenance: str = "user-weights", description: str = "",
-                  n_pixels: int = N_PIXELS, seed: int = 0,
-                  source: Mapping[str, Any] | None = None) -> ExportReport:
+                  n_pixels: int | None = None, seed: int = 0,
+                  source: Mapping[str, Any] | None = None,
+                  member: str = "boss") -> ExportReport:
     """Export an in-memory BossNet (e.g. just trained) and verify it; see `export_model`.
 
     `weights_sha256` identifies the weights in the model's metadata (for a trained model,
     the sha256 of the saved state dict). `source` records which published set the weights
     are (`models pull` passes registry name, repository, commit and blob ids). The model is
-    switched to eval mode.
+    switched to eval mode. `member` names the family member (members.py): its input length,
+    grid, output names, default stats and preprocessing version go into the metadata;
+    `n_pixels` may differ from the member's only for BOSS Net (which interpolates onto
+    whatever grid it was trained on).
     """
     import onnx
+
+    from bossnet_onnx.members import MEMBERS, OFFICIAL_STATS, input_grid
+
+    if member not in MEMBERS:
+        raise ExportError(f"--member {member!r} is not a family member; choose one of "
+                          f"{', '.join(MEMBERS)}")
+    recipe = MEMBERS[member]
+    if n_pixels is None:
+        n_pixels = recipe.n_inputs
+    elif member != "boss" and n_pixels != recipe.n_inputs:
+        raise ExportError(f"{recipe.title} reads {recipe.n_inputs} inputs, not {n_pixels}")
 
     start = time.perf_counter()
     output = Path(output)
@@ -190,13 +205,13 @@ def export_module(model: BossNet, output: str | Path, *, weights_sha256: str,
     if not (isinstance(weights_sha256, str) and len(weights_sha256) == 64):
         raise ExportError(f"weights_sha256 {weights_sha256!r} is not a 64-digit hex sha256")
     config: BossNetConfig = model.config
-    names = DEFAULT_PARAMETER_NAMES
+    names = recipe.parameter_names
     if config.num_targets != len(names):
-        raise ExportError(f"the network predicts {config.num_targets} values; BOSS Net models "
-                          f"predict {len(names)} ({', '.join(names)})")
+        raise ExportError(f"the network predicts {config.num_targets} values; {recipe.title} "
+                          f"models predict {len(names)} ({', '.join(names)})")
     if not output.parent.is_dir():
         raise ExportError(f"{output}: folder {output.parent} does not exist; create it first")
-    stats_doc = load_stats(stats, names)
+    stats_doc = load_stats(OFFICIAL_STATS[member] if stats is None else stats, names)
     means = np.array([stats_doc[p]["MEAN"] for p in names], dtype=np.float64)
     stds = np.array([stats_doc[p]["STD"] for p in names], dtype=np.float64)
     model.eval()
@@ -211,8 +226,8 @@ def export_module(model: BossNet, output: str | Path, *, weights_sha256: str,
         provenance=provenance,
         parameter_names=names,
         stats=stats_doc,
-        grid=reference_grid(n_pixels),
-        preprocessing=Preprocessing(),
+        grid=reference_grid(n_pixels) if member == "boss" else input_grid(recipe),
+        preprocessing=Preprocessing(version=recipe.preprocessing_version),
         weights_sha256=weights_sha256,
         exporter=_versions(ROUTE),
         opset=int(opset_found),
@@ -222,12 +237,14 @@ def export_module(model: BossNet, output: str | Path, *, weights_sha256: str,
         description=description,
         model_config=config.to_dict(),
         source=dict(source) if source is not None else None,
+        member=member,
     )
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, metadata.to_props())
     proto.producer_name = "bossnet-onnx"
-    proto.doc_string = (f"BOSS Net {metadata.model_name}: flux[batch,{n_pixels}] (log-scaled, "
-                        f"on the reference grid) -> normalized, physical "
+    proto.doc_string = (f"{recipe.title} {metadata.model_name} (member {member}): "
+                        f"flux[batch,{n_pixels}] ({recipe.reads}, "
+                        f"{recipe.input_layout['kind']}) -> normalized, physical "
                         f"({', '.join(names)})")
     _check_graph(proto, batch, n_pixels, str(output))
     tmp = _temp_path(output)
@@ -263,16 +280,23 @@ def export_model(checkpoint: str | Path, output: str | Path, *,
                  batch: int | None = None, quantize: str | None = None,
                  quantized_output: str | Path | None = None,
                  provenance: str = "user-weights", description: str = "",
-                 source: Mapping[str, Any] | None = None) -> ExportReport:
+                 source: Mapping[str, Any] | None = None,
+                 member: str | None = None) -> ExportReport:
     """Convert a BOSS Net checkpoint into a verified ONNX file (the `export` command).
 
-    `checkpoint` is the official directory (model_args.yaml + model_chunk_*), a .pt/.pth state
-    dict, or a file holding {'state_dict': ...}. `config` overrides model_args.yaml (official
-    BOSS values otherwise); `stats` overrides the BOSS normalisation statistics. `batch` fixes
-    the batch axis (dynamic by default). Raises CheckpointError for unusable weights and
-    ParityError (after deleting the output) when ONNX and PyTorch disagree.
+    `member` is the family member (boss, apogee, gaia-rvs, gaia-xp); by default it is inferred
+    from `name` or the checkpoint's name (model_apogee, ...) or its model_args.yaml, and checked
+    against the network's outputs. `checkpoint` is the official directory (model_args.yaml +
+    model_chunk_*), a .pt/.pth state dict, or a file holding {'state_dict': ...}. `config`
+    overrides model_args.yaml (official BOSS values otherwise); `stats` overrides the member's
+    published normalisation statistics. `batch` fixes the batch axis (dynamic by default).
+    Raises CheckpointError for unusable weights and ParityError (after deleting the output)
+    when ONNX and PyTorch disagree.
     """
     loaded = load_checkpoint(checkpoint, config)
+    if member is None:
+        member = infer_member(name or checkpoint, loaded.config)
+    check_member(member, loaded.config, str(checkpoint))
     if name is None:
         given = Path(checkpoint)
         name = given.name if given.is_dir() else given.stem
@@ -281,5 +305,5 @@ def export_model(checkpoint: str | Path, output: str | Path, *,
                          quantized_output=quantized_output, provenance=provenance,
                          source=source,
                          description=description or f"exported from {Path(checkpoint).name} "
-                                                    f"({loaded.layout})")
+                                                    f"({loaded.layout})", member=member)
 

@@ -27,10 +27,14 @@ SMALL_CONFIG = BossNetConfig(model_dim=2, dim_mults=(1, 2, 4), kernel_size=30,
 
 
 @torch.no_grad()
-def build_random_model(config: BossNetConfig = OFFICIAL_BOSS, seed: int = 0) -> BossNet:
+def build_random_model(config: BossNetConfig = OFFICIAL_BOSS, seed: int = 0,
+                       calibration_rows=None) -> BossNet:
     """A BossNet in eval mode with seeded He-initialised weights and non-trivial BatchNorm.
 
     Seeded: the same (config, seed) gives the same weights on every machine.
+    `calibration_rows` (rows x length, float32) are model inputs for the BatchNorm statistics;
+    default: log-scaled spectrum-like rows and noise (BOSS/APOGEE Net inputs). Members fed raw
+    values (Gaia XP coefficients up to 1e5) need their own.
     """
     generator = torch.Generator().manual_seed(seed)
     model = BossNet(config)
@@ -50,7 +54,7 @@ def build_random_model(config: BossNetConfig = OFFICIAL_BOSS, seed: int = 0) -> 
             module.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
             module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
             module.num_batches_tracked.fill_(1000)
-    _calibrate_batchnorm(model, generator)
+    _calibrate_batchnorm(model, generator, calibration_rows)
     # The last layer predicts normalised values: keep them O(1), as a trained model's are.
     last = model.linear_sequential[-1]
     assert isinstance(last.weight, torch.Tensor)
@@ -59,7 +63,7 @@ def build_random_model(config: BossNetConfig = OFFICIAL_BOSS, seed: int = 0) -> 
 
 
 @torch.no_grad()
-def _calibrate_batchnorm(model: BossNet, generator: torch.Generator) -> None:
+def _calibrate_batchnorm(model: BossNet, generator: torch.Generator, rows=None) -> None:
     """Running statistics measured on spectrum-like and random inputs, then perturbed.
 
     A trained network's BatchNorm layers hold the mean/variance of their real inputs, which
@@ -71,8 +75,10 @@ def _calibrate_batchnorm(model: BossNet, generator: torch.Generator) -> None:
     from .parity import spectrum_like
 
     rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=generator)))
-    rows = np.concatenate([spectrum_like(12, 3900, rng),
-                           rng.standard_normal((4, 3900)).astype(np.float32)])
+    if rows is None:
+        rows = np.concatenate([spectrum_like(12, 3900, rng),
+                               rng.standard_normal((4, 3900)).astype(np.float32)])
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
     saved = [(m.weight.clone(), m.bias.clone()) for m in norms]
     for m in norms:

@@ -34,6 +34,7 @@ from .atomic import publish, write_atomically
 from .columns import BOSS_LABEL_COLUMNS, IDENTIFIER_COLUMNS, MISSING, Column, columns_for
 from .errors import OutputError
 from .flags import BAD_MASK, WARN_MASK
+from .members import DEFAULT_MEMBER, member_named
 from .textsafe import ascii_text, printable
 
 #: names of BOSS Net's label columns (the keys of Result.labels)
@@ -143,8 +144,17 @@ def column_units(label_columns: Iterable[Column] = BOSS_LABEL_COLUMNS) -> dict[s
 
 
 def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None,
-                label_columns: Iterable[Column] = BOSS_LABEL_COLUMNS) -> Table:
-    """Column-typed astropy Table from results, columns as `columns` defines them."""
+                label_columns: Iterable[Column] | None = None) -> Table:
+    """Column-typed astropy Table from results, columns as `columns` defines them.
+
+    `label_columns` default: the family member's (the MEMBER header key of `meta`, else BOSS
+    Net): a parameter the member does not predict (APOGEE Net has no RV) is an absent column,
+    not a column of zeros.
+    """
+    if label_columns is None:
+        member = member_named((meta or {}).get("MEMBER") or DEFAULT_MEMBER, "catalogue")
+        label_columns = member.label_columns
+    label_columns = tuple(label_columns)
     results = list(results)
     cols: dict[str, Any] = {}
     for column in columns_for(label_columns):

@@ -119,6 +119,9 @@ def _print_table(table) -> None:
     def num(value, fmt):
         return "nan" if value != value else format(value, fmt)
 
+    def cell(r, name, fmt):  # a column the model's member does not predict is absent
+        return num(r[name], fmt) if name in table.colnames else ""
+
     has_telescope = "telescope" in table.colnames
     for r in table:
         view.add_row(
@@ -126,7 +129,7 @@ def _print_table(table) -> None:
             Text(printable(r["telescope"]) if has_telescope else ""),
             num(r["teff"], ".0f"), num(r["e_teff"], ".0f"), num(r["logg"], ".2f"),
             num(r["e_logg"], ".2f"), num(r["fe_h"], ".2f"), num(r["e_fe_h"], ".2f"),
-            num(r["bn_v_r"], ".1f"), num(r["e_bn_v_r"], ".1f"), str(r["frame"]),
+            cell(r, "bn_v_r", ".1f"), cell(r, "e_bn_v_r", ".1f"), str(r["frame"]),
             num(r["snr_model"], ".1f"),
             # DR19's result_flags and our quality problems by name, apart: quality problems do
             # not make a row bad
@@ -258,8 +261,16 @@ def export(
                                    help="published-weights, user-weights, synthetic-demo or "
                                         "random-weights."),
     description: str = typer.Option("", "--description", help="Free text stored in the file."),
+    member: str | None = typer.Option(None, "--member", help="Family member: boss, apogee, "
+                                         "gaia-rvs or gaia-xp (default: from the checkpoint's "
+                                         "name or model_args.yaml)."),
 ) -> None:
-    """Convert a BOSS Net checkpoint into a verified, fixed-shape ONNX model."""
+    """Convert a BOSS Net family checkpoint into a verified, fixed-shape ONNX model."""
+    from .members import MEMBERS
+
+    if member is not None and member not in MEMBERS:
+        raise typer.BadParameter(f"{member!r}; choose one of {', '.join(MEMBERS)}",
+                                 param_hint="--member")
     if quantize not in (None, "int8"):
         raise typer.BadParameter(f"{quantize!r}; the only choice is int8", param_hint="--quantize")
     try:
@@ -271,7 +282,8 @@ def export(
     try:
         report = export_model(checkpoint, output, config=config, stats=stats, name=name,
                               opset=opset, batch=batch, quantize=quantize,
-                              provenance=provenance, description=description)
+                              provenance=provenance, description=description,
+                              member=member)
     except BossNetError as exc:
         _fail(exc)
     typer.echo(report.summary())

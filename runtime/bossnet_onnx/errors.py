@@ -10,6 +10,7 @@ __all__ = [
     "InputError",
     "UnknownFormatError",
     "SpectrumError",
+    "MemberMismatchError",
     "ModelError",
     "ModelMetadataError",
     "ProviderError",
@@ -44,6 +45,10 @@ class UnknownFormatError(InputError):
 
 class SpectrumError(InputError):
     """A spectrum was read but its content cannot be used (no coverage, all NaN, ...)."""
+
+
+class MemberMismatchError(InputError):
+    """A spectrum of one kind (e.g. APOGEE) given to a model of another family member."""
 
 
 class ModelError(BossNetError):

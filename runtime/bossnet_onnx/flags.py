@@ -31,7 +31,18 @@ flag_bad, so a DR19 selection such as `result_flags == 0` keeps the same rows):
 3     NOT_A_STAR              the survey's own classification (CLASS) says GALAXY or QSO:
                               BOSS Net's labels mean nothing for it
 4     LOW_SNR                 `snr_model` (median per-pixel S/N in 3800-8900 A) < 5
+5     XP_DIAGONAL_COVARIANCE  Gaia XP Net only: a band's coefficient covariance was not
+                              positive definite, so its draws used the coefficient errors
+                              alone (no correlations)
 ====  ======================  ==========================================================
+
+Bits 0-4 of quality_flags describe BOSS Net's interpolated optical input; the other family
+members (members.py) set only the bits that apply to them (Gaia XP Net: bit 5).
+
+The other members' `result_flags` use the same bit numbers where they apply: APOGEE Net
+follows DR19 astraAllStarApogeeNet, which defines bits 0-3 with the same thresholds (it has no
+bit 4, so its flag_warn is bit 3); the Gaia networks have no DR19 catalogue and use APOGEE
+Net's bits 0-3.
 """
 from __future__ import annotations
 
@@ -66,6 +77,7 @@ class QualityFlags(enum.IntFlag):
     MANY_BAD_PIXELS = 1 << 2
     NOT_A_STAR = 1 << 3
     LOW_SNR = 1 << 4
+    XP_DIAGONAL_COVARIANCE = 1 << 5
 
 
 WARN_MASK = int(ResultFlags.UNRELIABLE_FE_H | ResultFlags.SUSPICIOUS_FE_H)

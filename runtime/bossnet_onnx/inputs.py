@@ -28,7 +28,8 @@ from .errors import InputError
 
 __all__ = ["expand_inputs", "SPECTRUM_SUFFIXES"]
 
-SPECTRUM_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fit.gz", ".csv", ".ecsv")
+SPECTRUM_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fit.gz", ".csv", ".ecsv", ".csv.gz",
+                     ".ecsv.gz", ".vot", ".vot.gz")
 
 
 def _is_spectrum_file(name: str) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelMetadataError
+from .members import DEFAULT_MEMBER, MEMBERS, Member, member_named
 
 __all__ = [
     "FORMAT_VERSION",
@@ -114,6 +115,9 @@ class ModelMetadata:
     #: Which published set the weights are (registry name, repository, commit, blob ids);
     #: None for weights that did not come through `models pull`.
     source: Mapping[str, Any] | None = None
+    #: family member (members.MEMBERS): boss, apogee, gaia-rvs or gaia-xp; models exported
+    #: before the key existed are BOSS Net
+    member: str = "boss"
 
     # ----------------------------------------------------------------- derived
     @property
@@ -127,6 +131,11 @@ class ModelMetadata:
     @property
     def stds(self) -> np.ndarray:
         return np.array([self.stats[p]["STD"] for p in self.parameter_names], dtype=np.float64)
+
+    @property
+    def family_member(self) -> Member:
+        """This model's entry in the family table (input function, columns, flags)."""
+        return member_named(self.member)
 
     @property
     def is_demo(self) -> bool:
@@ -151,7 +160,8 @@ class ModelMetadata:
                 "stop": float(grid[-1]),
                 "n": int(grid.shape[0]),
                 "dtype": "float32",
-                "unit": "Angstrom",
+                "unit": "Angstrom" if self.family_member.input_axis == "wavelength"
+                        else "coefficient",
                 "values": [float(v) for v in grid],
             },
             "preprocessing": self.preprocessing.to_json(),
@@ -166,10 +176,19 @@ class ModelMetadata:
                 "batch_size": self.batch_size,
             },
             "model_config": dict(self.model_config),
+            "member": self.member,
+            "input": self._input_description(grid),
         }
         if self.source is not None:
             doc["source"] = dict(self.source)
         return {PREFIX + k: json.dumps(v, sort_keys=True) for k, v in doc.items()}
+
+    def _input_description(self, grid: np.ndarray) -> dict[str, Any]:
+        """What the input row is, for people reading the file (the runtime uses `member`)."""
+        family = self.family_member
+        return {"n": int(grid.shape[0]), "axis": family.input_axis,
+                "reads": family.reads, **dict(family.input_layout),
+                "outputs": list(self.parameter_names)}
 
     @classmethod
     def from_props(cls, props: Mapping[str, str], source: str = "model") -> ModelMetadata:
@@ -194,6 +213,7 @@ class ModelMetadata:
             batch_size=io.get("batch_size"),
             model_config=doc.get("model_config", {}),
             source=doc.get("source"),
+            member=doc.get("member", DEFAULT_MEMBER),
         )
 
     @property
@@ -277,9 +297,10 @@ def _check_parameter_names(v: Any, doc: Mapping[str, Any]) -> str | None:
         return f"must hold at most {MAX_PARAMETERS} names of printable characters"
     if len(set(v)) != len(v):
         return f"repeats a name ({v})"
-    for required in DEFAULT_PARAMETER_NAMES:
+    family = _family(doc)
+    for required in family.parameter_names:
         if required not in v:
-            return f"lacks '{required}' (has {v})"
+            return f"lacks '{required}' (has {v}), which {family.title} predicts"
     return None
 
 
@@ -311,8 +332,13 @@ def _check_grid(v: Any, doc: Mapping[str, Any]) -> str | None:
     grid = np.asarray(values, dtype=np.float32)
     if not np.all(np.isfinite(grid)) or not np.all(np.diff(grid) > 0):
         return "values must be finite and strictly increasing"
-    if v.get("unit", "Angstrom") != "Angstrom":
-        return f"unit is {v.get('unit')!r:.40}, expected 'Angstrom'"
+    family = _family(doc)
+    unit = "Angstrom" if family.input_axis == "wavelength" else "coefficient"
+    if v.get("unit", "Angstrom") not in (unit, "Angstrom"):
+        return f"unit is {v.get('unit')!r:.40}, expected {unit!r}"
+    if family.name != DEFAULT_MEMBER and n != family.n_inputs:
+        # only BOSS Net interpolates onto whatever grid it was trained on
+        return f"has {n} points but {family.title} reads {family.n_inputs}"
     return None
 
 
@@ -326,9 +352,11 @@ _PREPROCESSING_RANGES = {  # field: (lowest, highest, lowest allowed too)
 
 
 def _check_preprocessing(v: Any, doc: Mapping[str, Any]) -> str | None:
-    if not isinstance(v, dict) or v.get("version") != PREPROCESSING_VERSION:
+    family = _family(doc)
+    wanted = family.preprocessing_version
+    if not isinstance(v, dict) or v.get("version") != wanted:
         found = v.get("version") if isinstance(v, dict) else v
-        return f"version is {found!r:.80}; this runtime implements {PREPROCESSING_VERSION!r}"
+        return f"version is {found!r:.80}; this runtime implements {wanted!r} for {family.title}"
     unknown = set(v) - set(_PREPROCESSING_RANGES) - {"version"}
     if unknown:
         return f"has unexpected fields {sorted(unknown)}"
@@ -374,6 +402,28 @@ def _check_model_config(v: Any, doc: Mapping[str, Any]) -> str | None:
     return None if isinstance(v, dict) else "must be an object"
 
 
+def _family(doc: Mapping[str, Any]) -> Member:
+    """The family member the file declares (checked first), BOSS Net when it declares none."""
+    return MEMBERS.get(doc.get("member", DEFAULT_MEMBER), MEMBERS[DEFAULT_MEMBER])
+
+
+def _check_member(v: Any, doc: Mapping[str, Any]) -> str | None:
+    if not isinstance(v, str) or v not in MEMBERS:
+        return (f"is {v!r:.80}, a family member this runtime does not know (known: "
+                f"{', '.join(MEMBERS)}); upgrade bossnet-onnx or re-export")
+    return None
+
+
+def _check_input(v: Any, doc: Mapping[str, Any]) -> str | None:
+    """The human-readable input description: an object whose `n` is the grid's length."""
+    if not isinstance(v, dict):
+        return "must be an object describing the input (n, axis, layout)"
+    grid = doc.get("grid")
+    if isinstance(grid, dict) and v.get("n") != grid.get("n"):
+        return f"says n={v.get('n')!r:.40} but the grid has {grid.get('n')!r:.40} points"
+    return None
+
+
 #: Fields of the optional `bossnet.source` key (written by `models pull`) and their checks.
 SOURCE_TEXT_FIELDS = ("registry_name", "repository", "commit")
 
@@ -402,6 +452,7 @@ def _check_source(v: Any, doc: Mapping[str, Any]) -> str | None:
 #: provenance of pulled weights) is one more row; unknown `bossnet.*` keys still get the size,
 #: depth and JSON checks, so a newer exporter's extra keys load but cannot be hostile.
 KEY_SPECS: tuple[KeySpec, ...] = (
+    KeySpec("member", _check_member, required=False),  # first: the checks below depend on it
     KeySpec("format_version", _check_format_version),
     KeySpec("model_name", _check_model_name),
     KeySpec("provenance", _check_provenance),
@@ -415,6 +466,7 @@ KEY_SPECS: tuple[KeySpec, ...] = (
     KeySpec("io", _check_io),
     KeySpec("model_config", _check_model_config, required=False),
     KeySpec("source", _check_source, required=False),
+    KeySpec("input", _check_input, required=False),
 )
 
 

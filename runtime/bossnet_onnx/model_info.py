@@ -57,8 +57,12 @@ def model_info(path: str | os.PathLike | None = None) -> dict[str, Any]:
         "is_demo": meta.is_demo,
         "description": meta.description,
         "weights_sha256": meta.weights_sha256,
+        "member": meta.member,
+        "member_title": meta.family_member.title,
+        "reads": meta.family_member.reads,
         "grid": {"start": float(grid[0]), "stop": float(grid[-1]), "n": int(grid.shape[0]),
-                 "unit": "Angstrom", "step": float((grid[-1] - grid[0]) / (grid.shape[0] - 1))},
+                 "unit": "Angstrom" if meta.family_member.input_axis == "wavelength" else "coefficient",
+                 "step": float((grid[-1] - grid[0]) / (grid.shape[0] - 1))},
         "parameters": list(meta.parameter_names),
         # MEAN and STD first: they are what turns network outputs into physical labels.
         "stats": {p: {k: float(meta.stats[p][k]) for k in
@@ -107,6 +111,7 @@ def format_model_info(info: dict[str, Any]) -> str:
         ("model", info["model_name"]),
         ("file", f"{info['path']} ({_size(info['file_size_bytes'])})"),
         ("provenance", f"{info['provenance']}: {info['provenance_text']}"),
+        ("member", f"{info['member']} ({info['member_title']}): reads {info['reads']}"),
     ]
     if info["description"]:
         lines.append(("description", info["description"]))
@@ -123,7 +128,8 @@ def format_model_info(info: dict[str, Any]) -> str:
         ("file sha256", info["file_sha256"]),
         ("weights sha256", info["weights_sha256"]),
         ("grid", f"{grid['start']:.1f}-{grid['stop']:.1f} A, {grid['n']} points "
-                 f"(step {grid['step']:.4f} A)"),
+                 f"(step {grid['step']:.4f} A)" if grid["unit"] == "Angstrom" else
+                 f"{grid['n']} coefficients (no wavelength axis)"),
         ("parameters", ", ".join(info["parameters"])),
     ]
     for name, stat in info["stats"].items():

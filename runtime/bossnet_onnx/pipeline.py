@@ -22,19 +22,21 @@ from astropy.table import Table
 
 from . import __version__
 from .catalogue import Result, build_table
-from .errors import BossNetError, DemoModelWarning, ModelError
+from .errors import BossNetError, DemoModelWarning, MemberMismatchError, ModelError
 from .flags import LOW_SNR_THRESHOLD, QualityFlags, ResultFlags, parameter_flags
+from .member_inputs import member_rows
+from .members import KIND_TITLES
 from .metadata import ModelMetadata
-from .preprocess import RECIPES, astra_flux, model_inputs, sigma_from_ivar
+from .preprocess import RECIPES
 from .session import BossNetModel, open_model
 from .spectrum import ReadFailure, Spectrum
-from .uncertainty import noisy_copies, spectrum_rng, summarize_draws
+from .uncertainty import summarize_draws
 
 if TYPE_CHECKING:
     from .sharding import Shard
 
 __all__ = ["predict", "predict_with", "resolve_inputs", "demo_warning", "warn_if_demo",
-           "start_session", "stream_results", "prepare_spectrum",
+           "start_session", "check_kinds", "stream_results", "prepare_spectrum",
            "result_from_outputs", "Prepared", "StageTimes", "LOW_COVERAGE_FRACTION",
            "BAD_PIXEL_FRACTION", "snr_in_range", "compose_velocities", "SPEED_OF_LIGHT_KMS"]
 
@@ -114,25 +116,25 @@ def _quality_bits(spec: Spectrum, coverage: float, grid: np.ndarray, snr: float)
 
 def prepare_spectrum(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int,
                      recipe: str = "reference") -> Prepared:
-    """Sigma, noisy copies and the preprocessed model rows of one spectrum.
+    """Sigma, noisy copies and the model rows of one spectrum, by its model's family member.
 
-    `recipe` "astra" zeroes NaN flux first and pools the copies' clip percentile (DR19's
-    production code; see preprocess); the draws come from the same seeded generator.
+    `recipe` "astra" (BOSS Net only) zeroes NaN flux first and pools the copies' clip
+    percentile (DR19's production code; see preprocess); the draws come from the same seeded
+    generator. A spectrum of another kind than the member reads is a MemberMismatchError.
     """
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
-    pre = meta.preprocessing
-    flux = np.asarray(spec.flux, dtype=np.float32)
-    if recipe == "astra":
-        flux = astra_flux(flux)
-    copies = flux[None, :]
-    if draws:
-        sigma = sigma_from_ivar(spec.ivar, flux, pre)
-        copies = noisy_copies(flux, sigma, draws, spectrum_rng(seed, spec.identity))
-    rows, plan = model_inputs(spec.wavelength, copies, meta.grid, pre, where=spec.location,
-                              recipe=recipe)
-    snr = snr_in_range(spec, meta.grid)
-    return Prepared(spec, rows, _quality_bits(spec, plan.coverage, meta.grid, snr), recipe, snr)
+    member = meta.family_member
+    if spec.kind != member.spectrum_kind:
+        raise MemberMismatchError(
+            f"{spec.location}: is {KIND_TITLES.get(spec.kind, spec.kind)} but the model is "
+            f"{member.title} (member {member.name}), which reads {member.reads}")
+    rows, coverage, quality = member_rows(spec, meta, draws, seed, recipe)
+    snr = math.nan
+    if coverage is not None:  # members that interpolate onto an optical grid
+        snr = snr_in_range(spec, meta.grid)
+        quality |= _quality_bits(spec, coverage, meta.grid, snr)
+    return Prepared(spec, rows, quality, recipe, snr)
 
 
 def _failure(item: Spectrum | ReadFailure | str, error: str) -> Result:
@@ -169,7 +171,7 @@ def _read_and_prepare(item: str | Sequence[Spectrum | ReadFailure], meta: ModelM
     t0 = time.perf_counter()
     if isinstance(item, str):
         try:
-            records = read_spectra(item)
+            records = read_spectra(item, kind=meta.family_member.spectrum_kind)
         except Exception as exc:  # one bad file must not lose the others  # noqa: BLE001
             times.read += time.perf_counter() - t0
             return [_failure(item, _error_text(exc, item))]
@@ -233,18 +235,29 @@ def _barycentric(ids: Mapping[str, Any], bn_v_r: float, e_bn_v_r: float) -> tupl
 
 def _labels(meta: ModelMetadata, point: np.ndarray, scatter: np.ndarray,
             ids: Mapping[str, Any]) -> dict[str, float]:
-    i_logg, i_lt, i_feh, i_rv = (meta.index(n) for n in ("logg", "logTeff", "FeH", "rv"))
+    """Catalogue labels of the member's parameters; e_* calibrated where DR19 calibrates them
+    (the Monte-Carlo scatter then kept as raw_e_*)."""
+    member = meta.family_member
+    i_logg, i_lt, i_feh = (meta.index(n) for n in ("logg", "logTeff", "FeH"))
     log_teff = float(point[i_lt])
-    teff = float(np.power(10.0, log_teff))  # inf (not OverflowError) for absurd outputs
-    rv, e_rv = float(point[i_rv]), float(scatter[i_rv])
-    v_bary, e_v_bary = _barycentric(ids, rv, e_rv)
-    return {
+    with np.errstate(over="ignore"):  # inf (not OverflowError) for absurd outputs
+        teff = float(np.power(10.0, log_teff))
+    labels = {
         "teff": teff, "e_teff": teff * math.log(10.0) * float(scatter[i_lt]),
         "logg": float(point[i_logg]), "e_logg": float(scatter[i_logg]),
         "fe_h": float(point[i_feh]), "e_fe_h": float(scatter[i_feh]),
-        "bn_v_r": rv, "e_bn_v_r": e_rv, "bn_v_bary": v_bary, "e_bn_v_bary": e_v_bary,
         "log_teff": log_teff, "e_log_teff": float(scatter[i_lt]),
     }
+    if member.predicts_rv:
+        i_rv = meta.index("rv")
+        rv, e_rv = float(point[i_rv]), float(scatter[i_rv])
+        v_bary, e_v_bary = _barycentric(ids, rv, e_rv)
+        labels.update(bn_v_r=rv, e_bn_v_r=e_rv, bn_v_bary=v_bary, e_bn_v_bary=e_v_bary)
+    for name, (scale, offset) in member.calibration.items():
+        raw = labels[f"e_{name}"]
+        labels[f"raw_e_{name}"] = raw
+        labels[f"e_{name}"] = scale * raw + offset
+    return labels
 
 
 def result_from_outputs(prep: Prepared, physical: np.ndarray, meta: ModelMetadata,
@@ -270,7 +283,8 @@ def result_from_outputs(prep: Prepared, physical: np.ndarray, meta: ModelMetadat
                                 f"for this spectrum")
         failed.quality_flags, failed.derived = prep.quality, {"snr_model": prep.snr_model}
         return failed
-    flags = int(parameter_flags(labels["teff"], labels["logg"], labels["fe_h"]))
+    bits = sum(1 << b for b in meta.family_member.flag_bits)
+    flags = int(parameter_flags(labels["teff"], labels["logg"], labels["fe_h"])) & bits
     return Result(source=spec.source, format=spec.format, hdu=spec.hdu, row=spec.row,
                   identifiers=dict(spec.identifiers), labels=labels, result_flags=flags,
                   n_draws=draws, quality_flags=prep.quality,
@@ -391,6 +405,7 @@ def run_metadata(model: BossNetModel, draws: int, seed: int, shard: str | None =
         "BNVERS": __version__,
         "PREPROC": meta.preprocessing.version,
         "RECIPE": recipe,
+        "MEMBER": meta.member,
         "DATE": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
     }
     if meta.source:
@@ -495,11 +510,40 @@ def predict_with(session: BossNetModel, inputs: Any, *, draws: int = 20, seed: i
         raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
     items = inputs if resolved else resolve_inputs(inputs, shard, recursive)
     _check_run_arguments(draws, batch_size)
+    check_kinds(items, session, recipe)
     times = times if times is not None else StageTimes()
     warn_if_demo(session, stacklevel=4)
     results = list(stream_results(items, session, draws=draws, seed=seed, batch_rows=batch_size,
                                   times=times, progress=progress, recipe=recipe, air=air))
     return build_table(results, meta=run_metadata(session, draws, seed, shard, recipe))
+
+
+def check_kinds(items: Sequence[Any], model: BossNetModel, recipe: str = "reference") -> None:
+    """MemberMismatchError for the first file whose spectra the model's member cannot read.
+
+    Looks at file names and headers only (`readers.sniff_kinds`), so a run of APOGEE files
+    given to the BOSS model stops before any spectrum is read or any row written. Files that
+    cannot be told, and in-memory records (checked one by one in `prepare_spectrum`), are left
+    to the readers. The `astra` recipe is DR19's BOSS Net production code; other members run
+    the reference recipe only.
+    """
+    from .readers import sniff_kinds
+
+    member = model.metadata.family_member
+    if recipe not in member.recipes:
+        raise MemberMismatchError(
+            f"{model.path.name}: --recipe {recipe} is not defined for {member.title} (member "
+            f"{member.name}); it takes --recipe {' or '.join(member.recipes)}")
+    for path in items:
+        if not isinstance(path, str):
+            continue
+        kinds = sniff_kinds(path)
+        if kinds and member.spectrum_kind not in kinds:
+            found = " or ".join(KIND_TITLES.get(k, k) for k in sorted(kinds))
+            raise MemberMismatchError(
+                f"{path}: is {found} but the model {model.path.name} is {member.title} "
+                f"(member {member.name}), which reads {member.reads}; use a model of the "
+                f"matching member (bossnet-onnx info shows a model's member)")
 
 
 def _check_run_arguments(draws: int, batch_size: int) -> None:

@@ -153,8 +153,9 @@ def _title(record: Spectrum | ReadFailure, labels: dict[str, float], flags: int,
                 f"model: {model_label}")
     text = (f"Teff = {_value(labels['teff'], labels['e_teff'], '.0f')} K    "
             f"log g = {_value(labels['logg'], labels['e_logg'], '.2f')}    "
-            f"[Fe/H] = {_value(labels['fe_h'], labels['e_fe_h'], '.2f')}    "
-            f"RV = {_value(labels['bn_v_r'], labels['e_bn_v_r'], '.1f')} km/s")
+            f"[Fe/H] = {_value(labels['fe_h'], labels['e_fe_h'], '.2f')}")
+    if "bn_v_r" in labels:  # family members without an RV output have no bn_v_r
+        text += f"    RV = {_value(labels['bn_v_r'], labels['e_bn_v_r'], '.1f')} km/s"
     return f"{where}\n{text}\nflags: {_flag_names(flags, quality)}   model: {model_label}"
 
 

@@ -138,7 +138,7 @@ def _exporter(model: RegistryModel, folder: Path):
     if model.member not in supported:
         raise PullError(f"{model.name}: {kept}; this version of bossnet-onnx exports and runs "
                         f"only {', '.join(supported)} models, not the {model.member} member "
-                        f"(support for the whole family is coming)")
+                        f"(a newer bossnet-onnx may know it)")
     return bossnet_export.export_model
 
 
@@ -199,7 +199,7 @@ def pull_model(name: str, *, source_dir: str | os.PathLike | None = None, force:
                 provenance="published-weights",
                 description=f"{model.title or model.name}: {model.repository} "
                             f"{model.folder} at {model.commit[:7]}",
-                source=source_record(model, result.source),
+                source=source_record(model, result.source), member=model.member,
             )
         except OSError as exc:
             raise PullError(f"{target.parent}: cannot write the model ({exc.strerror or exc}); "

@@ -44,6 +44,7 @@ from .output_paths import check_output
 from .pipeline import (
     DEFAULT_BATCH_ROWS,
     StageTimes,
+    check_kinds,
     resolve_inputs,
     run_metadata,
     start_session,
@@ -197,6 +198,7 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
                               f"(pass --overwrite without --resume to rerun)")
     session, times = start_session(model, provider, threads, draws, batch_size, times,
                                    precision)
+    check_kinds(paths, session, recipe)
     warn_if_demo(session, stacklevel=2)
     meta = {**run_metadata(session, draws, seed, shard, recipe), **run_keys}
     if previous is not None:

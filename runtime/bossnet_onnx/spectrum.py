@@ -46,6 +46,15 @@ class Spectrum:
     flux_unit: str = ""
     #: True when the file's air wavelengths were converted to vacuum (`--air`)
     converted_from_air: bool = False
+    #: which family member reads it (members.MEMBERS[...].spectrum_kind): "boss" for optical
+    #: spectra, "apogee", "gaia-rvs" or "gaia-xp"
+    kind: str = "boss"
+    #: the survey's own 1-sigma flux errors when it ships them (APOGEE ERROR HDU, Gaia
+    #: flux_error, XP coefficient errors): the reference draws with these as given
+    sigma: np.ndarray | None = None
+    #: Gaia XP only: (BP, RP) covariance matrices of the coefficients, rebuilt from the
+    #: archive's errors and packed correlations; None where a band's matrix is unusable
+    covariance: tuple[np.ndarray | None, np.ndarray | None] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identifiers", MappingProxyType(dict(self.identifiers)))

@@ -11,41 +11,67 @@ from __future__ import annotations
 
 import os
 
-from ..errors import InputError, UnknownFormatError
+import numpy as np
+
+from ..errors import InputError, MemberMismatchError, UnknownFormatError
+from ..members import KIND_TITLES
 from ..spectrum import ReadFailure, Spectrum
-from . import generic_table, image_1d, lamost_image, lamost_table, mwm, sdss_spec
+from . import apstar, gaia, generic_table, image_1d, lamost_image, lamost_table, mwm, sdss_spec
 from ._fits import check_file, open_fits
 
-__all__ = ["READERS", "read_spectra", "Spectrum", "ReadFailure"]
+__all__ = ["READERS", "read_spectra", "sniff_kinds", "Spectrum", "ReadFailure"]
 
 #: Tried in this order; the first whose identify() is True reads the file. mwm first (its BOSS
-#: tables are also array-cell tables), the generic table last (it accepts the most).
-READERS = (mwm, sdss_spec, lamost_table, lamost_image, image_1d, generic_table)
+#: tables are also array-cell tables), the generic table last (it accepts the most). Each
+#: reader's KINDS says which family members' spectra it gives (members.py); a reader with
+#: several kinds takes the wanted one as `kind=` (mwm files hold BOSS and APOGEE spectra).
+#: apStar before the 1-D image (a one-visit apStar file is 1-D images on the APOGEE grid).
+READERS = (mwm, apstar, gaia, sdss_spec, lamost_table, lamost_image, image_1d, generic_table)
 
 
-def read_spectra(path: str | os.PathLike) -> list[Spectrum | ReadFailure]:
+def read_spectra(path: str | os.PathLike, kind: str | None = None
+                 ) -> list[Spectrum | ReadFailure]:
     """All spectra in one file (several for mwmStar/mwmVisit), or failures for broken rows.
 
-    An mwm file whose BOSS HDUs are all empty gives an empty list, not an error.
+    `kind` is the spectrum kind the model reads (members.Member.spectrum_kind; None: the
+    file's own, BOSS for an mwm file). A file that holds no spectra of that kind (an apStar
+    file for the BOSS model) raises MemberMismatchError naming the file and both kinds.
+    An mwm file whose HDUs of that kind are all empty gives an empty list, not an error.
     """
     path = os.fspath(path)
     check_file(path)
-    if path.lower().endswith(generic_table.ASCII_SUFFIXES):
-        return _read_with(generic_table, path, None)
+    if path.lower().endswith(gaia.TEXT_SUFFIXES):
+        reader = gaia if gaia.identify(path, None) else generic_table
+        if reader is generic_table and not path.lower().endswith(generic_table.ASCII_SUFFIXES):
+            raise UnknownFormatError(f"{path}: table without Gaia archive columns (source_id "
+                                     f"with bp_coefficients or flux/flux_error)")
+        return _read_with(reader, path, None, kind)
     with open_fits(path) as hdul:
         for reader in READERS:
             if reader.identify(path, hdul):
-                return _read_with(reader, path, hdul)
+                return _read_with(reader, path, hdul, kind)
     names = ", ".join(r.NAME for r in READERS)
     raise UnknownFormatError(
         f"{path}: FITS file in no known spectrum layout (tried {names}); expected e.g. an SDSS "
         f"spec file with a COADD table (flux, loglam, ivar), an mwmStar/mwmVisit file, a LAMOST "
-        f"spectrum, a 1-D image with CRVAL1/CDELT1, or a table with wavelength and flux columns"
+        f"spectrum, an APOGEE apStar file, a Gaia archive table, a 1-D image with "
+        f"CRVAL1/CDELT1, or a table with wavelength and flux columns"
     )
 
 
-def _read_with(reader, path: str, hdul) -> list[Spectrum | ReadFailure]:
+def _mismatch(path: str, reader, kind: str) -> MemberMismatchError:
+    found = " or ".join(KIND_TITLES.get(k, k) for k in reader.KINDS)
+    return MemberMismatchError(f"{path}: is {found} ({reader.NAME} file) but the model reads "
+                               f"{KIND_TITLES.get(kind, kind)}; use a model of the matching "
+                               f"member")
+
+
+def _read_with(reader, path: str, hdul, kind: str | None) -> list[Spectrum | ReadFailure]:
+    if kind is not None and kind not in reader.KINDS:
+        raise _mismatch(path, reader, kind)
     try:
+        if len(reader.KINDS) > 1:
+            return reader.read(path, hdul, kind=kind or reader.KINDS[0])
         return reader.read(path, hdul)
     except (ValueError, TypeError, KeyError, IndexError, OSError) as exc:
         # astropy decoding a damaged table, text where numbers belong: still one line naming
@@ -53,3 +79,86 @@ def _read_with(reader, path: str, hdul) -> list[Spectrum | ReadFailure]:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{path}: cannot read it as {reader.NAME} ({text[:160]}); the file may "
                          f"be corrupted or hold non-numeric values") from None
+
+
+def sniff_kinds(path: str | os.PathLike) -> frozenset[str] | None:
+    """Kinds of spectra a file holds, from its name and headers only; None when unsure.
+
+    Cheap enough to run over every input before a run starts (headers, not data), so that a
+    file of the wrong kind for the model stops the run before any work. Never raises.
+    """
+    path = os.fspath(path)
+    try:
+        if path.lower().endswith(gaia.TEXT_SUFFIXES):
+            found = gaia.text_header_kind(path)
+            return frozenset({found or "boss"})
+        name = os.path.basename(path)
+        if name.startswith(apstar.FILE_PREFIXES):
+            return frozenset({"apogee"})
+        return _sniff_fits(path)
+    except Exception:  # noqa: BLE001 - unsure means: let the reader say what is wrong
+        return None
+
+
+#: bytes of a file's start that the sniff reads: the primary header and the first extension
+#: headers of every layout here (their primary HDUs hold no data, except LAMOST images)
+SNIFF_BYTES = 1 << 16
+
+
+def _headers(head: bytes, limit: int = 6) -> list[dict[str, str]]:
+    """The first `limit` complete FITS headers within `head`, as {keyword: raw value text};
+    data units are stepped over by their size, as a FITS reader walks the file."""
+    text = head.decode("latin-1")  # one char per byte, data bytes included, never fails
+    headers: list[dict[str, str]] = []
+    pos = 0
+    while len(headers) < limit and pos + 2880 <= len(text):
+        header: dict[str, str] = {}
+        card_at, ended = pos, False
+        while card_at + 80 <= len(text):
+            card = text[card_at:card_at + 80]
+            card_at += 80
+            key = card[:8].strip()
+            if key == "END":
+                ended = True
+                break
+            if card[8:10] == "= ":
+                header[key] = card[10:].split("/")[0].strip().strip("'").strip()
+        if not ended or not header:
+            break
+        headers.append(header)
+        try:
+            naxes = [int(header.get(f"NAXIS{i}", "0")) for i in range(1, int(header["NAXIS"]) + 1)]
+            size = abs(int(header["BITPIX"])) // 8 * (int(np.prod(naxes)) if naxes else 0)
+            size = (size + int(header.get("PCOUNT", "0"))) * int(header.get("GCOUNT", "1"))
+        except (KeyError, ValueError):
+            break
+        pos = -(-card_at // 2880) * 2880 + -(-size // 2880) * 2880
+    return headers
+
+
+def _sniff_fits(path: str) -> frozenset[str] | None:
+    import gzip
+
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+        fh.seek(0)
+        head = gzip.GzipFile(fileobj=fh).read(SNIFF_BYTES) if magic == b"\x1f\x8b" \
+            else fh.read(SNIFF_BYTES)
+    headers = _headers(head)
+    if not headers:
+        return None
+    for index, header in enumerate(headers[1:], start=1):
+        if index == 1 and header.get("XTENSION") == "IMAGE" \
+                and apstar.looks_like_apstar_header(header):
+            return frozenset({"apogee"})
+        names = [header.get(f"TTYPE{i}", "") for i in range(1, int(header.get("TFIELDS", "0")) + 1)]
+        gaia_kind = gaia.kind_of_columns(names)
+        if gaia_kind:
+            return frozenset({gaia_kind})
+        extname = header.get("EXTNAME", "").upper()
+        instrument = extname.split("/")[0] if "/" in extname else \
+            header.get("INSTRMNT", "").upper()
+        if instrument in ("BOSS", "APOGEE"):
+            # an mwm file: BOSS and APOGEE HDUs, either model reads its own (maybe none)
+            return frozenset(mwm.KINDS)
+    return frozenset({"boss"})

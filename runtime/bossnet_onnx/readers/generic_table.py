@@ -27,6 +27,7 @@ from ._checks import checked
 from ._fits import check_file
 
 NAME = "generic-table"
+KINDS = ("boss",)
 __all__ = ["NAME", "identify", "read", "spectra_from_table", "ASCII_SUFFIXES", "WAVE", "FLUX",
            "IVAR", "ERROR"]
 

@@ -23,6 +23,7 @@ from ._checks import checked, where
 from ._fits import header_value, native, opened
 
 NAME = "image-1d"
+KINDS = ("boss",)
 __all__ = ["NAME", "identify", "read"]
 
 _IVAR = ("IVAR", "INVVAR", "IVARIANCE", "INVERSE_VARIANCE")

@@ -16,6 +16,7 @@ from ._checks import checked
 from ._fits import header_value, native, opened
 
 NAME = "lamost-image"
+KINDS = ("boss",)
 __all__ = ["NAME", "identify", "read", "header_identifiers"]
 
 _IDS = {"obsid": ("OBSID",), "designation": ("DESIG",), "class": ("CLASS",),

@@ -13,6 +13,7 @@ from ._fits import header_value, native, opened
 from .lamost_image import header_identifiers
 
 NAME = "lamost-table"
+KINDS = ("boss",)
 __all__ = ["NAME", "identify", "read"]
 
 

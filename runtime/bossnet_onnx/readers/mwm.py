@@ -1,13 +1,16 @@
-"""SDSS-V DR19 Astra `mwmStar-*.fits` / `mwmVisit-*.fits`: one spectrum per BOSS table row.
+"""SDSS-V DR19 Astra `mwmStar-*.fits` / `mwmVisit-*.fits`: one spectrum per table row.
 
-HDU1 is BOSS/APO, HDU2 BOSS/LCO; HDU3/4 are APOGEE and not BOSS Net's business (skipped with
-an INFO log line). Each row holds flux/ivar/pixel_flags arrays on the log-linear grid
-10**(CRVAL + CDELT*i) given in the HDU header (BOSS: 3.5523, 1e-4, NPIXELS 4648). An HDU with
-no rows (no BOSS data from that observatory; Astra then writes zero-width pixel columns) is
-skipped; a broken row becomes a ReadFailure while the other rows are still read.
+HDU1 is BOSS/APO, HDU2 BOSS/LCO, HDU3 APOGEE/APO, HDU4 APOGEE/LCO. A BOSS Net model reads the
+BOSS HDUs (the APOGEE rows are skipped with an INFO log line), an APOGEE Net model the APOGEE
+HDUs (`kind`). Each row holds flux/ivar/pixel_flags arrays on the log-linear grid
+10**(CRVAL + CDELT*i) given in the HDU header (BOSS: 3.5523, 1e-4, NPIXELS 4648; APOGEE:
+4.179, 6e-6, 8575). An HDU with no rows (no data from that observatory; Astra then writes
+zero-width pixel columns) is skipped; a broken row becomes a ReadFailure while the other rows
+are still read.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -20,7 +23,10 @@ from ._checks import checked, where
 from ._fits import header_value, native, opened
 
 NAME = "mwm"
-__all__ = ["NAME", "identify", "read", "boss_hdus"]
+KINDS = ("boss", "apogee")
+__all__ = ["NAME", "KINDS", "identify", "read", "boss_hdus", "instrument_hdus"]
+#: which instrument's HDUs feed which family member
+_INSTRUMENT = {"boss": "BOSS", "apogee": "APOGEE"}
 
 log = logging.getLogger("bossnet_onnx.readers")
 
@@ -42,10 +48,15 @@ def _instrument(hdu) -> str:
     return str(hdu.header.get("INSTRMNT", "")).strip().upper()
 
 
+def instrument_hdus(hdul: fits.HDUList, instrument: str) -> list[int]:
+    """Indices of one instrument's HDUs (EXTNAME <INSTRUMENT>/<OBS>, or INSTRMNT)."""
+    return [i for i, hdu in enumerate(hdul[1:], start=1)
+            if isinstance(hdu, fits.BinTableHDU) and _instrument(hdu) == instrument]
+
+
 def boss_hdus(hdul: fits.HDUList) -> list[int]:
     """Indices of the BOSS HDUs (EXTNAME BOSS/APO, BOSS/LCO, or INSTRMNT = BOSS)."""
-    return [i for i, hdu in enumerate(hdul[1:], start=1)
-            if isinstance(hdu, fits.BinTableHDU) and _instrument(hdu) == "BOSS"]
+    return instrument_hdus(hdul, "BOSS")
 
 
 def identify(path: str, hdul: fits.HDUList | None) -> bool:
@@ -53,7 +64,7 @@ def identify(path: str, hdul: fits.HDUList | None) -> bool:
     try:
         if os.path.basename(str(path)).startswith(("mwmStar", "mwmVisit")):
             return True
-        return hdul is not None and bool(boss_hdus(hdul))
+        return hdul is not None and bool(boss_hdus(hdul) or instrument_hdus(hdul, "APOGEE"))
     except Exception:  # noqa: BLE001
         return False
 
@@ -117,7 +128,8 @@ def _note_apogee(path: str, hdul: fits.HDUList) -> None:
                      path, i, len(hdu.data))
 
 
-def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> list[Spectrum | ReadFailure]:
+def _read_hdu(path: str, hdul: fits.HDUList, index: int,
+              spectrum_kind: str = "boss") -> list[Spectrum | ReadFailure]:
     hdu = hdul[index]
     place = where(path, index)
     data = hdu.data
@@ -126,8 +138,8 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> list[Spectrum | Read
     names = {n.lower(): n for n in hdu.columns.names}
     missing = [c for c in ("flux", "ivar") if c not in names]
     if missing:
-        raise InputError(f"{place}: BOSS table lacks column(s) {', '.join(missing)}; expected "
-                         f"an Astra mwmStar/mwmVisit file")
+        raise InputError(f"{place}: {_INSTRUMENT[spectrum_kind]} table lacks column(s) "
+                         f"{', '.join(missing)}; expected an Astra mwmStar/mwmVisit file")
     primary = hdul[0].header
     kind = _kind(path, names)
     rows = range(len(data))
@@ -159,21 +171,30 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int) -> list[Spectrum | Read
                                                      hdu=index, row=row, mask=mask,
                                                      identifiers=ids)))
             continue
-        out.append(checked(wave, flux, ivar, path=path, fmt=NAME, hdu=index, row=row, mask=mask,
-                           identifiers=ids, names=("flux", "ivar", "NPIXELS grid"),
-                           place=row_place, flux_unit=unit))
+        rec = checked(wave, flux, ivar, path=path, fmt=NAME, hdu=index, row=row, mask=mask,
+                      identifiers=ids, names=("flux", "ivar", "NPIXELS grid"), place=row_place,
+                      flux_unit=unit)
+        if isinstance(rec, Spectrum) and spectrum_kind != rec.kind:
+            rec = dataclasses.replace(rec, kind=spectrum_kind)
+        out.append(rec)
     return out
 
 
-def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFailure]:
-    """Every BOSS row of the file, in HDU then row order (BOSS/APO first, then BOSS/LCO)."""
+def read(path: str, hdul: fits.HDUList | None = None,
+         kind: str = "boss") -> list[Spectrum | ReadFailure]:
+    """Every row of the `kind` member's instrument, in HDU then row order (APO, then LCO)."""
+    instrument = _INSTRUMENT.get(kind)
+    if instrument is None:
+        raise InputError(f"{path}: mwm files hold BOSS and APOGEE spectra, not {kind}")
     with opened(path, hdul) as hdul:
-        indices = boss_hdus(hdul)
+        indices = instrument_hdus(hdul, instrument)
         if not indices:
-            raise InputError(f"{path}: no BOSS HDU (BOSS/APO or BOSS/LCO table) in this mwm "
-                             f"file; expected an Astra mwmStar/mwmVisit file")
-        _note_apogee(path, hdul)
+            raise InputError(f"{path}: no {instrument} HDU ({instrument}/APO or "
+                             f"{instrument}/LCO table) in this mwm file; expected an Astra "
+                             f"mwmStar/mwmVisit file")
+        if instrument == "BOSS":
+            _note_apogee(path, hdul)
         out: list[Spectrum | ReadFailure] = []
         for index in indices:
-            out.extend(_read_hdu(path, hdul, index))
+            out.extend(_read_hdu(path, hdul, index, kind))
         return out

@@ -15,6 +15,7 @@ from ._checks import checked
 from ._fits import first_row_scalars, header_value, native, opened
 
 NAME = "sdss-spec"
+KINDS = ("boss",)
 __all__ = ["NAME", "identify", "read"]
 
 #: identifier -> HDU2 columns, then primary-header keywords, tried in order. RA/Dec: the

@@ -31,6 +31,8 @@ __all__ = [
     "write_lamost_image",
     "write_lamost_table",
     "write_generic_table",
+    "write_gaia_table",
+    "write_apstar",
 ]
 
 BOSS_CRVAL = 3.5523
@@ -230,7 +232,9 @@ def _mwm_hdu(rows: Sequence[Mapping[str, Any]], instrument: str, observatory: st
 def write_mwm(path: str | os.PathLike, apo: Sequence[Mapping[str, Any]] = (),
               lco: Sequence[Mapping[str, Any]] = (), *, kind: str = "star",
               sdss_id: int = -1, catalogid: int = -1, n_pix: int = BOSS_NPIX,
-              n_apogee: tuple[int, int] = (0, 0), ra: float = 180.0, dec: float = 0.0,
+              n_apogee: tuple[int, int] = (0, 0),
+              apogee: tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]] = ((), ()),
+              ra: float = 180.0, dec: float = 0.0,
               gaia_v_rad: float = -999.0, overwrite: bool = False) -> Path:
     """A DR19 Astra mwmStar (`kind="star"`) or mwmVisit (`kind="visit"`) file.
 
@@ -240,7 +244,8 @@ def write_mwm(path: str | os.PathLike, apo: Sequence[Mapping[str, Any]] = (),
     scalar keys become extra columns). The primary header has RA/DEC and, as DR19's does, the
     *Gaia* radial velocity as V_RAD (`gaia_v_rad`: readers must not take it for ours). An empty
     sequence writes an HDU with no rows, as DR19 does for an observatory without BOSS data.
-    `n_apogee` writes that many blank APOGEE/APO and APOGEE/LCO rows (readers must skip them).
+    `n_apogee` writes that many blank APOGEE/APO and APOGEE/LCO rows (readers must skip them);
+    `apogee` gives real APOGEE/APO and APOGEE/LCO rows instead (flux/ivar of 8575 pixels).
     """
     if kind not in ("star", "visit"):
         raise ValueError(f"kind must be 'star' or 'visit', got {kind!r}")
@@ -260,9 +265,10 @@ def write_mwm(path: str | os.PathLike, apo: Sequence[Mapping[str, Any]] = (),
     hdus = [primary,
             _mwm_hdu(apo, "BOSS", "APO", kind, boss, ids),
             _mwm_hdu(lco, "BOSS", "LCO", kind, boss, ids)]
-    for observatory, count in zip(("APO", "LCO"), n_apogee):
+    for observatory, count, given in zip(("APO", "LCO"), n_apogee, apogee):
         blank = {"flux": np.zeros(APOGEE_GRID[2]), "ivar": np.zeros(APOGEE_GRID[2])}
-        hdus.append(_mwm_hdu([blank] * count, "APOGEE", observatory, kind, APOGEE_GRID, ids))
+        rows = list(given) or [blank] * count
+        hdus.append(_mwm_hdu(rows, "APOGEE", observatory, kind, APOGEE_GRID, ids))
     return _finish(fits.HDUList(hdus), path, overwrite)
 
 
@@ -365,3 +371,98 @@ def write_generic_table(path: str | os.PathLike, wavelength: np.ndarray, flux: n
     fmt = {".csv": "ascii.csv", ".ecsv": "ascii.ecsv"}.get(path.suffix.lower(), "fits")
     table.write(path, format=fmt, overwrite=overwrite)
     return path
+
+
+# ------------------------------------------------------------------------------ Gaia archive
+def _archive_array_text(values: np.ndarray | None) -> str:
+    """How the Gaia archive writes an array cell in CSV: "(a, b, ...)", empty when absent."""
+    if values is None:
+        return ""
+    return "(" + ", ".join(repr(float(v)) for v in np.asarray(values).ravel()) + ")"
+
+
+def write_gaia_table(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], *,
+                     overwrite: bool = False) -> Path:
+    """A Gaia DR3 archive table (RVS mean spectra or XP continuous), one row a source.
+
+    `rows` map archive column names (source_id, flux, flux_error, ... or bp_coefficients,
+    bp_coefficient_errors, bp_coefficient_correlations, ...) to values; a None array is an
+    absent solution. The suffix picks the form: .csv (arrays as quoted "(a, b, ...)"
+    strings, as the archive writes them), .ecsv, .fits (variable-length arrays); .gz gzips.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OSError(f"{path}: already exists; pass overwrite=True to replace it")
+    name = path.name.lower().removesuffix(".gz")
+    columns = list(rows[0])
+    if name.endswith(".csv"):
+        lines = [",".join(columns)]
+        for row in rows:
+            cells = []
+            for col in columns:
+                value = row[col]
+                if value is None or np.ndim(value) > 0:
+                    cells.append(f'"{_archive_array_text(value)}"' if value is not None else "")
+                else:
+                    cells.append(str(value))
+            lines.append(",".join(cells))
+        data = ("\n".join(lines) + "\n").encode()
+    else:
+        table = Table()
+        for col in columns:
+            values = [row[col] for row in rows]
+            if any(np.ndim(v) > 0 for v in values if v is not None):
+                width = max(np.size(v) for v in values if v is not None)
+                filled = [np.asarray(v, dtype=np.float64) if v is not None
+                          else np.full(width, np.nan) for v in values]
+                if len({f.size for f in filled}) == 1:
+                    table[col] = np.stack(filled)
+                else:
+                    table[col] = np.array(filled, dtype=object)
+            else:
+                table[col] = np.array(values)
+        buffer = io.BytesIO()
+        if name.endswith(".ecsv"):
+            text = io.StringIO()
+            table.write(text, format="ascii.ecsv")
+            buffer.write(text.getvalue().encode())
+        else:
+            table.write(buffer, format="fits")
+        data = buffer.getvalue()
+    path.write_bytes(_gzip.compress(data, mtime=0) if path.name.endswith(".gz") else data)
+    return path
+
+
+# ------------------------------------------------------------------------------ APOGEE apStar
+def write_apstar(path: str | os.PathLike, flux: np.ndarray, error: np.ndarray, *,
+                 mask: np.ndarray | None = None, objid: str = "2M00000000+0000000",
+                 telescope: str = "apo25m", overwrite: bool = False) -> Path:
+    """An APOGEE apStar file as DR13-DR17 write it (the files in ../shared/data).
+
+    `flux`/`error` are 2-D (rows: combined, combined (global weights), then one per visit) or
+    1-D (a one-visit star). HDU1 flux, HDU2 error, HDU3 mask (int16) with the log-linear
+    CRVAL1/CDELT1 grid in each image header, no EXTNAME (as the DR13 files).
+    """
+    flux = _f32(flux)
+    error = _f32(error)
+    mask = np.zeros(flux.shape, np.int16) if mask is None else np.asarray(mask, np.int16)
+    primary = fits.PrimaryHDU()
+    h = primary.header
+    h["OBJID"] = (objid, "Object ID")
+    h["TELESCOP"] = (telescope, "Telescope")
+    h["NVISITS"] = (1 if flux.ndim == 1 else max(flux.shape[0] - 2, 1),
+                    "number of visit spectra combined")
+    crval, cdelt, _ = APOGEE_GRID
+    images = []
+    for data, unit in ((flux, "Flux (10^-17 erg/s/cm^2/Ang)"), (error, "Err (10^-17 erg/s/cm^2/Ang)"),
+                       (mask, "")):
+        hdu = fits.ImageHDU(data)
+        hdu.header["CRVAL1"] = crval
+        hdu.header["CDELT1"] = cdelt
+        hdu.header["CRPIX1"] = 1
+        hdu.header["CTYPE1"] = "LOG-LINEAR"
+        hdu.header["DC-FLAG"] = 1
+        if unit:
+            hdu.header["BUNIT"] = unit
+        images.append(hdu)
+    return _finish(fits.HDUList([primary, *images]), path, overwrite)
