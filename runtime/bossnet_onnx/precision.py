@@ -265,6 +265,12 @@ def require_within_budget(model: BossNetModel,
 
     `open_reference` opens the exact fp32 model, only when a verdict has to be measured.
     """
+    if model.metadata.member != "boss":
+        raise ProviderError(
+            f"--precision {model.precision}: the accuracy budget is measured on held-out BOSS "
+            f"spectra, and {model.path.name} is the {model.metadata.member} member; use "
+            f"--precision fp32"
+        )
     key = _verdict_key(model, model.precision)
     cache = _cache_file(key)
     verdict = _load_cached(cache, key)
