@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent
 # GB of CUDA packages.
 TORCH_PIN = "torch==2.13.0"
 # cpu: the onnxruntime engine (the core package has none, so that GPU users can pick [gpu])
-TEST_EXTRAS = "cpu,export,test,plot,parquet,dask,lint"
+TEST_EXTRAS = "cpu,export,test,plot,parquet,dask,lint,openvino"
 # the torch-free lane: everything the runtime tests need, nothing that pulls torch
 FAST_EXTRAS = "cpu,test,plot,parquet"
 

@@ -1,21 +1,29 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark: PyTorch (reference-style pipeline) vs bossnet-onnx, same work.
+"""Side-by-side benchmark: PyTorch (reference-style pipeline) vs every bossnet-onnx engine x precision.
 
     python benchmarks/bench.py                    # 64 spec files, 20 draws, official BOSS config
-    python benchmarks/bench.py --n-files 8 --draws 5 --config small   # quick look
+    python benchmarks/bench.py --n-files 8 --draws 5 --config small --repeats 1   # quick look
 
 Workload: the official BOSS Net configuration with random (He-initialised) weights saved in the
-official chunked layout, exported through `bossnet_export`; N `spec-*.fits` files written by the
-synthetic generator; D Monte-Carlo draws per spectrum.
+official chunked layout, exported through `bossnet_export` (+ its int8 copy); N `spec-*.fits`
+files written by the synthetic generator; D Monte-Carlo draws per spectrum.
 
-(a) PyTorch, the way the reference pipeline works: files read in batches, per-spectrum
-    interpolation (np.interp) and torch.quantile log-scaling, one batched forward for the
-    noise-free spectra and one per draw.
-(b) bossnet-onnx end to end: `predict_to_file` (read -> preprocess -> onnxruntime -> FITS).
+Sides, each in its own subprocess (so its peak RSS and cold start are its own), run in
+alternating order for --repeats rounds; ratios are taken within a round and quoted as the
+median with the spread over rounds, because the machine is shared and noisy:
+  pytorch     the reference pipeline's structure: per-spectrum np.interp + torch.quantile,
+              one batched forward for the noise-free spectra and one per draw;
+  ort-fp32    `predict_to_file` on onnxruntime's CPU provider (memory-mapped ORT copy);
+  ort-direct  the same, loading the .onnx itself (no ORT copy), for cold start and memory;
+  ov-fp32     `predict_to_file --provider openvino` (what `auto` picks on x86-64 with the extra);
+  ov-bf16     OpenVINO mixed bf16 (first two convolutions and the head in fp32);
+  ort-int8    the exported int8 copy (onnxruntime dynamic int8 of the big linear layer).
+Reduced precisions are timed here whatever their verdict; whether each is *offered* is decided
+by the accuracy budget on trained weights (bossnet_onnx.precision), printed below the table for
+the trained demo model and, for information, for the random weights timed here.
 
-Each side runs in its own subprocess so its peak RSS is its own. Printed: spectra/s, ratio,
-stage times, cold start, peak RSS, FLOPs per forward, achieved GFLOP/s of the model stage
-against this machine's measured float32 matmul peak, and int8 accuracy/speed.
+Printed: spectra/s, ratio, stage times, cold start, peak RSS, FLOPs per forward, achieved GFLOP/s
+of the model stage against this machine's measured float32 matmul peak, targets and misses.
 """
 from __future__ import annotations
 
@@ -223,35 +231,64 @@ def side_torch(work: dict, draws: int, threads: int, batch_files: int = 128) -> 
             "peak_rss_mb": peak_rss_mb()}
 
 
-def side_onnx(work: dict, draws: int, threads: int, batch_size: int, model_key: str,
-              provider: str) -> dict:
+#: side -> (model key in the workload, engine, precision)
+ONNX_SIDES = {
+    "ort-fp32": ("onnx", "cpu", "fp32"),
+    "ort-direct": ("onnx", "cpu", "fp32"),
+    "ov-fp32": ("onnx", "openvino", "fp32"),
+    "ov-bf16": ("onnx", "openvino", "bf16"),
+    "ort-int8": ("onnx_int8", "cpu", "int8"),
+}
+
+
+def open_side_model(work: dict, side: str, threads: int):
+    """The side's BossNetModel, opened without the accuracy-budget gate (timing only)."""
+    from bossnet_onnx.session import BossNetModel, open_model
+
+    key, provider, precision = ONNX_SIDES[side]
+    if precision == "bf16":
+        from bossnet_onnx import engine_openvino
+        from bossnet_onnx.metadata import ModelMetadata
+
+        session = engine_openvino.open_session(Path(work[key]), threads, "bf16")
+        meta = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map)
+        return BossNetModel(path=Path(work[key]), metadata=meta, session=session,
+                            provider=session.get_providers()[0], threads=threads,
+                            engine="openvino", precision="bf16")
+    model = open_model(work[key], provider=provider, threads=threads)
+    model.precision = precision
+    return model
+
+
+def side_onnx(work: dict, draws: int, threads: int, batch_size: int, side: str) -> dict:
     from bossnet_onnx.pipeline import StageTimes
     from bossnet_onnx.runs import predict_to_file
 
     times = StageTimes()
     out = Path(tempfile.mkdtemp()) / "catalogue.fits"
     t0 = time.perf_counter()
-    table = predict_to_file(work["files"], out, model=work[model_key], provider=provider,
-                            draws=draws, seed=1, batch_size=batch_size, threads=threads,
-                            times=times)
+    model = open_side_model(work, side, threads)
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    table = predict_to_file(work["files"], out, model=model, draws=draws, seed=1,
+                            batch_size=batch_size, times=times)
     total = time.perf_counter() - t0
     pred = np.array([table[c] for c in ("logg", "teff", "fe_h", "bn_v_r")]).T
-    return {"side": model_key, "spectra": len(table), "seconds": total - times.session,
-            "cold_start": times.session, "model_rows": len(table) * (draws + 1),
+    return {"side": side, "spectra": len(table), "seconds": total, "cold_start": cold,
+            "model_rows": len(table) * (draws + 1),
             "stages": {"read": times.read, "preprocess": times.preprocess,
                        "model": times.model, "write": times.write},
             "failed": int(np.sum(table["result_flags"] & 1)), "pred": pred.tolist(),
-            "provider": table.meta["PROVIDER"],
-            "peak_rss_mb": peak_rss_mb()}
+            "provider": table.meta["PROVIDER"], "engine": table.meta["ENGINE"],
+            "precision": table.meta["PRECISN"], "peak_rss_mb": peak_rss_mb()}
 
 
 def run_side(args: argparse.Namespace, work_json: Path, side: str) -> dict:
-    model_key = "onnx" if side == "onnx_direct" else side
-    cmd = [sys.executable, __file__, "--_side", model_key, "--_work", str(work_json),
+    cmd = [sys.executable, __file__, "--_side", side, "--_work", str(work_json),
            "--draws", str(args.draws), "--threads", str(args.threads),
-           "--batch-size", str(args.batch_size), "--provider", args.provider]
+           "--batch-size", str(args.batch_size)]
     env = dict(os.environ)
-    if side == "onnx_direct":
+    if side == "ort-direct":
         env["BOSSNET_ONNX_CACHE"] = "off"  # load the .onnx itself, no memory-mapped ORT copy
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -261,20 +298,63 @@ def run_side(args: argparse.Namespace, work_json: Path, side: str) -> dict:
     return res
 
 
+def budget_verdicts(work: dict, threads: int) -> list[str]:
+    """Accuracy-budget verdicts: the trained demo model (what decides 'offered') and the
+    random weights timed here (for information only: untrained nets have no science budget)."""
+    from bossnet_onnx import engine_openvino
+    from bossnet_onnx.precision import measure_verdict
+    from bossnet_onnx.session import open_model
+
+    lines = []
+    demo_int8 = None
+    try:
+        sys.path.insert(0, str(HERE))
+        from precision import make_int8_copy  # benchmarks/precision.py
+
+        from bossnet_onnx.model_files import default_model_path
+
+        demo_int8 = make_int8_copy(default_model_path(), Path(tempfile.mkdtemp()))
+    except Exception as exc:  # pragma: no cover - report, do not stop
+        lines.append(f"demo int8 copy not made: {exc}")
+    from bossnet_onnx.model_files import default_model_path
+    from bossnet_onnx.precision import int8_sibling
+
+    targets = [("trained demo model", {"onnx": str(default_model_path()),
+                                       "onnx_int8": str(int8_sibling(demo_int8)) if demo_int8
+                                       else None}),
+               ("random weights timed here", work)]
+    for label, where in targets:
+        for side in ("ov-bf16", "ort-int8"):
+            key = ONNX_SIDES[side][0]
+            if not where.get(key) or (side == "ov-bf16" and not (
+                    engine_openvino.available() and engine_openvino.supports_bf16())):
+                continue
+            model = open_side_model(where, side, threads)
+            reference = open_model(where["onnx"], provider="cpu", threads=threads)
+            v = measure_verdict(model, reference)
+            verdict = "within budget: offered" if v.ok else "MISSES: " + "; ".join(v.misses[:2])
+            lines.append(f"{label}, {side}: {v.summary()} -> {verdict}")
+            del model
+    return lines
+
+
 # ----------------------------------------------------------------------------- report
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--n-files", type=int, default=64)
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--config", choices=["official", "small"], default="official")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--provider", default="cpu", choices=["cpu", "cuda", "auto"])
+    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds of all sides")
+    parser.add_argument("--sides", default=None,
+                        help="comma-separated subset (default: all installed)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--_side", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--_work", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from bossnet_onnx import engine_openvino
     from bossnet_onnx.session import available_cpus
 
     args.threads = args.threads or available_cpus()
@@ -283,16 +363,19 @@ def main() -> None:
         if args._side == "pytorch":
             res = side_torch(work, args.draws, args.threads)
         else:
-            res = side_onnx(work, args.draws, args.threads, args.batch_size, args._side,
-                            args.provider)
+            res = side_onnx(work, args.draws, args.threads, args.batch_size, args._side)
         print(json.dumps(res))
         return
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bossnet-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"# bossnet-onnx benchmark  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    import onnxruntime as ort
+
+    ov = f", openvino {engine_openvino.version()}" if engine_openvino.available() else ""
     print(f"machine: {platform.machine()} {platform.processor() or ''} cpus usable "
-          f"{available_cpus()}, threads {args.threads}, python {platform.python_version()}")
+          f"{available_cpus()}, threads {args.threads}, python {platform.python_version()}, "
+          f"onnxruntime {ort.__version__}{ov}")
     t = time.perf_counter()
     work = make_workload(workdir, args.n_files, args.config)
     print(f"workload: {args.config} config, {len(work['files'])} spec files, {args.draws} draws; "
@@ -300,81 +383,128 @@ def main() -> None:
           f"(max |ONNX-PyTorch| {work['parity_max_abs']:.2e}); setup {time.perf_counter() - t:.1f} s")
     work_json = workdir / "work.json"
     work_json.write_text(json.dumps(work))
-    # The memory-mapped ORT-format copies are built once per model (bossnet_onnx.ort_cache);
-    # build them here so the timed runs see what every later run of a model sees.
-    os.environ.setdefault("BOSSNET_ONNX_CACHE", str(workdir / "ort-cache"))
-    from bossnet_onnx.ort_cache import cached_ort_model
-
+    sides = ["pytorch", "ort-fp32", "ort-direct", "ort-int8"]
+    if engine_openvino.available():
+        sides[2:2] = ["ov-fp32"] + (["ov-bf16"] if engine_openvino.supports_bf16() else [])
+    if args.sides:
+        wanted = args.sides.split(",")
+        sides = [s for s in sides if s in wanted or s == "pytorch"]
+    # One-time per model (as for every later run of it): ORT-format copies, OpenVINO compiled
+    # blobs and bf16 stage files. Built here so the timed runs see what later runs see.
+    os.environ.setdefault("BOSSNET_ONNX_CACHE", str(workdir / "model-cache"))
     t = time.perf_counter()
-    for key in ("onnx", "onnx_int8"):
-        cached_ort_model(work[key])
-    print(f"one-time ORT-format copies of both models: {time.perf_counter() - t:.1f} s")
+    for side in sides[1:]:
+        if side != "ort-direct":
+            open_side_model(work, side, args.threads)
+    print(f"one-time model caches (ORT copies, OpenVINO blobs): {time.perf_counter() - t:.1f} s")
     flops = flops_per_forward(work["config"])
-    peak = matmul_peak(args.threads)
-    sides = [run_side(args, work_json, s) for s in ("pytorch", "onnx", "onnx_direct", "onnx_int8")]
+    rounds: list[dict[str, dict]] = []
+    peaks = []  # measured in every round: on a shared machine the peak moves with the load
+    for r in range(max(1, args.repeats)):
+        order = sides if r % 2 == 0 else sides[::-1]
+        peaks.append(matmul_peak(args.threads))
+        rounds.append({s: run_side(args, work_json, s) for s in order})
+    peaks.append(matmul_peak(args.threads))
+    peak = float(np.median(peaks))
     print(f"FLOPs per forward: {flops / 1e9:.3f} GFLOP; measured fp32 matmul peak "
-          f"({args.threads} threads): {peak:.1f} GFLOP/s")
+          f"({args.threads} threads): median {peak:.1f} GFLOP/s (range {min(peaks):.1f}-"
+          f"{max(peaks):.1f} over the rounds); {len(rounds)} alternating rounds")
     print()
-    head = (f"{'side':<13}{'spectra/s':>10}{'total s':>9}{'read':>8}{'prep':>8}{'model':>8}"
-            f"{'write':>8}{'cold s':>8}{'RSS MB':>8}{'GFLOP/s':>9}{'% peak':>8}")
+    head = (f"{'side':<11}{'spectra/s':>10}{'total s':>9}{'read':>7}{'prep':>7}{'model':>7}"
+            f"{'write':>7}{'cold s':>8}{'RSS MB':>8}{'GFLOP/s':>9}{'% peak':>8}"
+            f"{'vs PyTorch (spread)':>22}")
     print(head)
     print("-" * len(head))
-    base = sides[0]
-    for r in sides:
-        st = r["stages"]
-        gflops = flops * r["model_rows"] / max(st["model"], 1e-9) / 1e9
-        print(f"{r['side']:<13}{r['spectra'] / r['seconds']:>10.2f}{r['seconds']:>9.2f}"
-              f"{st['read']:>8.2f}{st['preprocess']:>8.2f}{st['model']:>8.2f}{st['write']:>8.2f}"
-              f"{r['cold_start']:>8.2f}{r['peak_rss_mb']:>8.0f}{gflops:>9.1f}"
-              f"{100 * gflops / peak:>7.0f}%")
-    onnx_r, direct_r, int8_r = sides[1], sides[2], sides[3]
-    ratio = base["seconds"] / onnx_r["seconds"]
+
+    def median_run(side: str) -> dict:
+        runs = sorted((rd[side] for rd in rounds), key=lambda x: x["seconds"])
+        return runs[len(runs) // 2]
+
+    def ratios(side: str) -> list[float]:
+        return sorted(rd["pytorch"]["seconds"] / rd[side]["seconds"] for rd in rounds)
+
+    def gflops_of(res: dict) -> float:
+        return flops * res["model_rows"] / max(res["stages"]["model"], 1e-9) / 1e9
+
+    summary: dict[str, dict] = {}
+    for side in sides:
+        res = median_run(side)
+        st, rs = res["stages"], ratios(side)
+        g = gflops_of(res)
+        spread = f"{rs[len(rs) // 2]:.2f}x ({rs[0]:.2f}-{rs[-1]:.2f})"
+        print(f"{side:<11}{res['spectra'] / res['seconds']:>10.2f}{res['seconds']:>9.2f}"
+              f"{st['read']:>7.2f}{st['preprocess']:>7.2f}{st['model']:>7.2f}{st['write']:>7.2f}"
+              f"{res['cold_start']:>8.2f}{res['peak_rss_mb']:>8.0f}{g:>9.1f}"
+              f"{100 * g / peak:>7.0f}%{spread:>22}")
+        summary[side] = {"ratio": rs[len(rs) // 2], "spread": (rs[0], rs[-1]), "gflops": g,
+                         "run": res}
     print()
-    print(f"end-to-end speed-up vs PyTorch: {ratio:.2f}x (target >= 2x) | int8: "
-          f"{base['seconds'] / int8_r['seconds']:.2f}x")
-    model_ratio = base["stages"]["model"] / max(onnx_r["stages"]["model"], 1e-9)
-    print(f"model stage vs PyTorch: {model_ratio:.2f}x; non-model time PyTorch "
-          f"{base['seconds'] - base['stages']['model']:.2f} s vs ours (overlapped) "
-          f"{onnx_r['seconds'] - onnx_r['stages']['model']:.2f} s")
-    print(f"memory-mapped ORT copy vs loading the .onnx itself: cold start "
-          f"{onnx_r['cold_start']:.2f} vs {direct_r['cold_start']:.2f} s, peak RSS "
-          f"{onnx_r['peak_rss_mb']:.0f} vs {direct_r['peak_rss_mb']:.0f} MB, model "
-          f"{onnx_r['stages']['model']:.2f} vs {direct_r['stages']['model']:.2f} s")
-    gflops = flops * onnx_r["model_rows"] / onnx_r["stages"]["model"] / 1e9
     weights_mb = work["weights_bytes"] / 1e6
-    print(f"targets: model stage {100 * gflops / peak:.0f}% of peak (>= 70%); cold start "
-          f"{onnx_r['cold_start']:.2f} s (< 2 s); peak RSS {onnx_r['peak_rss_mb']:.0f} MB = "
-          f"{onnx_r['peak_rss_mb'] / max(weights_mb, 1e-9):.2f}x weights (< 2x)")
+    fp32_side = "ov-fp32" if "ov-fp32" in summary else "ort-fp32"
+    verdicts = budget_verdicts(work, args.threads)
+    offered = [s for s in ("ov-bf16", "ort-int8") if s in summary and any(
+        line.startswith(f"trained demo model, {s}:") and line.endswith("offered")
+        for line in verdicts)]
+    best = max(offered, key=lambda s: summary[s]["ratio"]) if offered else fp32_side
+    f32 = summary[fp32_side]
+    model_share = f32["run"]["stages"]["model"] / f32["run"]["seconds"]
+    print(f"auto picks {fp32_side} (fp32). Targets, side by side with PyTorch in each round:")
+    checks = [
+        (f"fp32 end to end ({fp32_side}) >= 2.5x", f32["ratio"], 2.5,
+         f"the model stage is {100 * model_share:.0f}% of the wall time and runs at "
+         f"{100 * f32['gflops'] / peak:.0f}% of the peak; PyTorch's own model stage is the same "
+         f"oneDNN family of kernels, so the ratio is bounded by "
+         f"{median_run('pytorch')['stages']['model'] / max(f32['run']['stages']['model'], 1e-9):.2f}x"
+         f" on the model plus the non-model time we overlap"),
+        (f"best offered precision ({best}) >= 4x", summary[best]["ratio"], 4.0,
+         "bf16 is offered only as the mixed plan that holds the accuracy budget: the fp32 "
+         "first convolutions and head, the fp32<->bf16 hand-overs, and the unchanged "
+         "read/preprocess/write time cap it"),
+        (f"fp32 model stage ({fp32_side}) >= 70% of peak", f32["gflops"] / peak, 0.7,
+         "BOSS Net's convolutions are thin (2-64 channels, kernel 30): far less arithmetic "
+         "intensity than the 2048^2 GEMM that defines the peak; element-wise Elu/Pad/Add and the "
+         "memory-bound 65536x1024 head take the rest"),
+    ]
+    misses = []
+    for label, value, target, why in checks:
+        hit = value >= target
+        shown = f"{100 * value:.0f}%" if target < 1 else f"{value:.2f}x"
+        want = f"{100 * target:.0f}%" if target < 1 else f"{target:.1f}x"
+        short = (f"{100 * (target - value):.0f} points below {want}" if target < 1 else
+                 f"{target / value:.2f}x short of {want}")
+        print(f"  {'hit ' if hit else 'MISS'} {label}: {shown}" + ("" if hit else f" ({short})"))
+        if not hit:
+            misses.append(f"{label}: {why}")
+    for side in sides[1:]:
+        res = summary[side]["run"]
+        cold_ok, rss_ok = res["cold_start"] < 1.0, res["peak_rss_mb"] < 2 * weights_mb
+        print(f"  {'hit ' if cold_ok else 'MISS'} {side} cold start {res['cold_start']:.2f} s "
+              f"(< 1 s); {'hit ' if rss_ok else 'MISS'} peak RSS {res['peak_rss_mb']:.0f} MB = "
+              f"{res['peak_rss_mb'] / max(weights_mb, 1e-9):.2f}x weights (< 2x)")
+        if not rss_ok and side.startswith("ov"):
+            misses.append(f"{side} peak RSS: OpenVINO repacks the 268 MB first linear layer "
+                          f"into its own layout while the mapped original stays resident")
+        if not rss_ok and side == "ort-direct":
+            misses.append("ort-direct peak RSS: loading the .onnx holds the protobuf and the "
+                          "initializers at once (why the ORT copy exists)")
     profile = operator_profile(work["onnx"], args.threads)
     shares = ", ".join(f"{op} {100 * v:.0f}%" for op, v in list(profile.items())[:5])
-    print(f"where the model time goes (fp32, per operator): {shares}")
-    misses = []
-    if ratio < 2:
-        misses.append(f"end to end {ratio:.2f}x < 2x: the network is "
-                      f"{100 * onnx_r['stages']['model'] / onnx_r['seconds']:.0f}% of our wall time "
-                      f"and onnxruntime runs it {model_ratio:.2f}x faster than PyTorch; the rest "
-                      f"(read/preprocess/write) is already overlapped")
-    if gflops / peak < 0.7:
-        conv = profile.get("Conv", 0.0)
-        misses.append(f"model stage {100 * gflops / peak:.0f}% < 70% of peak: convolutions are "
-                      f"{100 * conv:.0f}% of the time and run near their own GEMM speed; the "
-                      f"element-wise ops (Elu, Pad, Add) and the memory-bound head take the rest")
-    if onnx_r["peak_rss_mb"] > 2 * weights_mb:
-        misses.append(f"peak RSS {onnx_r['peak_rss_mb'] / weights_mb:.2f}x > 2x: the mapped "
-                      f"weights once, plus the interpreter and numpy/astropy/onnxruntime "
-                      f"(~80 MB) and ~4 MB of activations per --batch-size row")
-    if onnx_r["cold_start"] >= 2:
-        misses.append(f"cold start {onnx_r['cold_start']:.2f} s >= 2 s")
+    print(f"where onnxruntime's fp32 model time goes (per operator): {shares}")
     for line in misses:
-        print(f"missed: {line}")
-    a, b = np.array(onnx_r["pred"]), np.array(int8_r["pred"])
-    diff = np.nanmax(np.abs(a - b), axis=0)
-    print(f"int8 vs fp32 on these spectra, max |diff|: logg {diff[0]:.3f} dex, Teff "
-          f"{diff[1]:.0f} K, [Fe/H] {diff[2]:.3f} dex, RV {diff[3]:.2f} km/s")
-    if work["int8_report"]:
-        print(f"int8 export parity: {work['int8_report']}")
+        print(f"why missed: {line}")
+    print("accuracy budget (median/p99.9/max |Δ| vs exact fp32 onnxruntime, 768 held-out spectra; "
+          "benchmarks/precision.py adds the real ones):")
+    for line in verdicts:
+        print(f"  {line}")
+    a = np.array(summary["ort-fp32"]["run"]["pred"])
+    for side in sides[2:]:
+        b = np.array(summary[side]["run"]["pred"])
+        d = np.nanmax(np.abs(a - b), axis=0)
+        print(f"{side} vs ort-fp32 on these {len(a)} catalogue rows (random weights), max |diff|: "
+              f"logg {d[0]:.3g} dex, Teff {d[1]:.3g} K, [Fe/H] {d[2]:.3g} dex, RV {d[3]:.3g} km/s")
     if args.json:
-        args.json.write_text(json.dumps({"sides": sides, "flops": flops, "peak": peak,
+        args.json.write_text(json.dumps({"rounds": rounds, "flops": flops, "peak": peak,
+                                         "verdicts": verdicts,
                                          "work": {k: v for k, v in work.items() if k != "files"}}))
 
 

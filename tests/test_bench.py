@@ -16,13 +16,19 @@ REPO = Path(__file__).resolve().parents[1]
 def test_bench_small_prints_side_by_side(tmp_path):
     pytest.importorskip("torch")
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench.py"), "--config", "small",
-                           "--n-files", "3", "--draws", "2", "--workdir", str(tmp_path)],
+                           "--n-files", "3", "--draws", "2", "--repeats", "1", "--workdir",
+                           str(tmp_path)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
-    for side in ("pytorch", "onnx", "onnx_int8"):
-        assert re.search(rf"^{side}\s+\d+\.\d+", out, re.M), out
-    assert re.search(r"end-to-end speed-up vs PyTorch: \d+\.\d+x", out)
+    from bossnet_onnx.engine_openvino import available
+
+    sides = ["pytorch", "ort-fp32", "ort-direct", "ort-int8"] + (["ov-fp32"] if available() else [])
+    for side in sides:
+        assert re.search(rf"^{side}\s+\d+\.\d+.*\d+\.\d+x \(\d+\.\d+-\d+\.\d+\)$", out,
+                         re.M), out
+    assert re.search(r"(hit |MISS) fp32 end to end \((ov|ort)-fp32\) >= 2\.5x: \d+\.\d+x", out)
+    assert re.search(r"trained demo model, ort-int8: median/p99\.9/max .* -> (MISSES|within)", out)
     flops = float(re.search(r"FLOPs per forward: (\d+\.\d+) GFLOP", out).group(1))
     assert 0.01 < flops < 0.05  # the small test network
     assert "peak RSS" in out and "cold start" in out

@@ -56,7 +56,17 @@ def test_full_size_official_layout_export(tmp_path):
     rows = parity_inputs(3900, (5,), seed=77)["spectrum-like-b5"]
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     normalized, _ = session.run(None, {"flux": rows})
-    assert np.max(np.abs(normalized - torch_outputs(model, rows))) < 1e-4
+    expected = torch_outputs(model, rows)
+    assert np.max(np.abs(normalized - expected)) < 1e-4
+    # The same parity on the second engine, when installed (CI installs the openvino extra).
+    from bossnet_onnx.engine_openvino import available
+    from bossnet_onnx.session import open_model
+
+    if available():
+        loaded = open_model(out, provider="openvino", threads=2)
+        assert loaded.engine == "openvino" and loaded.provider == "OpenVINO-CPU"
+        assert np.max(np.abs(loaded.run_normalized(rows) - expected)) < 1e-4
+        del loaded
 
     q = report.quantized
     assert q.n_quantized == 1  # the 65536 x 1024 layer, 92% of the weights

@@ -269,12 +269,18 @@ def test_cli_export_without_the_extra(tmp_path, monkeypatch):
                                      "pip install 'bossnet-onnx[export]'")
 
 
-def test_runtime_opens_the_exported_model(exported, small_model):
-    # The other half of the contract: the torch-free runtime loads and runs what we wrote.
+@pytest.mark.parametrize("provider", ["cpu", "openvino"])
+def test_runtime_opens_the_exported_model(exported, small_model, provider):
+    # The other half of the contract: the torch-free runtime loads and runs what we wrote,
+    # on every engine installed (CI installs the openvino extra).
+    from bossnet_onnx.engine_openvino import available
     from bossnet_onnx.session import open_model
 
+    if provider == "openvino" and not available():
+        pytest.skip("the openvino extra is not installed")
     out, report = exported
-    loaded = open_model(out, provider="cpu", threads=1)
+    loaded = open_model(out, provider=provider, threads=1)
+    assert loaded.engine == ("openvino" if provider == "openvino" else "onnxruntime")
     assert loaded.metadata.weights_sha256 == SHA
     rows = parity_inputs(3900, (3,), seed=4)["spectrum-like-b3"]
     physical = loaded.run_physical(rows)

@@ -95,6 +95,12 @@ def test_printed_text(demo_model):
     assert lines["opset"] == "17"
     assert lines["preprocessing"] == PREPROCESSING_VERSION
     assert "CPUExecutionProvider" in lines["onnxruntime"]
+    from bossnet_onnx import engine_openvino
+
+    if engine_openvino.available():
+        assert lines["openvino"].startswith(f"{engine_openvino.version()}; bf16 on this CPU: ")
+    else:
+        assert lines["openvino"] == "not installed (pip install 'bossnet-onnx[openvino]')"
     # Keys line up: every value starts in the same column.
     assert len({line.index(v) for line, v in zip(text.splitlines(), lines.values())}) == 1
 

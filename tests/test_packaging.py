@@ -70,14 +70,15 @@ def test_pyproject_declares_no_engine_in_the_core():
 
 
 def test_without_an_engine_the_cli_says_which_extra_to_install(tmp_path):
-    """onnxruntime made unimportable: predict and info fail with one line, exit 1; --help and
+    """onnxruntime (and the optional openvino engine) made unimportable: predict and info fail
+    with one line, exit 1; --help and
     --version still work (the core imports no engine)."""
     script = tmp_path / "no_engine.py"
     script.write_text(textwrap.dedent("""
         import sys
         class _Block:
             def find_spec(self, name, path=None, target=None):
-                if name.split('.')[0] == 'onnxruntime':
+                if name.split('.')[0] in ('onnxruntime', 'openvino'):  # no engine at all
                     raise ImportError('no engine in this test: ' + name)
         sys.meta_path.insert(0, _Block())
         from bossnet_onnx.cli import main

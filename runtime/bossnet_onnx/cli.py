@@ -17,6 +17,7 @@ from typing import Any
 import typer
 
 from . import __version__
+from .engines import PROVIDERS
 from .errors import BossNetError, BossNetWarning, OutputPathError
 from .textsafe import printable
 from .wording import plural
@@ -47,7 +48,15 @@ def _warn(text: str) -> None:
 _OVERWRITE_HELP = "Replace the output file if it exists (default: refuse, before any work)."
 
 
-PROVIDERS = ("auto", "cpu", "cuda")
+
+
+def _precision(value: str) -> str:
+    """--precision is checked before any work, like --provider (exit 2)."""
+    from .precision import PRECISIONS
+
+    if value.lower() not in PRECISIONS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(PRECISIONS)}")
+    return value.lower()
 
 
 def _provider(value: str) -> str:
@@ -150,7 +159,12 @@ def predict(
     model: str | None = typer.Option(None, "--model", "-m",
                                         help=MODEL_HELP),
     provider: str = typer.Option("auto", "--provider", callback=_provider,
-                                 help="auto, cpu or cuda."),
+                                 help="auto, cpu, cuda or openvino (auto: CUDA if this "
+                                      "onnxruntime has it, else OpenVINO if installed, else cpu)."),
+    precision: str = typer.Option("fp32", "--precision", callback=_precision,
+                                  help="fp32 (exact), bf16 (openvino) or int8 (the model's "
+                                       ".int8.onnx copy); reduced ones only within the accuracy "
+                                       "budget."),
     draws: int = typer.Option(20, "--draws", callback=_check_draws,
                               help="Monte-Carlo draws for e_*: 0 (none) or 2 to 10000."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws (with each spectrum's content)."),
@@ -193,7 +207,7 @@ def predict(
     common: dict[str, Any] = dict(model=model, provider=provider, draws=draws, seed=seed,
                                   batch_size=batch_size, threads=threads,
                                   progress=show_progress, shard=shard, recipe=recipe, air=air,
-                                  recursive=recursive)
+                                  recursive=recursive, precision=precision)
     try:
         with _warnings_on_stderr():
             if output is None:
@@ -215,7 +229,8 @@ def predict(
         where = f" -> {printable(output)}" if output is not None else ""
         typer.echo(f"{plural(len(table), 'spectrum', 'spectra')}, {len(failed)} failed; model "
                    f"{table.meta['MODEL']} "
-                   f"({table.meta['PROVNC']}) on {table.meta['PROVIDER']}{where}", err=True)
+                   f"({table.meta['PROVNC']}) on {table.meta['PROVIDER']} "
+                   f"{table.meta['PRECISN']}{where}", err=True)
     if failed:
         raise typer.Exit(code=1)
 
@@ -296,7 +311,7 @@ def plot(
     model: str | None = typer.Option(None, "--model", "-m",
                                         help=MODEL_HELP),
     provider: str = typer.Option("auto", "--provider", callback=_provider,
-                                 help="auto, cpu or cuda."),
+                                 help="auto, cpu, cuda or openvino."),
     draws: int = typer.Option(20, "--draws", callback=_check_draws,
                               help="Monte-Carlo draws for e_*: 0 (none) or 2 to 10000."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws (as in predict)."),

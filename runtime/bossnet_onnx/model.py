@@ -45,11 +45,12 @@ class Model(BossNetModel):
 
 
 def load(model: str | os.PathLike | None = None, *, provider: str = "auto",
-         threads: int | None = None) -> Model:
+         threads: int | None = None, precision: str = "fp32") -> Model:
     """Open a model once for many predictions: `model = bossnet_onnx.load("boss")`.
 
     `model` is a model name (model_files.resolve_model), a path to an .onnx file, or None for
-    the default; `provider` auto, cpu or cuda; `threads` the CPU threads of each call.
+    the default; `provider` auto, cpu, cuda or openvino; `threads` the CPU threads of each call;
+    `precision` fp32 (exact), or bf16/int8 within the accuracy budget (precision.py).
     """
-    opened = open_model(model, provider, threads)
+    opened = open_model(model, provider, threads, precision)
     return Model(**{f.name: getattr(opened, f.name) for f in dataclasses.fields(opened)})

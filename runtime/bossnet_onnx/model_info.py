@@ -81,7 +81,17 @@ def model_info(path: str | os.PathLike | None = None) -> dict[str, Any]:
         "source": dict(meta.source) if meta.source else None,
         "onnxruntime_version": ort.__version__,
         "available_providers": list(ort.get_available_providers()),
+        "openvino": _openvino_status(),
     }
+
+
+def _openvino_status() -> dict[str, Any] | None:
+    """The second engine, if installed: its version and whether this CPU can run bf16."""
+    from . import engine_openvino
+
+    if not engine_openvino.available():
+        return None
+    return {"version": engine_openvino.version(), "bf16": engine_openvino.supports_bf16()}
 
 
 def _size(n_bytes: int) -> str:
@@ -134,6 +144,10 @@ def format_model_info(info: dict[str, Any]) -> str:
         ("outputs", "; ".join(f"{k} {v['shape']}" for k, v in info["outputs"].items())),
         ("onnxruntime", f"{info['onnxruntime_version']}; providers: "
                         f"{', '.join(info['available_providers'])}"),
+        ("openvino", "not installed (pip install 'bossnet-onnx[openvino]')"
+         if info.get("openvino") is None else
+         f"{info['openvino']['version']}; bf16 on this CPU: "
+         f"{'yes' if info['openvino']['bf16'] else 'no'}"),
     ]
     width = max(len(k) for k, _ in lines)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in lines)

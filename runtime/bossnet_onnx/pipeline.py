@@ -566,6 +566,8 @@ def run_metadata(model: BossNetModel, draws: int, seed: int, shard: str | None =
         "MODELSHA": meta.weights_sha256,
         "PROVNC": meta.provenance,
         "PROVIDER": model.provider,
+        "ENGINE": model.engine,
+        "PRECISN": model.precision,
         "NDRAWS": int(draws),
         "SEED": int(seed),
         "BNVERS": __version__,
@@ -639,7 +641,7 @@ def predict(inputs: Any, *, model: str | os.PathLike | BossNetModel | None = Non
             batch_size: int = DEFAULT_BATCH_ROWS,
             threads: int | None = None, progress: bool = False, shard: str | None = None,
             air: bool = False, recursive: bool = False,
-            times: StageTimes | None = None) -> Table:
+            times: StageTimes | None = None, precision: str = "fp32") -> Table:
     """Predict BOSS Net labels for every spectrum in `inputs`.
 
     `inputs`: paths (files, globs, directories, @lists; `recursive` searches directories
@@ -656,7 +658,8 @@ def predict(inputs: Any, *, model: str | os.PathLike | BossNetModel | None = Non
     A model that is not an export of the published weights issues a DemoModelWarning.
     """
     items = resolve_inputs(inputs, shard, recursive)
-    session, times = start_session(model, provider, threads, draws, batch_size, times)
+    session, times = start_session(model, provider, threads, draws, batch_size, times,
+                                   precision)
     return predict_with(session, items, draws=draws, seed=seed, recipe=recipe,
                         batch_size=batch_size, progress=progress, shard=shard, air=air,
                         times=times, resolved=True)
@@ -719,12 +722,14 @@ def _check_run_arguments(draws: int, batch_size: int) -> None:
 
 def start_session(model: str | os.PathLike | BossNetModel | None, provider: str,
                   threads: int | None, draws: int, batch_size: int,
-                  times: StageTimes | None = None) -> tuple[BossNetModel, StageTimes]:
+                  times: StageTimes | None = None,
+                  precision: str = "fp32") -> tuple[BossNetModel, StageTimes]:
     """Check run arguments and open (or reuse) the model, timing the cold start."""
     _check_run_arguments(draws, batch_size)
     times = times if times is not None else StageTimes()
     t0 = time.perf_counter()
-    session = model if isinstance(model, BossNetModel) else open_model(model, provider, threads)
+    session = model if isinstance(model, BossNetModel) else \
+        open_model(model, provider, threads, precision)
     times.session = time.perf_counter() - t0
     return session, times
 

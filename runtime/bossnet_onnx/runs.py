@@ -114,8 +114,8 @@ def _check_same_run(progress_file: Path, previous: dict, meta: dict,
         if str(previous.get(key)) != str(meta.get(key)):
             what = {"INPUTS": "the same inputs", "SHARD": "the same --shard",
                     "MODELSHA": "the same model", "NDRAWS": "the same --draws",
-                    "SEED": "the same --seed", "RECIPE": "the same --recipe"
-                    }.get(key, f"the same {key}")
+                    "SEED": "the same --seed", "RECIPE": "the same --recipe",
+                    "PRECISN": "the same --precision"}.get(key, f"the same {key}")
             raise OutputPathError(
                 f"{printable(progress_file)}: was made with {key}={previous.get(key)!r}, this run "
                 f"has {meta.get(key)!r}; resume with {what} (or pass --overwrite to discard "
@@ -135,7 +135,8 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
                     progress: bool = False, checkpoint_seconds: float = 60.0,
                     times: StageTimes | None = None,
                     on_warning: Callable[[str], None] | None = None,
-                    air: bool = False, recursive: bool = False) -> Table:
+                    air: bool = False, recursive: bool = False,
+                    precision: str = "fp32") -> Table:
     """Run `predict` into `output`, resumable; returns the full catalogue table.
 
     Refuses before any work (OutputPathError) an output that exists (unless `overwrite`), that
@@ -151,7 +152,7 @@ def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
             inputs, output, model=model, provider=provider, draws=draws, seed=seed,
             batch_size=batch_size, threads=threads, shard=shard, recipe=recipe, resume=resume,
             overwrite=overwrite, progress=progress, checkpoint_seconds=checkpoint_seconds,
-            times=times, air=air, recursive=recursive,
+            times=times, air=air, recursive=recursive, precision=precision,
             warn=on_warning or (lambda text: warnings.warn(text, RuntimeWarning, stacklevel=4)))
 
 
@@ -160,7 +161,7 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
                 recipe: str, resume: bool, overwrite: bool, progress: bool,
                 checkpoint_seconds: float, times: StageTimes | None,
                 warn: Callable[[str], None], air: bool = False,
-                recursive: bool = False) -> Table:
+                recursive: bool = False, precision: str = "fp32") -> Table:
     """predict_to_file once the output is checked and locked."""
     from .sharding import parse_shard, select_shard
 
@@ -195,12 +196,13 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
     elif resume and output.exists():
         raise OutputPathError(f"{printable(output)}: already complete; nothing to resume "
                               f"(pass --overwrite without --resume to rerun)")
-    session, times = start_session(model, provider, threads, draws, batch_size, times)
+    session, times = start_session(model, provider, threads, draws, batch_size, times,
+                                   precision)
     check_kinds(paths, session, recipe)
     warn_if_demo(session, stacklevel=2)
     meta = {**run_metadata(session, draws, seed, shard, recipe), **run_keys}
     if previous is not None:
-        _check_same_run(progress_file, previous.meta, meta, ["MODELSHA", "RECIPE"])
+        _check_same_run(progress_file, previous.meta, meta, ["MODELSHA", "RECIPE", "PRECISN"])
     results: list[Result] = []
     saved = {"rows": len(previous) if previous is not None else 0, "error": ""}
     last_save = time.monotonic()

@@ -1,8 +1,10 @@
-"""An onnxruntime session around a BOSS Net ONNX file: provider choice, threads, validation.
+"""An inference session around a BOSS Net ONNX file: engine/provider choice, threads, validation.
 
 onnxruntime silently falls back to the CPU when a requested provider cannot start, so the
 providers actually in use are read back from the session and a CUDA request that did not
-happen is an error rather than a quiet slowdown.
+happen is an error rather than a quiet slowdown. The engine (onnxruntime or OpenVINO, see
+engines.py) and the precision (precision.py) are chosen before the session starts; whatever runs,
+the same metadata, signature and output checks apply, and the model records what actually ran.
 """
 from __future__ import annotations
 
@@ -19,10 +21,12 @@ from .metadata import ModelMetadata
 if TYPE_CHECKING:
     import onnxruntime
 
+    from .engine_openvino import OpenVINOSession
+
 __all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers", "check_outputs",
            "probe_inputs", "PROBE_ATOL", "import_onnxruntime", "NO_ENGINE_MESSAGE"]
 
-ProviderName = Literal["auto", "cpu", "cuda"]
+ProviderName = Literal["auto", "cpu", "cuda", "openvino"]
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
@@ -84,7 +88,7 @@ def resolve_providers(provider: str) -> list[str]:
         return [CUDA, CPU]
     if provider == "auto":
         return [CUDA, CPU] if CUDA in available else [CPU]
-    raise ProviderError(f"unknown provider {provider!r}; expected auto, cpu or cuda")
+    raise ProviderError(f"unknown provider {provider!r}; expected auto, cpu, cuda or openvino")
 
 
 @dataclass
@@ -98,9 +102,15 @@ class BossNetModel:
 
     path: Path
     metadata: ModelMetadata
-    session: onnxruntime.InferenceSession | None
+    session: onnxruntime.InferenceSession | OpenVINOSession | None
     provider: str
     threads: int
+    engine: str = "onnxruntime"
+    precision: str = "fp32"
+    #: For a reduced-precision model read from its own file (int8), the fp32 model it copies.
+    fp32_path: Path | None = None
+    #: The accuracy-budget verdict that allowed a reduced precision (None for fp32).
+    budget: object = None
 
     @property
     def fixed_batch(self) -> int | None:
@@ -180,7 +190,7 @@ class BossNetModel:
 
 
 def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
-               threads: int | None = None) -> BossNetModel:
+               threads: int | None = None, precision: str = "fp32") -> BossNetModel:
     """Load and validate a BOSS Net ONNX model.
 
     `path` is a file, the name of a model installed by `models pull` (names first), or None for
@@ -190,18 +200,66 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
     Before it is returned the model passes the metadata table (`metadata.validate_props`), the
     signature check and the output probe (`check_outputs`); a refused model leaves no cache copy
     behind.
-    """
-    from .model_files import resolve_model
 
-    ort = import_onnxruntime()
+    The engine (onnxruntime, or OpenVINO: engines.py) runs the same checks. `precision` other
+    than fp32 is refused (ProviderError, one line with the figures) unless the model stays within
+    the accuracy budget on the held-out set (precision.py).
+    """
+    from .engines import OPENVINO, resolve_engine
+    from .model_files import resolve_model
+    from .precision import int8_sibling, require_within_budget
+
     path = resolve_model(path)
     if not path.is_file():
         raise ModelError(f"{path}: model file not found; give an exported .onnx file or a model "
                          f"name (boss) with --model")
-    providers = resolve_providers(provider)
+    engine = resolve_engine(provider, precision)
+    precision = precision.lower()
+    providers = resolve_providers(provider) if engine != OPENVINO else []
     threads = available_cpus() if threads is None else int(threads)
     if threads < 1:
         raise ModelError(f"--threads must be >= 1, got {threads}")
+    fp32_path = None
+    if precision == "int8":
+        fp32_path, path = path, int8_sibling(path)
+        if not path.is_file():
+            raise ProviderError(
+                f"--precision int8: {path} not found; make it with `bossnet-onnx export "
+                f"--quantize int8` next to {fp32_path.name}, or use --precision fp32"
+            )
+    if engine == OPENVINO:
+        model = _openvino_model(path, threads, precision)
+    else:
+        model = _ort_model(path, provider, providers, threads)
+    model.engine, model.precision, model.fp32_path = engine, precision, fp32_path
+    if precision != "fp32":
+        exact = fp32_path or path
+        model.budget = require_within_budget(
+            model, lambda: open_model(exact, provider="cpu", threads=threads))
+    return model
+
+
+def _openvino_model(path: Path, threads: int, precision: str) -> BossNetModel:
+    """The model on OpenVINO, through the same metadata, signature and output checks."""
+    from .engine_openvino import open_session
+
+    if _is_onnx_file(path):
+        _refuse_huge_metadata(path)
+    session = open_session(path, threads, precision)
+    metadata = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map,
+                                        source=str(path))
+    _check_signature(path, session, metadata)
+    model = BossNetModel(path=path, metadata=metadata, session=session,
+                         provider=session.get_providers()[0], threads=threads,
+                         engine="openvino", precision=precision)
+    check_outputs(model)
+    return model
+
+
+def _ort_model(path: Path, provider: str, providers: list[str], threads: int) -> BossNetModel:
+    """The model on onnxruntime (memory-mapped ORT-format copy on the CPU when possible)."""
+    ort = import_onnxruntime()
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

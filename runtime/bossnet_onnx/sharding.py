@@ -25,7 +25,7 @@ from .wording import plural
 __all__ = ["Shard", "parse_shard", "select_shard", "merge_catalogues", "PROVENANCE_KEYS"]
 
 #: Header keys that must agree between shards for a merge to make sense.
-PROVENANCE_KEYS = ("MODEL", "MODELSHA", "NDRAWS", "SEED", "PREPROC", "RECIPE", "NINPUTS")
+PROVENANCE_KEYS = ("MODEL", "MODELSHA", "NDRAWS", "SEED", "PREPROC", "RECIPE", "NINPUTS", "PRECISN")
 
 
 @dataclass(frozen=True)
