@@ -2,16 +2,17 @@
 
 Why one home: `--provider` names a device or an engine (`auto|cpu|cuda|openvino`) and
 `--precision` (`fp32|bf16|int8`) narrows what can serve it; the CLI, the Python API, the
-benchmark and the catalogue header must agree on the answer. `auto` follows measurement
-(benchmarks/bench.py, README "Performance"): a CUDA onnxruntime when one is installed, else
-OpenVINO when installed on x86-64 (1.0-1.5x onnxruntime's CPU speed in fp32 on the full BOSS
-network under this project's loaded machine, never slower in a side-by-side run; same outputs
-within 1e-5 normalised; but 2.8-3.1x the weights in peak memory against 1.8x), else
-onnxruntime's CPU provider.
+benchmark and the catalogue header must agree on the answer.
+
+`auto` in fp32 is onnxruntime: CUDA when this onnxruntime has it, else its CPU provider. OpenVINO
+was measured 1.0-1.5x faster in fp32 on the full BOSS network (benchmarks/bench.py, README
+"Performance"), but it holds 2.8-3.1x the weights in memory (onnxruntime's memory-mapped copy:
+1.8x, shared between processes on a node), its cold start reached 1.9 s, and its outputs differ
+from `cpu` in the last bits: a default must keep the memory and start-up bounds and give the
+same numbers as `--provider cpu`, so OpenVINO is what you ask for (`--provider openvino`), and
+what `auto` takes only for `--precision bf16`, which onnxruntime cannot run.
 """
 from __future__ import annotations
-
-import platform
 
 from .errors import ProviderError
 
@@ -20,8 +21,6 @@ __all__ = ["ONNXRUNTIME", "OPENVINO", "PROVIDERS", "resolve_engine"]
 ONNXRUNTIME = "onnxruntime"
 OPENVINO = "openvino"
 PROVIDERS = ("auto", "cpu", "cuda", "openvino")
-#: Machines where OpenVINO's CPU plugin was measured faster than onnxruntime's CPU provider.
-OPENVINO_AUTO_MACHINES = ("x86_64", "amd64")
 
 
 def _cuda_available() -> bool:
@@ -61,7 +60,4 @@ def resolve_engine(provider: str, precision: str = "fp32") -> str:
             f"convolutions); install it with `pip install 'bossnet-onnx[openvino]'` and use "
             f"--provider openvino{'' if provider == 'auto' else f' instead of {provider}'}"
         )
-    if provider == "auto" and precision == "fp32" and not _cuda_available() \
-            and openvino_available() and platform.machine().lower() in OPENVINO_AUTO_MACHINES:
-        return OPENVINO
     return ONNXRUNTIME
