@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bossnet_onnx.errors import CheckpointError
+from bossnet_onnx.errors import CheckpointError, first_line
 
 from .config import OFFICIAL_BOSS, BossNetConfig, load_config
 
@@ -110,8 +110,7 @@ def _torch_load(payload: bytes, where: str, parts: list[Path]) -> Any:
                               f"(or a dict with 'state_dict')") from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, KeyError,
             IndexError, AttributeError, TypeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"{where}: not a readable torch checkpoint ({first[:160]}); the "
+        raise CheckpointError(f"{where}: not a readable torch checkpoint ({first_line(exc, 160)}); the "
                               f"file is truncated, corrupted or not a state dict") from None
 
 

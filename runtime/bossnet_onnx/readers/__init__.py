@@ -10,10 +10,12 @@ so that the other spectra of the file are still read.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from ..errors import InputError, UnknownFormatError
+from ..errors import InputError, UnknownFormatError, first_line
 from ..spectrum import ReadFailure, Spectrum
 from . import generic_table, image_1d, lamost_image, lamost_table, mwm, sdss_spec
+from ._checks import BadValues
 from ._fits import check_file, open_fits
 
 __all__ = ["READERS", "read_spectra", "Spectrum", "ReadFailure"]
@@ -44,12 +46,30 @@ def read_spectra(path: str | os.PathLike) -> list[Spectrum | ReadFailure]:
     )
 
 
+def _raised_by_file_libraries(exc: BaseException) -> bool:
+    """True when the innermost frame of `exc` is in astropy or numpy: they choked on the file's
+    bytes or values. A ValueError/IndexError/KeyError raised anywhere else is a bug of ours (an
+    IndexError in a reader) and must be reported as one, not as a corrupted file."""
+    import astropy
+    import numpy
+
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    where = Path(tb.tb_frame.f_code.co_filename).resolve()
+    return any(where.is_relative_to(Path(str(m.__file__)).resolve().parent)
+               for m in (astropy, numpy))
+
+
 def _read_with(reader, path: str, hdul) -> list[Spectrum | ReadFailure]:
     try:
         return reader.read(path, hdul)
     except (ValueError, TypeError, KeyError, IndexError, OSError) as exc:
+        if not (isinstance(exc, (OSError, BadValues)) or _raised_by_file_libraries(exc)):
+            raise  # surfaces as "unexpected IndexError" naming the file: a bug to report
         # astropy decoding a damaged table, text where numbers belong: still one line naming
         # the file
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{path}: cannot read it as {reader.NAME} ({text[:160]}); the file may "
+        raise InputError(f"{path}: cannot read it as {reader.NAME} ({first_line(exc, 160)}); the file may "
                          f"be corrupted or hold non-numeric values") from None

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..inputs import SPECTRUM_SUFFIXES
 
 __all__ = ["check_file", "open_fits", "opened", "native", "header_value", "looks_like_fits",
@@ -109,8 +109,7 @@ def open_fits(path: str) -> fits.HDUList:
             end = info["datLoc"] + info["datSpan"]
         hdul._bossnet_raw = data  # for first_row_scalars: skips decoding 200-column tables
     except (OSError, ValueError, TypeError, IndexError, KeyError, EOFError, Warning) as exc:
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise _corrupt(path, text[:160]) from None
+        raise _corrupt(path, first_line(exc, 160)) from None
     if data[end:].strip(b"\0 "):
         hdul.close()
         raise _corrupt(path, f"{len(data) - end} bytes after the last complete HDU "
