@@ -228,3 +228,24 @@ def test_stats_override_and_errors(tmp_path):
                     "FeH: {MEAN: 0.0, STD: 0.4}\nrv: {MEAN: 0.0, STD: 50.0}\n")
     with pytest.raises(CheckpointError, match=r"'logg\.STD' is 0\.0, expected > 0"):
         load_stats(path)
+
+
+def test_weights_hash_recipes_are_public_and_documented(tmp_path):
+    """The demo model's recorded hash recipe (tensors_sha256) is reproducible by a public helper;
+    the chunk recipe equals `cat model_chunk_* | sha256sum`."""
+    import hashlib
+
+    from bossnet_export import checkpoint_sha256, state_dict_sha256, tensors_sha256
+
+    model = build_random_model(SMALL_CONFIG, seed=3)
+    state = model.state_dict()
+    manual = hashlib.sha256()
+    for key in sorted(state):
+        manual.update(key.encode())
+        manual.update(state[key].numpy().tobytes())
+    assert tensors_sha256(state) == manual.hexdigest()
+    folder = save_official_layout(model, tmp_path / "m")
+    joined = b"".join((folder / f"model_chunk_{i}").read_bytes() for i in range(10))
+    assert checkpoint_sha256(joined) == hashlib.sha256(joined).hexdigest()
+    assert load_checkpoint(folder).weights_sha256 == checkpoint_sha256(joined)
+    assert state_dict_sha256(model) == checkpoint_sha256(joined)

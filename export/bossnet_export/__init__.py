@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from bossnet_onnx.members import MEMBERS
 
-from .checkpoint import LoadedCheckpoint, load_checkpoint, state_dict_sha256
+from .checkpoint import LoadedCheckpoint, load_checkpoint
 from .config import OFFICIAL_BOSS, BossNetConfig, load_config, load_stats
 from .exporter import ExportReport, export_model, export_module, reference_grid
 from .network import BossNet, adaptive_pool_gather
 from .parity import PARITY_ATOL, ParityReport, check_parity
+from .weights_hash import checkpoint_sha256, state_dict_sha256, tensors_sha256
 
 #: Family members this exporter can turn into a runnable model (`models pull` checks it).
 SUPPORTED_MEMBERS = tuple(MEMBERS)
@@ -34,4 +35,6 @@ __all__ = [
     "load_stats",
     "reference_grid",
     "state_dict_sha256",
+    "checkpoint_sha256",
+    "tensors_sha256",
 ]

@@ -10,7 +10,6 @@ arbitrary objects from a downloaded file would run arbitrary code.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 from collections.abc import Mapping
@@ -18,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bossnet_onnx.errors import CheckpointError
+from bossnet_onnx.errors import CheckpointError, first_line
 
 from .config import OFFICIAL_BOSS, BossNetConfig, load_config
+from .weights_hash import checkpoint_sha256
 
-__all__ = ["LoadedCheckpoint", "load_checkpoint", "read_chunked_bytes", "check_state_dict_keys",
-           "state_dict_sha256"]
+__all__ = ["LoadedCheckpoint", "load_checkpoint", "read_chunked_bytes", "check_state_dict_keys"]
 
 CHUNK_NAME = re.compile(r"^model_chunk_(\d+)$")
 #: Buffers the network derives itself; an older checkpoint may lack them.
@@ -110,8 +109,7 @@ def _torch_load(payload: bytes, where: str, parts: list[Path]) -> Any:
                               f"(or a dict with 'state_dict')") from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, KeyError,
             IndexError, AttributeError, TypeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"{where}: not a readable torch checkpoint ({first[:160]}); the "
+        raise CheckpointError(f"{where}: not a readable torch checkpoint ({first_line(exc, 160)}); the "
                               f"file is truncated, corrupted or not a state dict") from None
 
 
@@ -204,21 +202,6 @@ def load_checkpoint(path: str | Path, config: str | Path | BossNetConfig | None 
         state.setdefault(key, expected[key])
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
     model.eval()
-    digest = hashlib.sha256(payload).hexdigest()
+    digest = checkpoint_sha256(payload)
     return LoadedCheckpoint(model=model, config=cfg, weights_sha256=digest, source=path,
                             layout=layout)
-
-
-
-def state_dict_sha256(model: Any) -> str:
-    """sha256 of `torch.save(state_dict)` into memory, for models exported straight from memory.
-
-    Equals what `load_checkpoint` reports for the same weights in the official chunked layout
-    (written via an in-memory buffer too). A .pt file hashes differently: torch names the
-    archive folder inside the file after the file name.
-    """
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    return hashlib.sha256(buffer.getvalue()).hexdigest()

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from bossnet_onnx.errors import CheckpointError
+from bossnet_onnx.errors import CheckpointError, first_line
 from bossnet_onnx.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS
 
 __all__ = ["BossNetConfig", "OFFICIAL_BOSS", "load_config", "load_stats", "infer_member",
@@ -98,8 +98,7 @@ def _read_yaml(path: Path, what: str) -> Any:
     except FileNotFoundError:
         raise CheckpointError(f"{path}: {what} file not found") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path}: cannot read {what} as YAML ({first})") from None
+        raise CheckpointError(f"{path}: cannot read {what} as YAML ({first_line(exc)})") from None
 
 
 def load_config(path: str | Path | None) -> BossNetConfig:

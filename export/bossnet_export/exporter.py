@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from bossnet_onnx.catalogue import publish
-from bossnet_onnx.errors import ExportError
+from bossnet_onnx.atomic import publish
+from bossnet_onnx.errors import ExportError, first_line
 from bossnet_onnx.metadata import PROVENANCES, ModelMetadata, Preprocessing
 
 from .checkpoint import load_checkpoint
@@ -119,8 +119,7 @@ def _to_onnx(graph: ExportGraph, opset: int, batch: int | None):
                 dynamic_shapes=dynamic, external_data=False, verbose=False, optimize=True,
             )
     except Exception as exc:  # noqa: BLE001
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ExportError(f"torch.onnx.export failed for the BOSS Net graph ({first[:300]}); "
+        raise ExportError(f"torch.onnx.export failed for the BOSS Net graph ({first_line(exc)}); "
                           f"check that torch >= 2.5 and onnxscript are installed") from None
     finally:
         for lg, level in zip(quiet, levels):
@@ -150,7 +149,7 @@ def _check_graph(proto, batch: int | None, n_pixels: int, where: str) -> None:
         onnx.checker.check_model(proto, full_check=False)
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"{where}: onnx.checker rejects the graph "
-                          f"({str(exc).splitlines()[0][:200]})") from None
+                          f"({first_line(exc, 200)})") from None
 
 
 def _temp_path(output: Path) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bossnet_onnx.errors import ParityError
+from bossnet_onnx.errors import ParityError, first_line
 from bossnet_onnx.metadata import Preprocessing, reference_grid_numpy
 from bossnet_onnx.preprocess import log_scale
 
@@ -144,9 +144,8 @@ def check_parity(model, onnx_path: str | Path, means: np.ndarray, stds: np.ndarr
     except ParityError:
         raise
     except Exception as exc:  # onnxruntime raises its own pybind types for bad graphs  # noqa: BLE001
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ParityError(f"{where}: onnxruntime cannot run the exported graph "
-                          f"({first[:200]}); nothing was kept") from None
+                          f"({first_line(exc, 200)}); nothing was kept") from None
     report.output_std = float(np.concatenate(outputs).std(axis=0).mean())
     failed = {k: v for k, v in report.cases.items() if not v < report.atol}
     failed.update({f"physical {k}": v for k, v in report.physical_cases.items()

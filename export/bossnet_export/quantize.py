@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bossnet_onnx.catalogue import publish
+from bossnet_onnx.atomic import publish
 from bossnet_onnx.errors import ExportError
 from bossnet_onnx.metadata import ModelMetadata
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import math
 import time
@@ -33,6 +32,7 @@ from bossnet_onnx.synthetic.spectra import noise_sigma, noiseless_batch, sample_
 from .config import BossNetConfig
 from .exporter import export_module, reference_grid
 from .network import BossNet
+from .weights_hash import tensors_sha256
 
 __all__ = ["TrainConfig", "load_train_config", "labels_to_targets", "targets_to_labels",
            "SpectraInputs", "train", "main"]
@@ -151,14 +151,6 @@ def make_pool(n: int, rng: np.random.Generator, chunk: int = 500
 
 
 # ----------------------------------------------------------------------------- training
-def _state_sha256(state: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        digest.update(key.encode())
-        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
 def _lr_at(epoch: int, cfg: dict[str, Any]) -> float:
     lr0, lr1, epochs = float(cfg["lr"]), float(cfg.get("lr_final", cfg["lr"])), int(cfg["epochs"])
     return lr1 + 0.5 * (lr0 - lr1) * (1.0 + math.cos(math.pi * epoch / max(1, epochs - 1)))
@@ -244,7 +236,7 @@ def train(config: TrainConfig, out_dir: str | Path, work_dir: str | Path,
     assert best_state is not None, "at least one epoch ran"
     net.load_state_dict(best_state)
     net.eval()
-    sha = _state_sha256(best_state)
+    sha = tensors_sha256(best_state)
     onnx_path = out_dir / f"{config.name}.onnx"
     report = export_module(net, onnx_path, weights_sha256=sha, name=config.name,
                            provenance="synthetic-demo", description=DESCRIPTION,

@@ -30,9 +30,9 @@ import numpy as np
 from astropy.table import Table
 from astropy.units import UnitsWarning
 
-from .atomic import publish, write_atomically
+from .atomic import write_atomically
 from .columns import BOSS_LABEL_COLUMNS, IDENTIFIER_COLUMNS, MISSING, Column, columns_for
-from .errors import OutputError
+from .errors import OutputError, first_line
 from .flags import BAD_MASK, WARN_MASK
 from .members import DEFAULT_MEMBER, member_named
 from .textsafe import ascii_text, printable
@@ -54,7 +54,6 @@ __all__ = [
     "stored_text",
     "require_writer",
     "row_identities",
-    "publish",
 ]
 
 #: The documented missing value of integer columns.
@@ -188,7 +187,6 @@ def format_for(path: str | os.PathLike) -> str:
     )
 
 
-_format_for = format_for  # old private name, kept for callers not yet moved
 
 
 def stored_text(text: object, path: str | os.PathLike) -> str:
@@ -445,7 +443,7 @@ def read_catalogue(path: str | os.PathLike) -> Table:
                 table[name] = np.char.decode(np.asarray(table[name]), "utf-8", "backslashreplace")
         table = _canonical(table)
     except Exception as exc:  # noqa: BLE001 - astropy/pyarrow raise many types on bad files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise OutputError(f"{printable(path)}: cannot read catalogue "
                           f"({printable(reason)})") from None
     return table

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError, ProviderError
+from .errors import ModelError, ProviderError, first_line
 
 __all__ = ["ENGINE", "available", "version", "supports_bf16", "open_session", "OpenVINOSession",
            "split_for_bf16"]
@@ -268,8 +268,8 @@ def open_session(path: Path, threads: int, precision: str = "fp32",
     except (ModelError, ProviderError):
         raise
     except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError/GeneralFailure/...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: not a loadable ONNX model for OpenVINO ({first[:200]})") \
+        raise ModelError(f"{path}: not a loadable ONNX model for OpenVINO "
+                         f"({first_line(exc, 200)})") \
             from None
     # A tensor may carry several ONNX names (an Identity folded away): list it under each.
     ports = ([_Port(n, _shape(p)) for p in stages[0].inputs for n in sorted(p.get_names())],

@@ -28,7 +28,18 @@ __all__ = [
     "DownloadError",
     "VerificationError",
     "PullError",
+    "first_line",
 ]
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first non-empty line of an exception's message (its type name if it has none).
+
+    Third-party errors (astropy, onnxruntime, torch) often span many lines; every message of
+    ours is one line, so this is how a foreign error is quoted inside one of ours.
+    """
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:limit]
 
 
 class BossNetError(Exception):

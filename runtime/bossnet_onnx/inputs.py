@@ -26,12 +26,15 @@ import os
 import re
 from collections.abc import Sequence
 
-from .errors import InputError
+from .errors import InputError, first_line
 
-__all__ = ["expand_inputs", "SPECTRUM_SUFFIXES"]
+__all__ = ["expand_inputs", "SPECTRUM_SUFFIXES", "FITS_SUFFIXES", "ASCII_SUFFIXES"]
 
-SPECTRUM_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fit.gz", ".csv", ".ecsv", ".csv.gz",
-                     ".ecsv.gz", ".vot", ".vot.gz")
+#: File names the readers recognise: FITS (gzipped or not), text tables, and the Gaia
+#: archive's gzipped tables and VOTables.
+FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fit.gz")
+ASCII_SUFFIXES = (".csv", ".ecsv")
+SPECTRUM_SUFFIXES = FITS_SUFFIXES + ASCII_SUFFIXES + (".csv.gz", ".ecsv.gz", ".vot", ".vot.gz")
 
 
 def _is_spectrum_file(name: str) -> bool:
@@ -73,7 +76,7 @@ def _from_list(list_path: str) -> list[str]:
         raise InputError(f"@{list_path}: list file not found; expected a text file with one "
                          f"spectrum path a line") from None
     except (OSError, UnicodeDecodeError) as exc:
-        why = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        why = getattr(exc, "strerror", None) or first_line(exc)
         raise InputError(f"@{list_path}: cannot read list file ({why})") from None
     base = os.path.dirname(os.path.abspath(list_path))
     out = []

@@ -91,7 +91,7 @@ class Preprocessing:
         return dict(self.__dict__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds the grid array: == would be ambiguous
 class ModelMetadata:
     """Everything the runtime needs to know about a model, parsed and checked."""
 

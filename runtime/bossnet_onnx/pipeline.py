@@ -30,7 +30,7 @@ from astropy.table import Table
 
 from . import __version__
 from .catalogue import Result, build_table
-from .errors import BossNetError, DemoModelWarning, MemberMismatchError, ModelError
+from .errors import BossNetError, DemoModelWarning, MemberMismatchError, ModelError, first_line
 from .flags import LOW_SNR_THRESHOLD, QualityFlags, ResultFlags, parameter_flags
 from .member_inputs import member_rows
 from .members import KIND_TITLES
@@ -221,7 +221,7 @@ def _error_text(exc: BaseException, where: str | None = None) -> str:
     if isinstance(exc, BossNetError):
         return str(exc)
     # a bug rather than bad input: still one line, naming the file like every other message
-    text = str(exc).splitlines()[0] if str(exc) else ""
+    text = first_line(exc) if str(exc).strip() else ""
     return f"{where + ': ' if where else ''}unexpected {type(exc).__name__}: {text}"
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from .errors import BossNetError, InputError, OutputError
 from .flags import QualityFlags, ResultFlags, flag_bad, flag_warn
+from .inputs import FITS_SUFFIXES
 from .spectrum import ReadFailure, Spectrum, location_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -420,7 +421,7 @@ def load_labels(path: str | os.PathLike, hdu: int | None = None,
     if not path.is_file():
         raise InputError(f"{path}: catalogue not found")
     name = path.name.lower()
-    if not name.endswith((".fits", ".fit", ".fits.gz", ".fit.gz")):
+    if not name.endswith(FITS_SUFFIXES):
         table = read_catalogue(path)
         table.meta["source_file"] = path.name
         label_columns(table.colnames, columns, str(path))  # a --teff/--logg/--feh not there

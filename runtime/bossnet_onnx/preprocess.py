@@ -98,7 +98,7 @@ def sigma_from_ivar(ivar: np.ndarray, flux: np.ndarray, pre: Preprocessing = Pre
     return np.abs(sigma).astype(np.float32)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: == would be ambiguous, compare fields
 class InterpolationPlan:
     """Weights that map a spectrum's valid pixels onto the model grid.
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .errors import ModelError, ModelMetadataError, NoEngineError, ProviderError
+from .errors import ModelError, ModelMetadataError, NoEngineError, ProviderError, first_line
 from .metadata import ModelMetadata
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
     providers = resolve_providers(provider) if engine != OPENVINO else []
     threads = available_cpus() if threads is None else int(threads)
     if threads < 1:
-        raise ModelError(f"--threads must be >= 1, got {threads}")
+        raise ModelError(f"threads must be >= 1, got {threads}")
     fp32_path = None
     if precision == "int8":
         fp32_path, path = path, int8_sibling(path)
@@ -287,8 +287,7 @@ def _ort_model(path: Path, provider: str, providers: list[str], threads: int) ->
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types  # noqa: BLE001
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
+            raise ModelError(f"{path}: not a loadable ONNX model ({first_line(exc, 200)})") from None
     used = session.get_providers()
     if provider.lower() == "cuda" and CUDA not in used:
         raise ProviderError(

@@ -18,7 +18,7 @@ def location_text(source: str, hdu: int, row: int = -1) -> str:
     return f"{source}[{', '.join(parts)}]" if parts else source
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: == would be ambiguous
 class Spectrum:
     """One observed spectrum, on its native pixel grid.
 

@@ -17,13 +17,15 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
-from ..errors import BossNetWarning, InputError, MemberMismatchError, UnknownFormatError
+from ..errors import BossNetWarning, InputError, MemberMismatchError, UnknownFormatError, first_line
 from ..members import KIND_TITLES
 from ..spectrum import ReadFailure, Spectrum
 from . import apstar, gaia, generic_table, image_1d, lamost_image, lamost_table, mwm, sdss_spec
+from ._checks import BadValues
 from ._fits import check_file, fits_file
 
 __all__ = ["READERS", "read_spectra", "iter_spectra", "sniff_kinds", "Spectrum", "ReadFailure"]
@@ -108,6 +110,23 @@ def _pass_on(path: str, caught: list[warnings.WarningMessage]) -> None:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
+def _raised_by_file_libraries(exc: BaseException) -> bool:
+    """True when the innermost frame of `exc` is in astropy or numpy: they choked on the file's
+    bytes or values. A ValueError/IndexError/KeyError raised anywhere else is a bug of ours (an
+    IndexError in a reader) and must be reported as one, not as a corrupted file."""
+    import astropy
+    import numpy
+
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    where = Path(tb.tb_frame.f_code.co_filename).resolve()
+    return any(where.is_relative_to(Path(str(m.__file__)).resolve().parent)
+               for m in (astropy, numpy))
+
+
 def _read_with(reader, path: str, hdul, kind: str | None) -> Iterator[Spectrum | ReadFailure]:
     if kind is not None and kind not in reader.KINDS:
         raise _mismatch(path, reader, kind)
@@ -118,11 +137,12 @@ def _read_with(reader, path: str, hdul, kind: str | None) -> Iterator[Spectrum |
         try:
             record = _named_warnings(path, next, records, None)
         except (ValueError, TypeError, KeyError, IndexError, OSError) as exc:
+            if not (isinstance(exc, (OSError, BadValues)) or _raised_by_file_libraries(exc)):
+                raise  # surfaces as "unexpected IndexError" naming the file: a bug to report
             # astropy decoding a damaged table, text where numbers belong: still one line
             # naming the file
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InputError(f"{path}: cannot read it as {reader.NAME} ({text[:160]}); the "
-                             f"file may be corrupted or hold non-numeric values") from None
+            raise InputError(f"{path}: cannot read it as {reader.NAME} ({first_line(exc, 160)}); "
+                             f"the file may be corrupted or hold non-numeric values") from None
         if record is None:
             return
         yield record

@@ -16,7 +16,13 @@ import numpy as np
 
 from ..spectrum import ReadFailure, Spectrum, location_text
 
-__all__ = ["where", "problem", "checked"]
+__all__ = ["where", "problem", "checked", "BadValues"]
+
+
+class BadValues(ValueError):
+    """Raised by reader helpers that know what is wrong with a file's values but not the file:
+    `readers.read_spectra` adds the file's name. Any other ValueError/IndexError/KeyError from
+    our own code is a bug and is reported as one."""
 
 
 def where(path: str, hdu: int, row: int = -1) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..inputs import SPECTRUM_SUFFIXES
 
 __all__ = ["check_file", "open_fits", "opened", "native", "header_value", "looks_like_fits",
@@ -232,8 +232,7 @@ def open_fits(path: str) -> fits.HDUList:
         hdul._bossnet_source = source  # kept open as long as the HDUList
     except (OSError, ValueError, TypeError, IndexError, KeyError, EOFError, Warning) as exc:
         source.close()
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise _corrupt(path, text[:160]) from None
+        raise _corrupt(path, first_line(exc, 160)) from None
     if size - end > MAX_TRAILING_BYTES:
         hdul.close()
         raise _corrupt(path, f"{size - end} bytes after the last complete HDU")

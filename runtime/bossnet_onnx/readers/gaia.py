@@ -26,7 +26,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..members import RVS_NPIX, RVS_START_ANGSTROM, RVS_STEP_ANGSTROM, XP_N_COEFFICIENTS
 from ..spectrum import ReadFailure, Spectrum
 
@@ -119,9 +119,8 @@ def _load(path: str, hdul: fits.HDUList | None) -> tuple[Table, int]:
     try:
         return Table.read(path, format=fmt), 0
     except Exception as exc:  # noqa: BLE001 - astropy's parsers raise many types
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{path}: cannot parse as a Gaia archive {fmt.split('.')[-1].upper()} "
-                         f"table ({text[:160]})") from None
+                         f"table ({first_line(exc, 160)})") from None
 
 
 def _place(path: str, hdu: int, row: int, text_file: bool) -> str:

@@ -21,10 +21,11 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
-from ..errors import InputError, InputWarning
+from ..errors import InputError, InputWarning, first_line
+from ..inputs import ASCII_SUFFIXES
 from ..spectrum import ReadFailure, Spectrum
 from ..units import is_log_unit, to_angstrom, unit_name
-from ._checks import checked
+from ._checks import BadValues, checked
 from ._fits import RELEASE_EVERY_ROWS, check_file, release_pages
 
 NAME = "generic-table"
@@ -32,7 +33,6 @@ KINDS = ("boss",)
 __all__ = ["NAME", "identify", "read", "iter_read", "spectra_from_table",
            "iter_spectra_from_table", "ASCII_SUFFIXES", "WAVE", "FLUX", "IVAR", "ERROR"]
 
-ASCII_SUFFIXES = (".csv", ".ecsv")
 WAVE = ("wavelength", "wave", "lambda", "wl", "loglam")
 FLUX = ("flux",)
 IVAR = ("ivar", "inverse_variance", "flux_ivar")
@@ -82,8 +82,7 @@ def _load(path: str, hdul: fits.HDUList | None) -> tuple[Table, int]:
         try:
             return Table.read(path, format=fmt), 0
         except Exception as exc:  # noqa: BLE001
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InputError(f"{path}: cannot parse as {fmt[6:].upper()} ({text[:160]}); "
+            raise InputError(f"{path}: cannot parse as {fmt[6:].upper()} ({first_line(exc, 160)}); "
                              f"expected a header line and one pixel per line") from None
     hdu = _table_hdu(hdul)
     if hdu is None:
@@ -98,7 +97,7 @@ def _load(path: str, hdul: fits.HDUList | None) -> tuple[Table, int]:
 def _column(table: Table, name: str, row: int | None) -> np.ndarray:
     values = table[name] if row is None else table[name][row]
     if np.asarray(values).dtype.kind == "c":  # astropy would keep the real part, with a warning
-        raise ValueError(f"column {name} is complex; expected real numbers")
+        raise BadValues(f"column {name} is complex; expected real numbers")
     return np.array(np.ma.filled(np.ma.asarray(values, dtype=np.float64), np.nan)).ravel()
 
 
