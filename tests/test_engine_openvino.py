@@ -7,7 +7,7 @@ from onnx_fixtures import write_linear_model
 
 from bossnet_onnx import engine_openvino, engines
 from bossnet_onnx.errors import ModelError, ModelMetadataError, ProviderError
-from bossnet_onnx.onnx_props import read_metadata_props
+from bossnet_onnx.model_content import read_metadata_props
 from bossnet_onnx.session import open_model
 
 needs_openvino = pytest.mark.skipif(not engine_openvino.available(),

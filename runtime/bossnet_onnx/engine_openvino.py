@@ -224,7 +224,7 @@ def open_session(path: Path, threads: int, precision: str = "fp32",
 
     With the cache on, OpenVINO compiles from the file path into a CACHE_DIR keyed on the
     model (a later start maps the compiled blob: ~0.3 s for the full network instead of ~5 s)
-    and the metadata is read without parsing the graph (onnx_props). `bf16_plan="plain"` (bf16
+    and the metadata is read without parsing the graph (model_content). `bf16_plan="plain"` (bf16
     everywhere) exists for the benchmark's comparison only.
     """
     if not available():
@@ -234,7 +234,7 @@ def open_session(path: Path, threads: int, precision: str = "fp32",
         )
     import openvino as ov
 
-    from .onnx_props import read_metadata_props
+    from .model_content import read_metadata_props
 
     if precision not in HINTS:
         raise ProviderError(f"--precision {precision}: the openvino engine runs "

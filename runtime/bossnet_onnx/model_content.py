@@ -21,7 +21,8 @@ from pathlib import Path
 
 from .hashing import file_sha256
 
-__all__ = ["external_data_files", "metadata_entry_sizes", "model_content_sha256"]
+__all__ = ["external_data_files", "metadata_entry_sizes", "read_metadata_props",
+           "model_content_sha256"]
 
 # Field numbers of onnx.proto3 that can hold a TensorProto (directly or through a subgraph).
 _MODEL_GRAPH = 7
@@ -143,14 +144,12 @@ def external_data_files(model: str | os.PathLike) -> list[Path] | None:
     return sorted(model.parent / loc for loc in locations)
 
 
-def metadata_entry_sizes(model: str | os.PathLike) -> dict[str, int] | None:
-    """{metadata_props key: value length in bytes}, read without loading the model; None if the
-    file is not readable as ONNX protobuf.
-
-    Lets the runtime refuse a model with a huge metadata entry before onnxruntime parses it and
-    Python copies it (a 400 MB entry would otherwise cost gigabytes).
-    """
-    sizes: dict[str, int] = {}
+def _metadata_entries(model: str | os.PathLike, values: bool = True
+                      ) -> list[tuple[str, bytes | int]] | None:
+    """(key, value bytes) of every metadata_props entry, the graph skipped by length; None if
+    the file is empty or not readable as ONNX protobuf. With `values=False` each value is only
+    its length: a hostile 400 MB entry is measured without being copied out of the mapping."""
+    entries: list[tuple[str, bytes | int]] = []
     try:
         with open(model, "rb") as fh:
             if os.fstat(fh.fileno()).st_size == 0:
@@ -162,7 +161,8 @@ def metadata_entry_sizes(model: str | os.PathLike) -> dict[str, int] | None:
                         if number == _MODEL_METADATA_PROPS and wire == 2:
                             entry = {n: v for n, w, v in _fields(value) if w == 2}
                             key = bytes(entry.get(_ENTRY_KEY, b"")).decode("utf-8", "replace")
-                            sizes[key] = len(entry.get(_ENTRY_VALUE, b""))
+                            raw = entry.get(_ENTRY_VALUE, b"")
+                            entries.append((key, bytes(raw) if values else len(raw)))
                             for v in entry.values():
                                 v.release()
                         if isinstance(value, memoryview):
@@ -171,7 +171,37 @@ def metadata_entry_sizes(model: str | os.PathLike) -> dict[str, int] | None:
                     view.release()
     except (OSError, ValueError, _Malformed):
         return None
-    return sizes
+    return entries
+
+
+def metadata_entry_sizes(model: str | os.PathLike) -> dict[str, int] | None:
+    """{metadata_props key: value length in bytes}, read without loading the model; None if the
+    file is not readable as ONNX protobuf.
+
+    Lets the runtime refuse a model with a huge metadata entry before onnxruntime parses it and
+    Python copies it (a 400 MB entry would otherwise cost gigabytes).
+    """
+    entries = _metadata_entries(model, values=False)
+    return None if entries is None else {key: int(size) for key, size in entries}
+
+
+def read_metadata_props(model: str | os.PathLike) -> dict[str, str]:
+    """The model's metadata_props as a dict, without parsing its graph or importing onnx.
+
+    An engine that compiles from its own cache (OpenVINO) never parses the 290 MB protobuf, but
+    the runtime still checks the model's self-description. ModelError if the file is not a
+    readable ONNX protobuf or an entry is not UTF-8.
+    """
+    from .errors import ModelError
+
+    entries = _metadata_entries(model)
+    if entries is None:
+        raise ModelError(f"{model}: not a loadable ONNX model (not an ONNX protobuf)")
+    try:
+        return {key: bytes(value).decode("utf-8") for key, value in entries
+                if isinstance(value, bytes)}
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"{model}: not a loadable ONNX model ({exc})") from None
 
 
 def model_content_sha256(model: str | os.PathLike) -> str | None:
