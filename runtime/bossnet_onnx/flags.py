@@ -51,7 +51,11 @@ import enum
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["ResultFlags", "QualityFlags", "WARN_MASK", "BAD_MASK", "LOW_SNR_THRESHOLD",
+from .spectrum import Spectrum
+
+__all__ = ["ResultFlags", "QualityFlags", "quality_bits", "snr_in_range",
+           "LOW_COVERAGE_FRACTION", "BAD_PIXEL_FRACTION", "NON_STELLAR_CLASSES", "WARN_MASK",
+           "BAD_MASK", "LOW_SNR_THRESHOLD",
            "parameter_flags", "flag_warn", "flag_bad", "flag_names"]
 
 #: Median per-pixel S/N in the model range below which QualityFlags.LOW_SNR is set (see README,
@@ -133,3 +137,47 @@ def flag_names(result_flags: int, quality_flags: int = 0) -> list[str]:
     names = [f.name for f in ResultFlags if int(result_flags) & f.value]
     names += [f.name for f in QualityFlags if int(quality_flags) & f.value]
     return [str(n) for n in names]
+
+
+#: QualityFlags thresholds (see the table above and the README).
+LOW_COVERAGE_FRACTION = 0.8
+BAD_PIXEL_FRACTION = 0.2
+#: Survey classifications (SDSS/LAMOST CLASS) for which stellar labels mean nothing.
+NON_STELLAR_CLASSES = frozenset({"GALAXY", "QSO"})
+
+
+def snr_in_range(spec: Spectrum, grid: np.ndarray) -> float:
+    """Our S/N: median of flux x sqrt(ivar) over the pixels inside the model's wavelength range
+    with finite flux and finite ivar > 0 (NaN when there are none). A median per pixel, like
+    SDSS's SN_MEDIAN_ALL, but over exactly the range BOSS Net reads."""
+    wave = np.asarray(spec.wavelength, dtype=np.float64)
+    flux = np.asarray(spec.flux, dtype=np.float64)
+    ivar = np.asarray(spec.ivar, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        good = ((wave >= grid[0]) & (wave <= grid[-1]) & np.isfinite(flux) & np.isfinite(ivar)
+                & (ivar > 0))
+        if not good.any():
+            return float("nan")
+        return float(np.median(flux[good] * np.sqrt(ivar[good])))
+
+
+def quality_bits(spec: Spectrum, coverage: float, grid: np.ndarray, snr: float) -> int:
+    """QualityFlags of one prepared spectrum (the table above says when each is set)."""
+    bits = QualityFlags(0)
+    if coverage < LOW_COVERAGE_FRACTION:
+        bits |= QualityFlags.LOW_COVERAGE
+    ivar = np.asarray(spec.ivar, dtype=np.float64)
+    good_ivar = np.isfinite(ivar) & (ivar > 0)
+    if not good_ivar.any():
+        bits |= QualityFlags.NO_VALID_IVAR
+    wave = np.asarray(spec.wavelength, dtype=np.float64)
+    in_range = (wave >= grid[0]) & (wave <= grid[-1])
+    if in_range.any():
+        bad = ~(np.isfinite(np.asarray(spec.flux, dtype=np.float64)) & good_ivar)
+        if bad[in_range].mean() > BAD_PIXEL_FRACTION:
+            bits |= QualityFlags.MANY_BAD_PIXELS
+    if str(spec.identifiers.get("class", "")).strip().upper() in NON_STELLAR_CLASSES:
+        bits |= QualityFlags.NOT_A_STAR
+    if snr < LOW_SNR_THRESHOLD:  # NaN (no usable ivar) is NO_VALID_IVAR's business
+        bits |= QualityFlags.LOW_SNR
+    return int(bits)

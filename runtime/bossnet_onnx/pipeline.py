@@ -31,7 +31,12 @@ from astropy.table import Table
 from . import __version__
 from .catalogue import Result, build_table
 from .errors import BossNetError, DemoModelWarning, MemberMismatchError, ModelError, first_line
-from .flags import LOW_SNR_THRESHOLD, QualityFlags, ResultFlags, parameter_flags
+from .flags import (
+    ResultFlags,
+    parameter_flags,
+    quality_bits,
+    snr_in_range,
+)
 from .member_inputs import member_rows
 from .members import KIND_TITLES
 from .metadata import ModelMetadata
@@ -45,17 +50,12 @@ if TYPE_CHECKING:
 
 __all__ = ["predict", "predict_with", "resolve_inputs", "demo_warning", "warn_if_demo",
            "start_session", "check_kinds", "stream_results", "prepare_spectrum",
-           "result_from_outputs", "Prepared", "StageTimes", "LOW_COVERAGE_FRACTION",
-           "BAD_PIXEL_FRACTION", "snr_in_range", "compose_velocities", "SPEED_OF_LIGHT_KMS",
+           "result_from_outputs", "Prepared", "StageTimes", "compose_velocities", "SPEED_OF_LIGHT_KMS",
            "prepare_pieces", "READ_AHEAD_PIECES", "MIN_PIECE_ROWS"]
 
 #: km/s, exact (SI definition)
 SPEED_OF_LIGHT_KMS = 299_792.458
 
-LOW_COVERAGE_FRACTION = 0.8
-BAD_PIXEL_FRACTION = 0.2
-#: Survey classifications (SDSS/LAMOST CLASS) for which stellar labels mean nothing.
-NON_STELLAR_CLASSES = frozenset({"GALAXY", "QSO"})
 #: Prepared pieces the background thread may hold ahead of the model (each at most
 #: max(batch rows, MIN_PIECE_ROWS) x 3900 float32: 64 pieces of 64 rows are 64 MB).
 READ_AHEAD_PIECES = 64
@@ -106,42 +106,6 @@ class StageTimes:
     extra: dict = field(default_factory=dict)
 
 
-def snr_in_range(spec: Spectrum, grid: np.ndarray) -> float:
-    """Our S/N: median of flux x sqrt(ivar) over the pixels inside the model's wavelength range
-    with finite flux and finite ivar > 0 (NaN when there are none). A median per pixel, like
-    SDSS's SN_MEDIAN_ALL, but over exactly the range BOSS Net reads."""
-    wave = np.asarray(spec.wavelength, dtype=np.float64)
-    flux = np.asarray(spec.flux, dtype=np.float64)
-    ivar = np.asarray(spec.ivar, dtype=np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        good = ((wave >= grid[0]) & (wave <= grid[-1]) & np.isfinite(flux) & np.isfinite(ivar)
-                & (ivar > 0))
-        if not good.any():
-            return float("nan")
-        return float(np.median(flux[good] * np.sqrt(ivar[good])))
-
-
-def _quality_bits(spec: Spectrum, coverage: float, grid: np.ndarray, snr: float) -> int:
-    bits = QualityFlags(0)
-    if coverage < LOW_COVERAGE_FRACTION:
-        bits |= QualityFlags.LOW_COVERAGE
-    ivar = np.asarray(spec.ivar, dtype=np.float64)
-    good_ivar = np.isfinite(ivar) & (ivar > 0)
-    if not good_ivar.any():
-        bits |= QualityFlags.NO_VALID_IVAR
-    wave = np.asarray(spec.wavelength, dtype=np.float64)
-    in_range = (wave >= grid[0]) & (wave <= grid[-1])
-    if in_range.any():
-        bad = ~(np.isfinite(np.asarray(spec.flux, dtype=np.float64)) & good_ivar)
-        if bad[in_range].mean() > BAD_PIXEL_FRACTION:
-            bits |= QualityFlags.MANY_BAD_PIXELS
-    if str(spec.identifiers.get("class", "")).strip().upper() in NON_STELLAR_CLASSES:
-        bits |= QualityFlags.NOT_A_STAR
-    if snr < LOW_SNR_THRESHOLD:  # NaN (no usable ivar) is NO_VALID_IVAR's business
-        bits |= QualityFlags.LOW_SNR
-    return int(bits)
-
-
 def prepare_spectrum(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int,
                      recipe: str = "reference") -> Prepared:
     """Sigma, noisy copies and the model rows of one spectrum, by its model's family member.
@@ -161,7 +125,7 @@ def prepare_spectrum(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int,
     snr = math.nan
     if coverage is not None:  # members that interpolate onto an optical grid
         snr = snr_in_range(spec, meta.grid)
-        quality |= _quality_bits(spec, coverage, meta.grid, snr)
+        quality |= quality_bits(spec, coverage, meta.grid, snr)
     return Prepared(spec, rows, quality, recipe, snr)
 
 
@@ -192,7 +156,7 @@ def prepare_pieces(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int,
     rows, plan = model_inputs(spec.wavelength, noisy_copies(flux, sigma, piece_rows - 1, rng),
                               meta.grid, pre, where=spec.location, recipe=recipe)
     snr = snr_in_range(spec, meta.grid)
-    quality = _quality_bits(spec, plan.coverage, meta.grid, snr)
+    quality = quality_bits(spec, plan.coverage, meta.grid, snr)
     yield Prepared(spec, rows, quality, recipe, snr, 0, total)
     start = piece_rows
     while start < total:
