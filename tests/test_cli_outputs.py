@@ -294,7 +294,7 @@ def test_cli_resume_refusal_is_one_line_naming_the_difference(files, model, tmp_
     monkeypatch.setattr(runs, "stream_results", stop_after_two)
     runner = CliRunner()
     res = runner.invoke(app, ["predict", *files, "-m", str(model), "-o", str(out), "--seed", "3"])
-    assert res.exit_code == 130 and re.search(r"1 spectr(a|um) saved to", res.output)
+    assert res.exit_code == 130 and re.search(r"2 spectra saved to", res.output)
     monkeypatch.setattr(runs, "stream_results", real)
     res = runner.invoke(app, ["predict", *files[:2], "-m", str(model), "-o", str(out), "--seed",
                               "3", "--resume"])

@@ -61,12 +61,12 @@ def test_interrupt_then_resume_matches_uninterrupted(files, model, tmp_path, mon
             yield res
 
     monkeypatch.setattr(runs, "stream_results", interrupted_after_three)
-    with pytest.raises(Interrupted, match=r"interrupted: 2 spectra saved to .*cat\.partial\.fits.*--resume"):
+    with pytest.raises(Interrupted, match=r"interrupted: 3 spectra saved to .*cat\.partial\.fits.*--resume"):
         predict_to_file(files, out, model=model, draws=4, seed=9)
     assert not out.exists()
     partial = read_catalogue(partial_path(out))
-    # whole files only: the third result's file was not known to be complete when stopped
-    assert len(partial) == 2
+    # every finished spectrum is kept (a big file is checkpointed within itself)
+    assert len(partial) == 3
     monkeypatch.setattr(runs, "stream_results", real)
     with pytest.raises(OutputError, match=r"was made with SEED=9, this run has 10; resume with "
                                           r"the same --seed"):
@@ -137,11 +137,11 @@ def test_every_format_resumes_to_the_uninterrupted_rows(files, model, tmp_path, 
         pytest.importorskip("pyarrow")
     out = tmp_path / f"cat{suffix}"
     real = interrupt_after(monkeypatch, 4)
-    # the 4th file is not known to be finished when the 5th result is awaited: 3 whole files
-    with pytest.raises(Interrupted, match=rf"3 spectra saved to .*cat\.partial{suffix}"):
+    # every finished spectrum is saved, the 4th file's too (a file may hold more)
+    with pytest.raises(Interrupted, match=rf"4 spectra saved to .*cat\.partial{suffix}"):
         predict_to_file(files, out, model=model, draws=3, seed=2)
     progress = read_catalogue(partial_path(out))
-    assert len(progress) == 3 and progress.meta["NINPUTS"] == 6
+    assert len(progress) == 4 and progress.meta["NINPUTS"] == 6
     assert progress.meta["INPUTS"] == runs.input_set_digest(files)
     monkeypatch.setattr(runs, "stream_results", real)
     seen = []
@@ -152,7 +152,9 @@ def test_every_format_resumes_to_the_uninterrupted_rows(files, model, tmp_path, 
 
     monkeypatch.setattr(runs, "stream_results", counting)
     full = predict_to_file(files, out, model=model, draws=3, seed=2, resume=True)
-    assert seen == files[3:]  # only what the progress file lacked was computed
+    # the last saved file is read again (it may have been partly done) with its saved
+    # spectra skipped; the files before it are not read at all
+    assert seen == files[3:]
     reference = predict(files, model=model, draws=3, seed=2)
     back = read_catalogue(out)
     assert list(back["path"]) == files and len(full) == 6
@@ -238,9 +240,9 @@ def test_failed_checkpoint_is_retried_reported_and_not_fatal(files, model, tmp_p
     assert tries.count("cat.partial.fits") == 3 * 6  # three tries at each of six checkpoints
     assert len(warnings) == 7  # six checkpoints, then the progress file could not be removed
     assert re.fullmatch(r"checkpoint failed after 3 tries: cannot write .*cat\.partial\.fits: "
-                        r"Is a directory; 0 spectra kept in memory, .*cat\.partial\.fits holds "
+                        r"Is a directory; 1 spectrum kept in memory, .*cat\.partial\.fits holds "
                         r"0; next try in 0 s", warnings[0]), warnings[0]
-    assert "5 spectra kept in memory" in warnings[5]
+    assert "6 spectra kept in memory" in warnings[5]
 
 
 def test_failed_final_write_keeps_every_row_for_resume(files, model, tmp_path, monkeypatch):
@@ -311,11 +313,11 @@ def test_an_error_mid_run_saves_the_finished_files_first(files, model, tmp_path,
             yield res
 
     monkeypatch.setattr(runs, "stream_results", model_breaks)
-    with pytest.raises(ModelError, match=r"the GPU went away; 2 spectra saved to "
+    with pytest.raises(ModelError, match=r"the GPU went away; 3 spectra saved to "
                                          r".*cat\.partial\.ecsv: rerun the same command with "
                                          r"--resume to continue"):
         predict_to_file(files, out, model=model, draws=0)
-    assert len(read_catalogue(partial_path(out))) == 2
+    assert len(read_catalogue(partial_path(out))) == 3
     assert not (tmp_path / "cat.ecsv.lock").exists()
 
 
@@ -336,13 +338,13 @@ def test_resume_matches_hostile_file_names_as_stored(model, tmp_path, monkeypatc
         paths.append(str(path))
     out = tmp_path / f"cat{suffix}"
     real = interrupt_after(monkeypatch, 3)
-    with pytest.raises(Interrupted, match="2 spectra saved"):
+    with pytest.raises(Interrupted, match="3 spectra saved"):
         predict_to_file(paths, out, model=model, draws=0)
     seen = []
     monkeypatch.setattr(runs, "stream_results",
                         lambda p, *a, **k: (seen.extend(p), real(p, *a, **k))[1])
     table = predict_to_file(paths, out, model=model, draws=0, resume=True)
-    assert seen == paths[2:]
+    assert seen == paths[2:]  # the last saved file again (its spectra skipped), then the rest
     assert len(table) == 4 and sorted(read_catalogue(out)["fiberid"]) == [1, 2, 3, 4]
 
 
@@ -362,3 +364,36 @@ def test_ctrl_c_during_the_final_write_keeps_every_row(files, model, tmp_path, m
         predict_to_file(files, out, model=model, draws=0)
     assert len(read_catalogue(partial_path(out))) == 6 and not out.exists()
     assert not (tmp_path / "cat.parquet.lock").exists()
+
+
+def test_a_big_file_is_checkpointed_and_resumed_within_itself(model, tmp_path, monkeypatch):
+    """Five spectra in one table file: stopped after two, the progress file holds those two
+    (marked PARTLAST), and --resume computes only the other three."""
+    from astropy.table import Table
+
+    wave = layouts.boss_native_wavelength().astype(np.float64)
+    rng = np.random.default_rng(5)
+    flux = 10 + np.cos(wave / 80)[None, :] + rng.standard_normal((5, wave.size))
+    big = tmp_path / "five.fits"
+    Table({"wavelength": np.tile(wave, (5, 1)), "flux": flux.astype(np.float32),
+           "ivar": np.full(flux.shape, 4.0, np.float32)}).write(big)
+    out = tmp_path / "cat.fits"
+    real = interrupt_after(monkeypatch, 2)
+    with pytest.raises(Interrupted, match="2 spectra saved"):
+        predict_to_file([str(big)], out, model=model, draws=3, seed=4)
+    progress = read_catalogue(partial_path(out))
+    assert list(progress["row"]) == [0, 1] and bool(progress.meta["PARTLAST"]) is True
+    computed = []
+
+    def counting(*args, **kwargs):
+        for res in real(*args, **kwargs):
+            computed.append(int(res.row))
+            yield res
+
+    monkeypatch.setattr(runs, "stream_results", counting)
+    full = predict_to_file([str(big)], out, model=model, draws=3, seed=4, resume=True)
+    assert computed == [2, 3, 4]  # the saved spectra of the file were skipped, not redone
+    reference = predict([str(big)], model=model, draws=3, seed=4)
+    assert list(full["row"]) == [0, 1, 2, 3, 4]
+    for name in ("teff", "e_teff", "logg", "e_bn_v_r"):
+        np.testing.assert_array_equal(read_catalogue(out)[name], reference[name])

@@ -91,15 +91,32 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _completed_groups(results: list[Result], final: bool) -> list[Result]:
-    """Results of whole input files only (the last file may still be running)."""
-    if final or not results:
-        return results
-    last = results[-1].source
-    cut = len(results)
-    while cut > 0 and results[cut - 1].source == last:
-        cut -= 1
-    return results[:cut]
+#: Progress-file key: True when the last file in it may be partly done (saved mid-file).
+PARTIAL_LAST_KEY = "PARTLAST"
+
+
+def _resume_plan(paths: list[str], previous: Table, progress_file: Path
+                 ) -> tuple[list[str], set[tuple[str, int, int]]]:
+    """Inputs still to read, and the spectra of a partly saved file to pass over.
+
+    Checkpoints save every finished spectrum, in input order, so only the last file in the
+    progress file can be partly done (a big mwmVisit file checkpointed within itself); such a
+    progress file says so (PARTLAST) and that file is read again with its saved spectra
+    skipped. Earlier files are skipped whole; a last file that failed as a whole (HDU -1) is
+    done too.
+    """
+    stored = [str(s) for s in previous["path"]]
+    if not stored:
+        return paths, set()
+    last = stored[-1]
+    last_rows = [(int(h), int(r)) for s, h, r in zip(previous["path"], previous["hdu"],
+                                                    previous["row"]) if str(s) == last]
+    partial = bool(previous.meta.get(PARTIAL_LAST_KEY, False)) and all(h >= 0 for h, _ in last_rows)
+    done = set(stored) - ({last} if partial else set())
+    todo = [p for p in paths if stored_text(p, progress_file) not in done]
+    skip = {(p, h, r) for p in todo if stored_text(p, progress_file) == last
+            for h, r in last_rows}
+    return todo, skip
 
 
 def input_set_digest(paths: Sequence[str]) -> str:
@@ -181,6 +198,7 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
     if shard:
         run_keys["SHARD"] = str(shard)
     previous: Table | None = None
+    skip: set[tuple[str, int, int]] = set()
     if progress_file.exists() and not resume and not overwrite:
         raise OutputPathError(
             f"{printable(progress_file)} holds the rows of an interrupted run; rerun with "
@@ -191,8 +209,7 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
         _check_same_run(progress_file, previous.meta,
                         {"SEED": seed, "NDRAWS": draws, **run_keys},
                         [k for k in RESUME_KEYS if k not in ("MODELSHA", "RECIPE")])
-        done = {str(s) for s in previous["path"]}
-        paths = [p for p in paths if stored_text(p, progress_file) not in done]
+        paths, skip = _resume_plan(paths, previous, progress_file)
     elif resume and output.exists():
         raise OutputPathError(f"{printable(output)}: already complete; nothing to resume "
                               f"(pass --overwrite without --resume to rerun)")
@@ -215,9 +232,10 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
             table.meta = dict(meta)
         return table
 
-    def save_progress(final: bool) -> int | None:
+    def save_progress() -> int | None:
         """Rows now in the progress file, or None when every try failed (reported)."""
-        table = with_previous(_completed_groups(results, final))
+        table = with_previous(results)  # every finished spectrum: big files too
+        table.meta[PARTIAL_LAST_KEY] = not finished
         for delay in (0.0, *CHECKPOINT_RETRY_DELAYS):
             time.sleep(delay)
             try:
@@ -228,7 +246,7 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
             saved["rows"], saved["error"] = len(table), ""
             return len(table)
         warn(f"checkpoint failed after {1 + len(CHECKPOINT_RETRY_DELAYS)} tries: "
-             f"{saved['error']}; {len(table)} spectra kept in memory, "
+             f"{saved['error']}; {plural(len(table), 'spectrum', 'spectra')} kept in memory, "
              f"{printable(progress_file)} holds {saved['rows']}; next try in "
              f"{checkpoint_seconds:.0f} s")
         return None
@@ -244,17 +262,17 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
         try:
             for res in stream_results(paths, session, draws=draws, seed=seed,
                                       batch_rows=batch_size, times=times, progress=progress,
-                                      recipe=recipe, air=air):
+                                      recipe=recipe, air=air, skip=skip):
                 results.append(res)
                 if time.monotonic() - last_save > checkpoint_seconds:
-                    save_progress(final=False)
+                    save_progress()
                     last_save = time.monotonic()
             t0 = time.perf_counter()
             table = with_previous(results)
             finished = True
             write_catalogue(table, output)
         except KeyboardInterrupt:
-            save_progress(final=finished)
+            save_progress()
             raise Interrupted(
                 f"interrupted: {where_saved()}; no catalogue written to {printable(output)}. "
                 f"Rerun the same command with --resume to continue"
@@ -265,7 +283,7 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
                 raise OutputError(f"{exc}; {_keep_for_resume(table, progress_file, output)}"
                                   ) from exc
             # A fault after the work started: keep what was computed before reporting it.
-            save_progress(final=finished)
+            save_progress()
             if isinstance(exc, BossNetError):
                 exc.args = (f"{exc}; {where_saved()}: rerun the same command with --resume to "
                             f"continue",)
