@@ -266,7 +266,7 @@ def test_cli_export_without_the_extra(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["export", str(tmp_path), "-o", str(tmp_path / "x.onnx")])
     assert result.exit_code == 1
     assert result.output.strip() == ("error: bossnet-onnx export needs the export extra: "
-                                     "pip install 'bossnet-onnx[export]'")
+                                     "pip install 'bossnet-onnx[cpu,export]'")
 
 
 @pytest.mark.parametrize("provider", ["cpu", "openvino"])

@@ -193,7 +193,7 @@ def test_no_torch_stop_keeps_files_then_pull_and_force_from_clone(site, weights,
                           capture_output=True, text=True, env=dict(os.environ), timeout=300)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "pip install 'bossnet-onnx[export]'" in lines[0]
+    assert len(lines) == 1 and "pip install 'bossnet-onnx[cpu,export]'" in lines[0]
     assert "12 verified files are kept in" in lines[0]
     folder = download_folder("tiny", COMMIT)
     kept = sorted(p.name for p in folder.iterdir())

@@ -288,7 +288,7 @@ def export(
         from bossnet_export import export_model
     except ImportError:
         typer.echo("error: bossnet-onnx export needs the export extra: "
-                   "pip install 'bossnet-onnx[export]'", err=True)
+                   "pip install 'bossnet-onnx[cpu,export]'", err=True)
         raise typer.Exit(code=1) from None
     try:
         report = export_model(checkpoint, output, config=config, stats=stats, name=name,

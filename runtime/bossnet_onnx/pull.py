@@ -30,7 +30,7 @@ from .registry import Registry, RegistryModel, git_blob_id, load_registry
 __all__ = ["PullResult", "pull_model", "list_models", "EXPORT_HINT", "DR19_NOTE",
            "source_record", "format_model_list"]
 
-EXPORT_HINT = "pip install 'bossnet-onnx[export]'"
+EXPORT_HINT = "pip install 'bossnet-onnx[cpu,export]'"
 #: Said wherever the BOSS sets are listed: users must not assume either is DR19's.
 DR19_NOTE = ("Which BOSS set SDSS DR19 ran is not public: 'boss' is the set the reference code "
              "loads today, 'boss-2023-05' the first release.")
