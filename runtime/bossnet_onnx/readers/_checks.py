@@ -16,7 +16,7 @@ import numpy as np
 
 from ..spectrum import ReadFailure, Spectrum, location_text
 
-__all__ = ["where", "problem", "checked", "BadValues"]
+__all__ = ["where", "problem", "checked", "BadValues", "ivar_from_error"]
 
 
 class BadValues(ValueError):
@@ -28,6 +28,14 @@ class BadValues(ValueError):
 def where(path: str, hdu: int, row: int = -1) -> str:
     """`file[HDU 1]` or `file[HDU 1, row 3]`: the place every message starts with."""
     return location_text(path, hdu, row)
+
+
+def ivar_from_error(error: np.ndarray) -> np.ndarray:
+    """1/error**2 where the error is finite and positive, 0 (unknown) elsewhere: how every
+    reader turns a survey's 1-sigma error array into the ivar that flows through the runtime."""
+    error = np.asarray(error)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.isfinite(error) & (error > 0), 1.0 / error ** 2, 0.0)
 
 
 def _join(names: Sequence[str]) -> str:

@@ -21,7 +21,7 @@ from astropy.io import fits
 from ..errors import InputError
 from ..members import APOGEE_CDELT1, APOGEE_CRVAL1, APOGEE_NPIX
 from ..spectrum import ReadFailure, Spectrum
-from ._checks import checked, where
+from ._checks import checked, ivar_from_error, where
 from ._fits import header_value, native, opened
 
 NAME = "apstar"
@@ -91,9 +91,7 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
         out: list[Spectrum | ReadFailure] = []
         for row in rows:
             flux, error = flux_all[row], error_all[row]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ivar = np.where(np.isfinite(error) & (error > 0), 1.0 / error ** 2,
-                                0.0).astype(np.float32)
+            ivar = ivar_from_error(error).astype(np.float32)
             row_ids = dict(ids, visit=max(row - 1, 0))
             rec = checked(wave, flux, ivar, path=path, fmt=NAME, hdu=1, row=row,
                           identifiers=row_ids, names=("flux (HDU1)", "error (HDU2)", "CRVAL1 grid"))

@@ -29,6 +29,7 @@ from astropy.table import Table
 from ..errors import InputError, first_line
 from ..members import RVS_NPIX, RVS_START_ANGSTROM, RVS_STEP_ANGSTROM, XP_N_COEFFICIENTS
 from ..spectrum import ReadFailure, Spectrum
+from ._checks import ivar_from_error
 
 NAME = "gaia"
 KINDS = ("gaia-xp", "gaia-rvs")
@@ -195,8 +196,7 @@ def _rvs_row(table: Table, row: int, path: str, hdu: int, place: str,
     if error is None or error.size != flux.size:
         error = np.full(flux.size, np.nan)
     wave = RVS_START_ANGSTROM + RVS_STEP_ANGSTROM * np.arange(flux.size)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ivar = np.where(np.isfinite(error) & (error > 0), 1.0 / error ** 2, 0.0)
+    ivar = ivar_from_error(error)
     return Spectrum(wave, flux.astype(np.float32), ivar.astype(np.float32), source=path,
                     format=NAME, hdu=hdu, row=row, identifiers=ids, kind="gaia-rvs",
                     sigma=error.astype(np.float32))

@@ -25,7 +25,7 @@ from ..errors import InputError, InputWarning, first_line
 from ..inputs import ASCII_SUFFIXES
 from ..spectrum import ReadFailure, Spectrum
 from ..units import is_log_unit, to_angstrom, unit_name
-from ._checks import BadValues, checked
+from ._checks import BadValues, checked, ivar_from_error
 from ._fits import RELEASE_EVERY_ROWS, check_file, release_pages
 
 NAME = "generic-table"
@@ -182,8 +182,7 @@ def iter_spectra_from_table(table: Table, *, path: str, index: int = 0, fmt: str
             ivar = _rescale(_column(table, icol, row), _unit(table, icol), funit, -2, place)
         elif ecol:
             err = _rescale(_column(table, ecol, row), _unit(table, ecol), funit, 1, place)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ivar = np.where((err > 0) & np.isfinite(err), 1.0 / err ** 2, 0.0)
+            ivar = ivar_from_error(err)
         else:
             ivar = np.zeros_like(flux)
         mask = _column(table, mcol, row) != 0 if mcol else None
