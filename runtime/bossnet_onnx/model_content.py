@@ -17,7 +17,9 @@ import hashlib
 import json
 import mmap
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .hashing import file_sha256
 
@@ -120,26 +122,39 @@ def _attribute_locations(buf, out: set[str], depth: int) -> None:
             _graph_locations(value, out, depth + 1)
 
 
-def external_data_files(model: str | os.PathLike) -> list[Path] | None:
-    """The external-data files `model` references (resolved next to it), sorted; None if the
-    file is not readable as ONNX protobuf."""
-    model = Path(model)
-    locations: set[str] = set()
+def _walk_model(model: str | os.PathLike, visit: Callable[[int, int, Any], None]) -> bool:
+    """Call `visit(field number, wire type, value)` for each top-level field of the ModelProto,
+    reading the file through a read-only mapping (payloads are skipped by length, never
+    copied); False if the file is empty or not readable as ONNX protobuf."""
     try:
         with open(model, "rb") as fh:
             if os.fstat(fh.fileno()).st_size == 0:
-                return None
+                return False
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                 view = memoryview(mapped)
                 try:
                     for number, wire, value in _fields(view):
-                        if number == _MODEL_GRAPH and wire == 2:
-                            _graph_locations(value, locations, 0)
+                        visit(number, wire, value)
                         if isinstance(value, memoryview):
                             value.release()
                 finally:
                     view.release()
     except (OSError, ValueError, _Malformed):
+        return False
+    return True
+
+
+def external_data_files(model: str | os.PathLike) -> list[Path] | None:
+    """The external-data files `model` references (resolved next to it), sorted; None if the
+    file is not readable as ONNX protobuf."""
+    model = Path(model)
+    locations: set[str] = set()
+
+    def visit(number: int, wire: int, value: Any) -> None:
+        if number == _MODEL_GRAPH and wire == 2:
+            _graph_locations(value, locations, 0)
+
+    if not _walk_model(model, visit):
         return None
     return sorted(model.parent / loc for loc in locations)
 
@@ -150,28 +165,17 @@ def _metadata_entries(model: str | os.PathLike, values: bool = True
     the file is empty or not readable as ONNX protobuf. With `values=False` each value is only
     its length: a hostile 400 MB entry is measured without being copied out of the mapping."""
     entries: list[tuple[str, bytes | int]] = []
-    try:
-        with open(model, "rb") as fh:
-            if os.fstat(fh.fileno()).st_size == 0:
-                return None
-            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                view = memoryview(mapped)
-                try:
-                    for number, wire, value in _fields(view):
-                        if number == _MODEL_METADATA_PROPS and wire == 2:
-                            entry = {n: v for n, w, v in _fields(value) if w == 2}
-                            key = bytes(entry.get(_ENTRY_KEY, b"")).decode("utf-8", "replace")
-                            raw = entry.get(_ENTRY_VALUE, b"")
-                            entries.append((key, bytes(raw) if values else len(raw)))
-                            for v in entry.values():
-                                v.release()
-                        if isinstance(value, memoryview):
-                            value.release()
-                finally:
-                    view.release()
-    except (OSError, ValueError, _Malformed):
-        return None
-    return entries
+
+    def visit(number: int, wire: int, value: Any) -> None:
+        if number == _MODEL_METADATA_PROPS and wire == 2:
+            entry = {n: v for n, w, v in _fields(value) if w == 2}
+            key = bytes(entry.get(_ENTRY_KEY, b"")).decode("utf-8", "replace")
+            raw = entry.get(_ENTRY_VALUE, b"")
+            entries.append((key, bytes(raw) if values else len(raw)))
+            for v in entry.values():
+                v.release()
+
+    return entries if _walk_model(model, visit) else None
 
 
 def metadata_entry_sizes(model: str | os.PathLike) -> dict[str, int] | None:
