@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bossnet_onnx.errors import CheckpointError, first_line
-from bossnet_onnx.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS
+from bossnet_onnx.model.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS
 
 __all__ = ["BossNetConfig", "OFFICIAL_BOSS", "load_config", "load_stats", "infer_member",
            "check_member"]
@@ -164,7 +164,7 @@ def infer_member(source: str | Path | None, config: BossNetConfig) -> str:
     `model_gaia_xp` (registry names carry the same words); a config equal to one published
     network's model_args.yaml identifies it too. Anything else is BOSS Net, as before members.
     """
-    from bossnet_onnx.members import OFFICIAL_CONFIGS
+    from bossnet_onnx.science.members import OFFICIAL_CONFIGS
 
     text = Path(str(source)).name.lower() if source is not None else ""
     for member, fragments in _MEMBER_NAMES:
@@ -183,7 +183,7 @@ def check_member(member: str, config: BossNetConfig, where: str) -> None:
     that is exactly another member's published one is also refused, since exporting APOGEE Net
     weights as Gaia RVS Net would silently feed them the wrong input.
     """
-    from bossnet_onnx.members import MEMBERS, OFFICIAL_CONFIGS
+    from bossnet_onnx.science.members import MEMBERS, OFFICIAL_CONFIGS
 
     recipe = MEMBERS.get(member)
     if recipe is None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from bossnet_onnx.atomic import publish
 from bossnet_onnx.errors import ExportError, first_line
-from bossnet_onnx.metadata import PROVENANCES, ModelMetadata, Preprocessing
+from bossnet_onnx.model.metadata import PROVENANCES, ModelMetadata, Preprocessing
 
 from .checkpoint import load_checkpoint
 from .config import BossNetConfig, check_member, infer_member, load_stats
@@ -179,7 +179,7 @@ def export_module(model: BossNet, output: str | Path, *, weights_sha256: str,
     """
     import onnx
 
-    from bossnet_onnx.members import MEMBERS, OFFICIAL_STATS, input_grid
+    from bossnet_onnx.science.members import MEMBERS, OFFICIAL_STATS, input_grid
 
     if member not in MEMBERS:
         raise ExportError(f"--member {member!r} is not a family member; choose one of "

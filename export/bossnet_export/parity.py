@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from bossnet_onnx.errors import ParityError, first_line
-from bossnet_onnx.metadata import Preprocessing, reference_grid_numpy
-from bossnet_onnx.preprocess import log_scale
+from bossnet_onnx.model.metadata import Preprocessing, reference_grid_numpy
+from bossnet_onnx.science.preprocess import log_scale
 
 __all__ = ["PARITY_ATOL", "ParityReport", "parity_inputs", "check_parity", "output_spread",
            "physical_differences"]
@@ -105,7 +105,7 @@ def physical_differences(a: np.ndarray, b: np.ndarray, names: tuple[str, ...]
 
 def onnx_session(path: Path):
     """A CPU onnxruntime session: the provider every user has, so parity means the same to all."""
-    from bossnet_onnx.session import import_onnxruntime
+    from bossnet_onnx.model.session import import_onnxruntime
 
     ort = import_onnxruntime()  # the [cpu] or [gpu] extra; a one-line error without either
 
