@@ -205,7 +205,7 @@ def test_model_with_missing_external_file_is_not_cached_and_blamed_on_the_model(
     (path.parent / "W").unlink()
     assert model_content_sha256(path) is None
     assert ort_cache.cached_ort_model(path) is None
-    with pytest.raises(ModelError, match=r"m\.onnx: not a loadable ONNX model"):
+    with pytest.raises(ModelError, match=r"m\.onnx: external data W not found"):
         open_model(path, provider="cpu")
 
 

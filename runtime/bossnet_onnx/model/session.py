@@ -311,8 +311,11 @@ def _ort_model(path: Path, provider: str, providers: list[str], threads: int) ->
 
 
 def _refuse_huge_metadata(path: Path) -> None:
-    """Refuse an oversized `bossnet.*` entry from the file itself, before onnxruntime parses it."""
-    from .content import metadata_entry_sizes
+    """Refuse an oversized `bossnet.*` entry from the file itself, before onnxruntime parses it,
+    and external data that is not a regular file beside the model (a FIFO would hang the load)."""
+    from .content import check_external_data, metadata_entry_sizes
+
+    check_external_data(path)
     from .metadata import MAX_ENTRY_CHARS, PREFIX
 
     for key, size in (metadata_entry_sizes(path) or {}).items():
