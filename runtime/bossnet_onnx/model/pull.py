@@ -196,22 +196,6 @@ def _check_installed(model: RegistryModel, target: Path, home: Path) -> None:
     pull installed (its receipt's sha256), else say --force."""
     from .session import open_model
 
-    again = f"run `bossnet-onnx models pull {model.name} --force` to replace it"
-    receipt = _read_receipt(receipt_path(model.name, home))
-    wanted_source = {k: source_record(model, "")[k] for k in ("repository", "commit", "files")}
-    if receipt is None:
-        raise PullError(f"{model.name}: the installed {target} has no readable receipt "
-                        f"({receipt_path(model.name, home).name}), so its weights cannot be "
-                        f"proven to be the registry's; {again}")
-    receipt_source = receipt.get("source") if isinstance(receipt.get("source"), dict) else {}
-    if {k: receipt_source.get(k) for k in wanted_source} != wanted_source:
-        raise PullError(f"{model.name}: the receipt of {target} names another weight set than "
-                        f"the registry's {model.repository}@{model.commit[:12]}; {again}")
-    if file_sha256(target) != receipt.get("sha256"):
-        raise PullError(f"{model.name}: the installed {target} is not the file pull installed "
-                        f"(its sha256 differs from the receipt's: other weights, or changed "
-                        f"since); {again}")
-
     try:
         installed = open_model(target, provider="cpu", threads=1).metadata.source
     except BossNetError as exc:
@@ -227,6 +211,21 @@ def _check_installed(model: RegistryModel, target: Path, home: Path) -> None:
                         f"{model.repository}@{model.commit[:12]} (files and blob ids must "
                         f"match); run `bossnet-onnx models pull {model.name} --force` to "
                         f"replace it")
+    again = f"run `bossnet-onnx models pull {model.name} --force` to replace it"
+    receipt = _read_receipt(receipt_path(model.name, home))
+    wanted_source = {k: wanted[k] for k in ("repository", "commit", "files")}
+    if receipt is None:
+        raise PullError(f"{model.name}: the installed {target} has no readable receipt "
+                        f"({receipt_path(model.name, home).name}), so its weights cannot be "
+                        f"proven to be the registry's; {again}")
+    receipt_source = receipt.get("source") if isinstance(receipt.get("source"), dict) else {}
+    if {k: receipt_source.get(k) for k in wanted_source} != wanted_source:
+        raise PullError(f"{model.name}: the receipt of {target} names another weight set than "
+                        f"the registry's {model.repository}@{model.commit[:12]}; {again}")
+    if file_sha256(target) != receipt.get("sha256"):
+        raise PullError(f"{model.name}: the installed {target} is not the file pull installed "
+                        f"(its sha256 differs from the receipt's: other weights, or changed "
+                        f"since); {again}")
 
 
 def pull_model(name: str, *, source_dir: str | os.PathLike | None = None, force: bool = False,
