@@ -176,7 +176,8 @@ def load_registry(path: str | os.PathLike | None = None) -> Registry:
             raise RegistryError(f"{source}: registry file not found (set by {REGISTRY_ENV}?); "
                                 f"unset {REGISTRY_ENV} to use the built-in registry") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise RegistryError(f"{source}: cannot read the registry file ({exc})") from None
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise RegistryError(f"{source}: cannot read the registry file ({reason})") from None
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -238,10 +239,10 @@ def _parse_model(entry: Any, where: str) -> RegistryModel:
         if not isinstance(item, dict):
             raise RegistryError(f"{place}: expected an object with path, blob and role")
         path = _text(item, "path", place)
-        parts = PurePosixPath(path).parts
-        if path.startswith("/") or "\\" in path or ".." in parts:
-            raise RegistryError(f"{place}: path {_shown(path)} must be relative to the repository, "
-                                f"without '..'")
+        parts = path.split("/")
+        if path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
+            raise RegistryError(f"{place}: path {_shown(path)} must be a file's path relative to "
+                                f"the repository, without '.', '..' or empty parts")
         blob = _text(item, "blob", place).lower()
         if not HEX40.fullmatch(blob):
             raise RegistryError(f"{place}: blob {_shown(blob)} is not a 40-digit hex git blob id")
