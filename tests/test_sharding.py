@@ -146,7 +146,7 @@ def test_merge_holds_one_part_at_a_time(tmp_path):
     stack), then the writer's copy. Measured with tracemalloc, which sees numpy's buffers."""
     import tracemalloc
 
-    n_parts, rows = 4, 5_000
+    n_parts, rows = 4, 1_500
     parts = [shard_table(tmp_path, k, n_parts, [f"s{k}-{i:06d}.fits" for i in range(rows)])
              for k in range(1, n_parts + 1)]
     merged_bytes = n_parts * sum(c.nbytes for c in read_catalogue(parts[0]).itercols())
@@ -158,5 +158,5 @@ def test_merge_holds_one_part_at_a_time(tmp_path):
     ratio = peak / merged_bytes
     print(f"merge of {n_parts} x {rows} rows: peak {peak / 1e6:.1f} MB, merged table "
           f"{merged_bytes / 1e6:.1f} MB, ratio {ratio:.2f}")
-    assert ratio < 4.9  # measured: 5.68 before (all parts + their stack), 4.20 now; the rest
+    assert ratio < 5.1  # measured: 5.92 before (all parts + their stack), 4.35 now; the rest
     # is the catalogue writer's serialised copy

@@ -172,8 +172,13 @@ class BossNetModel:
                              f"(bossnet_onnx.load) to predict")
         if self.metadata.input_rank == 3:
             chunk = chunk[:, None, :]
-        (out,) = self.session.run([self.metadata.normalized_output],
-                                  {self.metadata.input_name: chunk})
+        try:
+            (out,) = self.session.run([self.metadata.normalized_output],
+                                      {self.metadata.input_name: chunk})
+        except Exception as exc:  # onnxruntime's own Fail/RuntimeException types  # noqa: BLE001
+            raise ModelError(f"{self.path}: onnxruntime failed running the model on a batch of "
+                             f"{chunk.shape[0]} ({first_line(exc, 160)}); the model file is "
+                             f"damaged or not a BOSS Net model") from None
         out = np.asarray(out)
         expected = (chunk.shape[0], len(self.metadata.parameter_names))
         if out.shape != expected:
