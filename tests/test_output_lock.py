@@ -104,9 +104,9 @@ def test_planted_pull_lock_link_is_refused(tmp_path):
     victim.write_text("precious")
     (tmp_path / "locks").mkdir()
     (tmp_path / "locks" / "boss.lock").symlink_to(victim)
-    with pytest.raises(PullError, match=r"boss: cannot use the lock file .*symbolic link"):
-        with pull_lock("boss", tmp_path):
-            pass
+    with pytest.raises(PullError, match=r"boss: cannot use the lock file .*symbolic link"), \
+            pull_lock("boss", tmp_path):
+        pass
     assert victim.read_text() == "precious"
     (tmp_path / "locks" / "boss.lock").unlink()
     with pull_lock("boss", tmp_path) as path:  # a plain lock file still works

@@ -193,7 +193,6 @@ def test_planted_model_with_copied_provenance_is_not_already_installed(site, wei
         build_random_model,
         save_official_layout,
     )
-
     from bossnet_onnx.model.home import receipt_path
     from bossnet_onnx.model.pull import source_record
     from bossnet_onnx.model.registry import load_registry

@@ -11,6 +11,7 @@ arbitrary objects from a downloaded file would run arbitrary code.
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import struct
 from collections.abc import Mapping
@@ -102,7 +103,7 @@ def _check_extent(payload: bytes, where: str, parts: list[Path]) -> None:
             stray.append(f"{part.name} ({size:,} bytes)")
         position += size
     named = (f"{', '.join(stray)} lie(s) wholly past the archive's end: not part of this "
-             f"checkpoint, remove" if stray else f"the last chunk holds them: re-download")
+             f"checkpoint, remove" if stray else "the last chunk holds them: re-download")
     raise CheckpointError(f"{where}: {extra:,} bytes follow the end of the torch archive; "
                           f"{named} (a checkpoint's chunks end exactly with its archive)")
 
@@ -123,7 +124,7 @@ def _check_members(archive, payload: bytes, where: str) -> None:
         spans.append((start, end, info.filename))
         declared += info.file_size
     spans.sort()
-    for (_, end, name), (start, _, other) in zip(spans, spans[1:]):
+    for (_, end, name), (start, _, other) in itertools.pairwise(spans):
         if start < end:
             raise CheckpointError(f"{where}: archive members {shown(name)} and {shown(other)} "
                                   f"overlap ({len(spans)} members); a damaged or hostile zip, "

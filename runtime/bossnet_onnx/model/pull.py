@@ -2,9 +2,10 @@
 
 A pull is: take the registry entry, fetch each file (from the network through `downloads`, or
 from a local clone with `--from`), verify every git blob id, then run the normal export path
-(strict load, fatal parity check) and install `NAME.onnx` by an atomic rename, with a receipt of its sha256 (an installed model is
-trusted only while its bytes match the receipt: its metadata alone can be copied onto other
-weights). Each step leaves either its finished result or nothing: a verified file is kept for the next try whatever fails
+(strict load, fatal parity check) and install `NAME.onnx` by an atomic rename, with a receipt
+of its sha256 (an installed model is trusted only while its bytes match the receipt: its
+metadata alone can be copied onto other weights). Each step leaves either its finished result
+or nothing: a verified file is kept for the next try whatever fails
 later, an unverified one never stays, and `NAME.onnx` exists only once it passed the parity
 check. Only the export step needs torch; without it the pull stops after verification.
 """
@@ -17,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomically
 from ..errors import BossNetError, DownloadError, PullError
+from ..hashing import file_sha256
+from ..safe_files import open_file
 from .downloads import (
     ByteProgress,
     RetryPolicy,
@@ -26,9 +30,6 @@ from .downloads import (
     file_url,
     models_url,
 )
-from ..atomic import write_atomically
-from ..hashing import file_sha256
-from ..safe_files import open_file
 from .home import (
     download_folder,
     installed_models,
@@ -218,7 +219,9 @@ def _check_installed(model: RegistryModel, target: Path, home: Path) -> None:
         raise PullError(f"{model.name}: the installed {target} has no readable receipt "
                         f"({receipt_path(model.name, home).name}), so its weights cannot be "
                         f"proven to be the registry's; {again}")
-    receipt_source = receipt.get("source") if isinstance(receipt.get("source"), dict) else {}
+    receipt_source = receipt.get("source")
+    if not isinstance(receipt_source, dict):
+        receipt_source = {}
     if {k: receipt_source.get(k) for k in wanted_source} != wanted_source:
         raise PullError(f"{model.name}: the receipt of {target} names another weight set than "
                         f"the registry's {model.repository}@{model.commit[:12]}; {again}")

@@ -152,14 +152,15 @@ def _check_provenance(parts: Sequence[str | os.PathLike], survey: _Survey) -> No
     for path, provenance in zip(parts, survey.provenance):
         for key in PROVENANCE_KEYS:
             if str(provenance[key]) != str(first[key]):
-                said = {None: "no " + key}
                 raise OutputError(
-                    f"merge: {printable(path)} has "
-                    f"{said.get(provenance[key], f'{key}={shown(provenance[key])}')} but "
-                    f"{printable(parts[0])} has "
-                    f"{said.get(first[key], f'{key}={shown(first[key])}')}; shards of one "
+                    f"merge: {printable(path)} has {_setting(key, provenance[key])} but "
+                    f"{printable(parts[0])} has {_setting(key, first[key])}; shards of one "
                     f"catalogue must share model, seed, draws and input list"
                 )
+
+
+def _setting(key: str, value: object) -> str:
+    return f"no {key}" if value is None else f"{key}={shown(value)}"
 
 
 def _check_shards(parts: Sequence[str | os.PathLike], shard_ids: list[str]) -> None:
