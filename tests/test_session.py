@@ -213,11 +213,10 @@ def test_model_that_fails_at_run_time_is_a_model_error_per_row_not_a_bug(tmp_pat
     from bossnet_onnx.cli import app
 
     model = write_linear_model(tmp_path / "m.onnx", hostile="fail-over-3")
-    assert open_model(model, provider="cpu").run_physical(
-        np.full((3, 3900), 2.5, np.float32)).shape == (3, 4)
+    loaded = open_model(model, provider="cpu")  # the load probe's small batches pass
     with pytest.raises(ModelError, match=r"m\.onnx: onnxruntime failed running the model on "
-                                         r"a batch of 4 \(.*\); the model file is damaged"):
-        open_model(model, provider="cpu").run_physical(np.full((4, 3900), 2.5, np.float32))
+                                         r"a batch of \d+ \(.*\); the model file is damaged"):
+        loaded.run_physical(np.full((4, 3900), 2.5, np.float32))
     wave = layouts.boss_native_wavelength()
     files = []
     for i in range(5):
@@ -226,7 +225,6 @@ def test_model_that_fails_at_run_time_is_a_model_error_per_row_not_a_bug(tmp_pat
                            np.full(wave.size, 4.0, np.float32), plate=5000, mjd=59000,
                            fiberid=i + 1)
         files.append(str(path))
-    # With draws each spectrum is a batch of 1 + draws rows (a batch of 1 would run).
     out = CliRunner().invoke(app, ["predict", *files, "--model", str(model), "--draws", "4",
                                    "-o", str(tmp_path / "cat.fits")])
     assert "Traceback" not in out.output and "unexpected" not in out.output
