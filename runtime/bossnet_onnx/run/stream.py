@@ -42,7 +42,13 @@ from ..science.flags import (
 from ..science.member_inputs import member_rows
 from ..science.members import KIND_TITLES
 from ..science.preprocess import RECIPES, model_inputs, sigma_from_ivar
-from ..science.uncertainty import check_draws, noisy_copies, spectrum_rng, summarize_draws
+from ..science.uncertainty import (
+    check_draws,
+    label_correlations,
+    noisy_copies,
+    spectrum_rng,
+    summarize_draws,
+)
 from ..spectrum import ReadFailure, Spectrum
 
 if TYPE_CHECKING:
@@ -329,6 +335,7 @@ def result_from_outputs(prep: Prepared, physical: np.ndarray, meta: ModelMetadat
         return failed
     with np.errstate(invalid="ignore", over="ignore"):
         labels = _labels(meta, physical[0], summarize_draws(physical[1:]), spec.identifiers)
+        labels.update(label_correlations(physical[1:], meta.parameter_names))  # rho_*
     if not math.isfinite(labels["teff"]) and prep.recipe != "astra":
         failed = _failure(spec, f"{spec.location}: model returned log Teff = "
                                 f"{labels['log_teff']:.6g}, for which Teff overflows; no labels "
