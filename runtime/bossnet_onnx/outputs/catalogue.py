@@ -298,9 +298,20 @@ def _csv_text(table: Table) -> str:
     return buffer.getvalue()
 
 
+#: key of the sidecar's column descriptions (unit, description, UCD per column), which CSV
+#: cannot hold; not provenance, so `read_catalogue` leaves it out of `meta`
+_SIDECAR_COLUMNS = "columns"
+
+
 def _provenance_json(table: Table) -> bytes:
-    meta = {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
-            for k, v in _plain_meta(table.meta).items()}
+    meta: dict[str, Any] = {k: (v if isinstance(v, (str, int, float, bool)) or v is None
+                                else str(v)) for k, v in _plain_meta(table.meta).items()}
+    meta[_SIDECAR_COLUMNS] = {
+        name: {key: value for key, value in (("unit", str(table[name].unit or "")),
+                                             ("description", table[name].description or ""),
+                                             ("ucd", table[name].meta.get("ucd", "")))
+               if value}
+        for name in table.colnames}
     return (json.dumps(meta, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
 
 
@@ -331,6 +342,7 @@ def _read_csv(path: Path) -> Table:
         if not isinstance(stored, dict):
             raise OutputError(f"{printable(sidecar)}: provenance of {printable(path)} is not a "
                               f"JSON object")
+        stored.pop(_SIDECAR_COLUMNS, None)  # the units: _canonical gives them back
         meta.update(stored)
     table = Table.read("".join(body), format="ascii.csv")
     table.meta = meta
@@ -435,14 +447,18 @@ def write_catalogue(table: Table, path: str | os.PathLike) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
 
+    sidecar_written = False
     try:
+        payload = _serialize(table, fmt, path)
         if fmt == "ascii.csv":  # the sidecar first: a CSV never stands without its provenance
             sidecar = _provenance_json(table)
             write_atomically(provenance_path(path),
                              lambda tmp: Path(tmp).write_bytes(sidecar))
-        payload = _serialize(table, fmt, path)
+            sidecar_written = True
         write_atomically(path, write)
     except Exception as exc:
+        if sidecar_written:  # nothing half-written: no sidecar of a CSV that is not there
+            provenance_path(path).unlink(missing_ok=True)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise OutputError(f"cannot write {printable(path)}: {printable(reason)}") from exc
     return path
@@ -570,6 +586,9 @@ def read_catalogue(path: str | os.PathLike) -> Table:
             if table[name].dtype.kind == "S":
                 table[name] = np.char.decode(np.asarray(table[name]), "utf-8", "backslashreplace")
         table = _canonical(table)
+        # FITS column descriptions and the HDU name are the writer's, not provenance
+        table.meta = {k: v for k, v in table.meta.items()
+                      if not re.fullmatch(r"TCOMM\d+|EXTNAME", str(k))}
     except Exception as exc:  # noqa: BLE001 - astropy/pyarrow raise many types on bad files
         reason = first_line(exc)
         raise OutputError(f"{printable(path)}: cannot read catalogue "

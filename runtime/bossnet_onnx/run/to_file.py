@@ -36,6 +36,7 @@ from ..outputs.catalogue import (
     build_table,
     format_for,
     read_catalogue,
+    remove_catalogue,
     stored_text,
     write_catalogue,
 )
@@ -290,7 +291,7 @@ def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: s
             raise
     times.write += time.perf_counter() - t0
     try:
-        progress_file.unlink()
+        remove_catalogue(progress_file)  # CSV: with its provenance sidecar
     except FileNotFoundError:
         pass
     except OSError as exc:
