@@ -452,8 +452,10 @@ def write_catalogue(table: Table, path: str | os.PathLike) -> Path:
         payload = _serialize(table, fmt, path)
         if fmt == "ascii.csv":  # the sidecar first: a CSV never stands without its provenance
             sidecar = _provenance_json(table)
-            write_atomically(provenance_path(path),
-                             lambda tmp: Path(tmp).write_bytes(sidecar))
+            def write_sidecar(tmp: str) -> None:
+                Path(tmp).write_bytes(sidecar)
+
+            write_atomically(provenance_path(path), write_sidecar)
             sidecar_written = True
         write_atomically(path, write)
     except Exception as exc:

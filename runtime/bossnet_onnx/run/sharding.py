@@ -23,7 +23,8 @@ from ..wording import plural
 from .lock import OutputLock
 from .output_paths import check_output
 
-__all__ = ["Shard", "parse_shard", "slurm_shard", "SLURM_VARIABLES", "select_shard", "merge_catalogues", "PROVENANCE_KEYS"]
+__all__ = ["Shard", "parse_shard", "slurm_shard", "SLURM_VARIABLES", "select_shard",
+           "merge_catalogues", "PROVENANCE_KEYS"]
 
 #: Header keys that must agree between shards for a merge to make sense.
 PROVENANCE_KEYS = ("MODEL", "MODELSHA", "NDRAWS", "SEED", "PREPROC", "RECIPE", "NINPUTS", "PRECISN")

@@ -85,7 +85,8 @@ IDENTIFIER_COLUMNS: tuple[Column, ...] = (
            "LAMOST `Z`); for a star its radial velocity is c x survey_z", keys=("z",)),
     Column("survey_e_z", "float64", "", "its uncertainty (`Z_ERR`)", keys=("z_err",)),
     Column("object_name", "str", "", "the object's name as the file gives it (LAMOST "
-           "`OBJNAME`; SDSS spec files name none, their object is `specobjid`)", keys=("objname",)),
+           "`OBJNAME`, a 1-D image's `OBJECT`; SDSS spec files name none, their object is "
+           "`specobjid`)", keys=("objname", "object")),
     Column("snr", "float32", "", "the survey's own S/N, read from the file (mwm `snr`, SPALL "
            "/SPECOBJ `SN_MEDIAN_ALL`, LAMOST `SNRR`)", _ALL4, ("snr",)),
     Column("snr_model", "float32", "", "our S/N: median of flux x sqrt(ivar) over the pixels "
