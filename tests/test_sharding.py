@@ -141,3 +141,28 @@ def test_shard_auto_reads_the_process_environment(monkeypatch):
 def test_shard_auto_refuses_without_a_usable_array(env, match):
     with pytest.raises(ValueError, match=match):
         parse_shard("auto", env)
+
+
+@pytest.mark.filterwarnings("ignore::bossnet_onnx.errors.DemoModelWarning")
+def test_cli_shard_auto_writes_k_of_n_and_refuses_outside_an_array(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from bossnet_onnx.cli import app
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "spec-9999-60000-0042.fits"
+    for name in (*SLURM, "SLURM_ARRAY_TASK_STEP"):
+        monkeypatch.delenv(name, raising=False)
+    out = tmp_path / "part.fits"
+    refused = CliRunner().invoke(app, ["predict", str(example), "--shard", "auto", "--draws",
+                                       "0", "-o", str(out)])
+    assert refused.exit_code == 2 and "SLURM_ARRAY_TASK_ID" in refused.output
+    assert not out.exists()
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "0")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "1")
+    done = CliRunner().invoke(app, ["predict", str(example), "--shard", "auto", "--draws", "0",
+                                    "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    assert read_catalogue(out).meta["SHARD"] == "1/1"
