@@ -1,0 +1,204 @@
+"""Hyper-parameters of a BOSS Net network and the normalisation statistics of its outputs.
+
+The official checkpoints describe their network in `model_args.yaml`; a bare state dict carries
+no such description, so the official BOSS values are the default. Statistics are kept apart from
+the network because the same weights are published with one `stats/*.yaml` per survey.
+
+Both converters read these (the torch exporter in `bossnet_export` and the torch-free one in
+this package), so they live in the runtime, which needs no torch to parse them.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import CheckpointError, first_line
+from ..metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS
+
+__all__ = ["BossNetConfig", "OFFICIAL_BOSS", "load_config", "load_stats", "infer_member",
+           "check_member"]
+
+
+@dataclass(frozen=True)
+class BossNetConfig:
+    """The nine keys of an official `model_args.yaml`; defaults are the published BOSS model."""
+
+    in_channels: int = 1
+    model_dim: int = 4
+    dim_mults: tuple[int, ...] = (1, 2, 4, 8, 16)
+    kernel_size: int = 30
+    num_targets: int = 4
+    adapt_pool_output_dim: int = 1024
+    num_linear: int = 6
+    linear_dim: int = 1024
+    pos_enc: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dim_mults", tuple(int(m) for m in self.dim_mults))
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        """Feature channels after the first block and after each residual block."""
+        return tuple(self.model_dim * m for m in self.dim_mults)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["dim_mults"] = list(self.dim_mults)
+        return doc
+
+    @classmethod
+    def from_mapping(cls, doc: Mapping[str, Any], source: str = "config") -> BossNetConfig:
+        """Check types and ranges so that a typo fails here, not deep inside torch."""
+        if not isinstance(doc, Mapping):
+            raise CheckpointError(f"{source}: expected a mapping of BOSS Net hyper-parameters "
+                                  f"(model_args.yaml layout), got {type(doc).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(doc) - known)
+        if unknown:
+            raise CheckpointError(f"{source}: unknown hyper-parameter(s) {unknown}; "
+                                  f"expected only {sorted(known)}")
+        values: dict[str, Any] = {}
+        for key, raw in doc.items():
+            try:
+                if key == "pos_enc":
+                    if not isinstance(raw, bool):
+                        raise TypeError
+                    values[key] = raw
+                elif key == "dim_mults":
+                    mults = [int(m) for m in raw]
+                    if not mults or any(m < 1 for m in mults):
+                        raise ValueError
+                    values[key] = tuple(mults)
+                else:
+                    if isinstance(raw, bool) or int(raw) != raw or int(raw) < 1:
+                        raise ValueError
+                    values[key] = int(raw)
+            except (TypeError, ValueError):
+                expected = {"pos_enc": "true or false",
+                            "dim_mults": "a list of positive integers"}.get(key, "a positive integer")
+                raise CheckpointError(f"{source}: hyper-parameter '{key}' is {raw!r}; "
+                                      f"expected {expected}") from None
+        config = cls(**values)
+        if config.in_channels != 1:
+            raise CheckpointError(f"{source}: in_channels is {config.in_channels}; BOSS Net "
+                                  f"spectra have one flux channel (in_channels: 1)")
+        return config
+
+
+#: The published BOSS model (model_boss/model_args.yaml of the reference).
+OFFICIAL_BOSS = BossNetConfig()
+
+
+def _read_yaml(path: Path, what: str) -> Any:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: {what} file not found") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise CheckpointError(f"{path}: cannot read {what} as YAML ({first_line(exc)})") from None
+
+
+def load_config(path: str | Path | None) -> BossNetConfig:
+    """`model_args.yaml` (or any YAML with those keys) -> config; None -> official BOSS."""
+    if path is None:
+        return OFFICIAL_BOSS
+    path = Path(path)
+    return BossNetConfig.from_mapping(_read_yaml(path, "model config"), source=str(path))
+
+
+def load_stats(source: str | Path | Mapping[str, Mapping[str, float]] | None,
+               parameter_names: tuple[str, ...] = DEFAULT_PARAMETER_NAMES,
+               ) -> dict[str, dict[str, float]]:
+    """Per-parameter MEAN/STD (PNMIN/PNMAX kept when given) in the `stats/boss.yaml` layout.
+
+    The network predicts `(x - MEAN) / STD`; wrong statistics silently shift every catalogue
+    value, so each parameter must be present with a finite MEAN and a positive STD.
+    """
+    if source is None:
+        doc: Any = DEFAULT_STATS
+        where = "default BOSS stats"
+    elif isinstance(source, Mapping):
+        doc, where = source, "stats"
+    else:
+        where = str(source)
+        doc = _read_yaml(Path(source), "stats")
+    if not isinstance(doc, Mapping):
+        raise CheckpointError(f"{where}: expected per-parameter MEAN/STD entries "
+                              f"(stats/boss.yaml layout), got {type(doc).__name__}")
+    stats: dict[str, dict[str, float]] = {}
+    for name in parameter_names:
+        entry = doc.get(name)
+        if not isinstance(entry, Mapping) or not {"MEAN", "STD"} <= set(entry):
+            raise CheckpointError(f"{where}: no MEAN/STD for '{name}'; expected entries for "
+                                  f"{list(parameter_names)}")
+        clean: dict[str, float] = {}
+        for key in ("MEAN", "STD", "PNMIN", "PNMAX"):
+            if key not in entry:
+                continue
+            value = entry[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise CheckpointError(f"{where}: '{name}.{key}' is {value!r}, expected a "
+                                      f"finite number")
+            clean[key] = float(value)
+        if clean["STD"] <= 0:
+            raise CheckpointError(f"{where}: '{name}.STD' is {clean['STD']!r}, expected > 0")
+        stats[name] = clean
+    return stats
+
+
+#: Name fragments of the published checkpoints and registry entries, per member.
+_MEMBER_NAMES = (("gaia-xp", ("gaia_xp", "gaia-xp", "gaiaxp")),
+                 ("gaia-rvs", ("gaia_rvs", "gaia-rvs", "gaiarvs")),
+                 ("apogee", ("apogee",)),
+                 ("boss", ("boss",)))
+
+
+def infer_member(source: str | Path | None, config: BossNetConfig) -> str:
+    """The family member a checkpoint is, from its name, else from its model_args.yaml.
+
+    The published directories are `model_boss`, `model_apogee`, `model_gaia_rvs` and
+    `model_gaia_xp` (registry names carry the same words); a config equal to one published
+    network's model_args.yaml identifies it too. Anything else is BOSS Net, as before members.
+    """
+    from ..members import OFFICIAL_CONFIGS
+
+    text = Path(str(source)).name.lower() if source is not None else ""
+    for member, fragments in _MEMBER_NAMES:
+        if any(f in text for f in fragments):
+            return member
+    for member, official in OFFICIAL_CONFIGS.items():
+        if config.to_dict() == official:
+            return member
+    return "boss"
+
+
+def check_member(member: str, config: BossNetConfig, where: str) -> None:
+    """CheckpointError when the weights cannot be `member`'s network.
+
+    The state dict (loaded strictly against `config`) fixes the number of outputs; a config
+    that is exactly another member's published one is also refused, since exporting APOGEE Net
+    weights as Gaia RVS Net would silently feed them the wrong input.
+    """
+    from ..members import MEMBERS, OFFICIAL_CONFIGS
+
+    recipe = MEMBERS.get(member)
+    if recipe is None:
+        raise CheckpointError(f"--member {member!r} is not a family member; choose one of "
+                              f"{', '.join(MEMBERS)}")
+    wanted = len(recipe.parameter_names)
+    if config.num_targets != wanted:
+        raise CheckpointError(f"{where}: the network predicts {config.num_targets} values but "
+                              f"{recipe.title} (member {member}) predicts {wanted} "
+                              f"({', '.join(recipe.parameter_names)}); check --member")
+    for other, official in OFFICIAL_CONFIGS.items():
+        if other != member and config.to_dict() == official \
+                and config.to_dict() != OFFICIAL_CONFIGS[member]:
+            raise CheckpointError(f"{where}: model_args.yaml is the published {other} "
+                                  f"network's, not {member}'s; check --member")
