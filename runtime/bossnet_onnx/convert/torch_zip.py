@@ -38,7 +38,7 @@ from ..errors import CheckpointError
 from .architecture import DERIVED_KEYS, state_shapes
 from .config import BossNetConfig
 
-__all__ = ["CHUNK_NAME", "LoadedState", "chunk_paths", "read_state", "unwrap_state_dict",
+__all__ = ["CHUNK_NAME", "LoadedState", "chunk_paths", "read_state", "load_tensors", "unwrap_state_dict",
            "check_state_dict_keys", "check_shapes", "MAX_MEMBER_RATIO"]
 
 CHUNK_NAME = re.compile(r"^model_chunk_(\d+)$")
@@ -449,26 +449,38 @@ def check_shapes(found: Mapping[str, tuple[int, ...]], expected: Mapping[str, tu
                               f"{'; '.join(wrong[:4])}; check --config (model_args.yaml)")
 
 
-def read_state(path: str | Path, config: BossNetConfig) -> LoadedState:
-    """The float32 state dict of a checkpoint in any of the three layouts, checked strictly
-    against `config` (names and shapes); the derived buffers are filled in when absent."""
-    path = Path(path)
+def _open(path: Path) -> tuple[list[Path], str]:
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found; pass the official model directory "
                               f"(model_args.yaml + model_chunk_*) or a .pt/.pth file")
     if path.is_dir():
-        parts = chunk_paths(path)
-        where = f"{path} (model_chunk_* concatenated)"
-    else:
-        parts = [path]
-        where = str(path)
+        return chunk_paths(path), f"{path} (model_chunk_* concatenated)"
+    return [path], str(path)
+
+
+def _load(parts: list[Path], where: str) -> tuple[Any, int]:
     try:
         chain = _Chain(parts)
     except OSError as exc:
         raise CheckpointError(f"{where}: cannot read checkpoint ({exc.strerror})") from None
     with chain:
-        obj = _read_zip(chain, where, parts)
-        n_bytes = chain.size
+        return _read_zip(chain, where, parts), chain.size
+
+
+def load_tensors(path: str | Path) -> Any:
+    """What a torch.save file (or the official chunks) holds, tensors as numpy arrays, read
+    with the same restrictions as `read_state` (weights-only, bounded, CRC-checked)."""
+    path = Path(path)
+    parts, where = _open(path)
+    return _load(parts, where)[0]
+
+
+def read_state(path: str | Path, config: BossNetConfig) -> LoadedState:
+    """The float32 state dict of a checkpoint in any of the three layouts, checked strictly
+    against `config` (names and shapes); the derived buffers are filled in when absent."""
+    path = Path(path)
+    parts, where = _open(path)
+    obj, n_bytes = _load(parts, where)
     state, layout = unwrap_state_dict(obj, where, lambda v: isinstance(v, np.ndarray))
     if path.is_dir():
         layout = "official-chunks"
