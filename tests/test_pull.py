@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 from http_fixture import Fault, FileServer
-from import_blocker import BLOCKER
+from import_blocker import BLOCKER, TORCH_BLOCKER
 from typer.testing import CliRunner
 
 from bossnet_onnx.cli import app
@@ -179,6 +179,89 @@ def test_pull_then_predict_equals_direct_export(site, weights, tmp_path):
     text = runner.invoke(app, ["models", "list"]).output
     size = target.stat().st_size / 1e6
     assert f"installed: {target} ({size:.1f} MB)" in text
+
+
+FAMILY = ("boss", "apogee", "gaia-rvs", "gaia-xp")
+
+
+@pytest.mark.slow
+@pytest.mark.export
+def test_all_four_members_pull_without_torch_and_equal_torch(tmp_path, monkeypatch):
+    """The `pip install '.[cpu]'` promise: torch unimportable, `models pull` of every member
+    from a loopback mirror converts the official-layout chunks itself; the installed models
+    equal the PyTorch network on the same weights and say which converter built them."""
+    import dataclasses
+
+    torch = pytest.importorskip("torch")
+    from bossnet_export.random_weights import (
+        SMALL_CONFIG,
+        build_random_model,
+        save_official_layout,
+    )
+    from bossnet_onnx.convert.probes import parity_inputs
+    from bossnet_onnx.members import MEMBERS
+    from bossnet_onnx.model_info import format_model_info, model_info
+    from bossnet_onnx.session import open_model
+
+    clone = tmp_path / "clone"
+    nets, models = {}, []
+    for seed, member in enumerate(FAMILY):
+        folder = f"bossnet/model_tiny_{member.replace('-', '_')}"
+        config = dataclasses.replace(SMALL_CONFIG,
+                                     num_targets=len(MEMBERS[member].parameter_names))
+        nets[member] = build_random_model(config, seed=20 + seed)
+        save_official_layout(nets[member], clone / folder)
+        files = [{"path": f"{folder}/model_args.yaml", "role": "config"}]
+        files += [{"path": f"{folder}/model_chunk_{i}", "role": "weights"} for i in range(10)]
+        for item in files:
+            item["blob"] = git_blob_id(clone / item["path"])
+        models.append({"name": f"tiny-{member}", "member": member, "title": member,
+                       "repository": "example/tiny-bossnet", "commit": COMMIT,
+                       "folder": folder, "files": files})
+    server = FileServer(files={f"/{COMMIT}/{p.relative_to(clone).as_posix()}": p.read_bytes()
+                               for p in clone.rglob("*") if p.is_file()}).start()
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"format": "bossnet-onnx-registry", "version": 1,
+                                    "models": models}))
+    monkeypatch.setenv(REGISTRY_ENV, str(registry))
+    monkeypatch.setenv(MODELS_URL_ENV, server.url)
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+    script = tmp_path / "no_torch.py"
+    script.write_text(TORCH_BLOCKER + textwrap.dedent("""
+        import sys
+        from bossnet_onnx.cli import main
+        sys.argv = ["bossnet-onnx", "models", "pull", sys.argv[1], "-q"]
+        try:
+            main()
+        finally:
+            assert "torch" not in sys.modules
+    """))
+    try:
+        for member in FAMILY:
+            proc = subprocess.run([sys.executable, str(script), f"tiny-{member}"],
+                                  capture_output=True, text=True, env=dict(os.environ),
+                                  timeout=300)
+            assert proc.returncode == 0, proc.stderr
+            assert f"installed tiny-{member}" in proc.stderr
+            assert "parity (numpy converter): max |onnx - numpy|" in proc.stderr
+    finally:
+        server.stop()
+    for member in FAMILY:
+        target = installed_path(f"tiny-{member}")
+        loaded = open_model(target, provider="cpu", threads=1)
+        assert loaded.metadata.member == member
+        assert loaded.metadata.exporter["converter"] == "numpy"
+        details = model_info(f"tiny-{member}")
+        assert details["converter"] == "numpy"
+        assert ["converter", "numpy"] in [line.split()
+                                          for line in format_model_info(details).splitlines()]
+        rows = np.concatenate(list(parity_inputs(MEMBERS[member].n_inputs, (6,), 3).values()))
+        with torch.no_grad():
+            expected = nets[member](torch.from_numpy(rows).unsqueeze(1)).numpy()
+        got = loaded.run_normalized(rows)
+        ratio = float(np.max(np.abs(got - expected) / expected.std(axis=0)))
+        print(f"{member}: torch-free pull vs PyTorch, max |diff| / STD = {ratio:.2e}")
+        assert ratio < 1e-3
 
 
 @pytest.mark.slow

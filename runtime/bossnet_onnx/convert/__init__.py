@@ -89,9 +89,9 @@ def _check(state: dict[str, np.ndarray], config: BossNetConfig, path: Path, *,
             diff[~np.isfinite(diff)] = np.inf
             report.cases[name] = max_abs(normalized, want)
             report.physical_cases[name] = max_abs(physical / stds, (want * stds + means) / stds)
-            row, col = np.unravel_index(int(np.argmax(diff)), diff.shape)
+            row, col = (int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
             if diff[row, col] > worst[0] or not worst[1]:
-                worst = (float(diff[row, col]), name, int(row), int(col))
+                worst = (float(diff[row, col]), name, row, col)
     except ParityError:
         raise
     except Exception as exc:  # onnxruntime raises its own pybind types  # noqa: BLE001

@@ -3,7 +3,8 @@
 Same contract as the torch export (`bossnet_export.exporter`): input `flux` [batch, n] with the
 length fixed, outputs `normalized` and `physical`, the positional channel a constant, the
 adaptive average pool a constant Gather + Mul + ReduceSum over torch's bins, the metadata
-written by `model_metadata`. Initializers carry the checkpoint's own names.
+written by `model_metadata`, each batch norm folded into its convolution as the torch export's
+optimiser folds it. Initializers carry the checkpoint's own names.
 
 The file is streamed: the graph without weights is serialised once, then each weight is
 appended as one more `graph.initializer` entry (protobuf merges repeated occurrences of a
@@ -58,12 +59,32 @@ class _Graph:
         return name
 
 
-def _conv_bn(g: _Graph, x: str, conv: str, bn: str, pad: int, kernel: int, bias: bool) -> str:
-    inputs = [x, f"{conv}.weight"] + ([f"{conv}.bias"] if bias else [])
-    y = g.op("Conv", inputs, kernel_shape=[kernel], pads=[pad, pad], strides=[1],
-             dilations=[1], group=1)
-    return g.op("BatchNormalization", [y, f"{bn}.weight", f"{bn}.bias", f"{bn}.running_mean",
-                                       f"{bn}.running_var"], epsilon=BN_EPSILON)
+def _conv_bn(g: _Graph, x: str, conv: str, pad: int, kernel: int) -> str:
+    """Conv with its batch norm folded in (`weight_tensors` folds the arrays)."""
+    return g.op("Conv", [x, f"{conv}.weight", f"{conv}.bias"], kernel_shape=[kernel],
+                pads=[pad, pad], strides=[1], dilations=[1], group=1)
+
+
+#: (convolution, its batch norm, whether the convolution has its own bias), in graph order
+def _conv_layers(config: BossNetConfig) -> list[tuple[str, str, bool]]:
+    layers = [("first_conv.conv_layer", "first_conv.bn", True)]
+    for i in range(len(config.dim_mults) - 1):
+        layers += [(f"res_blocks.{i}.conv1", f"res_blocks.{i}.bn1", False),
+                   (f"res_blocks.{i}.conv2", f"res_blocks.{i}.bn2", False)]
+    return layers
+
+
+def _fold(state: Mapping[str, np.ndarray], conv: str, bn: str, has_bias: bool,
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Batch norm folded into the convolution, in float32 as the torch export's optimiser
+    (onnxscript's fuse-batchnorm rule) does it, so both converters write the same numbers:
+    W' = W * gamma / sqrt(var + eps), b' = (b - mean) * gamma / sqrt(var + eps) + beta."""
+    gamma, beta, mean, var = (state[f"{bn}.{k}"] for k in ("weight", "bias", "running_mean",
+                                                            "running_var"))
+    scale = gamma / np.sqrt(var + BN_EPSILON)
+    weight = state[f"{conv}.weight"] * scale.reshape(-1, 1, 1)
+    bias = state[f"{conv}.bias"] if has_bias else np.zeros_like(mean)
+    return weight.astype(np.float32), ((bias - mean) * scale + beta).astype(np.float32)
 
 
 def build_skeleton(config: BossNetConfig, metadata: ModelMetadata, *, inv_freq: float = 1.0,
@@ -87,13 +108,13 @@ def build_skeleton(config: BossNetConfig, metadata: ModelMetadata, *, inv_freq: 
                                               np.array([1, n], np.int64))], axis=0)
         pos = g.op("Expand", [g.const("const.position", position_channel(n, inv_freq)), shape])
         x = g.op("Concat", [x, pos], axis=1)
-    out = _conv_bn(g, x, "first_conv.conv_layer", "first_conv.bn", k // 2, k, bias=True)
+    out = _conv_bn(g, x, "first_conv.conv_layer", k // 2, k)
     out = g.op("MaxPool", [g.op("Elu", [out], alpha=1.0)], kernel_shape=[2], strides=[2])
     pad1, pad2 = residual_pads(k)
     for i, (c_in, c_out) in enumerate(itertools.pairwise(config.channels)):
         p = f"res_blocks.{i}"
-        h = g.op("Elu", [_conv_bn(g, out, f"{p}.conv1", f"{p}.bn1", pad1, k, False)], alpha=1.0)
-        h = _conv_bn(g, h, f"{p}.conv2", f"{p}.bn2", pad2, k, False)
+        h = g.op("Elu", [_conv_bn(g, out, f"{p}.conv1", pad1, k)], alpha=1.0)
+        h = _conv_bn(g, h, f"{p}.conv2", pad2, k)
         shortcut = out
         if c_out != c_in:
             grow = c_out - c_in
@@ -164,7 +185,7 @@ def _append_initializer(handle: BinaryIO, name: str, array: np.ndarray) -> None:
     header = TensorProto(name=name, dims=list(array.shape),
                          data_type=helper.np_dtype_to_tensor_dtype(array.dtype))
     head = header.SerializeToString()
-    raw = memoryview(little.reshape(-1)).cast("B")
+    raw = memoryview(little.reshape(-1)).cast("B")  # type: ignore[arg-type]
     tensor_len = len(head) + len(_key(_TENSOR_RAW)) + len(_varint(raw.nbytes)) + raw.nbytes
     graph_len = len(_key(_GRAPH_INITIALIZER)) + len(_varint(tensor_len)) + tensor_len
     handle.write(_key(_MODEL_GRAPH) + _varint(graph_len) + _key(_GRAPH_INITIALIZER)
@@ -183,11 +204,14 @@ def write_model(path: str | Path, skeleton: Any,
 
 def weight_tensors(state: Mapping[str, np.ndarray], config: BossNetConfig,
                    ) -> list[tuple[str, np.ndarray]]:
-    """The state-dict arrays the graph reads (position buffer and counters excluded)."""
-    from .architecture import state_shapes
-
-    return [(key, state[key]) for key in state_shapes(config)
-            if key != "pos_enc.inv_freq" and not key.endswith("num_batches_tracked")]
+    """The arrays the graph reads: convolutions with their batch norms folded in, then the
+    linear layers as they are in the state dict."""
+    tensors: list[tuple[str, np.ndarray]] = []
+    for conv, bn, has_bias in _conv_layers(config):
+        weight, bias = _fold(state, conv, bn, has_bias)
+        tensors += [(f"{conv}.weight", weight), (f"{conv}.bias", bias)]
+    tensors += [(key, state[key]) for key in state if key.startswith("linear_sequential.")]
+    return tensors
 
 
 def checkable(skeleton: Any, tensors: Iterable[tuple[str, np.ndarray]]) -> Any:

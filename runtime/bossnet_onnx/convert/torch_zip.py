@@ -30,7 +30,7 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
@@ -101,7 +101,7 @@ class _Chain(io.RawIOBase):
         self._starts = [sum(self._sizes[:i]) for i in range(len(parts))]
         self.size = sum(self._sizes)
         self._pos = 0
-        self._handles: dict[int, BinaryIO] = {}
+        self._handles: dict[int, io.BufferedReader] = {}
 
     def readable(self) -> bool:
         return True
@@ -386,7 +386,7 @@ def _read_zip(chain: _Chain, where: str, parts: list[Path]) -> Any:
                     raw = _read_member(archive, member, chain, where, parts)
                     storages[ref.key] = _storage_array(raw, ref.dtype, big_endian)
                 return _tensor(value, storages[ref.key], where, key)
-            if isinstance(value, Mapping):
+            if isinstance(value, dict):  # dict or OrderedDict: the only mappings unpickled
                 return type(value)((k, materialise(v, f"{key}.{k}" if key else str(k)))
                                    for k, v in value.items())
             if isinstance(value, (list, tuple)):
