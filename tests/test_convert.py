@@ -3,8 +3,9 @@ checkpoints refused in one line with nothing installed.
 
 The parity tests build random He-initialised checkpoints at the published sizes with torch
 (the full test environment has it), convert them both ways and compare the two models on real
-spectra from ../shared/data (synthetic RVS-like spectra for Gaia RVS Net: no RVS file there): the largest |difference|
-of the normalised outputs, i.e. in units of each parameter's STD, must stay below 1e-5.
+spectra from ../shared/data (synthetic RVS-like spectra for Gaia RVS Net: no RVS file there):
+the largest |difference| of the normalised outputs, i.e. in units of each parameter's STD,
+must stay below 1e-5.
 """
 from __future__ import annotations
 
