@@ -280,7 +280,8 @@ def export(
                                   "a numpy forward pass) or auto (torch when installed)."),
 ) -> None:
     """Convert a BOSS Net family checkpoint into a verified, fixed-shape ONNX model."""
-    from .convert import CONVERTER_CHOICES, export_checkpoint
+    from .convert import CONVERTER_CHOICES
+    from .convert.choose import export_checkpoint
     from .members import MEMBERS
 
     if member is not None and member not in MEMBERS:

@@ -132,7 +132,7 @@ def _fetch_files(model: RegistryModel, folder: Path, clone: Path | None, progres
 def _converter(model: RegistryModel, folder: Path, converter: str) -> str:
     """The converter that will build the model ("torch" or "numpy"), or a PullError saying
     what to install; the verified files stay either way."""
-    from .convert import torch_available
+    from .convert.choose import torch_available
     from .members import MEMBERS
 
     kept = f"the {len(model.files)} verified files are kept in {folder}"
@@ -212,7 +212,7 @@ def pull_model(name: str, *, source_dir: str | os.PathLike | None = None, force:
 
             config = OFFICIAL_BOSS  # the set was built with the network's defaults
         target.parent.mkdir(parents=True, exist_ok=True)
-        from .convert import export_checkpoint
+        from .convert.choose import export_checkpoint
 
         try:
             report = export_checkpoint(

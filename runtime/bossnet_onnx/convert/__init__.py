@@ -4,8 +4,8 @@
 reader (`torch_zip`), builds the same fixed-shape graph and metadata as the torch export
 (`graph`, `report`), and before anything is installed compares onnxruntime's outputs with an
 independent numpy forward pass (`forward`) on probe rows; a mismatch is fatal and names the
-largest difference. `export_checkpoint` picks a converter: torch when asked for, or when it is
-installed and nothing was asked; this one otherwise. Both record themselves in the file
+largest difference. `choose.export_checkpoint` picks a converter: torch when asked for, or when
+it is installed and nothing was asked; this one otherwise. Both record themselves in the file
 (`bossnet.exporter["converter"]`).
 
 Like the export package, this imports `onnx` only inside the functions that build files, so
@@ -26,8 +26,8 @@ from ..errors import CheckpointError, ExportError, ParityError, first_line
 from .config import OFFICIAL_BOSS, BossNetConfig, check_member, infer_member, load_config
 from .report import CONVERTERS, ExportReport, exporter_record, means_stds, model_metadata
 
-__all__ = ["CONVERTERS", "CONVERTER_CHOICES", "ROUTE", "convert_checkpoint",
-           "export_checkpoint", "resolve_config", "torch_available", "ExportReport"]
+__all__ = ["CONVERTERS", "CONVERTER_CHOICES", "ROUTE", "convert_checkpoint", "resolve_config",
+           "ExportReport"]
 
 ROUTE = "bossnet_onnx.convert: torch-free reader, onnx.helper graph, numpy forward check"
 #: `--converter` values: auto picks torch when it is installed.
@@ -47,15 +47,6 @@ def resolve_config(path: Path, config: str | Path | BossNetConfig | None) -> Bos
                                   f"next to the chunks (or pass --config)")
         return load_config(yaml_path)
     return OFFICIAL_BOSS
-
-
-def torch_available() -> bool:
-    """Whether the torch exporter can run here (torch and the export package import)."""
-    try:
-        import bossnet_export  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _check(state: dict[str, np.ndarray], config: BossNetConfig, path: Path, *,
@@ -173,26 +164,3 @@ def convert_checkpoint(checkpoint: str | Path, output: str | Path, *,
                         n_parameters=n_parameters, file_bytes=output.stat().st_size,
                         seconds=time.perf_counter() - start,
                         output_spread=reports[0].output_std, converter="numpy")
-
-
-def export_checkpoint(checkpoint: str | Path, output: str | Path, *, converter: str = "auto",
-                      **options: Any) -> ExportReport:
-    """The `export` command and `models pull`: torch when asked for, or when installed and
-    `converter` is auto; the torch-free converter otherwise. `options` as `export_model`."""
-    if converter not in CONVERTER_CHOICES:
-        raise ExportError(f"--converter {converter!r}; choose one of "
-                          f"{', '.join(CONVERTER_CHOICES)}")
-    if converter == "torch" or (converter == "auto" and torch_available()):
-        try:
-            from bossnet_export import export_model
-        except ImportError:
-            raise ExportError("--converter torch needs the export extra: pip install "
-                              "'bossnet-onnx[cpu,export]' (or use --converter numpy, which "
-                              "needs no torch)") from None
-        return export_model(checkpoint, output, **options)
-    if options.get("quantize"):
-        raise ExportError("--quantize needs the torch converter: pip install "
-                          "'bossnet-onnx[cpu,export]' and --converter torch")
-    options.pop("quantize", None)
-    options.pop("quantized_output", None)
-    return convert_checkpoint(checkpoint, output, **options)
