@@ -251,7 +251,7 @@ def _real_rows(member: str, meta, shared: Path) -> np.ndarray:
     from bossnet_onnx.spectrum import Spectrum
 
     patterns = {"boss": "sdss-spec-*.fits", "apogee": "apogee-apstar-*.fits",
-                "gaia-xp": "gaia-xp-continuous-*RAW.csv"}
+                "gaia-xp": "gaia-xp-continuous-*.csv"}
     if member == "gaia-rvs":
         rng = np.random.default_rng(4)
         wave = np.linspace(8460.0, 8700.0, 2401)

@@ -156,6 +156,7 @@ def convert_checkpoint(checkpoint: str | Path, output: str | Path, *,
 
     def write(tmp: str) -> None:
         write_model(tmp, skeleton, tensors)
+        tensors.clear()  # only `state` holds the weights now, and `_check` lets them go
         reports.append(_check(state, cfg, Path(tmp), n_pixels=metadata.n_pixels, batch=batch,
                               means=means, stds=stds, seed=seed, where=str(output)))
 
