@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bossnet_onnx.preprocess import model_inputs
-from bossnet_onnx.session import open_model
-from bossnet_onnx.synthetic.spectra import POPULATIONS, sample_labels, synthesize_batch
+from bossnet_onnx.model.session import open_model
+from bossnet_onnx.science.preprocess import model_inputs
+from bossnet_onnx.science.synthetic import POPULATIONS, sample_labels, synthesize_batch
 
 TARGETS = {"teff_pct": 5.0, "logg": 0.3, "fe_h": 0.25, "rv": 15.0}
 SNR_BINS = [(5, 10), (10, 30), (30, 60), (60, 200.01)]

@@ -19,7 +19,7 @@ median with the spread over rounds, because the machine is shared and noisy:
   ov-bf16     OpenVINO mixed bf16 (first two convolutions and the head in fp32);
   ort-int8    the exported int8 copy (onnxruntime dynamic int8 of the big linear layer).
 Reduced precisions are timed here whatever their verdict; whether each is *offered* is decided
-by the accuracy budget on trained weights (bossnet_onnx.precision), printed below the table for
+by the accuracy budget on trained weights (bossnet_onnx.model.precision), printed below the table for
 the trained demo model and, for information, for the random weights timed here.
 
 Printed: spectra/s, ratio, stage times, cold start, peak RSS, FLOPs per forward, achieved GFLOP/s
@@ -49,8 +49,10 @@ def make_workload(workdir: Path, n_files: int, config_name: str, seed: int = 0) 
     """Random official-layout checkpoint, its ONNX export (+ int8), and synthetic spec files."""
     from bossnet_export import OFFICIAL_BOSS, export_model
     from bossnet_export.random_weights import SMALL_CONFIG, build_random_model, save_official_layout
-    from bossnet_onnx.synthetic.layouts import write_spec
-    from bossnet_onnx.synthetic.spectra import sample_labels, synthesize
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test tooling: survey-file writers
+    from layouts import write_spec
+
+    from bossnet_onnx.science.synthetic import sample_labels, synthesize
 
     config = OFFICIAL_BOSS if config_name == "official" else SMALL_CONFIG
     ckpt = workdir / "checkpoint"
@@ -160,8 +162,8 @@ def side_torch(work: dict, draws: int, threads: int, batch_files: int = 128) -> 
     import torch
 
     from bossnet_export import load_checkpoint
-    from bossnet_onnx.preprocess import sigma_from_ivar
     from bossnet_onnx.readers import read_spectra
+    from bossnet_onnx.science.preprocess import sigma_from_ivar
 
     torch.set_num_threads(threads)
     times = {"read": 0.0, "preprocess": 0.0, "model": 0.0, "write": 0.0}
@@ -171,7 +173,7 @@ def side_torch(work: dict, draws: int, threads: int, batch_files: int = 128) -> 
         model(torch.zeros(2, 1, 3900))
     cold = time.perf_counter() - t0
     grid = torch.linspace(3800, 8900, 3900)
-    from bossnet_onnx.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS
+    from bossnet_onnx.model.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS
 
     means = torch.tensor([DEFAULT_STATS[p]["MEAN"] for p in DEFAULT_PARAMETER_NAMES])
     stds = torch.tensor([DEFAULT_STATS[p]["STD"] for p in DEFAULT_PARAMETER_NAMES])
@@ -243,12 +245,12 @@ ONNX_SIDES = {
 
 def open_side_model(work: dict, side: str, threads: int):
     """The side's BossNetModel, opened without the accuracy-budget gate (timing only)."""
-    from bossnet_onnx.session import BossNetModel, open_model
+    from bossnet_onnx.model.session import BossNetModel, open_model
 
     key, provider, precision = ONNX_SIDES[side]
     if precision == "bf16":
-        from bossnet_onnx import engine_openvino
-        from bossnet_onnx.metadata import ModelMetadata
+        from bossnet_onnx.model import engine_openvino
+        from bossnet_onnx.model.metadata import ModelMetadata
 
         session = engine_openvino.open_session(Path(work[key]), threads, "bf16")
         meta = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map)
@@ -261,8 +263,8 @@ def open_side_model(work: dict, side: str, threads: int):
 
 
 def side_onnx(work: dict, draws: int, threads: int, batch_size: int, side: str) -> dict:
-    from bossnet_onnx.pipeline import StageTimes
-    from bossnet_onnx.runs import predict_to_file
+    from bossnet_onnx.run.stream import StageTimes
+    from bossnet_onnx.run.to_file import predict_to_file
 
     times = StageTimes()
     out = Path(tempfile.mkdtemp()) / "catalogue.fits"
@@ -301,9 +303,9 @@ def run_side(args: argparse.Namespace, work_json: Path, side: str) -> dict:
 def budget_verdicts(work: dict, threads: int) -> list[str]:
     """Accuracy-budget verdicts: the trained demo model (what decides 'offered') and the
     random weights timed here (for information only: untrained nets have no science budget)."""
-    from bossnet_onnx import engine_openvino
-    from bossnet_onnx.precision import measure_verdict
-    from bossnet_onnx.session import open_model
+    from bossnet_onnx.model import engine_openvino
+    from bossnet_onnx.model.precision import measure_verdict
+    from bossnet_onnx.model.session import open_model
 
     lines = []
     demo_int8 = None
@@ -311,13 +313,13 @@ def budget_verdicts(work: dict, threads: int) -> list[str]:
         sys.path.insert(0, str(HERE))
         from precision import make_int8_copy  # benchmarks/precision.py
 
-        from bossnet_onnx.model_files import default_model_path
+        from bossnet_onnx.model.files import default_model_path
 
         demo_int8 = make_int8_copy(default_model_path(), Path(tempfile.mkdtemp()))
     except Exception as exc:  # pragma: no cover - report, do not stop
         lines.append(f"demo int8 copy not made: {exc}")
-    from bossnet_onnx.model_files import default_model_path
-    from bossnet_onnx.precision import int8_sibling
+    from bossnet_onnx.model.files import default_model_path
+    from bossnet_onnx.model.precision import int8_sibling
 
     targets = [("trained demo model", {"onnx": str(default_model_path()),
                                        "onnx_int8": str(int8_sibling(demo_int8)) if demo_int8
@@ -354,8 +356,8 @@ def main() -> None:
     parser.add_argument("--_side", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--_work", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from bossnet_onnx import engine_openvino
-    from bossnet_onnx.session import available_cpus
+    from bossnet_onnx.model import engine_openvino
+    from bossnet_onnx.model.session import available_cpus
 
     args.threads = args.threads or available_cpus()
     if args._side:

@@ -30,9 +30,9 @@ from pathlib import Path
 CHILD = r"""
 import json, os, sys, time
 import onnxruntime
-from bossnet_onnx import ort_cache
-from bossnet_onnx.model_content import model_content_sha256
-from bossnet_onnx.session import check_outputs, open_model
+from bossnet_onnx.model import ort_cache
+from bossnet_onnx.model.content import model_content_sha256
+from bossnet_onnx.model.session import check_outputs, open_model
 from pathlib import Path
 path, what = Path(sys.argv[1]), sys.argv[2]
 if what == "open-rehash":

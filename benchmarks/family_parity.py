@@ -34,7 +34,7 @@ COLUMNS = {"logg": "logg", "logTeff": "log_teff", "FeH": "fe_h", "rv": "bn_v_r"}
 def _write_weights(member: str, reference: Path, seed: int) -> tuple[Path, object]:
     from bossnet_export.config import BossNetConfig
     from bossnet_export.random_weights import build_random_model, save_official_layout
-    from bossnet_onnx.members import OFFICIAL_CONFIGS
+    from bossnet_onnx.science.members import OFFICIAL_CONFIGS
 
     config = BossNetConfig.from_mapping(OFFICIAL_CONFIGS[member])
     model = build_random_model(config, seed=seed, calibration_rows=_calibration_rows(member))
@@ -70,7 +70,8 @@ def _calibration_rows(member: str) -> np.ndarray | None:
 
 def _rvs_file(work: Path, n: int = 4) -> Path:
     """A Gaia RVS archive ECSV (no public one could be found): smooth spectra with lines."""
-    from bossnet_onnx.synthetic.layouts import write_gaia_table
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test tooling: survey-file writers
+    from layouts import write_gaia_table
 
     rng = np.random.default_rng(7)
     wave = np.linspace(8460, 8700, 2401)
@@ -176,8 +177,8 @@ def _inputs(member: str, work: Path, copies: int, source: str | None) -> list[Pa
 def compare(member: str, reference: Path, work: Path, seed: int = 0, copies: int = 1,
             source: str | None = None) -> dict:
     from bossnet_export import export_model
-    from bossnet_onnx.members import MEMBERS, OFFICIAL_CONFIGS, OFFICIAL_STATS
-    from bossnet_onnx.pipeline import predict
+    from bossnet_onnx.run.stream import predict
+    from bossnet_onnx.science.members import MEMBERS, OFFICIAL_CONFIGS, OFFICIAL_STATS
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench import flops_per_forward

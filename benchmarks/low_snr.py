@@ -14,10 +14,10 @@ import argparse
 
 import numpy as np
 
-from bossnet_onnx.pipeline import prepare_spectrum, result_from_outputs
-from bossnet_onnx.session import open_model
+from bossnet_onnx.model.session import open_model
+from bossnet_onnx.run.stream import prepare_spectrum, result_from_outputs
+from bossnet_onnx.science.synthetic import synthesize
 from bossnet_onnx.spectrum import Spectrum
-from bossnet_onnx.synthetic.spectra import synthesize
 
 LEVELS = (1, 2, 3, 5, 8, 12, 20, 40)
 

@@ -2,7 +2,7 @@
 """Accuracy budget of every engine x precision on trained weights, in physical units.
 
 Why: a reduced precision is offered for a network only when it stays within the budget of
-bossnet_onnx.precision (median and 99.9th percentile / max |Δ| against exact fp32 onnxruntime).
+bossnet_onnx.model.precision (median and 99.9th percentile / max |Δ| against exact fp32 onnxruntime).
 This prints the figures behind that verdict for the bundled demo model (trained on synthetic
 spectra; or any --model, e.g. a published model you pulled and exported) on two held-out sets:
 the runtime's deterministic synthetic set (what `--precision` measures on first use) and the
@@ -20,9 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from bossnet_onnx import engine_openvino
-from bossnet_onnx.precision import BUDGET, QUANTITIES, UNITS, compare, heldout_inputs, int8_sibling
-from bossnet_onnx.session import BossNetModel, open_model
+from bossnet_onnx.model import engine_openvino
+from bossnet_onnx.model.precision import (
+    BUDGET,
+    QUANTITIES,
+    UNITS,
+    compare,
+    heldout_inputs,
+    int8_sibling,
+)
+from bossnet_onnx.model.session import BossNetModel, open_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -31,7 +38,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 def real_inputs(model: BossNetModel, folders: list[Path], draws: int = 20) -> np.ndarray:
     """Model input rows of every spectrum the readers find in `folders`, noise-free row plus
     `draws` Monte-Carlo copies each (all of them are model inputs in a real run)."""
-    from bossnet_onnx.pipeline import Prepared, StageTimes, _read_and_prepare
+    from bossnet_onnx.run.stream import Prepared, StageTimes, _read_and_prepare
 
     rows = []
     for folder in folders:

@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 from astropy.io.fits.verify import VerifyWarning
 
-from bossnet_onnx.synthetic.layouts import write_mwm, write_spec
-from bossnet_onnx.synthetic.spectra import synthesize
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test tooling: survey-file writers
+from layouts import write_mwm, write_spec
+
+from bossnet_onnx.science.synthetic import synthesize
 
 SEED = 2024
 

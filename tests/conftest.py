@@ -10,7 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-# ORT-format model copies (bossnet_onnx.ort_cache) go to a throw-away folder, not ~/.cache;
+# ORT-format model copies (bossnet_onnx.model.ort_cache) go to a throw-away folder, not ~/.cache;
 # set here so subprocesses started by tests inherit it.
 os.environ.setdefault("BOSSNET_ONNX_CACHE", tempfile.mkdtemp(prefix="bossnet-onnx-cache-"))
 SHARED_DATA = REPO.parent / "shared" / "data"

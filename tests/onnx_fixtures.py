@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bossnet_onnx.metadata import (
+from bossnet_onnx.model.metadata import (
     DEFAULT_PARAMETER_NAMES,
     DEFAULT_STATS,
     ModelMetadata,
@@ -113,7 +113,7 @@ def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
 
 def member_metadata(member: str, **overrides) -> ModelMetadata:
     """Metadata of a family member's model as the exporter writes it (grid, stats, recipe)."""
-    from bossnet_onnx.members import MEMBERS, OFFICIAL_STATS, input_grid
+    from bossnet_onnx.science.members import MEMBERS, OFFICIAL_STATS, input_grid
 
     recipe = MEMBERS[member]
     fields = dict(parameter_names=recipe.parameter_names, stats=OFFICIAL_STATS[member],

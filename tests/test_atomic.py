@@ -40,9 +40,9 @@ def test_failure_keeps_the_old_file_and_removes_the_temporary(tmp_path, error):
 
 def test_plot_on_a_full_disk_leaves_no_half_image(tiny_tmpfs):
     pytest.importorskip("matplotlib")
-    from bossnet_onnx.catalogue import Result, build_table
     from bossnet_onnx.errors import OutputError
-    from bossnet_onnx.plotting import plot_kiel
+    from bossnet_onnx.outputs.catalogue import Result, build_table
+    from bossnet_onnx.outputs.plotting import plot_kiel
 
     small = tiny_tmpfs(options="size=8k")
     table = build_table([Result(source=f"s{i}.fits", labels={"teff": 5000.0 + 10 * i,

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 
+import layouts
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -14,14 +15,13 @@ from astropy.table import Table
 from onnx_fixtures import write_linear_model
 from typer.testing import CliRunner
 
-import bossnet_onnx.model_files as model_files
+import bossnet_onnx.model.files as model_files
 from bossnet_onnx.cli import app
 from bossnet_onnx.errors import InputError, ModelError, ModelMetadataError, UnknownFormatError
-from bossnet_onnx.flags import QualityFlags, ResultFlags
-from bossnet_onnx.pipeline import predict
+from bossnet_onnx.model.session import open_model
 from bossnet_onnx.readers import read_spectra
-from bossnet_onnx.session import open_model
-from bossnet_onnx.synthetic import layouts
+from bossnet_onnx.run.stream import predict
+from bossnet_onnx.science.flags import QualityFlags, ResultFlags
 
 WAVE = layouts.boss_native_wavelength()
 N = layouts.BOSS_NPIX
@@ -318,7 +318,7 @@ def test_missing_list_file_is_a_usage_error(tmp_path, model):
 
 def test_an_unexpected_exception_is_one_row_naming_the_file(tmp_path, model, monkeypatch):
     """A bug in a reader or in preprocessing (not bad input) still loses only its own rows."""
-    import bossnet_onnx.pipeline as pipeline
+    import bossnet_onnx.run.stream as pipeline
     from bossnet_onnx.readers import sdss_spec
 
     good = spec(tmp_path / "good.fits")
@@ -431,7 +431,7 @@ def test_batch_keeps_good_spectra_and_flags_each_bad_one(tmp_path, model):
     n_rows = 2 + len(failing) + len(flagged) + 2
     assert f"{n_rows} spectra, {n_failed} failed" in result.stderr
 
-    from bossnet_onnx.catalogue import read_catalogue
+    from bossnet_onnx.outputs.catalogue import read_catalogue
 
     table = read_catalogue(out)
     assert len(table) == n_rows

@@ -21,7 +21,7 @@ def test_bench_small_prints_side_by_side(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
-    from bossnet_onnx.engine_openvino import available
+    from bossnet_onnx.model.engine_openvino import available
 
     sides = ["pytorch", "ort-fp32", "ort-direct", "ort-int8"] + (["ov-fp32"] if available() else [])
     for side in sides:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from bossnet_onnx.catalogue import (
+from bossnet_onnx.errors import OutputError
+from bossnet_onnx.outputs.catalogue import (
     MISSING_INT,
     Result,
     build_table,
@@ -16,8 +17,7 @@ from bossnet_onnx.catalogue import (
     row_identities,
     write_catalogue,
 )
-from bossnet_onnx.columns import MISSING
-from bossnet_onnx.errors import OutputError
+from bossnet_onnx.science.columns import MISSING
 
 SUFFIXES = [".fits", ".fits.gz", ".csv", ".ecsv", ".parquet"]
 META = {"MODEL": "démo-model", "MODELSHA": "a" * 64, "NDRAWS": 4, "SEED": 3, "SHARD": "1/2"}

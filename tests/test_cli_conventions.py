@@ -13,8 +13,8 @@ from astropy.io import fits
 from astropy.table import Table
 from typer.testing import CliRunner
 
-from bossnet_onnx.catalogue import read_catalogue
 from bossnet_onnx.cli import app
+from bossnet_onnx.outputs.catalogue import read_catalogue
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "spec-9999-60000-0042.fits"

@@ -19,11 +19,11 @@ from onnx_fixtures import write_linear_model
 from typer.testing import CliRunner
 
 import bossnet_onnx.readers as readers
-from bossnet_onnx.catalogue import Result, build_table, read_catalogue, write_catalogue
 from bossnet_onnx.cli import app
-from bossnet_onnx.output_lock import lock_path
+from bossnet_onnx.outputs.catalogue import Result, build_table, read_catalogue, write_catalogue
+from bossnet_onnx.run.lock import lock_path
 
-layouts = pytest.importorskip("bossnet_onnx.synthetic.layouts")
+layouts = __import__("layouts")
 EXE = os.path.join(os.path.dirname(sys.executable), "bossnet-onnx")
 
 
@@ -143,7 +143,7 @@ def test_plot_default_target_is_checked_too(files, model, tmp_path, monkeypatch,
 # ------------------------------------------------------------------------ one writer per -o
 HOLDER = """
 import sys, time
-from bossnet_onnx.output_lock import OutputLock
+from bossnet_onnx.run.lock import OutputLock
 with OutputLock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(60)
@@ -280,7 +280,7 @@ def test_csv_shards_get_the_same_checks_as_fits(files, model, tmp_path):
 
 def test_cli_resume_refusal_is_one_line_naming_the_difference(files, model, tmp_path,
                                                               monkeypatch):
-    import bossnet_onnx.runs as runs
+    import bossnet_onnx.run.to_file as runs
 
     out = tmp_path / "cat.csv"
     real = runs.stream_results

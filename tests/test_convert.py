@@ -26,7 +26,7 @@ from bossnet_onnx.convert.architecture import reference_grid, state_shapes
 from bossnet_onnx.convert.config import BossNetConfig
 from bossnet_onnx.convert.torch_zip import read_state
 from bossnet_onnx.errors import CheckpointError, ExportError, ParityError
-from bossnet_onnx.members import MEMBERS, OFFICIAL_CONFIGS
+from bossnet_onnx.science.members import MEMBERS, OFFICIAL_CONFIGS
 
 SMALL = dict(model_dim=2, dim_mults=[1, 2, 4], kernel_size=30, adapt_pool_output_dim=64,
              num_linear=2, linear_dim=64)
@@ -246,8 +246,8 @@ def test_a_graph_that_disagrees_with_numpy_is_fatal(small_dir, tmp_path, monkeyp
 # --------------------------------------------------------------------------- parity
 def _real_rows(member: str, meta, shared: Path) -> np.ndarray:
     """Model rows of real spectra (the runtime's own readers and preprocessing)."""
-    from bossnet_onnx.member_inputs import member_rows
     from bossnet_onnx.readers import read_spectra
+    from bossnet_onnx.science.member_inputs import member_rows
     from bossnet_onnx.spectrum import Spectrum
 
     patterns = {"boss": "sdss-spec-*.fits", "apogee": "apogee-apstar-*.fits",
@@ -275,7 +275,7 @@ def test_both_converters_agree_at_published_sizes(member, tmp_path, shared_data)
     pytest.importorskip("onnxscript")
     from bossnet_export import export_model
     from bossnet_export.random_weights import build_random_model, save_official_layout
-    from bossnet_onnx.session import open_model
+    from bossnet_onnx.model.session import open_model
 
     config = BossNetConfig.from_mapping(OFFICIAL_CONFIGS[member])
     checkpoint = tmp_path / f"model_{member.replace('-', '_')}"

@@ -1,19 +1,19 @@
 """Dask bag runner: same rows as a local run, sessions per worker process."""
 from __future__ import annotations
 
+import layouts  # our own module: a broken import must fail
 import numpy as np
 import pytest
 from onnx_fixtures import write_linear_model
 
-from bossnet_onnx.pipeline import predict
-from bossnet_onnx.synthetic import layouts  # our own module: a broken import must fail
+from bossnet_onnx.run.stream import predict
 
 distributed = pytest.importorskip("distributed")
 
 
 @pytest.mark.slow
 def test_dask_local_cluster_matches_local_run(tmp_path):
-    from bossnet_onnx.dask_runner import predict_dask
+    from bossnet_onnx.run.distributed import predict_dask
 
     wave = layouts.boss_native_wavelength()
     files = []

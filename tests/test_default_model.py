@@ -9,10 +9,10 @@ import pytest
 
 from bossnet_onnx.errors import ModelError
 from bossnet_onnx.hashing import file_sha256
-from bossnet_onnx.model_files import bundled_models, default_model_path
-from bossnet_onnx.preprocess import model_inputs
-from bossnet_onnx.session import open_model
-from bossnet_onnx.synthetic.spectra import sample_labels, synthesize_batch
+from bossnet_onnx.model.files import bundled_models, default_model_path
+from bossnet_onnx.model.session import open_model
+from bossnet_onnx.science.preprocess import model_inputs
+from bossnet_onnx.science.synthetic import sample_labels, synthesize_batch
 
 #: Median absolute errors on the 40 spectra below must stay under these. Measured with the
 #: shipped model: Teff 1.18 %, log g 0.045 dex, [Fe/H] 0.019 dex, RV 3.07 km/s (MODEL_CARD.md);
@@ -54,7 +54,7 @@ def test_card_records_the_shipped_file():
 
 
 def test_missing_pointer_target_is_a_model_error(tmp_path, monkeypatch):
-    import bossnet_onnx.model_files as mf
+    import bossnet_onnx.model.files as mf
 
     (tmp_path / "default.json").write_text(json.dumps({"model": "gone.onnx"}))
     monkeypatch.setattr(mf, "_folder", lambda: tmp_path)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from http_fixture import Fault, FileServer
 
-from bossnet_onnx.downloads import (
+from bossnet_onnx.errors import DownloadError, VerificationError
+from bossnet_onnx.model.downloads import (
     DEFAULT_MODELS_URL,
     MODELS_URL_ENV,
     RetryPolicy,
@@ -17,8 +18,7 @@ from bossnet_onnx.downloads import (
     file_url,
     models_url,
 )
-from bossnet_onnx.errors import DownloadError, VerificationError
-from bossnet_onnx.registry import git_blob_id
+from bossnet_onnx.model.registry import git_blob_id
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 PATH = f"/{COMMIT}/bossnet/model_x/model_chunk_0"

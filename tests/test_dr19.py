@@ -18,16 +18,27 @@ import pytest
 from astropy.io import fits
 from onnx_fixtures import linear_metadata, write_linear_model
 
-from bossnet_onnx.catalogue import build_table, read_catalogue, write_catalogue
-from bossnet_onnx.columns import ALL_COLUMNS, markdown_table
-from bossnet_onnx.flags import QualityFlags, ResultFlags, flag_bad, flag_warn, parameter_flags
-from bossnet_onnx.pipeline import SPEED_OF_LIGHT_KMS, compose_velocities, predict, prepare_spectrum
+from bossnet_onnx.model.session import open_model
+from bossnet_onnx.outputs.catalogue import build_table, read_catalogue, write_catalogue
 from bossnet_onnx.readers import read_spectra
-from bossnet_onnx.session import open_model
+from bossnet_onnx.run.stream import (
+    SPEED_OF_LIGHT_KMS,
+    compose_velocities,
+    predict,
+    prepare_spectrum,
+)
+from bossnet_onnx.science.columns import ALL_COLUMNS, markdown_table
+from bossnet_onnx.science.flags import (
+    QualityFlags,
+    ResultFlags,
+    flag_bad,
+    flag_warn,
+    parameter_flags,
+)
+from bossnet_onnx.science.uncertainty import spectrum_rng
 from bossnet_onnx.spectrum import Spectrum
-from bossnet_onnx.uncertainty import spectrum_rng
 
-layouts = pytest.importorskip("bossnet_onnx.synthetic.layouts")
+layouts = __import__("layouts")
 
 F32 = np.float32
 
@@ -428,8 +439,8 @@ def test_cli_refuses_an_unknown_recipe(model_path, shared_data):
 
 def test_kiel_draws_quality_problems_apart(workdir):
     pytest.importorskip("matplotlib")
-    from bossnet_onnx.catalogue import Result
-    from bossnet_onnx.plotting import kiel_counts, plot_kiel
+    from bossnet_onnx.outputs.catalogue import Result
+    from bossnet_onnx.outputs.plotting import kiel_counts, plot_kiel
 
     def row(teff, logg, quality=0, flags=0):
         return Result(source="x.fits", labels={"teff": teff, "logg": logg, "fe_h": 0.0},
@@ -449,7 +460,7 @@ def test_kiel_draws_quality_problems_apart(workdir):
 
 def test_plot_uses_the_recipe_like_predict(workdir, model_path):
     pytest.importorskip("matplotlib")
-    from bossnet_onnx.plotting import plot_spectrum
+    from bossnet_onnx.outputs.plotting import plot_spectrum
 
     wave, cases = _exercising_spectra()
     flux, ivar = cases["NaN blocks"]
@@ -466,7 +477,7 @@ def test_plot_uses_the_recipe_like_predict(workdir, model_path):
 
 
 def test_astra_recipe_writes_nan_labels_with_dr19_bits(model_path):
-    from bossnet_onnx.pipeline import result_from_outputs
+    from bossnet_onnx.run.stream import result_from_outputs
 
     model = open_model(model_path)
     wave, cases = _exercising_spectra()

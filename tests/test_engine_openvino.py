@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from onnx_fixtures import write_linear_model
 
-from bossnet_onnx import engine_openvino, engines
 from bossnet_onnx.errors import ModelError, ModelMetadataError, ProviderError
-from bossnet_onnx.model_content import read_metadata_props
-from bossnet_onnx.session import open_model
+from bossnet_onnx.model import engine_openvino, engines
+from bossnet_onnx.model.content import read_metadata_props
+from bossnet_onnx.model.session import open_model
 
 needs_openvino = pytest.mark.skipif(not engine_openvino.available(),
                                     reason="the openvino extra is not installed")
@@ -111,7 +111,7 @@ def test_not_an_onnx_file_on_openvino(tmp_path, cache):
 
 @needs_openvino
 def test_bundled_model_on_openvino_matches_onnxruntime(cache, rng):
-    from bossnet_onnx.precision import heldout_inputs
+    from bossnet_onnx.model.precision import heldout_inputs
 
     ref = open_model(None, provider="cpu", threads=2)
     ov = open_model(None, provider="openvino", threads=2)
@@ -122,10 +122,10 @@ def test_bundled_model_on_openvino_matches_onnxruntime(cache, rng):
 @needs_openvino
 def test_cli_records_engine_and_precision(tmp_path, cache):
     from astropy.io import fits
+    from layouts import boss_native_wavelength, write_spec
     from typer.testing import CliRunner
 
     from bossnet_onnx.cli import app
-    from bossnet_onnx.synthetic.layouts import boss_native_wavelength, write_spec
 
     wave = boss_native_wavelength()
     flux = (10 + np.random.default_rng(1).standard_normal(wave.size)).astype(np.float32)

@@ -17,9 +17,9 @@ from bossnet_export.config import BossNetConfig, check_member, infer_member  # n
 from bossnet_export.random_weights import SMALL_CONFIG, build_random_model, save_official_layout  # noqa: E402
 from bossnet_onnx.cli import app  # noqa: E402
 from bossnet_onnx.errors import CheckpointError  # noqa: E402
-from bossnet_onnx.members import MEMBERS, OFFICIAL_CONFIGS, OFFICIAL_STATS  # noqa: E402
-from bossnet_onnx.pipeline import predict  # noqa: E402
-from bossnet_onnx.session import open_model  # noqa: E402
+from bossnet_onnx.model.session import open_model  # noqa: E402
+from bossnet_onnx.run.stream import predict  # noqa: E402
+from bossnet_onnx.science.members import MEMBERS, OFFICIAL_CONFIGS, OFFICIAL_STATS  # noqa: E402
 
 pytestmark = pytest.mark.export
 

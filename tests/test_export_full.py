@@ -19,7 +19,7 @@ import onnxruntime as ort  # noqa: E402
 from bossnet_export import OFFICIAL_BOSS, export_model  # noqa: E402
 from bossnet_export.parity import output_spread, parity_inputs, torch_outputs  # noqa: E402
 from bossnet_export.random_weights import build_random_model, save_official_layout  # noqa: E402
-from bossnet_onnx.metadata import ModelMetadata  # noqa: E402
+from bossnet_onnx.model.metadata import ModelMetadata  # noqa: E402
 
 pytestmark = [pytest.mark.export, pytest.mark.slow]
 
@@ -59,8 +59,8 @@ def test_full_size_official_layout_export(tmp_path):
     expected = torch_outputs(model, rows)
     assert np.max(np.abs(normalized - expected)) < 1e-4
     # The same parity on the second engine, when installed (CI installs the openvino extra).
-    from bossnet_onnx.engine_openvino import available
-    from bossnet_onnx.session import open_model
+    from bossnet_onnx.model.engine_openvino import available
+    from bossnet_onnx.model.session import open_model
 
     if available():
         loaded = open_model(out, provider="openvino", threads=2)

@@ -16,8 +16,8 @@ from bossnet_export import export_model  # noqa: E402
 from bossnet_export.config import BossNetConfig  # noqa: E402
 from bossnet_export.parity import output_spread  # noqa: E402
 from bossnet_export.random_weights import build_random_model, save_official_layout  # noqa: E402
-from bossnet_onnx.members import MEMBERS, OFFICIAL_CONFIGS  # noqa: E402
-from bossnet_onnx.session import open_model  # noqa: E402
+from bossnet_onnx.model.session import open_model  # noqa: E402
+from bossnet_onnx.science.members import MEMBERS, OFFICIAL_CONFIGS  # noqa: E402
 
 pytestmark = [pytest.mark.export, pytest.mark.slow]
 

@@ -23,7 +23,7 @@ from bossnet_export.random_weights import (  # noqa: E402
     save_state_dict,
 )
 from bossnet_onnx.errors import ExportError, ParityError  # noqa: E402
-from bossnet_onnx.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS, ModelMetadata  # noqa: E402
+from bossnet_onnx.model.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS, ModelMetadata  # noqa: E402
 
 pytestmark = pytest.mark.export
 
@@ -279,8 +279,8 @@ def test_cli_export_without_the_extra(tmp_path, monkeypatch):
 def test_runtime_opens_the_exported_model(exported, small_model, provider):
     # The other half of the contract: the torch-free runtime loads and runs what we wrote,
     # on every engine installed (CI installs the openvino extra).
-    from bossnet_onnx.engine_openvino import available
-    from bossnet_onnx.session import open_model
+    from bossnet_onnx.model.engine_openvino import available
+    from bossnet_onnx.model.session import open_model
 
     if provider == "openvino" and not available():
         pytest.skip("the openvino extra is not installed")

@@ -6,11 +6,11 @@ import gzip
 import numpy as np
 import pytest
 from astropy.io import fits
+from layouts import write_apstar, write_gaia_table, write_mwm
 
 from bossnet_onnx.errors import MemberMismatchError
 from bossnet_onnx.readers import apstar, gaia, read_spectra, sniff_kinds
 from bossnet_onnx.spectrum import ReadFailure, Spectrum
-from bossnet_onnx.synthetic.layouts import write_apstar, write_gaia_table, write_mwm
 
 XP_FILES = ("gaia-xp-continuous-GaiaXPy-XP_CONTINUOUS_RAW.csv",
             "gaia-xp-continuous-GaiaXPy-XP_CONTINUOUS_RAW.ecsv",

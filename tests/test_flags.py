@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bossnet_onnx.flags import (
+from bossnet_onnx.science.flags import (
     BAD_MASK,
     WARN_MASK,
     ResultFlags,

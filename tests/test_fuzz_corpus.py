@@ -313,7 +313,7 @@ def _run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 def test_every_mutant_gives_named_errors_and_keeps_the_good_files(corpus, shared_data,
                                                                   tmp_path):
-    from bossnet_onnx.catalogue import read_catalogue
+    from bossnet_onnx.outputs.catalogue import read_catalogue
 
     good = [tmp_path / "good" / p.name for p in _sources(shared_data)]
     (tmp_path / "good").mkdir()

@@ -70,9 +70,9 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_graph_is_read():
     graph = import_graph()
-    assert "bossnet_onnx.pipeline" in graph
-    assert "bossnet_onnx.member_inputs" in graph["bossnet_onnx.pipeline"]
-    assert "bossnet_onnx.readers" in graph["bossnet_onnx.pipeline"]  # a function-level import
+    assert "bossnet_onnx.run.stream" in graph
+    assert "bossnet_onnx.science.member_inputs" in graph["bossnet_onnx.run.stream"]
+    assert "bossnet_onnx.readers" in graph["bossnet_onnx.run.stream"]  # a function-level import
 
 
 def test_no_import_cycles():

@@ -146,7 +146,7 @@ def test_arrays_of_mismatched_shapes_name_them(model):
 def test_flux_only_arrays_warn_and_set_the_no_ivar_bit(model, star):
     with pytest.warns(InputWarning, match="no ivar given"):
         table = model.predict((star.wavelength, star.flux, None), draws=2)
-    from bossnet_onnx.flags import QualityFlags
+    from bossnet_onnx.science.flags import QualityFlags
 
     assert table["quality_flags"][0] & int(QualityFlags.NO_VALID_IVAR)
 
@@ -221,7 +221,7 @@ def test_in_memory_spectra_cannot_be_sharded(star):
 
 def test_air_wavelengths_are_converted(model, star):
     """air=True on vacuum-labelled arrays equals predicting the converted grid."""
-    from bossnet_onnx.units import air_to_vacuum
+    from bossnet_onnx.science.units import air_to_vacuum
 
     air = model.predict((star.wavelength, star.flux, star.ivar), draws=0, air=True)
     vac = model.predict((air_to_vacuum(star.wavelength), star.flux, star.ivar), draws=0)

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from bossnet_onnx.cli import app
 from bossnet_onnx.errors import ModelError, ModelMetadataError
-from bossnet_onnx.metadata import DEFAULT_STATS, PREPROCESSING_VERSION
-from bossnet_onnx.model_info import format_model_info, model_info
+from bossnet_onnx.model.info import format_model_info, model_info
+from bossnet_onnx.model.metadata import DEFAULT_STATS, PREPROCESSING_VERSION
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_printed_text(demo_model):
     assert lines["opset"] == "17"
     assert lines["preprocessing"] == PREPROCESSING_VERSION
     assert "CPUExecutionProvider" in lines["onnxruntime"]
-    from bossnet_onnx import engine_openvino
+    from bossnet_onnx.model import engine_openvino
 
     if engine_openvino.available():
         assert lines["openvino"].startswith(f"{engine_openvino.version()}; bf16 on this CPU: ")
@@ -136,7 +136,7 @@ def test_cli_info_errors_are_one_line(tmp_path):
 
 
 def test_default_model_info():
-    from bossnet_onnx.model_files import default_model_path
+    from bossnet_onnx.model.files import default_model_path
 
     try:
         path = default_model_path()

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from bossnet_onnx.errors import InputError
-from bossnet_onnx.inputs import SPECTRUM_SUFFIXES, expand_inputs
+from bossnet_onnx.readers.paths import SPECTRUM_SUFFIXES, expand_inputs
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import gzip
 
+import layouts
 import numpy as np
 import pytest
 from astropy.io import fits
 
 from bossnet_onnx.readers import read_spectra
-from bossnet_onnx.synthetic import layouts
 
 SPEC_BOSS = "sdss-spec-7454-56751-0770.fits"  # HDU2 SPALL
 SPEC_LEGACY = "sdss-spec-0618-52049-0372.fits"  # HDU2 SPECOBJ

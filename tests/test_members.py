@@ -6,21 +6,21 @@ import re
 
 import numpy as np
 import pytest
+from layouts import write_apstar, write_gaia_table, write_spec
 from onnx_fixtures import member_metadata, write_linear_model, write_member_model
 from typer.testing import CliRunner
 
-from bossnet_onnx import member_inputs, members
-from bossnet_onnx.catalogue import build_table
 from bossnet_onnx.cli import app
 from bossnet_onnx.errors import MemberMismatchError, ModelMetadataError
-from bossnet_onnx.flags import QualityFlags, ResultFlags
-from bossnet_onnx.members import MEMBERS, OFFICIAL_STATS
-from bossnet_onnx.metadata import ModelMetadata
-from bossnet_onnx.pipeline import predict, prepare_spectrum
+from bossnet_onnx.model.metadata import ModelMetadata
+from bossnet_onnx.model.session import open_model
+from bossnet_onnx.outputs.catalogue import build_table
 from bossnet_onnx.readers import gaia
-from bossnet_onnx.session import open_model
+from bossnet_onnx.run.stream import predict, prepare_spectrum
+from bossnet_onnx.science import member_inputs, members
+from bossnet_onnx.science.flags import QualityFlags, ResultFlags
+from bossnet_onnx.science.members import MEMBERS, OFFICIAL_STATS
 from bossnet_onnx.spectrum import Spectrum
-from bossnet_onnx.synthetic.layouts import write_apstar, write_gaia_table, write_spec
 
 APOGEE_WAVE = 10.0 ** (4.179 + 6e-6 * np.arange(8575))
 
@@ -223,8 +223,8 @@ def test_apogee_flags_use_dr19_bits_0_to_3_only():
     # teff < 3900 and 3 < logg < 6 is BOSS Net's bit 4; DR19 APOGEE Net has no such bit.
     table = build_table([], meta={"MEMBER": "apogee"})
     assert "bn_v_r" not in table.colnames and "apogee_id" in table.colnames
-    from bossnet_onnx.catalogue import Result
-    from bossnet_onnx.pipeline import Prepared, result_from_outputs
+    from bossnet_onnx.outputs.catalogue import Result
+    from bossnet_onnx.run.stream import Prepared, result_from_outputs
 
     spec = Spectrum(APOGEE_WAVE, np.ones(8575, np.float32), np.ones(8575, np.float32),
                     source="a.fits", format="apstar", kind="apogee")
@@ -265,7 +265,7 @@ def test_members_table_is_the_only_dispatch():
 
 
 def test_info_names_the_member(tmp_path):
-    from bossnet_onnx.model_info import format_model_info, model_info
+    from bossnet_onnx.model.info import format_model_info, model_info
 
     info = model_info(write_member_model(tmp_path / "xp.onnx", "gaia-xp"))
     assert info["member"] == "gaia-xp" and info["grid"]["unit"] == "coefficient"

@@ -13,16 +13,16 @@ from astropy.io import fits
 from onnx_fixtures import write_linear_model
 from typer.testing import CliRunner
 
-from bossnet_onnx import pipeline
 from bossnet_onnx.cli import app
 from bossnet_onnx.errors import InputError
-from bossnet_onnx.pipeline import predict, prepare_pieces, prepare_spectrum
+from bossnet_onnx.model.session import open_model
 from bossnet_onnx.readers import iter_spectra, read_spectra
 from bossnet_onnx.readers._fits import MAX_FITS_BYTES, MAX_TRAILING_BYTES
-from bossnet_onnx.session import open_model
-from bossnet_onnx.uncertainty import MAX_DRAWS, check_draws, spectrum_rng
+from bossnet_onnx.run import stream as pipeline
+from bossnet_onnx.run.stream import predict, prepare_pieces, prepare_spectrum
+from bossnet_onnx.science.uncertainty import MAX_DRAWS, check_draws, spectrum_rng
 
-layouts = pytest.importorskip("bossnet_onnx.synthetic.layouts")
+layouts = __import__("layouts")
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
+import layouts  # noqa: E402
+
 from bossnet_export import OFFICIAL_BOSS, export_model  # noqa: E402
 from bossnet_export.random_weights import build_random_model, save_state_dict  # noqa: E402
-from bossnet_onnx.catalogue import read_catalogue  # noqa: E402
-from bossnet_onnx.synthetic import layouts  # noqa: E402
+from bossnet_onnx.outputs.catalogue import read_catalogue  # noqa: E402
 
 pytestmark = [pytest.mark.export, pytest.mark.slow]
 

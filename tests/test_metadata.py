@@ -8,10 +8,10 @@ import time
 import pytest
 from onnx_fixtures import linear_metadata, write_linear_model
 
-import bossnet_onnx.metadata as metadata
+import bossnet_onnx.model.metadata as metadata
 from bossnet_onnx.errors import ModelMetadataError
-from bossnet_onnx.metadata import KEY_SPECS, KeySpec, ModelMetadata, validate_props
-from bossnet_onnx.session import open_model
+from bossnet_onnx.model.metadata import KEY_SPECS, KeySpec, ModelMetadata, validate_props
+from bossnet_onnx.model.session import open_model
 
 SOURCE = "/data/models/m.onnx"
 
@@ -190,7 +190,7 @@ def test_refusal_through_open_model_names_the_model_file(tmp_path):
 
 def test_huge_entry_in_a_model_file_is_refused_before_onnxruntime_parses_it(tmp_path,
                                                                           monkeypatch):
-    from bossnet_onnx.model_content import metadata_entry_sizes
+    from bossnet_onnx.model.content import metadata_entry_sizes
 
     big = json.dumps({"blob": "z" * 3_000_000})
     path = write_linear_model(tmp_path / "m.onnx", extra_props={"bossnet.model_config": big})

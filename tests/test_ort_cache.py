@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from onnx_fixtures import write_linear_model
 
-import bossnet_onnx.ort_cache as ort_cache
+import bossnet_onnx.model.ort_cache as ort_cache
 from bossnet_onnx.errors import ModelError
-from bossnet_onnx.model_content import external_data_files, model_content_sha256
-from bossnet_onnx.model_files import default_model_path
-from bossnet_onnx.session import open_model, probe_inputs
+from bossnet_onnx.model.content import external_data_files, model_content_sha256
+from bossnet_onnx.model.files import default_model_path
+from bossnet_onnx.model.session import open_model, probe_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 

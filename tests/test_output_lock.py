@@ -13,11 +13,11 @@ import time
 import pytest
 
 from bossnet_onnx.errors import OutputLockedError
-from bossnet_onnx.output_lock import OutputLock, lock_path
+from bossnet_onnx.run.lock import OutputLock, lock_path
 
 HOLDER = """
 import sys, time
-from bossnet_onnx.output_lock import OutputLock
+from bossnet_onnx.run.lock import OutputLock
 with OutputLock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(60)

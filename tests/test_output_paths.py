@@ -8,7 +8,7 @@ import os
 import pytest
 
 from bossnet_onnx.errors import OutputError, OutputPathError
-from bossnet_onnx.output_paths import IMAGE_SUFFIXES, check_output
+from bossnet_onnx.run.output_paths import IMAGE_SUFFIXES, check_output
 
 
 def test_a_fresh_path_passes(tmp_path):

@@ -3,20 +3,20 @@ from __future__ import annotations
 
 import math
 
+import layouts  # our own module: a broken import must fail
 import numpy as np
 import pytest
 from astropy.io import fits
 from onnx_fixtures import write_linear_model
 from typer.testing import CliRunner
 
-from bossnet_onnx.catalogue import read_catalogue, write_catalogue
 from bossnet_onnx.cli import app
 from bossnet_onnx.errors import OutputError
-from bossnet_onnx.flags import QualityFlags
-from bossnet_onnx.pipeline import predict, prepare_spectrum
+from bossnet_onnx.model.session import open_model
+from bossnet_onnx.outputs.catalogue import read_catalogue, write_catalogue
 from bossnet_onnx.readers import read_spectra
-from bossnet_onnx.session import open_model
-from bossnet_onnx.synthetic import layouts  # our own module: a broken import must fail
+from bossnet_onnx.run.stream import predict, prepare_spectrum
+from bossnet_onnx.science.flags import QualityFlags
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +185,7 @@ def test_non_stellar_survey_class_is_flagged(workdir, model_path):
     assert table["survey_class"][0] == "QSO"
     assert table["quality_flags"][0] & QualityFlags.NOT_A_STAR
     # flag_warn / flag_bad keep their DR19 meaning: our bit 8 changes neither
-    from bossnet_onnx.flags import BAD_MASK, WARN_MASK
+    from bossnet_onnx.science.flags import BAD_MASK, WARN_MASK
     assert table["flag_bad"][0] == bool(table["result_flags"][0] & BAD_MASK)
     assert table["flag_warn"][0] == bool(table["result_flags"][0] & WARN_MASK)
 

@@ -23,12 +23,11 @@ from astropy.table import Table
 from onnx_fixtures import linear_metadata, write_linear_model
 from typer.testing import CliRunner
 
-from bossnet_onnx.catalogue import Result, build_table, write_catalogue
 from bossnet_onnx.cli import app
 from bossnet_onnx.errors import InputError, InputWarning
-from bossnet_onnx.flags import ResultFlags
-from bossnet_onnx.pipeline import prepare_spectrum
-from bossnet_onnx.plotting import (
+from bossnet_onnx.model.session import open_model
+from bossnet_onnx.outputs.catalogue import Result, build_table, write_catalogue
+from bossnet_onnx.outputs.plotting import (
     DPI,
     KIEL_SIZE,
     PLOT_EXTRA_MESSAGE,
@@ -39,9 +38,10 @@ from bossnet_onnx.plotting import (
     plot_kiel,
     plot_spectrum,
 )
-from bossnet_onnx.session import open_model
+from bossnet_onnx.run.stream import prepare_spectrum
+from bossnet_onnx.science.flags import ResultFlags
+from bossnet_onnx.science.synthetic import synthesize
 from bossnet_onnx.spectrum import ReadFailure, Spectrum
-from bossnet_onnx.synthetic.spectra import synthesize
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -100,7 +100,7 @@ def test_one_panel_per_spectrum_and_png_size(tmp_path, model):
 
 
 def test_title_holds_the_labels_predict_computes(tmp_path, model):
-    from bossnet_onnx.pipeline import result_from_outputs
+    from bossnet_onnx.run.stream import result_from_outputs
 
     spec = synthetic_spectrum(4, seed=5)
     fig = plot_spectrum(spec, model=model, draws=8, seed=11)
@@ -430,7 +430,7 @@ def _read_spectra_or_skip():
 def test_cli_plot_matches_predict_on_a_real_sdss_file(tmp_path, monkeypatch, shared_data,
                                                       model_path):
     _read_spectra_or_skip()
-    from bossnet_onnx.pipeline import predict
+    from bossnet_onnx.run.stream import predict
 
     spec = shared_data / "sdss-spec-0266-51602-0001.fits"
     table = predict([str(spec)], model=model_path, provider="cpu", draws=4, seed=2)
@@ -486,9 +486,9 @@ def test_plotting_never_imports_torch(tmp_path, model_path):
         """
         import sys
         import numpy as np
-        from bossnet_onnx.plotting import plot_kiel, plot_spectrum
+        from bossnet_onnx.outputs.plotting import plot_kiel, plot_spectrum
         from bossnet_onnx.spectrum import Spectrum
-        from bossnet_onnx.synthetic.spectra import synthesize
+        from bossnet_onnx.science.synthetic import synthesize
         wave, flux, ivar = synthesize(5000, 4.5, 0.0, 0.0, 30.0, np.random.default_rng(0))
         spec = Spectrum(wave, flux, ivar, source="s.fits", format="sdss-spec", hdu=1)
         fig = plot_spectrum(spec, sys.argv[3] + "/s.png", model=sys.argv[1], provider="cpu",

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from onnx_fixtures import write_linear_model
 
-from bossnet_onnx import engine_openvino, precision
 from bossnet_onnx.errors import ProviderError
-from bossnet_onnx.session import open_model
+from bossnet_onnx.model import engine_openvino, precision
+from bossnet_onnx.model.session import open_model
 
 NAMES = ("logg", "logTeff", "FeH", "rv")
 needs_bf16 = pytest.mark.skipif(

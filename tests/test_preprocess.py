@@ -5,8 +5,13 @@ import numpy as np
 import pytest
 
 from bossnet_onnx.errors import SpectrumError
-from bossnet_onnx.metadata import Preprocessing
-from bossnet_onnx.preprocess import log_scale, model_inputs, plan_interpolation, sigma_from_ivar
+from bossnet_onnx.model.metadata import Preprocessing
+from bossnet_onnx.science.preprocess import (
+    log_scale,
+    model_inputs,
+    plan_interpolation,
+    sigma_from_ivar,
+)
 
 GRID = np.linspace(3800.0, 8900.0, 3900).astype(np.float32)
 

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from bossnet_onnx.errors import SpectrumError
-from bossnet_onnx.preprocess import model_inputs, sigma_from_ivar
-from bossnet_onnx.uncertainty import noisy_copies
+from bossnet_onnx.science.preprocess import model_inputs, sigma_from_ivar
+from bossnet_onnx.science.uncertainty import noisy_copies
 
 GRID = np.linspace(3800.0, 8900.0, 3900).astype(np.float32)
 N = 300

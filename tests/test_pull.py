@@ -21,12 +21,12 @@ from import_blocker import BLOCKER, TORCH_BLOCKER
 from typer.testing import CliRunner
 
 from bossnet_onnx.cli import app
-from bossnet_onnx.downloads import MODELS_URL_ENV, RetryPolicy
 from bossnet_onnx.errors import DownloadError, ModelError, PullError, VerificationError
-from bossnet_onnx.metadata import DEFAULT_STATS
-from bossnet_onnx.model_home import HOME_ENV, download_folder, installed_path, pull_lock
-from bossnet_onnx.pull import pull_model
-from bossnet_onnx.registry import REGISTRY_ENV, git_blob_id
+from bossnet_onnx.model.downloads import MODELS_URL_ENV, RetryPolicy
+from bossnet_onnx.model.home import HOME_ENV, download_folder, installed_path, pull_lock
+from bossnet_onnx.model.metadata import DEFAULT_STATS
+from bossnet_onnx.model.pull import pull_model
+from bossnet_onnx.model.registry import REGISTRY_ENV, git_blob_id
 
 REPO = Path(__file__).resolve().parents[1]
 COMMIT = "c0ffee0000000000000000000000000000000001"
@@ -118,7 +118,7 @@ def _chunk_url(i: int) -> str:
 def test_pull_then_predict_equals_direct_export(site, weights, tmp_path):
     from bossnet_export import export_model
     from bossnet_onnx import predict
-    from bossnet_onnx.model_info import format_model_info, model_info
+    from bossnet_onnx.model.info import format_model_info, model_info
 
     site.add_fault(_chunk_url(5), Fault(cut_after=5000))  # an interrupted download
     result = pull_model("tiny", policy=FAST)
@@ -199,9 +199,9 @@ def test_all_four_members_pull_without_torch_and_equal_torch(tmp_path, monkeypat
         save_official_layout,
     )
     from bossnet_onnx.convert.probes import parity_inputs
-    from bossnet_onnx.members import MEMBERS
-    from bossnet_onnx.model_info import format_model_info, model_info
-    from bossnet_onnx.session import open_model
+    from bossnet_onnx.model.info import format_model_info, model_info
+    from bossnet_onnx.model.session import open_model
+    from bossnet_onnx.science.members import MEMBERS
 
     clone = tmp_path / "clone"
     nets, models = {}, []
@@ -333,7 +333,7 @@ def test_cli_failure_is_one_line(site):
 def test_another_member_is_pulled_exported_as_that_member_and_predicts(site, shared_data):
     pytest.importorskip("torch", exc_type=ImportError)
     from bossnet_onnx import predict
-    from bossnet_onnx.session import open_model
+    from bossnet_onnx.model.session import open_model
 
     result = pull_model("tiny-apogee", policy=FAST)
     assert result.status == "installed"
@@ -384,7 +384,7 @@ def test_pull_held_by_another_process_is_refused(site, tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent("""
             import sys, time
-            from bossnet_onnx.model_home import pull_lock
+            from bossnet_onnx.model.home import pull_lock
             with pull_lock("tiny"):
                 print("held", flush=True)
                 sys.stdin.readline()
@@ -405,7 +405,7 @@ def test_unknown_model_name_lists_known_and_pull(site):
     assert ("--model tiny: no installed model and no file of that name; installed: none; "
             "published: tiny, tiny-apogee, tiny-noconfig; install one with `bossnet-onnx models pull tiny`"
             in out.output)
-    from bossnet_onnx.model_files import resolve_model
+    from bossnet_onnx.model.files import resolve_model
 
     with pytest.raises(ModelError, match=r"--model nosuch: .*`bossnet-onnx models pull NAME`"):
         resolve_model("nosuch")
@@ -421,7 +421,7 @@ def test_damaged_install_is_reported_not_kept(site):
 
 
 def test_installed_name_wins_over_a_file_of_that_name(site, tmp_path, monkeypatch):
-    from bossnet_onnx.model_files import resolve_model
+    from bossnet_onnx.model.files import resolve_model
 
     target = installed_path("tiny")
     target.parent.mkdir(parents=True)
@@ -442,7 +442,7 @@ def test_bad_registry_via_cli(site, tmp_path, monkeypatch):
 
 
 def test_default_home_follows_the_platform(monkeypatch, tmp_path):
-    from bossnet_onnx.model_home import models_home
+    from bossnet_onnx.model.home import models_home
 
     monkeypatch.delenv(HOME_ENV, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
@@ -463,7 +463,7 @@ def test_source_metadata_round_trip_and_checks():
     from onnx_fixtures import linear_metadata
 
     from bossnet_onnx.errors import ModelMetadataError
-    from bossnet_onnx.metadata import ModelMetadata
+    from bossnet_onnx.model.metadata import ModelMetadata
 
     props = linear_metadata(source=SOURCE).to_props()
     back = ModelMetadata.from_props(props, source="m.onnx")
@@ -479,7 +479,7 @@ def test_source_metadata_round_trip_and_checks():
 
 
 def test_progress_bar_in_bytes_goes_to_stderr(site, weights, capsys):
-    from bossnet_onnx.downloads import ByteProgress, fetch_verified
+    from bossnet_onnx.model.downloads import ByteProgress, fetch_verified
 
     dest = Path(os.environ[HOME_ENV]) / "c0"
     dest.parent.mkdir(parents=True)

@@ -6,6 +6,7 @@ import csv
 import logging
 import re
 
+import layouts
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -23,7 +24,6 @@ from bossnet_onnx.readers import (
     sdss_spec,
 )
 from bossnet_onnx.spectrum import ReadFailure, Spectrum
-from bossnet_onnx.synthetic import layouts
 
 WAVE = layouts.boss_native_wavelength()
 LAMOST_WAVE = 10 ** (3.5682 + 1e-4 * np.arange(3909))

@@ -6,16 +6,16 @@ import gzip
 import re
 import warnings
 
+import layouts
 import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import Table
 
 from bossnet_onnx.errors import InputError, InputWarning, UnknownFormatError
-from bossnet_onnx.inputs import expand_inputs
 from bossnet_onnx.readers import read_spectra
+from bossnet_onnx.readers.paths import expand_inputs
 from bossnet_onnx.spectrum import ReadFailure, Spectrum
-from bossnet_onnx.synthetic import layouts
 
 WAVE = layouts.boss_native_wavelength()
 N = layouts.BOSS_NPIX

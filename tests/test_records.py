@@ -1,13 +1,13 @@
 """Records and reader boundaries behave as plain Python objects and report our bugs as bugs."""
 from __future__ import annotations
 
+import layouts
 import numpy as np
 import pytest
 
 from bossnet_onnx import readers
 from bossnet_onnx.errors import InputError, first_line
 from bossnet_onnx.spectrum import Spectrum
-from bossnet_onnx.synthetic import layouts
 
 
 def _spectrum() -> Spectrum:

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from bossnet_onnx.errors import RegistryError
-from bossnet_onnx.registry import REGISTRY_ENV, load_registry
+from bossnet_onnx.model.registry import REGISTRY_ENV, load_registry
 
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 #: Folders of the reference repository that hold a model_args.yaml (all but the May 2023 set).
@@ -102,7 +102,7 @@ def test_missing_registry_file(tmp_path, monkeypatch):
 
 
 def test_list_models_json_is_a_registry(builtin, tmp_path, monkeypatch):
-    from bossnet_onnx.pull import format_model_list, list_models
+    from bossnet_onnx.model.pull import format_model_list, list_models
 
     monkeypatch.setenv("BOSSNET_ONNX_HOME", str(tmp_path / "home"))
     doc = list_models()

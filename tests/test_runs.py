@@ -10,16 +10,16 @@ import sys
 import time
 from pathlib import Path
 
+import layouts  # our own module: a broken import must fail
 import numpy as np
 import pytest
 from onnx_fixtures import linear_metadata, write_linear_model
 
-import bossnet_onnx.runs as runs
-from bossnet_onnx.catalogue import read_catalogue
+import bossnet_onnx.run.to_file as runs
 from bossnet_onnx.errors import ModelError, OutputError, OutputPathError
-from bossnet_onnx.pipeline import predict
-from bossnet_onnx.runs import Interrupted, partial_path, predict_to_file
-from bossnet_onnx.synthetic import layouts  # our own module: a broken import must fail
+from bossnet_onnx.outputs.catalogue import read_catalogue
+from bossnet_onnx.run.stream import predict
+from bossnet_onnx.run.to_file import Interrupted, partial_path, predict_to_file
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pytest
 from onnx_fixtures import linear_metadata, write_linear_model
 
 from bossnet_onnx.errors import ModelError, ModelMetadataError, ProviderError
-from bossnet_onnx.metadata import ModelMetadata
-from bossnet_onnx.session import available_cpus, open_model, resolve_providers
+from bossnet_onnx.model.metadata import ModelMetadata
+from bossnet_onnx.model.session import available_cpus, open_model, resolve_providers
 
 
 def test_open_and_run_linear_model(tmp_path, rng):
@@ -48,7 +48,7 @@ def test_cuda_request_without_cuda_is_an_error(tmp_path):
 
 
 def test_auto_falls_back_to_cpu_and_says_so(tmp_path):
-    from bossnet_onnx.engines import resolve_engine
+    from bossnet_onnx.model.engines import resolve_engine
 
     model = open_model(write_linear_model(tmp_path / "m.onnx"), provider="auto")
     if resolve_engine("auto") == "openvino":  # the openvino extra on x86-64: measured faster
@@ -147,7 +147,7 @@ def test_wrong_output_count_is_refused(tmp_path):
 
 
 def test_probe_is_distinct_finite_spectrum_like_rows():
-    from bossnet_onnx.session import probe_inputs
+    from bossnet_onnx.model.session import probe_inputs
     x = probe_inputs(3900)
     assert x.shape == (3, 3900) and x.dtype == np.float32 and np.isfinite(x).all()
     assert x.min() > 1.0 and x.max() < 4.0  # log of 5-50 flux units, like preprocessed spectra
@@ -171,8 +171,8 @@ def test_run_checks_the_batch_shape_of_every_call(tmp_path, rng):
 
 def test_nonfinite_output_for_one_spectrum_is_a_failure_row_not_garbage(tmp_path):
     """log(min(flux)) inside the graph: NaN only for a spectrum with a negative input pixel."""
-    layouts = pytest.importorskip("bossnet_onnx.synthetic.layouts")
-    from bossnet_onnx.pipeline import predict
+    layouts = __import__("layouts")
+    from bossnet_onnx.run.stream import predict
     path = write_linear_model(tmp_path / "m.onnx", hostile="log-min", scale=2.0)
     wave = layouts.boss_native_wavelength()
     files = []
@@ -190,8 +190,8 @@ def test_nonfinite_output_for_one_spectrum_is_a_failure_row_not_garbage(tmp_path
 
 
 def test_absurd_log_teff_is_a_failure_row_not_an_overflow(tmp_path):
-    layouts = pytest.importorskip("bossnet_onnx.synthetic.layouts")
-    from bossnet_onnx.pipeline import predict
+    layouts = __import__("layouts")
+    from bossnet_onnx.run.stream import predict
     stats = {**linear_metadata().stats, "logTeff": {"MEAN": 400.0, "STD": 0.1}}
     path = write_linear_model(tmp_path / "m.onnx", metadata=linear_metadata(stats=stats))
     wave = layouts.boss_native_wavelength()

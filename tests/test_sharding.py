@@ -7,9 +7,9 @@ import operator
 import numpy as np
 import pytest
 
-from bossnet_onnx.catalogue import Result, build_table, read_catalogue, write_catalogue
 from bossnet_onnx.errors import OutputError
-from bossnet_onnx.sharding import Shard, merge_catalogues, parse_shard, select_shard
+from bossnet_onnx.outputs.catalogue import Result, build_table, read_catalogue, write_catalogue
+from bossnet_onnx.run.sharding import Shard, merge_catalogues, parse_shard, select_shard
 
 META = {"MODEL": "m", "MODELSHA": "a" * 64, "NDRAWS": 5, "SEED": 1, "PREPROC": "bossnet-log95-v1"}
 
@@ -64,12 +64,12 @@ def test_merge_refuses_missing_duplicate_and_mixed(tmp_path):
 
 
 def test_sharded_runs_merge_to_the_unsharded_rows(tmp_path):
+    import layouts
     from onnx_fixtures import write_linear_model
     from typer.testing import CliRunner
 
     from bossnet_onnx.cli import app
-    from bossnet_onnx.pipeline import predict
-    from bossnet_onnx.synthetic import layouts
+    from bossnet_onnx.run.stream import predict
 
     model = write_linear_model(tmp_path / "m.onnx", seed=3, scale=2.0)
     wave = layouts.boss_native_wavelength()

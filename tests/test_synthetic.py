@@ -1,10 +1,10 @@
-"""Physics and bookkeeping of the synthetic BOSS-like spectra (bossnet_onnx.synthetic.spectra)."""
+"""Physics and bookkeeping of the synthetic BOSS-like spectra (bossnet_onnx.science.synthetic)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bossnet_onnx.synthetic.spectra import (
+from bossnet_onnx.science.synthetic import (
     BOSS_NPIX,
     C_KMS,
     POPULATIONS,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bossnet_onnx.uncertainty import noisy_copies, spectrum_rng, summarize_draws
+from bossnet_onnx.science.uncertainty import noisy_copies, spectrum_rng, summarize_draws
 
 
 def test_same_seed_and_identity_same_draws():

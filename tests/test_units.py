@@ -8,9 +8,9 @@ from astropy.io import fits
 from astropy.table import Table
 
 from bossnet_onnx.errors import InputError, InputWarning
-from bossnet_onnx.inputs import expand_inputs
 from bossnet_onnx.readers import read_spectra
-from bossnet_onnx.units import air_to_vacuum, to_angstrom, vacuum_to_air
+from bossnet_onnx.readers.paths import expand_inputs
+from bossnet_onnx.science.units import air_to_vacuum, to_angstrom, vacuum_to_air
 
 N = 2000
 WAVE = np.linspace(3700.0, 9000.0, N)

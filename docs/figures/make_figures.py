@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bossnet_onnx.catalogue import build_table
-from bossnet_onnx.pipeline import predict, prepare_spectrum, result_from_outputs, run_metadata
-from bossnet_onnx.plotting import plot_kiel, plot_spectrum
-from bossnet_onnx.session import open_model
+from bossnet_onnx.model.session import open_model
+from bossnet_onnx.outputs.catalogue import build_table
+from bossnet_onnx.outputs.plotting import plot_kiel, plot_spectrum
+from bossnet_onnx.run.stream import predict, prepare_spectrum, result_from_outputs, run_metadata
 from bossnet_onnx.spectrum import Spectrum
 
 HERE = Path(__file__).resolve().parent
@@ -49,7 +49,7 @@ def from_examples(files: list[str], model, draws: int, seed: int) -> None:
 
 
 def from_synthetic(n: int, model, draws: int, seed: int) -> None:
-    from bossnet_onnx.synthetic.spectra import sample_labels, synthesize_batch
+    from bossnet_onnx.science.synthetic import sample_labels, synthesize_batch
 
     rng = np.random.default_rng(seed)
     labels = sample_labels(n, rng)

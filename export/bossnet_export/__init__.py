@@ -1,11 +1,11 @@
 """bossnet_export: official BOSS Net checkpoints -> verified, fixed-shape ONNX files.
 
 The only package of the distribution that imports torch (install the `export` extra). The
-runtime (`bossnet_onnx`) reads what this writes through `bossnet_onnx.metadata`.
+runtime (`bossnet_onnx`) reads what this writes through `bossnet_onnx.model.metadata`.
 """
 from __future__ import annotations
 
-from bossnet_onnx.members import MEMBERS
+from bossnet_onnx.science.members import MEMBERS
 
 from .checkpoint import LoadedCheckpoint, load_checkpoint
 from .config import OFFICIAL_BOSS, BossNetConfig, load_config, load_stats

@@ -25,7 +25,7 @@ import numpy as np
 
 from bossnet_onnx.atomic import publish
 from bossnet_onnx.errors import ExportError
-from bossnet_onnx.metadata import ModelMetadata
+from bossnet_onnx.model.metadata import ModelMetadata
 
 from .parity import onnx_session, parity_inputs, physical_differences, torch_outputs
 

@@ -2,13 +2,13 @@
 
 Why: the published weights cannot be shipped or fetched everywhere, yet `bossnet-onnx predict`
 must work out of the box. This trains the same blocks with smaller dimensions on spectra from
-`bossnet_onnx.synthetic.spectra` and hands the result to the normal export path (parity check,
+`bossnet_onnx.science.synthetic` and hands the result to the normal export path (parity check,
 metadata with provenance "synthetic-demo"). Everything is seeded and configured in one YAML file:
 
     python -m bossnet_export.train --config export/bossnet_export/configs/demo.yaml --out models/
 
 The network sees exactly what the runtime will feed it: the runtime's own preprocessing
-(`bossnet_onnx.preprocess`) applied to native-grid spectra, noise drawn from the spectrum's sigma
+(`bossnet_onnx.science.preprocess`) applied to native-grid spectra, noise drawn from the spectrum's sigma
 (as the runtime's Monte-Carlo copies are), and masked segments (flux 0, as bad BOSS pixels).
 """
 from __future__ import annotations
@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from bossnet_onnx.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS, Preprocessing
-from bossnet_onnx.preprocess import log_scale, plan_interpolation
-from bossnet_onnx.synthetic.spectra import noise_sigma, noiseless_batch, sample_labels
+from bossnet_onnx.model.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS, Preprocessing
+from bossnet_onnx.science.preprocess import log_scale, plan_interpolation
+from bossnet_onnx.science.synthetic import noise_sigma, noiseless_batch, sample_labels
 
 from .config import BossNetConfig
 from .exporter import export_module, reference_grid
@@ -99,7 +99,7 @@ class SpectraInputs:
 
     All synthetic spectra share the BOSS wavelength grid and have no NaN pixels, so one
     interpolation plan serves the whole batch; each output row equals what
-    `bossnet_onnx.preprocess.model_inputs` gives for that spectrum alone.
+    `bossnet_onnx.science.preprocess.model_inputs` gives for that spectrum alone.
     """
 
     def __init__(self, wavelength: np.ndarray, grid: np.ndarray,

@@ -19,16 +19,16 @@ __version__ = "0.1.0"
 
 #: public name -> module that defines it (one place; __getattr__ and __dir__ read it)
 _EXPORTS = {
-    "predict": "pipeline",
-    "load": "model",
-    "Model": "model",
+    "predict": "run.stream",
+    "load": "model.loaded",
+    "Model": "model.loaded",
     "Spectrum": "spectrum",
-    "ResultFlags": "flags",
+    "ResultFlags": "science.flags",
     "read_spectra": "readers",
-    "expand_inputs": "inputs",
-    "air_to_vacuum": "units",
-    "plot_spectrum": "plotting",
-    "plot_kiel": "plotting",
+    "expand_inputs": "readers.paths",
+    "air_to_vacuum": "science.units",
+    "plot_spectrum": "outputs.plotting",
+    "plot_kiel": "outputs.plotting",
     "BossNetError": "errors",
     "DemoModelWarning": "errors",
     "InputWarning": "errors",
@@ -40,16 +40,16 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .errors import BossNetError as BossNetError
     from .errors import DemoModelWarning as DemoModelWarning
     from .errors import InputWarning as InputWarning
-    from .flags import ResultFlags as ResultFlags
-    from .inputs import expand_inputs as expand_inputs
-    from .model import Model as Model
-    from .model import load as load
-    from .pipeline import predict as predict
-    from .plotting import plot_kiel as plot_kiel
-    from .plotting import plot_spectrum as plot_spectrum
+    from .model.loaded import Model as Model
+    from .model.loaded import load as load
+    from .outputs.plotting import plot_kiel as plot_kiel
+    from .outputs.plotting import plot_spectrum as plot_spectrum
     from .readers import read_spectra as read_spectra
+    from .readers.paths import expand_inputs as expand_inputs
+    from .run.stream import predict as predict
+    from .science.flags import ResultFlags as ResultFlags
+    from .science.units import air_to_vacuum as air_to_vacuum
     from .spectrum import Spectrum as Spectrum
-    from .units import air_to_vacuum as air_to_vacuum
 
 
 def __getattr__(name: str) -> Any:

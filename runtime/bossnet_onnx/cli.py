@@ -17,8 +17,8 @@ from typing import Any
 import typer
 
 from . import __version__
-from .engines import PROVIDERS
 from .errors import BossNetError, BossNetWarning, OutputPathError
+from .model.engines import PROVIDERS
 from .textsafe import printable
 from .wording import plural
 
@@ -48,11 +48,9 @@ def _warn(text: str) -> None:
 _OVERWRITE_HELP = "Replace the output file if it exists (default: refuse, before any work)."
 
 
-
-
 def _precision(value: str) -> str:
     """--precision is checked before any work, like --provider (exit 2)."""
-    from .precision import PRECISIONS
+    from .model.precision import PRECISIONS
 
     if value.lower() not in PRECISIONS:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(PRECISIONS)}")
@@ -108,7 +106,7 @@ def _print_table(table) -> None:
     from rich.table import Table as RichTable
     from rich.text import Text
 
-    from .flags import flag_names
+    from .science.flags import flag_names
 
     view = RichTable(box=None, pad_edge=False, header_style="bold")
     for name in ("path", "hdu", "row", "telescope", "teff", "e_teff", "logg", "e_logg", "fe_h",
@@ -142,7 +140,7 @@ def _print_table(table) -> None:
 
 def _check_draws(value: int) -> int:
     """--draws is 0 or 2..MAX_DRAWS: a usage error (exit 2) before any work, not NaN errors."""
-    from .uncertainty import check_draws
+    from .science.uncertainty import check_draws
 
     try:
         return check_draws(value)
@@ -187,10 +185,10 @@ def predict(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Predict log g, Teff, [Fe/H] and RV for every spectrum in INPUTS."""
-    from .pipeline import predict as run_predict
-    from .preprocess import RECIPES
-    from .runs import Interrupted, predict_to_file
-    from .sharding import parse_shard
+    from .run.sharding import parse_shard
+    from .run.stream import predict as run_predict
+    from .run.to_file import Interrupted, predict_to_file
+    from .science.preprocess import RECIPES
 
     if shard is not None:
         try:
@@ -242,7 +240,7 @@ def merge(
     overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Concatenate shard catalogues, checking provenance, duplicates and missing shards."""
-    from .sharding import merge_catalogues
+    from .run.sharding import merge_catalogues
 
     try:
         table = merge_catalogues([str(p) for p in parts], output, overwrite=overwrite)
@@ -282,7 +280,7 @@ def export(
     """Convert a BOSS Net family checkpoint into a verified, fixed-shape ONNX model."""
     from .convert import CONVERTER_CHOICES
     from .convert.choose import export_checkpoint
-    from .members import MEMBERS
+    from .science.members import MEMBERS
 
     if member is not None and member not in MEMBERS:
         raise typer.BadParameter(f"{member!r}; choose one of {', '.join(MEMBERS)}",
@@ -324,9 +322,9 @@ def plot(
                              "them to vacuum."),
 ) -> None:
     """Plot each spectrum, the model input it became, and its labels, errors and flags."""
-    from .output_paths import IMAGE_SUFFIXES, check_output
-    from .plotting import plot_spectrum
-    from .preprocess import RECIPES
+    from .outputs.plotting import plot_spectrum
+    from .run.output_paths import IMAGE_SUFFIXES, check_output
+    from .science.preprocess import RECIPES
 
     if recipe not in RECIPES:
         raise typer.BadParameter(f"{recipe!r} is not one of {', '.join(RECIPES)}",
@@ -367,8 +365,8 @@ def kiel(
     overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Kiel diagram (Teff vs log g, coloured by [Fe/H], flagged rows marked) of a catalogue."""
-    from .output_paths import IMAGE_SUFFIXES, check_output
-    from .plotting import kiel_counts, load_labels, plot_kiel
+    from .outputs.plotting import kiel_counts, load_labels, plot_kiel
+    from .run.output_paths import IMAGE_SUFFIXES, check_output
 
     name = catalogue.name
     for suffix in (".gz", ".fits", ".fit", ".csv", ".ecsv", ".parquet"):
@@ -396,7 +394,7 @@ def info(
     """Describe a model: provenance, checksums, grid, parameters, stats, opset, providers."""
     import json
 
-    from .model_info import format_model_info, model_info
+    from .model.info import format_model_info, model_info
 
     try:
         details = model_info(model)
@@ -420,7 +418,7 @@ def models_list(
     """Each published model: description, repository, commit, size, whether it is installed."""
     import json
 
-    from .pull import format_model_list, list_models
+    from .model.pull import format_model_list, list_models
 
     try:
         doc = list_models()
@@ -442,7 +440,7 @@ def models_pull(
                                   "or auto (torch when installed)."),
 ) -> None:
     """Fetch NAME's published files, verify their git blob ids, convert and install NAME.onnx."""
-    from .pull import pull_model
+    from .model.pull import pull_model
 
     try:
         result = pull_model(name, source_dir=source_dir, force=force,

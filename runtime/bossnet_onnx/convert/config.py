@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, first_line
-from ..metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS
+from ..model.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS
 
 __all__ = ["BossNetConfig", "OFFICIAL_BOSS", "load_config", "load_stats", "infer_member",
            "check_member"]
@@ -167,7 +167,7 @@ def infer_member(source: str | Path | None, config: BossNetConfig) -> str:
     `model_gaia_xp` (registry names carry the same words); a config equal to one published
     network's model_args.yaml identifies it too. Anything else is BOSS Net, as before members.
     """
-    from ..members import OFFICIAL_CONFIGS
+    from ..science.members import OFFICIAL_CONFIGS
 
     text = Path(str(source)).name.lower() if source is not None else ""
     for member, fragments in _MEMBER_NAMES:
@@ -186,7 +186,7 @@ def check_member(member: str, config: BossNetConfig, where: str) -> None:
     that is exactly another member's published one is also refused, since exporting APOGEE Net
     weights as Gaia RVS Net would silently feed them the wrong input.
     """
-    from ..members import MEMBERS, OFFICIAL_CONFIGS
+    from ..science.members import MEMBERS, OFFICIAL_CONFIGS
 
     recipe = MEMBERS.get(member)
     if recipe is None:

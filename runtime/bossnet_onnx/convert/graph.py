@@ -20,8 +20,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..members import MEMBERS
-from ..metadata import ModelMetadata
+from ..model.metadata import ModelMetadata
+from ..science.members import MEMBERS
 from .architecture import BN_EPSILON, feature_length, pool_gather, position_channel, residual_pads
 from .config import BossNetConfig
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..metadata import Preprocessing, reference_grid_numpy
-from ..preprocess import log_scale
+from ..model.metadata import Preprocessing, reference_grid_numpy
+from ..science.preprocess import log_scale
 
 __all__ = ["PARITY_ATOL", "ParityReport", "spectrum_like", "parity_inputs", "max_abs",
            "onnx_session"]
@@ -83,7 +83,7 @@ def max_abs(a: np.ndarray, b: np.ndarray) -> float:
 
 def onnx_session(path: Path) -> Any:
     """A CPU onnxruntime session: the provider every user has, so parity means the same to all."""
-    from ..session import import_onnxruntime
+    from ..model.session import import_onnxruntime
 
     ort = import_onnxruntime()  # the [cpu] or [gpu] extra; a one-line error without either
 

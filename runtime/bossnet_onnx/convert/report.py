@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExportError
-from ..members import MEMBERS, OFFICIAL_STATS, input_grid
-from ..metadata import PROVENANCES, ModelMetadata, Preprocessing
+from ..model.metadata import PROVENANCES, ModelMetadata, Preprocessing
+from ..science.members import MEMBERS, OFFICIAL_STATS, input_grid
 from .architecture import reference_grid
 from .config import BossNetConfig, load_stats
 from .probes import ParityReport

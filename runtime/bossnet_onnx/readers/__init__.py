@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BossNetWarning, InputError, MemberMismatchError, UnknownFormatError, first_line
-from ..members import KIND_TITLES
+from ..science.members import KIND_TITLES
 from ..spectrum import ReadFailure, Spectrum
 from . import apstar, gaia, generic_table, image_1d, lamost_image, lamost_table, mwm, sdss_spec
 from ._checks import BadValues

@@ -28,7 +28,7 @@ import numpy as np
 from astropy.io import fits
 
 from ..errors import InputError, first_line
-from ..inputs import SPECTRUM_SUFFIXES
+from .paths import SPECTRUM_SUFFIXES
 
 __all__ = ["check_file", "open_fits", "opened", "native", "header_value", "looks_like_fits",
            "first_row_scalars", "SPECTRUM_SUFFIXES", "MAX_FITS_BYTES", "MAX_TRAILING_BYTES",

@@ -19,7 +19,7 @@ import numpy as np
 from astropy.io import fits
 
 from ..errors import InputError
-from ..members import APOGEE_CDELT1, APOGEE_CRVAL1, APOGEE_NPIX
+from ..science.members import APOGEE_CDELT1, APOGEE_CRVAL1, APOGEE_NPIX
 from ..spectrum import ReadFailure, Spectrum
 from ._checks import checked, ivar_from_error, where
 from ._fits import header_value, native, opened

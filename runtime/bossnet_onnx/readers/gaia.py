@@ -27,7 +27,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from ..errors import InputError, first_line
-from ..members import RVS_NPIX, RVS_START_ANGSTROM, RVS_STEP_ANGSTROM, XP_N_COEFFICIENTS
+from ..science.members import RVS_NPIX, RVS_START_ANGSTROM, RVS_STEP_ANGSTROM, XP_N_COEFFICIENTS
 from ..spectrum import ReadFailure, Spectrum
 from ._checks import ivar_from_error
 

@@ -22,11 +22,11 @@ from astropy.io import fits
 from astropy.table import Table
 
 from ..errors import InputError, InputWarning, first_line
-from ..inputs import ASCII_SUFFIXES
+from ..science.units import is_log_unit, to_angstrom, unit_name
 from ..spectrum import ReadFailure, Spectrum
-from ..units import is_log_unit, to_angstrom, unit_name
 from ._checks import BadValues, checked, ivar_from_error
 from ._fits import RELEASE_EVERY_ROWS, check_file, release_pages
+from .paths import ASCII_SUFFIXES
 
 NAME = "generic-table"
 KINDS = ("boss",)

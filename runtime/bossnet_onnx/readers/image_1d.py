@@ -17,8 +17,8 @@ import numpy as np
 from astropy.io import fits
 
 from ..errors import InputError, InputWarning
+from ..science.units import air_to_vacuum, to_angstrom
 from ..spectrum import ReadFailure, Spectrum
-from ..units import air_to_vacuum, to_angstrom
 from ._checks import checked, where
 from ._fits import header_value, native, opened
 

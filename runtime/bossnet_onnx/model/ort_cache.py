@@ -1,0 +1,372 @@
+"""A memory-mapped ORT-format copy of a model, for lean and instant session start on CPU.
+
+Loading a .onnx file makes onnxruntime hold the parsed protobuf and the initializer tensors at
+the same time (~1.9x the weights at peak) and copy every weight. The ORT format can instead be
+memory-mapped and its initializers used in place: a session starts in milliseconds, its weights
+are file-backed pages shared by every process on the node that uses the same model (SLURM
+arrays, Dask workers), and peak memory is the weights once plus activations.
+
+The copy stands in for the model, so it must provably hold the model's weights:
+
+* **Key = content.** An entry is named by a sha256 over the `.onnx` bytes and every
+  external-data file it references (`model_content`), the onnxruntime version and this cache's
+  format version. Path, size and mtime play no part: `cp -p` or `rsync -a` of a re-exported
+  model (same size and mtime) gets a new key. Hashing the 290 MB BOSS network costs 0.23 s in
+  memory (SHA-NI CPU; ~0.9 s on a loaded shared machine), so the hash is memoised per user
+  with each file's (dev, inode, size, mtime_ns, ctime_ns) and recomputed whenever any differs
+  (`content_sha256` says why that is a proof, and where it is not taken).
+* **Entries are proven, never trusted by name.** Each `<key>.ort` has a `<key>.json` manifest
+  written after it, recording the model hash, the onnxruntime version, the `.ort` file's sha256
+  and its (dev, inode, size, mtime_ns, ctime_ns). Any write to the `.ort` changes its ctime, any
+  replacement its inode, so an entry whose stat still matches is the file that was written;
+  otherwise its bytes are hashed against the manifest. An entry that is planted, truncated,
+  empty, unreadable, owned by another user (in a private cache), or from another onnxruntime
+  version is rebuilt (or, where it cannot be replaced, bypassed: the `.onnx` is loaded
+  directly). A cache problem is never fatal and never reported as a fault of the model.
+* **Private by default.** `$BOSSNET_ONNX_CACHE` or `$XDG_CACHE_HOME/bossnet-onnx`
+  (`~/.cache/bossnet-onnx`) is created 0700, must be owned by the user and not writable by
+  others; entries are 0600. `BOSSNET_ONNX_CACHE=off` switches caching off.
+* **Shared on purpose.** `$BOSSNET_ONNX_SHARED_CACHE=/dir` (takes precedence) shares copies
+  between the users of a node: the folder is created setgid + sticky and group-writable
+  (3775), entries are written 0644 so every user can map them, and nobody but their owner can
+  replace them. Entries are used only if not writable by group or others, and the folder only if
+  it is sticky whenever group/others may write to it.
+* **Bounded.** After each new entry, the user's own least-recently-used entries are deleted
+  until the folder holds at most `$BOSSNET_ONNX_CACHE_MAX_MB` (default 2048 MB, ~7 copies of the
+  BOSS network); using an entry marks it used. A model larger than the bound is not cached.
+* **Only for the CPU provider**: the conversion applies CPU-specific fusions.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import tempfile
+import time
+from pathlib import Path
+
+from ..hashing import file_sha256
+from .content import external_data_files, model_content_sha256
+
+__all__ = ["cache_dir", "cache_limit_bytes", "cached_ort_model", "content_sha256", "discard_ort_copy",
+           "mmap_session_options", "DEFAULT_MAX_MB"]
+
+CACHE_FORMAT = 2
+DEFAULT_MAX_MB = 2048
+_OFF = ("", "0", "off", "no", "false")
+_PRIVATE_DIR_MODE, _PRIVATE_FILE_MODE = 0o700, 0o600
+_SHARED_DIR_MODE, _SHARED_FILE_MODE = 0o3775, 0o644
+_STALE_TMP_S = 3600
+MEMO_DIR = "content-memo"
+#: A file changed this recently before hashing is hashed again next time, not memoised: a
+#: second write within one ctime tick could otherwise keep the same (size, mtime, ctime).
+RACY_NS = 3_000_000_000
+
+
+def _shared_setting() -> Path | None:
+    env = os.environ.get("BOSSNET_ONNX_SHARED_CACHE")
+    if env is None or env.strip().lower() in _OFF:
+        return None
+    return Path(env)
+
+
+def cache_dir() -> Path | None:
+    """Where ORT-format copies live; None when caching is switched off."""
+    shared = _shared_setting()
+    if shared is not None:
+        return shared
+    env = os.environ.get("BOSSNET_ONNX_CACHE")
+    if env is not None and env.strip().lower() in _OFF:
+        return None
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bossnet-onnx"
+
+
+def cache_limit_bytes() -> int:
+    """The size bound of the cache folder (`$BOSSNET_ONNX_CACHE_MAX_MB`, default 2048 MB)."""
+    env = os.environ.get("BOSSNET_ONNX_CACHE_MAX_MB", "").strip()
+    try:
+        mb = float(env) if env else DEFAULT_MAX_MB
+    except ValueError:
+        mb = DEFAULT_MAX_MB
+    return max(0, int(mb * 1e6))
+
+
+def _stat_tuple(st: os.stat_result) -> list[int]:
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _safe_folder(folder: Path, shared: bool) -> bool:
+    """Create the folder with the right mode; False if it cannot be trusted with copies."""
+    mode = _SHARED_DIR_MODE if shared else _PRIVATE_DIR_MODE
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, mode)
+    st = folder.stat()
+    uid = os.getuid()
+    if not shared:
+        if st.st_uid != uid:
+            return False
+        if stat.S_IMODE(st.st_mode) != _PRIVATE_DIR_MODE:
+            os.chmod(folder, _PRIVATE_DIR_MODE)  # tighten a folder made by an older version
+        return True
+    others_write = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    # A writable shared folder without the sticky bit lets any member swap another's entry.
+    return not others_write or bool(st.st_mode & stat.S_ISVTX)
+
+
+def _trusted_file(st: os.stat_result, shared: bool) -> bool:
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return False
+    return shared or st.st_uid == os.getuid()
+
+
+def _key(content_sha: str) -> str:
+    import onnxruntime as ort
+
+    ident = f"{content_sha}|onnxruntime {ort.__version__}|cache {CACHE_FORMAT}"
+    return hashlib.sha256(ident.encode()).hexdigest()[:32]
+
+
+def _proven(ort_path: Path, manifest_path: Path, content_sha: str, shared: bool) -> bool:
+    """True if `ort_path` is provably the copy built from the model with `content_sha`."""
+    import onnxruntime as ort
+
+    try:
+        m_st = manifest_path.stat()
+        o_st = ort_path.stat()
+        if not (_trusted_file(m_st, shared) and _trusted_file(o_st, shared)):
+            return False
+        if m_st.st_size > 1 << 16:
+            return False
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if not (isinstance(manifest, dict) and manifest.get("cache_format") == CACHE_FORMAT
+                and manifest.get("model_sha256") == content_sha
+                and manifest.get("onnxruntime") == ort.__version__
+                and isinstance(manifest.get("ort_sha256"), str)):
+            return False
+        if o_st.st_size == 0 or o_st.st_size != manifest.get("ort_size"):
+            return False
+        if _stat_tuple(o_st) != manifest.get("ort_stat"):
+            # Copied, restored or rewritten since it was built: prove it by its bytes.
+            if file_sha256(ort_path) != manifest["ort_sha256"]:
+                return False
+            if m_st.st_uid == os.getuid():
+                manifest["ort_stat"] = _stat_tuple(ort_path.stat())
+                _write_atomic(manifest_path, json.dumps(manifest).encode(), m_st.st_mode & 0o777)
+        with open(ort_path, "rb") as fh:  # readable (mode 000 passes stat but not open)
+            fh.read(1)
+        return True
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+
+
+def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _build(model: Path, ort_path: Path, manifest_path: Path, content_sha: str,
+           file_mode: int) -> None:
+    import onnxruntime as ort
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{ort_path.name}.", suffix=".tmp", dir=ort_path.parent)
+    os.close(fd)
+    try:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = tmp
+        options.add_session_config_entry("session.save_model_format", "ORT")
+        options.log_severity_level = 3
+        ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        os.chmod(tmp, file_mode)
+        ort_sha = file_sha256(tmp)
+        os.replace(tmp, ort_path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    st = ort_path.stat()
+    manifest = {
+        "cache_format": CACHE_FORMAT, "model_sha256": content_sha, "model_path": str(model),
+        "onnxruntime": ort.__version__, "ort_sha256": ort_sha, "ort_size": st.st_size,
+        "ort_stat": _stat_tuple(st), "built_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _write_atomic(manifest_path, json.dumps(manifest).encode(), file_mode)
+
+
+def _entries(folder: Path) -> list[tuple[float, int, Path]]:
+    """(last use, bytes, manifest) of the entries this user may delete, oldest first."""
+    uid = os.getuid()
+    found = []
+    for manifest in folder.glob("*.json"):
+        try:
+            st = manifest.stat()
+            if st.st_uid != uid:
+                continue
+            ort_file = manifest.with_suffix(".ort")
+            size = st.st_size + (ort_file.stat().st_size if ort_file.exists() else 0)
+        except OSError:
+            continue
+        found.append((st.st_mtime, size, manifest))
+    return sorted(found)
+
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for path in folder.iterdir():
+        try:
+            if path.is_file():
+                total += path.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
+def _file_states(model: Path) -> list[list] | None:
+    """(real path, dev, inode, size, mtime_ns, ctime_ns) of the model and its external files."""
+    externals = external_data_files(model)
+    if externals is None:
+        return None
+    states = []
+    for path in [model, *externals]:
+        st = os.stat(path)
+        states.append([os.path.realpath(path), *_stat_tuple(st)])
+    return states
+
+
+def _memo_path(folder: Path, model: Path) -> Path:
+    name = hashlib.sha256(os.path.realpath(model).encode()).hexdigest()[:32]
+    return folder / MEMO_DIR / f"{os.getuid()}-{name}.json"
+
+
+def content_sha256(model: Path, folder: Path, shared: bool = False) -> str | None:
+    """The model's content hash, from a memo when no file of the model changed since hashing.
+
+    Hashing the 290 MB network costs ~0.25-0.5 s, every start. The memo (one per model path and
+    user, only trusted if owned by the user and not writable by others) records the hash with
+    the (dev, inode, size, mtime_ns, ctime_ns) of the `.onnx` and every external-data file. An
+    in-place rewrite changes ctime even when mtime is put back (`cp -p`, `os.utime`); a
+    replacement (`rsync -a`, a re-export) changes the inode and ctime; users cannot set ctime.
+    Any difference re-hashes. A file whose ctime was within RACY_NS of the hashing is not
+    memoised (a second write in the same clock tick could leave every field equal), nor one that
+    changed while it was being hashed. On a file system that does not keep ctime (some FUSE and
+    FAT mounts) set BOSSNET_ONNX_CACHE=off or accept one hash per start by removing the memo.
+    """
+    memo = _memo_path(folder, model)
+    try:
+        states = _file_states(model)
+    except OSError:
+        return None
+    if states is None:
+        return None
+    try:
+        st = memo.stat()
+        if st.st_uid == os.getuid() and not st.st_mode & 0o022 and st.st_size < 1 << 16:
+            doc = json.loads(memo.read_text(encoding="utf-8"))
+            if doc.get("files") == states and isinstance(doc.get("sha256"), str):
+                return doc["sha256"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    started = time.time_ns()
+    sha = model_content_sha256(model)
+    if sha is None:
+        return None
+    try:
+        after = _file_states(model)
+        settled = all(s[5] < started - RACY_NS for s in states)  # s[5]: ctime_ns
+        if after == states and settled:
+            if not memo.parent.is_dir():  # shared: every member keeps own memos there
+                memo.parent.mkdir()
+                os.chmod(memo.parent, _SHARED_DIR_MODE if shared else _PRIVATE_DIR_MODE)
+            _write_atomic(memo, json.dumps({"files": states, "sha256": sha}).encode(), 0o600)
+    except OSError:
+        pass  # no memo: the next start hashes again
+    return sha
+
+
+def _evict(folder: Path, keep: Path, limit: int) -> None:
+    """Delete this user's least-recently-used entries until the folder fits in `limit`."""
+    now = time.time()
+    uid = os.getuid()
+    for path in folder.iterdir():  # leftovers of killed builds, and .ort without a manifest
+        try:
+            st = path.stat()
+            orphan = path.suffix == ".ort" and not path.with_suffix(".json").exists()
+            stale = path.name.startswith(".") and path.suffix == ".tmp"
+            if st.st_uid == uid and (orphan or stale) and now - st.st_mtime > _STALE_TMP_S:
+                path.unlink()
+        except OSError:
+            continue
+    total = _folder_bytes(folder)
+    for _, size, manifest in _entries(folder):
+        if total <= limit:
+            break
+        if manifest == keep:
+            continue
+        discard_ort_copy(manifest.with_suffix(".ort"))
+        total -= size
+
+
+def cached_ort_model(model: str | os.PathLike) -> Path | None:
+    """Path of the proven ORT-format copy of `model`, building it if needed; None to load the
+    `.onnx` directly (caching off, folder untrusted or unwritable, model unprovable)."""
+    folder = cache_dir()
+    if folder is None:
+        return None
+    shared = _shared_setting() is not None
+    model = Path(model)
+    try:
+        limit = cache_limit_bytes()
+        if model.stat().st_size > limit or not _safe_folder(folder, shared):
+            return None
+        content_sha = content_sha256(model, folder, shared)
+        if content_sha is None:
+            return None
+        key = _key(content_sha)
+        ort_path, manifest_path = folder / f"{key}.ort", folder / f"{key}.json"
+        if _proven(ort_path, manifest_path, content_sha, shared):
+            try:
+                os.utime(manifest_path)  # last use, for eviction (only works on own files)
+            except OSError:
+                pass
+            return ort_path
+        _build(model, ort_path, manifest_path, content_sha,
+               _SHARED_FILE_MODE if shared else _PRIVATE_FILE_MODE)
+        if not _proven(ort_path, manifest_path, content_sha, shared):
+            return None
+        _evict(folder, manifest_path, limit)
+        return ort_path if ort_path.exists() else None
+    except Exception:  # a read-only home, a full disk, another user's entry: load the .onnx  # noqa: BLE001
+        return None
+
+
+def discard_ort_copy(ort_path: str | os.PathLike) -> None:
+    """Remove an entry (its `.ort` and manifest) if this user may; never raises."""
+    ort_path = Path(ort_path)
+    for path in (ort_path.with_suffix(".json"), ort_path):
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
+def mmap_session_options(options) -> None:
+    """Session entries that map the ORT file and use its weights in place.
+
+    Prepacking is off because it would copy the large weight matrices into private memory
+    again (measured: ~3% slower model, 250 MB less for the BOSS network).
+    """
+    options.add_session_config_entry("session.use_memory_mapped_ort_model", "1")
+    options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
+    options.add_session_config_entry("session.use_ort_model_bytes_for_initializers", "1")
+    options.add_session_config_entry("session.disable_prepacking", "1")

@@ -1,0 +1,418 @@
+"""An inference session around a BOSS Net ONNX file: engine/provider choice, threads, validation.
+
+onnxruntime silently falls back to the CPU when a requested provider cannot start, so the
+providers actually in use are read back from the session and a CUDA request that did not
+happen is an error rather than a quiet slowdown. The engine (onnxruntime or OpenVINO, see
+engines.py) and the precision (precision.py) are chosen before the session starts; whatever runs,
+the same metadata, signature and output checks apply, and the model records what actually ran.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from ..errors import ModelError, ModelMetadataError, NoEngineError, ProviderError, first_line
+from .metadata import ModelMetadata
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+    from .engine_openvino import OpenVINOSession
+
+__all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers", "check_outputs",
+           "probe_inputs", "PROBE_ATOL", "import_onnxruntime", "NO_ENGINE_MESSAGE"]
+
+ProviderName = Literal["auto", "cpu", "cuda", "openvino"]
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def available_cpus() -> int:
+    """CPUs this process may use (affinity / cgroup aware), not all of the host's."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - non-Linux
+        n = os.cpu_count() or 1
+    quota = _cgroup_cpu_limit()
+    if quota is not None:
+        n = min(n, quota)
+    return max(1, n)
+
+
+def _cgroup_cpu_limit() -> int | None:
+    try:
+        text = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+    except OSError:
+        return None
+    if len(text) == 2 and text[0] != "max":
+        return max(1, int(float(text[0]) / float(text[1])))
+    return None
+
+
+NO_ENGINE_MESSAGE = ("no ONNX Runtime engine is installed; install one: pip install "
+                     "'bossnet-onnx[cpu]' (or 'bossnet-onnx[gpu]' for NVIDIA GPUs, never both)")
+
+
+def import_onnxruntime() -> Any:
+    """The onnxruntime module (from onnxruntime or onnxruntime-gpu, whichever is installed).
+
+    The core package does not depend on either, so that CPU and GPU users each get exactly
+    one engine from the `[cpu]` or `[gpu]` extra; without one, this is a one-line error.
+    """
+    try:
+        import onnxruntime
+    except ImportError:
+        raise NoEngineError(NO_ENGINE_MESSAGE) from None
+    return onnxruntime
+
+
+def resolve_providers(provider: str) -> list[str]:
+    """Provider list to ask onnxruntime for; ProviderError if the request cannot be met."""
+    ort = import_onnxruntime()
+
+    available = ort.get_available_providers()
+    provider = provider.lower()
+    if provider == "cpu":
+        return [CPU]
+    if provider == "cuda":
+        if CUDA not in available:
+            raise ProviderError(
+                f"--provider cuda: this onnxruntime has no CUDA support (available: "
+                f"{', '.join(available)}); install the gpu extra (onnxruntime-gpu, and uninstall "
+                f"onnxruntime) on a machine with an NVIDIA driver, or use --provider cpu"
+            )
+        return [CUDA, CPU]
+    if provider == "auto":
+        return [CUDA, CPU] if CUDA in available else [CPU]
+    raise ProviderError(f"unknown provider {provider!r}; expected auto, cpu, cuda or openvino")
+
+
+@dataclass
+class BossNetModel:
+    """A loaded, validated BOSS Net model ready to run batches of preprocessed spectra.
+
+    The engine-level object: `model.Model` (what `bossnet_onnx.load` returns) adds `predict`.
+    Usable as a context manager; `close()` releases the onnxruntime session. `run_physical`
+    may be called from several threads at once (onnxruntime's `run` is thread-safe).
+    """
+
+    path: Path
+    metadata: ModelMetadata
+    session: onnxruntime.InferenceSession | OpenVINOSession | None
+    provider: str
+    threads: int
+    engine: str = "onnxruntime"
+    precision: str = "fp32"
+    #: For a reduced-precision model read from its own file (int8), the fp32 model it copies.
+    fp32_path: Path | None = None
+    #: The accuracy-budget verdict that allowed a reduced precision (None for fp32).
+    budget: object = None
+
+    @property
+    def fixed_batch(self) -> int | None:
+        return self.metadata.batch_size
+
+    @property
+    def closed(self) -> bool:
+        return self.session is None
+
+    def close(self) -> None:
+        """Release the onnxruntime session; later calls raise ModelError."""
+        self.session = None
+
+    def __enter__(self) -> BossNetModel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{self.provider}, {self.threads} threads"
+        return (f"<{type(self).__name__} {self.metadata.model_name} ({self.metadata.provenance}) "
+                f"from {self.path} [{state}]>")
+
+    def run_normalized(self, x: np.ndarray) -> np.ndarray:
+        """Normalised network outputs for model inputs `x` (n x grid), float64.
+
+        A model exported with a fixed batch is fed zero-padded chunks of exactly that size.
+        """
+        if self.session is None:
+            raise ModelError(f"{self.path}: model was closed; load it again "
+                             f"(bossnet_onnx.load) to predict")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.metadata.n_pixels:
+            raise ModelError(
+                f"{self.path}: model input must be (n, {self.metadata.n_pixels}), got {x.shape}"
+            )
+        if x.shape[0] == 0:
+            return np.zeros((0, len(self.metadata.parameter_names)))
+        fixed = self.fixed_batch
+        outs = []
+        step = fixed or x.shape[0]
+        for start in range(0, x.shape[0], step):
+            chunk = x[start:start + step]
+            n = chunk.shape[0]
+            if fixed and n < fixed:
+                chunk = np.concatenate([chunk, np.zeros((fixed - n, chunk.shape[1]), np.float32)])
+            outs.append(self._run_batch(chunk)[:n])
+        return np.concatenate(outs)
+
+    def _run_batch(self, chunk: np.ndarray) -> np.ndarray:
+        """One onnxruntime call; its output must be one row of every parameter per input row.
+
+        A graph that collapses or reshapes the batch axis would otherwise be sliced into rows
+        that belong to no star.
+        """
+        if self.session is None:
+            raise ModelError(f"{self.path}: model was closed; load it again "
+                             f"(bossnet_onnx.load) to predict")
+        if self.metadata.input_rank == 3:
+            chunk = chunk[:, None, :]
+        (out,) = self.session.run([self.metadata.normalized_output],
+                                  {self.metadata.input_name: chunk})
+        out = np.asarray(out)
+        expected = (chunk.shape[0], len(self.metadata.parameter_names))
+        if out.shape != expected:
+            raise ModelError(
+                f"{self.path}: output '{self.metadata.normalized_output}' has shape "
+                f"{list(out.shape)} for a batch of {chunk.shape[0]}, expected {list(expected)} "
+                f"(batch, parameters); the model is not a BOSS Net model"
+            )
+        return out.astype(np.float64)
+
+    def run_physical(self, x: np.ndarray) -> np.ndarray:
+        """Physical labels (x * STD + MEAN) in the model's parameter order."""
+        return self.metadata.unnormalize(self.run_normalized(x))
+
+
+def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
+               threads: int | None = None, precision: str = "fp32") -> BossNetModel:
+    """Load and validate a BOSS Net ONNX model.
+
+    `path` is a file, the name of a model installed by `models pull` (names first), or None for
+    the bundled default model (model_files.resolve_model). On the CPU provider the session maps
+    the proven ORT-format copy (`ort_cache`); a copy that fails to load is discarded and the
+    `.onnx` loaded instead, so only the model file itself can be blamed for a load failure.
+    Before it is returned the model passes the metadata table (`metadata.validate_props`), the
+    signature check and the output probe (`check_outputs`); a refused model leaves no cache copy
+    behind.
+
+    The engine (onnxruntime, or OpenVINO: engines.py) runs the same checks. `precision` other
+    than fp32 is refused (ProviderError, one line with the figures) unless the model stays within
+    the accuracy budget on the held-out set (precision.py).
+    """
+    from .engines import OPENVINO, resolve_engine
+    from .files import resolve_model
+    from .precision import int8_sibling, require_within_budget
+
+    path = resolve_model(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found; give an exported .onnx file or a model "
+                         f"name (boss) with --model")
+    engine = resolve_engine(provider, precision)
+    precision = precision.lower()
+    providers = resolve_providers(provider) if engine != OPENVINO else []
+    threads = available_cpus() if threads is None else int(threads)
+    if threads < 1:
+        raise ModelError(f"threads must be >= 1, got {threads}")
+    fp32_path = None
+    if precision == "int8":
+        fp32_path, path = path, int8_sibling(path)
+        if not path.is_file():
+            raise ProviderError(
+                f"--precision int8: {path} not found; make it with `bossnet-onnx export "
+                f"--quantize int8` next to {fp32_path.name}, or use --precision fp32"
+            )
+    if engine == OPENVINO:
+        model = _openvino_model(path, threads, precision)
+    else:
+        model = _ort_model(path, provider, providers, threads)
+    model.engine, model.precision, model.fp32_path = engine, precision, fp32_path
+    if precision != "fp32":
+        exact = fp32_path or path
+        model.budget = require_within_budget(
+            model, lambda: open_model(exact, provider="cpu", threads=threads))
+    return model
+
+
+def _openvino_model(path: Path, threads: int, precision: str) -> BossNetModel:
+    """The model on OpenVINO, through the same metadata, signature and output checks."""
+    from .engine_openvino import open_session
+
+    if _is_onnx_file(path):
+        _refuse_huge_metadata(path)
+    session = open_session(path, threads, precision)
+    metadata = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map,
+                                        source=str(path))
+    _check_signature(path, session, metadata)
+    model = BossNetModel(path=path, metadata=metadata, session=session,
+                         provider=session.get_providers()[0], threads=threads,
+                         engine="openvino", precision=precision)
+    check_outputs(model)
+    return model
+
+
+def _ort_model(path: Path, provider: str, providers: list[str], threads: int) -> BossNetModel:
+    """The model on onnxruntime (memory-mapped ORT-format copy on the CPU when possible)."""
+    ort = import_onnxruntime()
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    if _is_onnx_file(path):
+        _refuse_huge_metadata(path)
+    ort_copy = None
+    if providers == [CPU] and _is_onnx_file(path):
+        from .ort_cache import cached_ort_model
+
+        ort_copy = cached_ort_model(path)
+    session = None
+    if ort_copy is not None:
+        from .ort_cache import discard_ort_copy, mmap_session_options
+
+        mapped = _copy_options(options)
+        mmap_session_options(mapped)
+        try:
+            session = ort.InferenceSession(str(ort_copy), sess_options=mapped, providers=providers)
+        except Exception:  # a cache problem is never the model's fault: use the .onnx itself  # noqa: BLE001
+            discard_ort_copy(ort_copy)
+            ort_copy = None
+    if session is None:
+        try:
+            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types  # noqa: BLE001
+            raise ModelError(f"{path}: not a loadable ONNX model ({first_line(exc, 200)})") from None
+    used = session.get_providers()
+    if provider.lower() == "cuda" and CUDA not in used:
+        raise ProviderError(
+            f"--provider cuda: onnxruntime could not start CUDA for {path} (running {used}); "
+            f"check the NVIDIA driver, CUDA 12 and cuDNN libraries, or use --provider cpu"
+        )
+    try:
+        props = session.get_modelmeta().custom_metadata_map
+        metadata = ModelMetadata.from_props(props, source=str(path))
+        _check_signature(path, session, metadata)
+        model = BossNetModel(path=path, metadata=metadata, session=session,
+                             provider=used[0], threads=threads)
+        check_outputs(model)
+    except ModelError:
+        if ort_copy is not None:  # a refused model leaves no copy behind
+            from .ort_cache import discard_ort_copy
+
+            discard_ort_copy(ort_copy)
+        raise
+    return model
+
+
+def _refuse_huge_metadata(path: Path) -> None:
+    """Refuse an oversized `bossnet.*` entry from the file itself, before onnxruntime parses it."""
+    from .content import metadata_entry_sizes
+    from .metadata import MAX_ENTRY_CHARS, PREFIX
+
+    for key, size in (metadata_entry_sizes(path) or {}).items():
+        if key.startswith(PREFIX) and size > MAX_ENTRY_CHARS:
+            raise ModelMetadataError(
+                f"{path}: metadata key '{key}' holds {size:,} bytes, more than the "
+                f"{MAX_ENTRY_CHARS:,} allowed; the model file is damaged or hostile"
+            )
+
+
+def _copy_options(options):
+    import onnxruntime as ort
+
+    copy = ort.SessionOptions()
+    for name in ("intra_op_num_threads", "inter_op_num_threads", "graph_optimization_level",
+                 "log_severity_level"):
+        setattr(copy, name, getattr(options, name))
+    return copy
+
+
+#: Probe rows are log-flux levels like real preprocessed spectra (log of 5-50 flux units).
+_PROBE_LEVELS = (1.6, 2.5, 3.4)
+#: Largest change (normalised units, i.e. training-label standard deviations) of a row's outputs
+#: between batch contexts. float reassociation moves them ~1e-6 and dynamic int8 quantization
+#: (activation scales per batch) 0.003 on the probe; swapped stars move ~0.1-2.
+PROBE_ATOL = 0.01
+
+
+def probe_inputs(n_pixels: int) -> np.ndarray:
+    """Three distinct, finite, spectrum-like model input rows (seeded, the same every load)."""
+    rng = np.random.default_rng(20240173)
+    x = np.linspace(0.0, 1.0, n_pixels)
+    rows = [level + 0.3 * np.sin(2 * np.pi * (3 + i) * x) + 0.05 * rng.standard_normal(n_pixels)
+            for i, level in enumerate(_PROBE_LEVELS)]
+    return np.asarray(rows, dtype=np.float32)
+
+
+def check_outputs(model: BossNetModel) -> None:
+    """Refuse a model whose rows depend on their batch neighbours or position, or whose
+    outputs for plain spectrum-like input are not finite (checked once, at load).
+
+    Two probe rows run together in one batch, and the second again in a batch of its own (a
+    fixed-batch model gets a batch filled with copies of it); both must give the same outputs
+    for it. A model that reverses its batch, mixes rows (batch statistics), depends on the row
+    position or collapses the batch axis would otherwise swap or blend labels between stars
+    silently: each of these moves the second row. Costs 3 forwards (fixed batch B: 2B), the
+    first of which warms the session up for the real work anyway.
+    """
+    fixed = model.fixed_batch
+    if fixed == 1:
+        return  # one row per call: no neighbours to mix with, no position but 0
+    probe = probe_inputs(model.metadata.n_pixels)[:2]
+    together = probe
+    if fixed:
+        together = np.concatenate([probe, np.zeros((fixed - 2, probe.shape[1]), np.float32)])
+    a = model._run_batch(together)[:2]
+    alone = model._run_batch(np.repeat(probe[1:2], fixed or 1, axis=0))[:1]
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(alone))):
+        raise ModelError(f"{model.path}: returns non-finite outputs for finite spectrum-like "
+                         f"input; the model is broken or not a BOSS Net model")
+    worst = float(np.max(np.abs(a[1] - alone[0])))
+    if worst > PROBE_ATOL:
+        raise ModelError(
+            f"{model.path}: a spectrum's outputs depend on its position or neighbours in the "
+            f"batch (moved by {worst:.3g} when run alone); refusing a model that would swap "
+            f"or mix labels between stars"
+        )
+
+
+def _is_onnx_file(path: Path) -> bool:
+    """Cheap check that `path` is a protobuf ONNX file worth converting (not text, not .ort)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(1) == b"\x08"  # field 1 (ir_version), varint: every ONNX model
+    except OSError:
+        return False
+
+
+def _check_signature(path: Path, session, metadata: ModelMetadata) -> None:
+    """Refuse graphs that are not a BOSS Net for this metadata (wrong input/output shapes)."""
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
+    inp = inputs.get(metadata.input_name)
+    if inp is None or len(inputs) != 1:
+        raise ModelError(
+            f"{path}: is not a BOSS Net model: expected one input '{metadata.input_name}', "
+            f"found {sorted(inputs)}"
+        )
+    shape = list(inp.shape)
+    if shape[-1] != metadata.n_pixels or len(shape) != metadata.input_rank:
+        raise ModelError(
+            f"{path}: is not a BOSS Net model: input '{inp.name}' has shape {shape}, expected "
+            f"[batch, {metadata.n_pixels}] to match its {metadata.n_pixels}-point grid"
+        )
+    n_params = len(metadata.parameter_names)
+    for name in (metadata.normalized_output, metadata.physical_output):
+        out = outputs.get(name)
+        if out is None:
+            raise ModelError(f"{path}: is not a BOSS Net model: output '{name}' is missing "
+                             f"(outputs: {sorted(outputs)})")
+        if out.shape[-1] != n_params:
+            raise ModelError(f"{path}: output '{name}' has shape {out.shape}, expected "
+                             f"[batch, {n_params}]")
