@@ -11,14 +11,15 @@ import itertools
 
 import numpy as np
 
+from ..science.members import BOSS_GRID_POINTS, BOSS_GRID_START, BOSS_GRID_STOP
 from .config import BossNetConfig
 
 __all__ = ["N_PIXELS", "BN_EPSILON", "DERIVED_KEYS", "state_shapes", "feature_length",
            "pool_bins", "pool_gather", "position_channel", "reference_grid",
            "residual_pads"]
 
-#: Pixels of the reference wavelength grid (3800-8900 A).
-N_PIXELS = 3900
+#: Pixels of the reference wavelength grid (3800-8900 A; stated in science/members.py).
+N_PIXELS = BOSS_GRID_POINTS
 #: torch.nn.BatchNorm1d's default epsilon, which the published networks use.
 BN_EPSILON = 1e-5
 #: Buffers the network derives itself; an older checkpoint may lack them.
@@ -113,8 +114,8 @@ def position_channel(length: int, inv_freq: float = 1.0) -> np.ndarray:
     return np.sin(angle.astype(np.float64)).astype(np.float32).reshape(1, 1, length)
 
 
-def reference_grid(n_pixels: int = N_PIXELS, start: float = 3800.0,
-                   stop: float = 8900.0) -> np.ndarray:
+def reference_grid(n_pixels: int = N_PIXELS, start: float = BOSS_GRID_START,
+                   stop: float = BOSS_GRID_STOP) -> np.ndarray:
     """The exact float32 grid of the reference preprocessing, torch.linspace(3800, 8900, n).
 
     torch computes the step in float32 and each point as start + step*i (the upper half as
