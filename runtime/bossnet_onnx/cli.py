@@ -283,8 +283,13 @@ def export(
     member: str | None = typer.Option(None, "--member", help="Family member: boss, apogee, "
                                          "gaia-rvs or gaia-xp (default: from the checkpoint's "
                                          "name or model_args.yaml)."),
+    converter: str = typer.Option("auto", "--converter", help="torch (the export extra), "
+                                  "numpy (no torch: reads the checkpoint itself, checks against "
+                                  "a numpy forward pass) or auto (torch when installed)."),
 ) -> None:
     """Convert a BOSS Net family checkpoint into a verified, fixed-shape ONNX model."""
+    from .convert import CONVERTER_CHOICES
+    from .convert.choose import export_checkpoint
     from .science.members import MEMBERS
 
     if member is not None and member not in MEMBERS:
@@ -292,17 +297,14 @@ def export(
                                  param_hint="--member")
     if quantize not in (None, "int8"):
         raise typer.BadParameter(f"{quantize!r}; the only choice is int8", param_hint="--quantize")
+    if converter not in CONVERTER_CHOICES:
+        raise typer.BadParameter(f"{converter!r}; choose one of {', '.join(CONVERTER_CHOICES)}",
+                                 param_hint="--converter")
     try:
-        from bossnet_export import export_model
-    except ImportError:
-        typer.echo("error: bossnet-onnx export needs the export extra: "
-                   "pip install 'bossnet-onnx[cpu,export]'", err=True)
-        raise typer.Exit(code=1) from None
-    try:
-        report = export_model(checkpoint, output, config=config, stats=stats, name=name,
-                              opset=opset, batch=batch, quantize=quantize,
-                              provenance=provenance, description=description,
-                              member=member)
+        report = export_checkpoint(checkpoint, output, converter=converter, config=config,
+                                   stats=stats, name=name, opset=opset, batch=batch,
+                                   quantize=quantize, provenance=provenance,
+                                   description=description, member=member)
     except BossNetError as exc:
         _fail(exc)
     typer.echo(report.summary())
@@ -444,13 +446,15 @@ def models_pull(
     force: bool = typer.Option(False, "--force", help="Fetch, verify and export again even "
                                "if the model is installed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    converter: str = typer.Option("auto", "--converter", help="torch, numpy (no torch needed) "
+                                  "or auto (torch when installed)."),
 ) -> None:
-    """Fetch NAME's published files, verify their git blob ids, export and install NAME.onnx."""
+    """Fetch NAME's published files, verify their git blob ids, convert and install NAME.onnx."""
     from .model.pull import pull_model
 
     try:
         result = pull_model(name, source_dir=source_dir, force=force,
-                            progress=not quiet and sys.stderr.isatty())
+                            progress=not quiet and sys.stderr.isatty(), converter=converter)
     except BossNetError as exc:
         _fail(exc)
     except KeyboardInterrupt:
