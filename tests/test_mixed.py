@@ -179,3 +179,20 @@ def test_single_model_refusal_lists_every_misfit(shared_data, tmp_path):
     with pytest.raises(MemberMismatchError, match=r"^9 files are not .*apStar-4\.fits and 4 "
                                                   r"more; "):
         bossnet_onnx.predict(folder, draws=0)
+
+
+def test_per_member_files_are_all_written_or_none(tmp_path):
+    from bossnet_onnx.errors import OutputError
+    from bossnet_onnx.outputs.catalogue import build_table, write_catalogues
+    from bossnet_onnx.run.rows import failure_row
+
+    tables = {m: build_table([failure_row(f"{m}.fits", "e")], meta={"MEMBER": m})
+              for m in ("boss", "apogee")}
+    (tmp_path / "cat.apogee.ecsv").mkdir()  # the second write fails
+    with pytest.raises(OutputError, match=r"cat\.apogee\.ecsv"):
+        write_catalogues(tables, tmp_path / "cat.ecsv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.apogee.ecsv"]
+    written = write_catalogues(tables, tmp_path / "all.fits.gz")
+    assert written == [tmp_path / "all.fits.gz"]
+    with fits.open(written[0]) as hdul:
+        assert [h.name for h in hdul[1:]] == ["BOSSNET", "APOGEENET"]

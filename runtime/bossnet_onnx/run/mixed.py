@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..errors import BossNetError, OutputPathError
+from ..errors import BossNetError, ModelError, OutputPathError
 from ..outputs.catalogue import Result, build_table, member_output_path, write_catalogues
 from ..science.members import DEFAULT_MEMBER, MEMBERS
 from .lock import OutputLock
@@ -171,7 +171,7 @@ class _Plan:
                 if opened is not None:
                     got = opened.metadata.family_member.name
                     if got != member:  # member_models read the same key: a changed file
-                        raise BossNetError(f"{path}: is a {got} model, expected {member}")
+                        raise ModelError(f"{path}: is a {got} model, expected {member}")
                     check_run(opened, self.groups[member], _member_options(options, member))
         except BaseException:
             self.close()
