@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .. import __version__
 from ..errors import BossNetError, ModelError, OutputPathError
@@ -36,13 +36,14 @@ from .options import RunOptions, options_from
 from .output_paths import check_output
 from .rows import failure_row
 from .stream import StageTimes, check_run, open_for_run, resolve_inputs, run_metadata, stream
+from .stream import predict as stream_predict
 
 if TYPE_CHECKING:
     from astropy.table import Table
 
     from ..model.session import BossNetModel
 
-__all__ = ["AUTO", "member_models", "route", "predict_mixed", "predict_mixed_to_file",
+__all__ = ["AUTO", "predict", "member_models", "route", "predict_mixed", "predict_mixed_to_file",
            "pull_hint"]
 
 #: The --model value that routes each file to its member's installed model.
@@ -196,6 +197,33 @@ class _Plan:
         for model in self.models.values():
             if model is not None:
                 model.close()
+
+
+@overload
+def predict(inputs: Any, *, model: Literal["auto"], options: RunOptions | None = None,
+            times: StageTimes | None = None, **settings: Any) -> dict[str, Table]: ...
+
+
+@overload
+def predict(inputs: Any, *, model: str | os.PathLike | BossNetModel | None = None,
+            options: RunOptions | None = None, times: StageTimes | None = None,
+            **settings: Any) -> Table: ...
+
+
+def predict(inputs: Any, *, model: str | os.PathLike | BossNetModel | None = None,
+            options: RunOptions | None = None, times: StageTimes | None = None,
+            **settings: Any) -> Table | dict[str, Table]:
+    """`bossnet_onnx.predict`: labels for every spectrum in `inputs`.
+
+    With one model (a name, an .onnx path, a loaded model, None for the default) this is
+    `run.stream.predict`, whose docstring says what `inputs`, `options` and the keyword
+    `settings` take; it returns one Table. `model="auto"` (a mixed folder) sends each file to
+    the installed model of the family member that reads it and returns {member: Table}, e.g.
+    {"boss": ..., "apogee": ...} (`predict_mixed`).
+    """
+    if isinstance(model, str) and model == AUTO:
+        return predict_mixed(inputs, options, times=times, **settings)
+    return stream_predict(inputs, model=model, options=options, times=times, **settings)
 
 
 def predict_mixed(inputs: Any, options: RunOptions | None = None, *,

@@ -29,7 +29,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -500,20 +500,9 @@ def open_for_run(model: str | os.PathLike | BossNetModel | None, options: RunOpt
     return opened
 
 
-@overload
-def predict(inputs: Any, *, model: Literal["auto"], options: RunOptions | None = None,
-            times: StageTimes | None = None, **settings: Any) -> dict[str, Table]: ...
-
-
-@overload
 def predict(inputs: Any, *, model: str | os.PathLike | BossNetModel | None = None,
             options: RunOptions | None = None, times: StageTimes | None = None,
-            **settings: Any) -> Table: ...
-
-
-def predict(inputs: Any, *, model: str | os.PathLike | BossNetModel | None = None,
-            options: RunOptions | None = None, times: StageTimes | None = None,
-            **settings: Any) -> Table | dict[str, Table]:
+            **settings: Any) -> Table:
     """Predict BOSS Net labels for every spectrum in `inputs`.
 
     `inputs`: paths (files, globs, directories, @lists), `bossnet_onnx.Spectrum` records,
@@ -529,16 +518,9 @@ def predict(inputs: Any, *, model: str | os.PathLike | BossNetModel | None = Non
     `draws` noisy copies per spectrum give e_* as their scatter (ddof=1); `seed` with each
     spectrum's identity fixes them, whatever the batch size, file order or shard ("K/N").
     A model that is not an export of the published weights issues a DemoModelWarning.
-
-    `model="auto"` (a mixed folder): each file goes to the installed model of the family
-    member that reads it (run/mixed.py); returns {member: Table}, e.g. {"boss": ...,
-    "apogee": ...}.
+    (`bossnet_onnx.predict` is run.mixed.predict: this, or `model="auto"` for mixed folders.)
     """
     options = options_from(options, settings)
-    if isinstance(model, str) and model == "auto":
-        from .mixed import predict_mixed
-
-        return predict_mixed(inputs, options, times=times)
     items = resolve_inputs(inputs, options)
     opened = open_for_run(model, options, times)
     results = list(stream(opened, items, options, times=times))
