@@ -151,7 +151,9 @@ def predict(
                                           help="Catalogue: .fits, .csv, .ecsv or .parquet. "
                                                "Default: a table on stdout."),
     model: str | None = typer.Option(None, "--model", "-m",
-                                        help=MODEL_HELP),
+                                        help=MODEL_HELP + " auto: each file to the installed "
+                                        "model of the member that reads it (BOSS, APOGEE, "
+                                        "Gaia RVS, Gaia XP), one table per member."),
     provider: str = typer.Option("auto", "--provider", callback=_provider,
                                  help="auto, cpu, cuda or openvino (auto: CUDA if this "
                                       "onnxruntime has it, else OpenVINO if installed, else cpu)."),
@@ -185,6 +187,8 @@ def predict(
                                     "the dask extra): local:N workers on this machine, a "
                                     "scheduler address tcp://HOST:PORT, or a scheduler .json "
                                     "file. Same rows as a local run."),
+    samp: bool = typer.Option(False, "--samp", help="Send the finished catalogue (-o .fits "
+                              "or .vot) to TOPCAT/Aladin through a running SAMP hub."),
 ) -> None:
     """Predict log g, Teff, [Fe/H] and RV for every spectrum in INPUTS."""
     from .run.options import RunOptions
@@ -209,9 +213,23 @@ def predict(
     if cluster is not None and output is None:
         raise typer.BadParameter("--dask needs --output/-o: the workers write their parts "
                                  "beside it", param_hint="--dask")
+    mixed = model == "auto"
+    if mixed and (resume or cluster is not None):
+        raise typer.BadParameter(f"{'--resume' if resume else '--dask'} does not work with "
+                                 f"--model auto (a mixed run is run again whole)",
+                                 param_hint="--model")
+    if samp:
+        _check_samp(output)
     try:
         with _warnings_on_stderr():
-            if output is None:
+            if mixed:
+                from .run.mixed import predict_mixed, predict_mixed_to_file
+
+                tables = predict_mixed(inputs, options) if output is None else \
+                    predict_mixed_to_file(inputs, output, options, overwrite=overwrite)
+                written = _mixed_outputs(output, tables)
+                table = None
+            elif output is None:
                 table = run_predict(inputs, model=model, options=options)
             elif cluster is not None:
                 from .run.distributed import predict_distributed
@@ -228,19 +246,65 @@ def predict(
         raise typer.BadParameter(exc.usage, param_hint=exc.option) from None
     except BossNetError as exc:
         _fail(exc)
-    failed = [r for r in table if r["result_flags"] & 1]
-    for r in failed:
-        typer.echo(f"failed: {printable(r['error'])}", err=True)
-    if output is None:
-        _print_table(table)
-    if not quiet:
-        where = f" -> {printable(output)}" if output is not None else ""
-        typer.echo(f"{plural(len(table), 'spectrum', 'spectra')}, {len(failed)} failed; model "
-                   f"{table.meta['MODEL']} "
-                   f"({table.meta['PROVNC']}) on {table.meta['PROVIDER']} "
-                   f"{table.meta['PRECISN']}{where}", err=True)
-    if failed:
+    if table is not None:
+        tables, written = {"": table}, {"": output} if output is not None else {}
+    n_failed = 0
+    for member, one in tables.items():
+        failed = [r for r in one if r["result_flags"] & 1]
+        n_failed += len(failed)
+        for r in failed:
+            typer.echo(f"failed: {printable(r['error'])}", err=True)
+        if output is None:
+            if member:
+                typer.echo(f"# {member}")
+            _print_table(one)
+        if not quiet:
+            where = f" -> {printable(written[member])}" if member in written else ""
+            typer.echo(f"{member + ': ' if member else ''}"
+                       f"{plural(len(one), 'spectrum', 'spectra')}, {len(failed)} failed; model "
+                       f"{one.meta['MODEL']} "
+                       f"({one.meta['PROVNC']}) on {one.meta['PROVIDER']} "
+                       f"{one.meta['PRECISN']}{where}", err=True)
+    if samp and output is not None:
+        from .outputs.samp import send_tables
+
+        try:
+            reached = send_tables(list(dict.fromkeys(written.values())))
+        except BossNetError as exc:
+            _fail(exc)
+        if not quiet:
+            typer.echo(f"sent to {plural(reached, 'SAMP client', 'SAMP clients')}", err=True)
+    if n_failed:
         raise typer.Exit(code=1)
+
+
+def _check_samp(output: Path | None) -> None:
+    """--samp's checks before any work: an -o SAMP can load (usage, exit 2), a hub running
+    (exit 1)."""
+    from .outputs.samp import check_hub, samp_mtype
+
+    if output is None:
+        raise typer.BadParameter("--samp needs --output/-o (a .fits or .vot catalogue to send)",
+                                 param_hint="--samp")
+    try:
+        samp_mtype(output)
+    except BossNetError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--samp") from None
+    try:
+        check_hub()
+    except BossNetError as exc:
+        _fail(exc)
+
+
+def _mixed_outputs(output: Path | None, tables: dict) -> dict[str, Path]:
+    """Where a mixed run wrote each member's table (FITS: all in -o)."""
+    if output is None:
+        return {}
+    from .outputs.catalogue import format_for, member_output_path
+
+    if format_for(output) == "fits":
+        return dict.fromkeys(tables, output)
+    return {member: member_output_path(output, member) for member in tables}
 
 
 @app.command()
