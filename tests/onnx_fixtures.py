@@ -40,7 +40,9 @@ def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
     `hostile` inserts a fault between the affine map and `normalized`, for the load-time
     output checks: "reverse" (batch returned reversed), "mix" (each row minus the batch mean),
     "collapse" (batch averaged to one row), "nan" (every output NaN), "log-min" (adds
-    log(min(flux)): NaN for a row with a negative pixel only). `extra_props` replaces metadata
+    log(min(flux)): NaN for a row with a negative pixel only), "roll3" (rows in order for
+    batches of 1 and 2, the first three rotated for 3 or more: row 2 first, then rows 0, 1, 3, ...).
+    `extra_props` replaces metadata
     entries; `external_data` stores every tensor in its own file next to the model.
     """
     import onnx
@@ -67,13 +69,20 @@ def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
                     helper.make_node("Log", ["fmin"], ["logmin"]),
                     helper.make_node("Mul", ["logmin", "tiny"], ["logsmall"]),
                     helper.make_node("Add", ["affine", "logsmall"], ["normalized"])],
+        "roll3": [helper.make_node("Slice", ["affine", "i2", "i3", "axis0"], ["row2"]),
+                  helper.make_node("Slice", ["affine", "i0", "i2", "axis0"], ["rows01"]),
+                  helper.make_node("Slice", ["affine", "i3", "rev_end_pos", "axis0"], ["rest"]),
+                  helper.make_node("Concat", ["row2", "rows01", "rest"], ["normalized"], axis=0)],
     }[hostile]
     extra_init = [numpy_helper.from_array(np.array([-1], np.int64), "rev_start"),
                   numpy_helper.from_array(np.array([-(2 ** 62)], np.int64), "rev_end"),
                   numpy_helper.from_array(np.array([0], np.int64), "axis0"),
                   numpy_helper.from_array(np.array([-1], np.int64), "rev_step"),
                   numpy_helper.from_array(np.array(np.nan, np.float32), "nan"),
-                  numpy_helper.from_array(np.array(1e-6, np.float32), "tiny")] if hostile else []
+                  numpy_helper.from_array(np.array(1e-6, np.float32), "tiny"),
+                  *(numpy_helper.from_array(np.array([v], np.int64), f"i{v}") for v in (0, 2, 3)),
+                  numpy_helper.from_array(np.array([2 ** 62], np.int64), "rev_end_pos"),
+                  ] if hostile else []
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["flux", "W"], ["xw"]),

@@ -119,8 +119,9 @@ def test_corrupted_and_missing_model(tmp_path):
 @pytest.mark.parametrize("batch", [None, 4])
 @pytest.mark.parametrize(("hostile", "message"), [
     ("reverse", "a spectrum's outputs depend on its position or neighbours in the batch"),
+    ("roll3", "a spectrum's outputs depend on its position or neighbours in the batch"),
     ("mix", "a spectrum's outputs depend on its position or neighbours in the batch"),
-    ("collapse", r"output 'normalized' has shape \[1, 4\] for a batch of \d, expected \[\d, 4\]"),
+    ("collapse", r"output 'normalized' has shape \[1, 4\] for a batch of \d+, expected \[\d+, 4\]"),
     ("nan", "returns non-finite outputs for finite spectrum-like input"),
 ])
 def test_hostile_models_are_refused_at_load_with_one_line(tmp_path, hostile, message, batch):
@@ -146,6 +147,77 @@ def test_wrong_output_count_is_refused(tmp_path):
         open_model(path, provider="cpu")
 
 
+def _counting(monkeypatch):
+    """Count the engine calls of every BossNetModel (real session runs underneath)."""
+    from bossnet_onnx.model.session import BossNetModel
+
+    calls: list[int] = []
+    real = BossNetModel._run_batch
+
+    def counted(self, chunk):
+        calls.append(chunk.shape[0])
+        return real(self, chunk)
+
+    monkeypatch.setattr(BossNetModel, "_run_batch", counted)
+    return calls
+
+
+def test_probe_refuses_a_graph_that_permutes_only_batches_of_three_or_more(tmp_path):
+    """The graph keeps rows in order for batches of 1 and 2 (what the old two-row probe saw)
+    and rotates the first three rows of larger batches: refused at load, whatever the batch."""
+    path = write_linear_model(tmp_path / "roll3.onnx", hostile="roll3", scale=2.0)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(3).standard_normal((4, 3900)).astype(np.float32)
+    one = [sess.run(["normalized"], {"flux": x[i:i + 1]})[0][0] for i in range(4)]
+    np.testing.assert_array_equal(sess.run(["normalized"], {"flux": x[:2]})[0], one[:2])
+    assert not np.allclose(sess.run(["normalized"], {"flux": x[:3]})[0], one[:3])  # the trap
+    for rows in (1, 2, 3, 7, 32):
+        with pytest.raises(ModelError, match=r"roll3\.onnx: a spectrum's outputs depend on its "
+                                             rf"position .* in a batch of {max(3, rows)} rolled"):
+            open_model(path, provider="cpu", batch_rows=rows)
+
+
+def test_probe_runs_at_the_run_batch_and_is_remembered_with_the_content_hash(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", str(tmp_path / "cache"))
+    path = write_linear_model(tmp_path / "m.onnx")
+    calls = _counting(monkeypatch)
+    model = open_model(path, provider="cpu", batch_rows=7)
+    assert calls == [7, 7, 1]  # a batch of the run's size, the same rolled, its first row alone
+    calls.clear()
+    again = open_model(path, provider="cpu", batch_rows=7)
+    assert calls == [] and 7 in again.probed  # remembered: the next start runs no forward
+    again.check_batch(5)
+    assert calls == [5, 5, 1]
+    calls.clear()
+    model.check_batch(5)  # another model object: remembered across objects too
+    assert calls == []
+    # A new export at the same path (other bytes) is a new model: probed again.
+    write_linear_model(path, seed=9)
+    import os
+    os.utime(path, ns=(1, 1))
+    open_model(path, provider="cpu", batch_rows=7)
+    assert calls == [7, 7, 1]
+
+
+def test_probe_is_not_remembered_without_a_cache_nor_from_a_planted_file(tmp_path, monkeypatch):
+    from bossnet_onnx.model import ort_cache
+
+    path = write_linear_model(tmp_path / "m.onnx")
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", "off")
+    calls = _counting(monkeypatch)
+    open_model(path, provider="cpu", batch_rows=4)
+    open_model(path, provider="cpu", batch_rows=4)
+    assert calls == [4, 4, 1] * 2
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", str(tmp_path / "cache"))
+    open_model(path, provider="cpu", batch_rows=4)
+    (stored,) = (tmp_path / "cache" / ort_cache.VERDICTS_DIR).glob("probe-*.json")
+    stored.chmod(0o666)  # writable by others: could have been planted, so not trusted
+    calls.clear()
+    open_model(path, provider="cpu", batch_rows=4)
+    assert calls == [4, 4, 1]
+
+
 def test_probe_is_distinct_finite_spectrum_like_rows():
     from bossnet_onnx.model.session import probe_inputs
     x = probe_inputs(3900)
@@ -153,6 +225,10 @@ def test_probe_is_distinct_finite_spectrum_like_rows():
     assert x.min() > 1.0 and x.max() < 4.0  # log of 5-50 flux units, like preprocessed spectra
     assert np.min(np.abs(x[0] - x[1])) >= 0 and not np.allclose(x[0], x[1])
     np.testing.assert_array_equal(x, probe_inputs(3900))
+    many = probe_inputs(3900, 32)
+    np.testing.assert_array_equal(many[:3], x)
+    distances = np.abs(many[:, None, :] - many[None, :, :]).max(axis=2)
+    assert (distances + np.eye(32) * 9).min() > 0.05 and 1.0 < many.min() and many.max() < 4.0
 
 
 def test_run_checks_the_batch_shape_of_every_call(tmp_path, rng):

@@ -50,7 +50,7 @@ from ..hashing import file_sha256
 from .content import external_data_files, model_content_sha256
 
 __all__ = ["cache_dir", "cache_limit_bytes", "cached_ort_model", "content_sha256", "discard_ort_copy",
-           "mmap_session_options", "DEFAULT_MAX_MB"]
+           "mmap_session_options", "remember", "remembered", "DEFAULT_MAX_MB"]
 
 CACHE_FORMAT = 2
 DEFAULT_MAX_MB = 2048
@@ -370,3 +370,61 @@ def mmap_session_options(options) -> None:
     options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
     options.add_session_config_entry("session.use_ort_model_bytes_for_initializers", "1")
     options.add_session_config_entry("session.disable_prepacking", "1")
+
+
+#: Sub-folder of the cache for remembered verdicts (e.g. the load probe's), one file per key.
+VERDICTS_DIR = "verdicts"
+
+
+def _verdict_path(kind: str, key: dict[str, str]) -> Path | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    digest = hashlib.sha256(json.dumps([kind, key], sort_keys=True).encode()).hexdigest()[:32]
+    return folder / VERDICTS_DIR / f"{kind}-{os.getuid()}-{digest}.json"
+
+
+def remembered(kind: str, key: dict[str, str]) -> bool:
+    """True if a passed `kind` verdict for exactly `key` was stored by this user.
+
+    `key` must hold the model's content hash (`content_sha256`) and whatever else the verdict
+    depends on. Only a file owned by this user and writable by nobody else counts, so a verdict
+    planted in a shared cache cannot switch a check off; anything unreadable is "not
+    remembered" (the check runs again).
+    """
+    path = _verdict_path(kind, key)
+    if path is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if st.st_uid != os.getuid() or st.st_mode & 0o022 or st.st_size > 1 << 16:
+                return False
+            doc = json.loads(fh.read().decode("utf-8"))
+        return isinstance(doc, dict) and doc.get("kind") == kind and doc.get("key") == key \
+            and doc.get("passed") is True
+    except (OSError, ValueError):
+        return False
+
+
+def remember(kind: str, key: dict[str, str]) -> None:
+    """Store a passed `kind` verdict for `key` (atomically, 0600); never raises."""
+    path = _verdict_path(kind, key)
+    if path is None:
+        return
+    try:
+        folder = path.parent
+        if not folder.is_dir():
+            shared = _shared_setting() is not None
+            if not _safe_folder(folder.parent, shared):
+                return
+            folder.mkdir(exist_ok=True)
+            os.chmod(folder, _SHARED_DIR_MODE if shared else _PRIVATE_DIR_MODE)
+        if folder.is_symlink():
+            return
+        doc = {"kind": kind, "key": key, "passed": True,
+               "stored_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        _write_atomic(path, json.dumps(doc, sort_keys=True).encode(), _PRIVATE_FILE_MODE)
+    except OSError:
+        pass  # not remembered: the check runs again next start

@@ -477,6 +477,7 @@ def iter_results(paths: Sequence[str | Sequence[Spectrum | ReadFailure]], model:
     draws = check_draws(draws)
     times = times if times is not None else StageTimes()
     meta = model.metadata
+    model.check_batch(batch_rows)  # the load probe at this run's batch (once; remembered)
     batcher = _Batcher(model, batch_rows, draws, times)
     # Spectra wait in `order` (as their first piece) until the model has run all their pieces,
     # so failures that never reach the model still come out in input order.
