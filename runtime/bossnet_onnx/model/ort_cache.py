@@ -35,6 +35,15 @@ The copy stands in for the model, so it must provably hold the model's weights:
   until the folder holds at most `$BOSSNET_ONNX_CACHE_MAX_MB` (default 2048 MB, ~7 copies of the
   BOSS network); using an entry marks it used. A model larger than the bound is not cached.
 * **Only for the CPU provider**: the conversion applies CPU-specific fusions.
+* **The fastest exact formulation of the graph for this machine.** When a copy is built, the
+  model's 1-D convolutions are also written as 2-D ones (formulation.py), which onnxruntime runs
+  with its blocked NCHWc kernels; that copy is saved with the layout already transformed for this
+  CPU. Both copies run a batch of probe rows (the default run batch); the 2-D one is kept only if its outputs are within
+  FORMULATION_RTOL of the plain one (relative to each output's scale) and it is at least 5 % faster (measured in alternating
+  rounds, one session mapped at a time so that peak memory stays the weights once). The choice
+  is part of the key (with the CPU's instruction sets, since the blocked layout depends on them)
+  and recorded in the manifest. `$BOSSNET_ONNX_FORMULATION=plain|conv2d` forces one (`auto`,
+  the default, measures).
 """
 from __future__ import annotations
 
@@ -50,9 +59,16 @@ from ..hashing import file_sha256
 from .content import external_data_files, model_content_sha256
 
 __all__ = ["cache_dir", "cache_limit_bytes", "cached_ort_model", "content_sha256", "discard_ort_copy",
-           "mmap_session_options", "remember", "remembered", "DEFAULT_MAX_MB"]
+           "mmap_session_options", "remember", "remembered", "formulation_setting",
+           "ort_copy_formulation", "DEFAULT_MAX_MB"]
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
+#: Largest |conv2d - plain| over the probe outputs, relative to each output's largest magnitude
+#: (at least 1), for the 2-D form to be kept (measured on the official network: 2e-6, the
+#: float32 reassociation of another kernel; a wrong rewrite moves outputs by ~0.1-1).
+FORMULATION_RTOL = 1e-5
+#: The 2-D form must be at least this much faster (time ratio) to be kept.
+FORMULATION_GAIN = 0.95
 DEFAULT_MAX_MB = 2048
 _OFF = ("", "0", "off", "no", "false")
 _PRIVATE_DIR_MODE, _PRIVATE_FILE_MODE = 0o700, 0o600
@@ -124,10 +140,19 @@ def _trusted_file(st: os.stat_result, shared: bool) -> bool:
     return shared or st.st_uid == os.getuid()
 
 
+def formulation_setting() -> str:
+    """`$BOSSNET_ONNX_FORMULATION`: auto (measure, the default), plain or conv2d."""
+    value = os.environ.get("BOSSNET_ONNX_FORMULATION", "auto").strip().lower() or "auto"
+    return value if value in ("auto", "plain", "conv2d") else "auto"
+
+
 def _key(content_sha: str) -> str:
     import onnxruntime as ort
 
-    ident = f"{content_sha}|onnxruntime {ort.__version__}|cache {CACHE_FORMAT}"
+    from .precision import _cpu_tag
+
+    ident = (f"{content_sha}|onnxruntime {ort.__version__}|cache {CACHE_FORMAT}|"
+             f"formulation {formulation_setting()}|{_cpu_tag()}")
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
@@ -176,32 +201,145 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
             os.unlink(tmp)
 
 
+def _save_ort(model: Path, target: str, level) -> None:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = level
+    options.optimized_model_filepath = target
+    options.add_session_config_entry("session.save_model_format", "ORT")
+    options.log_severity_level = 3
+    ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
+def _conv2d_copy(model: Path, folder: Path) -> str | None:
+    """An ORT-format copy of the model's 2-D-convolution form with this CPU's blocked layout
+    already applied (a temporary file in `folder`), or None when the rewrite does not apply."""
+    import onnxruntime as ort
+
+    from .formulation import conv1d_as_conv2d
+
+    fd, rewritten = tempfile.mkstemp(prefix=".conv2d.", suffix=".onnx.tmp", dir=folder)
+    os.close(fd)
+    fd, target = tempfile.mkstemp(prefix=".conv2d.", suffix=".ort.tmp", dir=folder)
+    os.close(fd)
+    try:
+        if conv1d_as_conv2d(model, rewritten) == 0:
+            os.unlink(target)
+            return None
+        _save_ort(Path(rewritten), target, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+        return target
+    except Exception:  # an engine that cannot build it: keep the plain form  # noqa: BLE001
+        if os.path.exists(target):
+            os.unlink(target)
+        return None
+    finally:
+        if os.path.exists(rewritten):
+            os.unlink(rewritten)
+
+
+def _time_copy(path: str, rows) -> tuple[float, list]:
+    """(seconds of one call on `rows`, outputs), a session mapping `path` opened just for it
+    and released before returning (one copy resident at a time)."""
+    import onnxruntime as ort
+
+    from .session import available_cpus
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = available_cpus()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.load_model_format", "ORT")  # a .tmp name
+    mmap_session_options(options)
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: rows}
+    session.run(None, feed)  # warm-up
+    t0 = time.perf_counter()
+    outputs = session.run(None, feed)
+    return time.perf_counter() - t0, outputs
+
+
+def _choose(plain: str, conv2d: str) -> tuple[str, dict]:
+    """"plain" or "conv2d", with the figures: the 2-D form must give the same outputs (within
+    FORMULATION_RTOL) and be at least 1/FORMULATION_GAIN times faster, in alternating rounds."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from .session import PROBE_BATCH_ROWS, probe_inputs
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.load_model_format", "ORT")
+    mmap_session_options(options)
+    shape = ort.InferenceSession(plain, options, providers=["CPUExecutionProvider"]
+                                 ).get_inputs()[0].shape
+    batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else PROBE_BATCH_ROWS
+    rows = probe_inputs(int(shape[-1]), max(3, batch))[:batch]
+    rows = rows.reshape([batch, *([1] * (len(shape) - 2)), int(shape[-1])])
+    times: dict[str, float] = {"plain": float("inf"), "conv2d": float("inf")}
+    outputs: dict[str, list] = {}
+    for _ in range(3):
+        for name, path in (("plain", plain), ("conv2d", conv2d)):
+            seconds, outputs[name] = _time_copy(path, rows)
+            times[name] = min(times[name], seconds)
+    worst = max(float(np.max(np.abs(a - b) / np.maximum(1.0, np.max(np.abs(a), axis=0))))
+                for a, b in zip(outputs["plain"], outputs["conv2d"]))
+    exact = bool(np.isfinite(worst) and worst <= FORMULATION_RTOL)
+    faster = times["conv2d"] <= FORMULATION_GAIN * times["plain"]
+    figures = {"plain_s": times["plain"], "conv2d_s": times["conv2d"], "max_rel_diff": worst,
+               "rows": batch}
+    return ("conv2d" if exact and faster else "plain"), figures
+
+
 def _build(model: Path, ort_path: Path, manifest_path: Path, content_sha: str,
            file_mode: int) -> None:
     import onnxruntime as ort
 
     fd, tmp = tempfile.mkstemp(prefix=f".{ort_path.name}.", suffix=".tmp", dir=ort_path.parent)
     os.close(fd)
+    conv2d = None
+    setting = formulation_setting()
+    formulation, figures = "plain", {}
     try:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        options.optimized_model_filepath = tmp
-        options.add_session_config_entry("session.save_model_format", "ORT")
-        options.log_severity_level = 3
-        ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        _save_ort(model, tmp, ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+        if setting != "plain":
+            conv2d = _conv2d_copy(model, ort_path.parent)
+        if conv2d is not None:
+            if setting == "conv2d":
+                formulation = "conv2d"
+            else:
+                try:
+                    formulation, figures = _choose(tmp, conv2d)
+                except Exception:  # measuring failed: keep the plain form  # noqa: BLE001
+                    formulation = "plain"
+            if formulation == "conv2d":
+                os.replace(conv2d, tmp)
         os.chmod(tmp, file_mode)
         ort_sha = file_sha256(tmp)
         os.replace(tmp, ort_path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for leftover in (tmp, conv2d):
+            if leftover and os.path.exists(leftover):
+                os.unlink(leftover)
     st = ort_path.stat()
     manifest = {
         "cache_format": CACHE_FORMAT, "model_sha256": content_sha, "model_path": str(model),
         "onnxruntime": ort.__version__, "ort_sha256": ort_sha, "ort_size": st.st_size,
         "ort_stat": _stat_tuple(st), "built_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "formulation": formulation, "formulation_setting": setting,
+        "formulation_figures": figures,
     }
     _write_atomic(manifest_path, json.dumps(manifest).encode(), file_mode)
+
+
+def ort_copy_formulation(ort_path: str | os.PathLike) -> str:
+    """The formulation ("plain" or "conv2d") recorded in an entry's manifest."""
+    try:
+        manifest = json.loads(Path(ort_path).with_suffix(".json").read_text(encoding="utf-8"))
+        value = manifest.get("formulation", "plain")
+        return value if value in ("plain", "conv2d") else "plain"
+    except (OSError, ValueError, AttributeError):
+        return "plain"
 
 
 def _entries(folder: Path) -> list[tuple[float, int, Path]]:

@@ -111,6 +111,8 @@ class BossNetModel:
     fp32_path: Path | None = None
     #: The accuracy-budget verdict that allowed a reduced precision (None for fp32).
     budget: object = None
+    #: How the graph runs: "plain" (as exported) or "conv2d" (ort_cache's per-machine choice).
+    formulation: str = "plain"
     #: Batch sizes the output probe (`check_outputs`) has passed for this model.
     probed: set[int] = field(default_factory=set, repr=False)
 
@@ -310,6 +312,10 @@ def _ort_model(path: Path, provider: str, providers: list[str], threads: int,
         _check_signature(path, session, metadata)
         model = BossNetModel(path=path, metadata=metadata, session=session,
                              provider=used[0], threads=threads, precision=precision)
+        if ort_copy is not None:
+            from .ort_cache import ort_copy_formulation
+
+            model.formulation = ort_copy_formulation(ort_copy)
         check_outputs(model, batch_rows)
     except ModelError:
         if ort_copy is not None:  # a refused model leaves no copy behind
