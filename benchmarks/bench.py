@@ -456,7 +456,6 @@ def side_onnx(work: dict, draws: int, threads: int, batch_size: int, side: str,
     out = Path(tempfile.mkdtemp()) / "catalogue.fits"
     t0 = time.perf_counter()
     model = open_side_model(work, side, threads)
-    model.check_batch(batch_size)  # the probe at the run's batch: part of start-up
     cold = time.perf_counter() - t0
     opened = dict(spent)
     timed(stream, "result_from_outputs", "summarise")
@@ -653,7 +652,7 @@ def main() -> None:
     t = time.perf_counter()
     for side in sides[1:]:
         if side != "ort-direct":
-            open_side_model(work, side, args.threads).check_batch(args.batch_size)
+            open_side_model(work, side, args.threads)
     print(f"one-time model caches (ORT copies, OpenVINO blobs, probe verdicts): "
           f"{time.perf_counter() - t:.1f} s")
     flops = flops_per_forward(work["config"])

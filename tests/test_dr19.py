@@ -21,12 +21,8 @@ from onnx_fixtures import linear_metadata, write_linear_model
 from bossnet_onnx.model.session import open_model
 from bossnet_onnx.outputs.catalogue import build_table, read_catalogue, write_catalogue
 from bossnet_onnx.readers import read_spectra
-from bossnet_onnx.run.stream import (
-    SPEED_OF_LIGHT_KMS,
-    compose_velocities,
-    predict,
-    prepare_spectrum,
-)
+from bossnet_onnx.run.rows import compose_velocities, prepare_spectrum
+from bossnet_onnx.run.stream import predict
 from bossnet_onnx.science.columns import ALL_COLUMNS, markdown_table
 from bossnet_onnx.science.flags import (
     QualityFlags,
@@ -36,6 +32,7 @@ from bossnet_onnx.science.flags import (
     parameter_flags,
 )
 from bossnet_onnx.science.uncertainty import spectrum_rng
+from bossnet_onnx.science.units import SPEED_OF_LIGHT_KMS
 from bossnet_onnx.spectrum import Spectrum
 
 layouts = __import__("layouts")
@@ -391,8 +388,11 @@ def test_every_physical_column_has_its_unit(workdir, model_path, suffix):
         header = fits.getheader(path, 1)
         units = {header[f"TTYPE{i}"]: header.get(f"TUNIT{i}")
                  for i in range(1, header["TFIELDS"] + 1)}
+        # dex is no FITS unit (astropy warns on reading it): in the description instead
         assert (units["teff"], units["logg"], units["bn_v_r"], units["ra"]) == \
-            ("K", "dex", "km s-1", "deg")
+            ("K", None, "km s-1", "deg")
+        i = table.colnames.index("logg") + 1
+        assert header[f"TCOMM{i}"].startswith("[dex] ")
 
 
 def test_no_column_uses_a_dr_name_with_another_meaning():
@@ -477,7 +477,7 @@ def test_plot_uses_the_recipe_like_predict(workdir, model_path):
 
 
 def test_astra_recipe_writes_nan_labels_with_dr19_bits(model_path):
-    from bossnet_onnx.run.stream import result_from_outputs
+    from bossnet_onnx.run.rows import result_from_outputs
 
     model = open_model(model_path)
     wave, cases = _exercising_spectra()

@@ -106,6 +106,18 @@ def test_cache_keeps_the_chosen_formulation_and_its_outputs_match(tmp_path, monk
     assert other.formulation != model.formulation or setting == "auto"
 
 
+def test_the_default_is_the_plain_form_bit_identical_to_the_onnx_session(tmp_path, monkeypatch):
+    monkeypatch.delenv("BOSSNET_ONNX_FORMULATION", raising=False)
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", str(tmp_path / "cache"))
+    path = write_conv_model(tmp_path / "conv.onnx")
+    cached = open_model(path, provider="cpu", threads=2)
+    assert cached.formulation == "plain" and _manifest(tmp_path / "cache")["formulation"] == "plain"
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", "off")
+    direct = open_model(path, provider="cpu", threads=2)
+    x = probe_inputs(3900, 40)
+    assert cached.run_normalized(x).tobytes() == direct.run_normalized(x).tobytes()
+
+
 def test_a_model_without_convolutions_is_cached_plain(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("BOSSNET_ONNX_CACHE", str(cache))

@@ -35,15 +35,17 @@ The copy stands in for the model, so it must provably hold the model's weights:
   until the folder holds at most `$BOSSNET_ONNX_CACHE_MAX_MB` (default 2048 MB, ~7 copies of the
   BOSS network); using an entry marks it used. A model larger than the bound is not cached.
 * **Only for the CPU provider**: the conversion applies CPU-specific fusions.
-* **The fastest exact formulation of the graph for this machine.** When a copy is built, the
-  model's 1-D convolutions are also written as 2-D ones (formulation.py), which onnxruntime runs
+* **Optionally, the fastest formulation of the graph for this machine**
+  (`$BOSSNET_ONNX_FORMULATION=auto`). When a copy is built, the model's 1-D convolutions are
+  also written as 2-D ones (formulation.py), which onnxruntime runs
   with its blocked NCHWc kernels; that copy is saved with the layout already transformed for this
   CPU. Both copies run a batch of probe rows (the default run batch); the 2-D one is kept only if its outputs are within
   FORMULATION_RTOL of the plain one (relative to each output's scale) and it is at least 5 % faster (measured in alternating
   rounds, one session mapped at a time so that peak memory stays the weights once). The choice
   is part of the key (with the CPU's instruction sets, since the blocked layout depends on them)
-  and recorded in the manifest. `$BOSSNET_ONNX_FORMULATION=plain|conv2d` forces one (`auto`,
-  the default, measures).
+  and recorded in the manifest; `conv2d` forces the 2-D form. The default is `plain`: the 2-D
+  form's rows differ from the `.onnx` session's (cache off) by ~2e-6 (normalised units), and
+  runs are kept equal to the last bit whether or not the cache is used.
 """
 from __future__ import annotations
 
@@ -141,9 +143,9 @@ def _trusted_file(st: os.stat_result, shared: bool) -> bool:
 
 
 def formulation_setting() -> str:
-    """`$BOSSNET_ONNX_FORMULATION`: auto (measure, the default), plain or conv2d."""
-    value = os.environ.get("BOSSNET_ONNX_FORMULATION", "auto").strip().lower() or "auto"
-    return value if value in ("auto", "plain", "conv2d") else "auto"
+    """`$BOSSNET_ONNX_FORMULATION`: plain (the default), auto (measure) or conv2d."""
+    value = os.environ.get("BOSSNET_ONNX_FORMULATION", "plain").strip().lower() or "plain"
+    return value if value in ("auto", "plain", "conv2d") else "plain"
 
 
 def _key(content_sha: str) -> str:
@@ -265,7 +267,7 @@ def _choose(plain: str, conv2d: str) -> tuple[str, dict]:
     import numpy as np
     import onnxruntime as ort
 
-    from .session import PROBE_BATCH_ROWS, probe_inputs
+    from .session import CALL_ROWS, probe_inputs
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -273,7 +275,7 @@ def _choose(plain: str, conv2d: str) -> tuple[str, dict]:
     mmap_session_options(options)
     shape = ort.InferenceSession(plain, options, providers=["CPUExecutionProvider"]
                                  ).get_inputs()[0].shape
-    batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else PROBE_BATCH_ROWS
+    batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else CALL_ROWS
     rows = probe_inputs(int(shape[-1]), max(3, batch))[:batch]
     rows = rows.reshape([batch, *([1] * (len(shape) - 2)), int(shape[-1])])
     times: dict[str, float] = {"plain": float("inf"), "conv2d": float("inf")}
@@ -501,13 +503,17 @@ def discard_ort_copy(ort_path: str | os.PathLike) -> None:
 def mmap_session_options(options) -> None:
     """Session entries that map the ORT file and use its weights in place.
 
-    Prepacking is off because it would copy the large weight matrices into private memory
-    again (measured: ~3% slower model, 250 MB less for the BOSS network).
+    Prepacking stays on although it copies the packed weight matrices into private memory
+    (full BOSS network, 2 threads: peak RSS 731 MB with it, 455 MB without; 1.96 vs 2.29 s per
+    32-row call): without it MLAS's convolution results depend on the thread count (a small
+    BOSS Net: 32 of 32 rows differ between 1 and 2 threads) and differ from a plain session
+    of the .onnx (full network: 32 of 32 rows), so the same spectrum would get other labels on
+    a Dask worker, a resumed run or another machine's thread count. With it, rows are equal to
+    the last bit across thread counts and equal to the .onnx session's.
     """
     options.add_session_config_entry("session.use_memory_mapped_ort_model", "1")
     options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
     options.add_session_config_entry("session.use_ort_model_bytes_for_initializers", "1")
-    options.add_session_config_entry("session.disable_prepacking", "1")
 
 
 #: Sub-folder of the cache for remembered verdicts (e.g. the load probe's), one file per key.
