@@ -241,7 +241,7 @@ def test_run_checks_the_batch_shape_of_every_call(tmp_path, rng):
             return [out[:1] for out in real.run(names, feeds)]
 
     model.session = Collapsing()
-    with pytest.raises(ModelError, match=r"has shape \[1, 4\] for a batch of 5, expected \[5, 4\]"):
+    with pytest.raises(ModelError, match=r"has shape \[1, 4\] for a batch of 32, expected \[32, 4\]"):
         model.run_normalized(rng.standard_normal((5, 3900)).astype(np.float32))
 
 
