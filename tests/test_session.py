@@ -277,3 +277,33 @@ def test_absurd_log_teff_is_a_failure_row_not_an_overflow(tmp_path):
     table = predict([str(f)], model=path, draws=2, seed=0)
     assert table["result_flags"][0] & 1 == 1
     assert "for which Teff overflows" in table["error"][0]
+
+
+def test_io_binding_call_gives_the_same_bits_as_run(tmp_path):
+    """The CUDA path's IO-binding call, exercised on the CPU device: the same bits as `run`."""
+    from onnx_fixtures import write_conv_model
+
+    from bossnet_onnx.model.session import CALL_ROWS, CUDA_CALL_ROWS, probe_inputs
+    model = open_model(write_conv_model(tmp_path / "conv.onnx"), provider="cpu", threads=2)
+    x = probe_inputs(3900, CALL_ROWS)
+    (plain,) = model.session.run(["normalized"], {"flux": x})
+    bound = model._run_bound(x, "cpu")
+    assert bound.dtype == np.float32 and bound.tobytes() == plain.tobytes()
+    assert model.call_rows == CALL_ROWS
+    model.provider = "CUDAExecutionProvider"  # the call size follows the device
+    assert model.call_rows == CUDA_CALL_ROWS
+
+
+@pytest.mark.gpu
+def test_cuda_runs_bound_device_sized_calls_close_to_cpu(tmp_path):
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("no CUDA provider in this onnxruntime (CI has no GPU)")
+    from onnx_fixtures import write_conv_model
+
+    from bossnet_onnx.model.session import CUDA_CALL_ROWS, probe_inputs
+    path = write_conv_model(tmp_path / "conv.onnx")
+    gpu = open_model(path, provider="cuda")
+    assert gpu.provider == "CUDAExecutionProvider" and gpu.call_rows == CUDA_CALL_ROWS
+    x = probe_inputs(3900, 300)
+    cpu = open_model(path, provider="cpu").run_normalized(x)
+    np.testing.assert_allclose(gpu.run_normalized(x), cpu, atol=1e-4)
