@@ -21,6 +21,7 @@ import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .content import _Malformed, _varint
 
@@ -40,7 +41,7 @@ _TENSOR_EXTERNAL, _TENSOR_LOCATION = 13, 14
 _INT64 = 7
 
 
-def _spans(buf) -> Iterator[tuple[int, int, object, int, int]]:
+def _spans(buf) -> Iterator[tuple[int, int, Any, int, int]]:
     """(field number, wire type, value, start, end) of one message; `start:end` is the whole
     field (tag included), so an unchanged field is copied byte for byte."""
     pos, end = 0, len(buf)
@@ -48,7 +49,7 @@ def _spans(buf) -> Iterator[tuple[int, int, object, int, int]]:
         start = pos
         tag, pos = _varint(buf, pos)
         number, wire = tag >> 3, tag & 7
-        value: object = None
+        value: Any = None
         if wire == 0:
             value, pos = _varint(buf, pos)
         elif wire == 1:
@@ -96,10 +97,10 @@ def _ints(buf, number: int) -> list[int]:
         if num != number:
             continue
         if wire == 0:
-            out.append(int(value))  # type: ignore[call-overload]
+            out.append(int(value))
         elif wire == 2:
             pos, mv = 0, value
-            while pos < len(mv):  # type: ignore[arg-type]
+            while pos < len(mv):
                 v, pos = _varint(mv, pos)
                 out.append(v)
     if any(v >= 1 << 62 for v in out):
@@ -164,7 +165,7 @@ def _auto_pad_notset(buf) -> bool:
 
 
 def _node(inputs: list[str], outputs: list[str], name: str, op: str,
-          attrs: list[bytes] = ()) -> bytes:  # type: ignore[assignment]
+          attrs: tuple[bytes, ...] = ()) -> bytes:
     body = b"".join(_enc_bytes(_NODE_INPUT, i.encode()) for i in inputs)
     body += b"".join(_enc_bytes(_NODE_OUTPUT, o.encode()) for o in outputs)
     body += _enc_bytes(_NODE_NAME, name.encode()) + _enc_bytes(_NODE_OP, op.encode())
@@ -199,7 +200,7 @@ def _opset(model) -> int:
                 if n == _OPSET_DOMAIN:
                     domain = _text(v)
                 elif n == _OPSET_VERSION:
-                    version = int(v)  # type: ignore[call-overload]
+                    version = int(v)
             if domain in ("", "ai.onnx"):
                 return version
     return 0
@@ -237,7 +238,7 @@ def _graph_pieces(graph) -> tuple[list, int]:
         rewritten[index] = (
             _node([node["inputs"][0], axes], [x4], f"{tag}_unsqueeze", "Unsqueeze")
             + _node([x4, *node["inputs"][1:]], [y4], tag, "Conv",
-                    [a for a in attrs if a is not None])
+                    tuple(a for a in attrs if a is not None))
             + _node([y4, axes], [out], f"{tag}_squeeze", "Squeeze"))
         conv_weights.add(node["inputs"][1])
     if not rewritten:

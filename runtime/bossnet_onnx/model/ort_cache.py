@@ -37,13 +37,13 @@ The copy stands in for the model, so it must provably hold the model's weights:
 * **Only for the CPU provider**: the conversion applies CPU-specific fusions.
 * **Optionally, the fastest formulation of the graph for this machine**
   (`$BOSSNET_ONNX_FORMULATION=auto`). When a copy is built, the model's 1-D convolutions are
-  also written as 2-D ones (formulation.py), which onnxruntime runs
-  with its blocked NCHWc kernels; that copy is saved with the layout already transformed for this
-  CPU. Both copies run a batch of probe rows (the default run batch); the 2-D one is kept only if its outputs are within
-  FORMULATION_RTOL of the plain one (relative to each output's scale) and it is at least 5 % faster (measured in alternating
-  rounds, one session mapped at a time so that peak memory stays the weights once). The choice
-  is part of the key (with the CPU's instruction sets, since the blocked layout depends on them)
-  and recorded in the manifest; `conv2d` forces the 2-D form. The default is `plain`: the 2-D
+  also written as 2-D ones (formulation.py), which onnxruntime runs with its blocked NCHWc
+  kernels; that copy is saved with the layout already transformed for this CPU. Both copies run
+  a batch of probe rows (one engine call's worth); the 2-D one is kept only if its outputs are
+  within FORMULATION_RTOL of the plain one (relative to each output's scale) and it is at least
+  5 % faster (measured in alternating rounds, one session mapped at a time so that peak memory
+  stays the weights once). The choice is part of the key (with the CPU's instruction sets, since
+  the blocked layout depends on them) and recorded in the manifest; `conv2d` forces the 2-D form. The default is `plain`: the 2-D
   form's rows differ from the `.onnx` session's (cache off) by ~2e-6 (normalised units), and
   runs are kept equal to the last bit whether or not the cache is used.
 """
@@ -301,7 +301,7 @@ def _build(model: Path, ort_path: Path, manifest_path: Path, content_sha: str,
     os.close(fd)
     conv2d = None
     setting = formulation_setting()
-    formulation, figures = "plain", {}
+    formulation, figures = "plain", dict[str, float]()
     try:
         _save_ort(model, tmp, ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
         if setting != "plain":

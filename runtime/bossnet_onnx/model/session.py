@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from .engine_openvino import OpenVINOSession
 
 __all__ = ["CALL_ROWS", "CUDA_CALL_ROWS", "BossNetModel", "open_model", "available_cpus",
-           "resolve_providers", "check_outputs", "probe_inputs", "PROBE_ATOL", "import_onnxruntime", "NO_ENGINE_MESSAGE"]
+           "resolve_providers", "check_outputs", "probe_inputs", "PROBE_ATOL", "import_onnxruntime",
+           "NO_ENGINE_MESSAGE"]
 
 ProviderName = Literal["auto", "cpu", "cuda", "openvino"]
 CUDA = "CUDAExecutionProvider"
