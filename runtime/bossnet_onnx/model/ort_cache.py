@@ -44,8 +44,9 @@ The copy stands in for the model, so it must provably hold the model's weights:
   5 % faster (measured in alternating rounds, one session mapped at a time so that peak memory
   stays the weights once). The choice is part of the key (with the CPU's instruction sets, since
   the blocked layout depends on them) and recorded in the manifest; `conv2d` forces the 2-D
-  form. The default is `plain`: the 2-D form's rows differ from the `.onnx` session's (cache off) by ~2e-6 (normalised units), and
-  runs are kept equal to the last bit whether or not the cache is used.
+  form. The default is `plain`: the 2-D form's rows differ from the `.onnx` session's (cache
+  off) by ~2e-6 (normalised units), and runs are kept equal to the last bit whether or not the
+  cache is used.
 """
 from __future__ import annotations
 
