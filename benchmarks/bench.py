@@ -20,6 +20,8 @@ the machine is shared and noisy:
   pytorch     without a reference checkout: its structure in our code (per-spectrum np.interp +
               torch.quantile, one batched forward for the noise-free spectra and one per draw);
   ort-fp32    `predict_to_file` on onnxruntime's CPU provider (memory-mapped ORT copy);
+  ort-conv2d  the same with BOSSNET_ONNX_FORMULATION=conv2d (1-D convolutions run as 2-D
+              ones, onnxruntime's NCHWc kernels; opt-in, rows within ~2e-6 of ort-fp32);
   ort-direct  the same, loading the .onnx itself (no ORT copy), for cold start and memory;
   ov-fp32     `predict_to_file --provider openvino` (what `auto` picks on x86-64 with the extra);
   ov-bf16     OpenVINO mixed bf16 (first two convolutions and the head in fp32);
@@ -402,7 +404,11 @@ ONNX_SIDES = {
     "ov-bf16": ("onnx", "openvino", "bf16"),
     "ort-int8": ("onnx_int8", "cpu", "int8"),
     "ort-cuda": ("onnx", "cuda", "fp32"),
+    "ort-conv2d": ("onnx", "cpu", "fp32"),
 }
+#: Sides that run with a setting of their own in the environment.
+SIDE_ENV = {"ort-direct": {"BOSSNET_ONNX_CACHE": "off"},  # the .onnx itself, no ORT copy
+            "ort-conv2d": {"BOSSNET_ONNX_FORMULATION": "conv2d"}}  # 2-D convolutions (NCHWc)
 
 
 def open_side_model(work: dict, side: str, threads: int):
@@ -473,6 +479,7 @@ def side_onnx(work: dict, draws: int, threads: int, batch_size: int, side: str,
             "model_rows": len(table) * (draws + 1), "stages": stages,
             "failed": int(np.sum(table["result_flags"] & 1)), "pred": pred.tolist(),
             "provider": table.meta["PROVIDER"], "engine": table.meta["ENGINE"],
+            "formulation": getattr(model, "formulation", "plain"),
             "precision": table.meta["PRECISN"], "peak_rss_mb": peak_rss_mb()}
 
 
@@ -483,9 +490,7 @@ def run_side(args: argparse.Namespace, work_json: Path, side: str, work: dict) -
     cmd = [sys.executable, __file__, "--_side", side, "--_work", str(work_json),
            "--draws", str(args.draws), "--threads", str(args.threads),
            "--batch-size", str(args.batch_size)]
-    env = dict(os.environ)
-    if side == "ort-direct":
-        env["BOSSNET_ONNX_CACHE"] = "off"  # load the .onnx itself, no memory-mapped ORT copy
+    env = dict(os.environ, **SIDE_ENV.get(side, {}))
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
@@ -639,7 +644,7 @@ def main() -> None:
     if args.provider == "cuda":
         sides = [base, "ort-cuda"]
     else:
-        sides = [base, "ort-fp32", "ort-direct", "ort-int8"]
+        sides = [base, "ort-fp32", "ort-conv2d", "ort-direct", "ort-int8"]
         if engine_openvino.available():
             sides[2:2] = ["ov-fp32"] + (["ov-bf16"] if engine_openvino.supports_bf16() else [])
     if args.sides:
@@ -652,7 +657,13 @@ def main() -> None:
     t = time.perf_counter()
     for side in sides[1:]:
         if side != "ort-direct":
-            open_side_model(work, side, args.threads)
+            saved = dict(os.environ)
+            os.environ.update(SIDE_ENV.get(side, {}))
+            try:
+                open_side_model(work, side, args.threads)
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
     print(f"one-time model caches (ORT copies, OpenVINO blobs, probe verdicts): "
           f"{time.perf_counter() - t:.1f} s")
     flops = flops_per_forward(work["config"])
