@@ -639,7 +639,9 @@ def main() -> None:
           + (f"reused from {workdir}" if reused else f"setup {time.perf_counter() - t:.1f} s"))
     print("baseline: " + (f"the reference CLI from {reference}" if reference else
                           "PyTorch stand-in (no --reference checkout)"))
-    work_json = workdir / "work.json"
+    if not reused:
+        (workdir / "work.json").write_text(json.dumps(work))  # the whole workload, for reuse
+    work_json = workdir / "work-run.json"  # this run's (maybe the first n_files of it)
     work_json.write_text(json.dumps(work))
     if args.provider == "cuda":
         sides = [base, "ort-cuda"]
