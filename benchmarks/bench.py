@@ -87,7 +87,8 @@ def make_workload(workdir: Path, n_files: int, config_name: str, seed: int = 0) 
                                       labels["rv"][i], max(labels["snr"][i], 10.0), rng)
         path = workdir / "spectra" / f"spec-{1000 + i // 500:04d}-59000-{i % 500 + 1:04d}.fits"
         path.parent.mkdir(exist_ok=True)
-        write_spec(path, wave, flux, ivar, plate=1000 + i // 500, mjd=59000, fiberid=i % 500 + 1)
+        write_spec(path, wave, flux, ivar, plate=1000 + i // 500, mjd=59000, fiberid=i % 500 + 1,
+                   overwrite=True)
         files.append(str(path))
     chunk_bytes = sum(p.stat().st_size for p in ckpt.glob("model_chunk_*"))
     return {"checkpoint": str(ckpt), "onnx": str(onnx_path), "onnx_int8": str(workdir / "model.int8.onnx"),
