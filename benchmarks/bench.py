@@ -179,11 +179,16 @@ STAGES = (*STARTUP, "read", "preprocess", "model", "summarise", "write")
 OVERLAPPED = ("read", "preprocess")
 
 
-def stage_shares(stages: dict[str, float], wall: float) -> dict[str, float]:
+#: Baselines that read and preprocess on the main thread (nothing overlaps their model stage).
+SERIAL_SIDES = ("reference", "pytorch")
+
+
+def stage_shares(stages: dict[str, float], wall: float,
+                 overlapped: tuple[str, ...] = OVERLAPPED) -> dict[str, float]:
     """Each stage's share of the wall time, plus `other` (what no stage accounts for on the
-    main thread: the overlapped stages do not count against it)."""
+    main thread: the `overlapped` stages do not count against it)."""
     shares = {k: stages.get(k, 0.0) / wall for k in STAGES}
-    serial = sum(v for k, v in shares.items() if k not in OVERLAPPED)
+    serial = sum(v for k, v in shares.items() if k not in overlapped)
     shares["other"] = max(0.0, 1.0 - serial)
     return shares
 
@@ -565,7 +570,8 @@ def load_or_make_workload(workdir: Path, n_files: int, config: str) -> tuple[dic
 def share_row(side: str, res: dict) -> str:
     """One line of the stage-share table: % of the side's wall time per stage."""
     wall = res.get("profiled_seconds", res["seconds"])
-    shares = stage_shares(res["stages"], wall) if res["stages"] else {}
+    overlapped = () if side in SERIAL_SIDES else OVERLAPPED
+    shares = stage_shares(res["stages"], wall, overlapped) if res["stages"] else {}
     cells = "".join(f"{100 * shares[k]:>8.1f}" if k in shares else f"{'-':>8}"
                     for k in (*STAGES, "other"))
     return f"{side:<11}{wall:>8.2f}{cells}"
@@ -714,8 +720,8 @@ def main() -> None:
                          "run": res}
     print()
     print("share of wall time per stage, % (start-up = import + hash + session + probe; *: in a "
-          "background thread on our sides, overlapped with the model; other = main-thread time "
-          "no stage accounts for)")
+          "background thread on our sides, overlapped with the model, on the main thread on "
+          f"{'/'.join(SERIAL_SIDES)}; other = main-thread time no stage accounts for)")
     head = f"{'side':<11}{'wall s':>8}" + "".join(f"{k:>8}" for k in SHARE_TITLES)
     print(head)
     print("-" * len(head))
