@@ -125,3 +125,14 @@ def test_a_model_without_convolutions_is_cached_plain(tmp_path, monkeypatch):
     model = open_model(write_linear_model(tmp_path / "m.onnx"), provider="cpu")
     assert model.formulation == "plain" and _manifest(cache)["formulation"] == "plain"
     assert not list(cache.glob(".conv2d*"))  # no temporary left behind
+
+
+def test_conv2d_rows_do_not_depend_on_the_thread_count(tmp_path, monkeypatch):
+    """The opt-in form keeps the run engine's promise: the same bits for 1 and 2 threads."""
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("BOSSNET_ONNX_FORMULATION", "conv2d")
+    path = write_conv_model(tmp_path / "conv.onnx")
+    one, two = (open_model(path, provider="cpu", threads=n) for n in (1, 2))
+    assert one.formulation == two.formulation == "conv2d"
+    x = probe_inputs(3900, 64)
+    assert one.run_normalized(x).tobytes() == two.run_normalized(x).tobytes()
