@@ -427,12 +427,13 @@ def check_outputs(model: BossNetModel, batch_rows: int | None = None) -> None:
 
     The probe is a batch of the size every engine call of a run has (`call_rows`, or
     `batch_rows` if given, at least 3; a fixed-batch model its own batch) of distinct
-    spectrum-like rows, then the same batch rolled by one row, then its
-    first row alone. Each row must give the same outputs in all three. A graph that permutes
-    the rows (even only for batches of 3 or more, or only of the run's size), mixes them
-    (batch statistics), depends on the row position or collapses the batch axis would
-    otherwise swap or blend labels between stars silently: a permutation that survives the
-    roll commutes with it, so it is itself a rotation, and the row alone catches that.
+    spectrum-like rows, the same batch rolled by one row and again with its first two rows
+    swapped: each row must give the same outputs in all three. A permutation of the rows that
+    survives both commutes with a rotation and a transposition, so it is none (even one that
+    only permutes batches of 3 or more, or only of the run's size). The same rows in another
+    order keep every batch statistic, so dynamic int8 quantization passes; mixing through
+    batch statistics is caught by the second row run with the first and then alone. A graph
+    that collapses the batch axis fails the shape check of every call.
 
     A passed probe is remembered with the model's content hash, engine and batch
     (`ort_cache.remembered`), so later starts of the same model skip its forwards.
@@ -450,20 +451,26 @@ def check_outputs(model: BossNetModel, batch_rows: int | None = None) -> None:
         model.probed.add(rows)
         return
     x = probe_inputs(model.metadata.n_pixels, rows)
+    swap = np.arange(rows)
+    swap[[0, 1]] = [1, 0]
     together = model._run_batch(x)
     rolled = model._run_batch(np.roll(x, 1, axis=0))
-    alone = model._run_batch(np.repeat(x[:1], fixed or 1, axis=0))[:1]
-    if not (np.all(np.isfinite(together)) and np.all(np.isfinite(rolled))
-            and np.all(np.isfinite(alone))):
+    swapped = model._run_batch(x[swap])
+    # neighbours: the second row with the first, then alone (a fixed batch: filled with copies)
+    pair = x[:2] if not fixed else np.concatenate([x[:2], np.repeat(x[1:2], fixed - 2, axis=0)])
+    with_first = model._run_batch(pair)[1]
+    alone = model._run_batch(np.repeat(x[1:2], fixed or 1, axis=0))[0]
+    if not all(np.all(np.isfinite(a)) for a in (together, rolled, swapped, with_first, alone)):
         raise ModelError(f"{model.path}: returns non-finite outputs for finite spectrum-like "
                          f"input; the model is broken or not a BOSS Net model")
     worst = max(float(np.max(np.abs(np.roll(together, 1, axis=0) - rolled))),
-                float(np.max(np.abs(together[0] - alone[0]))))
+                float(np.max(np.abs(together[swap] - swapped))),
+                float(np.max(np.abs(with_first - alone))))
     if worst > PROBE_ATOL:
         raise ModelError(
             f"{model.path}: a spectrum's outputs depend on its position or neighbours in the "
-            f"batch (moved by {worst:.3g} in a batch of {rows} rolled by one row or run alone); "
-            f"refusing a model that would swap or mix labels between stars"
+            f"batch (moved by {worst:.3g} in a batch of {rows} rolled by one row, with two rows "
+            f"swapped, or run alone); refusing a model that would swap or mix labels between stars"
         )
     model.probed.add(rows)
     if key is not None:
