@@ -143,6 +143,24 @@ def _trusted_file(st: os.stat_result, shared: bool) -> bool:
     return shared or st.st_uid == os.getuid()
 
 
+def cpu_tag() -> str:
+    """CPU features that change the kernels' arithmetic (AVX-512, BF16, AMX, VNNI): the blocked
+    layout of a formulation and the reduced-precision verdicts depend on them."""
+    import platform
+
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    wanted = ("avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni", "avx_vnni", "avx512f")
+    return platform.machine() + ":" + ",".join(f for f in wanted if f in flags)
+
+
 def formulation_setting() -> str:
     """`$BOSSNET_ONNX_FORMULATION`: plain (the default), auto (measure) or conv2d."""
     value = os.environ.get("BOSSNET_ONNX_FORMULATION", "plain").strip().lower() or "plain"
@@ -152,10 +170,8 @@ def formulation_setting() -> str:
 def _key(content_sha: str) -> str:
     import onnxruntime as ort
 
-    from .precision import _cpu_tag
-
     ident = (f"{content_sha}|onnxruntime {ort.__version__}|cache {CACHE_FORMAT}|"
-             f"formulation {formulation_setting()}|{_cpu_tag()}")
+             f"formulation {formulation_setting()}|{cpu_tag()}")
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
@@ -241,15 +257,13 @@ def _conv2d_copy(model: Path, folder: Path) -> str | None:
             os.unlink(rewritten)
 
 
-def _time_copy(path: str, rows) -> tuple[float, list]:
+def _time_copy(path: str, rows, threads: int) -> tuple[float, list]:
     """(seconds of one call on `rows`, outputs), a session mapping `path` opened just for it
     and released before returning (one copy resident at a time)."""
     import onnxruntime as ort
 
-    from .session import available_cpus
-
     options = ort.SessionOptions()
-    options.intra_op_num_threads = available_cpus()
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     options.add_session_config_entry("session.load_model_format", "ORT")  # a .tmp name
@@ -262,13 +276,11 @@ def _time_copy(path: str, rows) -> tuple[float, list]:
     return time.perf_counter() - t0, outputs
 
 
-def _choose(plain: str, conv2d: str) -> tuple[str, dict]:
+def _choose(plain: str, conv2d: str, threads: int, call_rows: int) -> tuple[str, dict]:
     """"plain" or "conv2d", with the figures: the 2-D form must give the same outputs (within
     FORMULATION_RTOL) and be at least 1/FORMULATION_GAIN times faster, in alternating rounds."""
     import numpy as np
     import onnxruntime as ort
-
-    from .session import CALL_ROWS, probe_inputs
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -276,14 +288,18 @@ def _choose(plain: str, conv2d: str) -> tuple[str, dict]:
     mmap_session_options(options)
     shape = ort.InferenceSession(plain, options, providers=["CPUExecutionProvider"]
                                  ).get_inputs()[0].shape
-    batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else CALL_ROWS
-    rows = probe_inputs(int(shape[-1]), max(3, batch))[:batch]
-    rows = rows.reshape([batch, *([1] * (len(shape) - 2)), int(shape[-1])])
+    batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else call_rows
+    n = int(shape[-1])
+    wave = np.linspace(0.0, 1.0, n)
+    rng = np.random.default_rng(20240173)  # spectrum-like log-flux rows, the same every build
+    rows = np.asarray([1.6 + 1.8 * ((0.618034 * i) % 1.0) + 0.3 * np.sin(2 * np.pi * (3 + i) * wave)
+                       + 0.05 * rng.standard_normal(n) for i in range(batch)], np.float32)
+    rows = rows.reshape([batch, *([1] * (len(shape) - 2)), n])
     times: dict[str, float] = {"plain": float("inf"), "conv2d": float("inf")}
     outputs: dict[str, list] = {}
     for _ in range(3):
         for name, path in (("plain", plain), ("conv2d", conv2d)):
-            seconds, outputs[name] = _time_copy(path, rows)
+            seconds, outputs[name] = _time_copy(path, rows, threads)
             times[name] = min(times[name], seconds)
     worst = max(float(np.max(np.abs(a - b) / np.maximum(1.0, np.max(np.abs(a), axis=0))))
                 for a, b in zip(outputs["plain"], outputs["conv2d"]))
@@ -295,7 +311,7 @@ def _choose(plain: str, conv2d: str) -> tuple[str, dict]:
 
 
 def _build(model: Path, ort_path: Path, manifest_path: Path, content_sha: str,
-           file_mode: int) -> None:
+           file_mode: int, threads: int = 1, call_rows: int = 32) -> None:
     import onnxruntime as ort
 
     fd, tmp = tempfile.mkstemp(prefix=f".{ort_path.name}.", suffix=".tmp", dir=ort_path.parent)
@@ -312,7 +328,7 @@ def _build(model: Path, ort_path: Path, manifest_path: Path, content_sha: str,
                 formulation = "conv2d"
             else:
                 try:
-                    formulation, figures = _choose(tmp, conv2d)
+                    formulation, figures = _choose(tmp, conv2d, threads, call_rows)
                 except Exception:  # measuring failed: keep the plain form  # noqa: BLE001
                     formulation = "plain"
             if formulation == "conv2d":
@@ -458,9 +474,11 @@ def _evict(folder: Path, keep: Path, limit: int) -> None:
         total -= size
 
 
-def cached_ort_model(model: str | os.PathLike) -> Path | None:
+def cached_ort_model(model: str | os.PathLike, threads: int = 1,
+                     call_rows: int = 32) -> Path | None:
     """Path of the proven ORT-format copy of `model`, building it if needed; None to load the
-    `.onnx` directly (caching off, folder untrusted or unwritable, model unprovable)."""
+    `.onnx` directly (caching off, folder untrusted or unwritable, model unprovable).
+    `threads` and `call_rows` (the session's) are what a formulation is timed with."""
     folder = cache_dir()
     if folder is None:
         return None
@@ -482,7 +500,7 @@ def cached_ort_model(model: str | os.PathLike) -> Path | None:
                 pass
             return ort_path
         _build(model, ort_path, manifest_path, content_sha,
-               _SHARED_FILE_MODE if shared else _PRIVATE_FILE_MODE)
+               _SHARED_FILE_MODE if shared else _PRIVATE_FILE_MODE, threads, call_rows)
         if not _proven(ort_path, manifest_path, content_sha, shared):
             return None
         _evict(folder, manifest_path, limit)

@@ -317,7 +317,7 @@ def _ort_model(path: Path, provider: str, providers: list[str], threads: int,
     if providers == [CPU] and _is_onnx_file(path):
         from .ort_cache import cached_ort_model
 
-        ort_copy = cached_ort_model(path)
+        ort_copy = cached_ort_model(path, threads, CALL_ROWS)
     session = None
     if ort_copy is not None:
         from .ort_cache import discard_ort_copy, mmap_session_options
