@@ -216,6 +216,13 @@ def open_fits(path: str) -> fits.HDUList:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             hdul = fits.open(source, memmap=True, lazy_load_hdus=False)
+            if any(_scaled_image(hdu) for hdu in hdul):
+                # astropy cannot memory-map a scaled image (BSCALE/BZERO/BLANK: int16 with a
+                # scale, uint16 as int16 + 32768); read such files through the file instead
+                again = os.fdopen(os.dup(source.fileno()), "rb")
+                hdul.close()  # closes `source`
+                source = again
+                hdul = fits.open(source, memmap=False, lazy_load_hdus=False)
         for w in caught:
             text = str(w.message)
             if "truncated" in text.lower() or "corrupt" in text.lower():
@@ -242,6 +249,12 @@ def open_fits(path: str) -> fits.HDUList:
         raise _corrupt(path, f"{size - end} bytes after the last complete HDU "
                              f"(an incomplete header or data unit)")
     return hdul
+
+
+def _scaled_image(hdu) -> bool:
+    """An image HDU whose stored integers are scaled on reading (BSCALE, BZERO or BLANK)."""
+    return (isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU))
+            and any(key in hdu.header for key in ("BSCALE", "BZERO", "BLANK")))
 
 
 def release_pages(hdul: fits.HDUList) -> None:

@@ -30,7 +30,7 @@ from .paths import ASCII_SUFFIXES
 
 NAME = "generic-table"
 KINDS = ("boss",)
-__all__ = ["NAME", "identify", "read", "iter_read", "spectra_from_table",
+__all__ = ["NAME", "identify", "usable_columns", "read", "iter_read", "spectra_from_table",
            "iter_spectra_from_table", "ASCII_SUFFIXES", "WAVE", "FLUX", "IVAR", "ERROR"]
 
 WAVE = ("wavelength", "wave", "lambda", "wl", "loglam")
@@ -48,7 +48,8 @@ def _pick(names: list[str], options: tuple[str, ...]) -> str | None:
     return None
 
 
-def _usable(names: list[str]) -> bool:
+def usable_columns(names: list[str]) -> bool:
+    """Wavelength and flux columns among `names` (any case): a table this reader can take."""
     return bool(_pick(names, WAVE) and _pick(names, FLUX))
 
 
@@ -61,7 +62,7 @@ def _table_hdu(hdul: fits.HDUList) -> fits.BinTableHDU | None:
     """
     for hdu in hdul[1:]:
         if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)) and hdu.columns is not None:
-            return hdu if _usable(list(hdu.columns.names)) else None
+            return hdu if usable_columns(list(hdu.columns.names)) else None
     return None
 
 
@@ -144,12 +145,12 @@ def iter_spectra_from_table(table: Table, *, path: str, index: int = 0, fmt: str
     pages of `hdul` read so far are given back every RELEASE_EVERY_ROWS rows."""
     names = table.colnames
     place = path if whole_file else f"{path}[HDU {index}]"
-    if not _usable(names):
+    if not usable_columns(names):
         raise InputError(f"{place}: needs wavelength ({'/'.join(WAVE)}) and flux columns (and "
                          f"ideally ivar or error); found {', '.join(names) or 'no columns'}")
     wcol, fcol = _pick(names, WAVE), _pick(names, FLUX)
     icol, ecol, mcol = _pick(names, IVAR), _pick(names, ERROR), _pick(names, MASK)
-    # _usable() guarantees these
+    # usable_columns() guarantees these
     assert wcol is not None and fcol is not None
     if len(table) == 0:
         raise InputError(f"{place}: table has no rows; expected one pixel a row")
