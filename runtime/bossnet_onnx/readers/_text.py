@@ -55,7 +55,7 @@ def open_text(path: str) -> IO[bytes]:
 
 
 def _lines(fh: IO[bytes]) -> Iterator[bytes | None]:
-    """Physical lines, newline stripped; None for a line over MAX_LINE_BYTES (consumed to its
+    """Physical lines, newline included; None for a line over MAX_LINE_BYTES (consumed to its
     end in bounded steps, never held)."""
     while True:
         line = fh.readline(MAX_LINE_BYTES + 1)
@@ -68,7 +68,7 @@ def _lines(fh: IO[bytes]) -> Iterator[bytes | None]:
                     break
             yield None
             continue
-        yield line.rstrip(b"\r\n")
+        yield line
 
 
 @dataclass(frozen=True)
@@ -101,43 +101,26 @@ def _names_line(path: str, line: bytes, delimiter: str, line_number: int) -> tup
 
 
 _ECSV_DELIMITER = re.compile(r"^#\s*delimiter:\s*['\"]?(.)['\"]?\s*$")
-_FIELD_NAME = re.compile(r'<FIELD\b[^>]*?\bname\s*=\s*["\']([^"\']+)["\']', re.S)
-
-
-def _votable_names(path: str, fh: IO[bytes]) -> tuple[str, ...]:
-    head, seen = b"", 0
-    while b"<DATA" not in head.upper() and seen < MAX_HEADER_BYTES:
-        chunk = fh.read(1 << 16)
-        if not chunk:
-            break
-        seen += len(chunk)
-        head += chunk
-    text = head.decode("utf-8", errors="replace")
-    cut = text.upper().find("<DATA")
-    names = tuple(_FIELD_NAME.findall(text if cut < 0 else text[:cut]))
-    if len(names) > MAX_COLUMNS:
-        raise InputError(f"{path}: VOTable declares {len(names)} FIELDs, more than the "
-                         f"{MAX_COLUMNS} a table may have here (MAX_COLUMNS)")
-    return names
-
-
 def read_header(path: str) -> TextHeader:
     """The column names of a CSV/ECSV file (the first non-comment line) or of a VOTable (its
     FIELD names), reading no more than MAX_HEADER_BYTES; InputError naming the file when there
     is no header within that bound."""
+    if is_votable(path):
+        from ._votable import read_fields
+
+        return TextHeader(tuple(f.name for f in read_fields(path)), header_lines=0)
     try:
         with open_text(path) as fh:
-            if is_votable(path):
-                return TextHeader(_votable_names(path, fh), header_lines=0)
             delimiter, seen = ",", 0
             for number, line in enumerate(_lines(fh), start=1):
                 if line is None:
                     raise InputError(f"{path}: header line {number} is longer than "
                                      f"{MAX_LINE_BYTES} bytes (MAX_LINE_BYTES); expected a "
                                      f"header line of column names")
-                seen += len(line) + 1
+                seen += len(line)
                 if seen > MAX_HEADER_BYTES:
                     break
+                line = line.rstrip(b"\r\n")
                 text = line.decode("utf-8", errors="replace")
                 if text.startswith("#"):
                     found = _ECSV_DELIMITER.match(text)
@@ -162,6 +145,18 @@ def rows(path: str, header: TextHeader) -> Iterator[tuple[int, int, dict[str, st
     header, or (row, line, why) for a line that is not one row of the header's columns:
     too long, wrong number of fields, an unbalanced quote, bytes that are not text."""
     n = len(header.names)
+    row, number = -1, header.header_lines
+    try:
+        for row, number, cells in _data_rows(path, header, n):
+            yield row, number, cells
+    except (OSError, EOFError, zlib.error) as exc:
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        yield row + 1, number + 1, (f"the file cannot be read past this point ({why[:120]}); a damaged "
+                            f"or cut file, rows from here on may be missing")
+
+
+def _data_rows(path: str, header: TextHeader, n: int
+               ) -> Iterator[tuple[int, int, dict[str, str] | str]]:
     with open_text(path) as fh:
         row = -1
         for number, line in enumerate(_lines(fh), start=1):
@@ -175,6 +170,11 @@ def rows(path: str, header: TextHeader) -> Iterator[tuple[int, int, dict[str, st
             if not line.strip() or line.startswith(b"#"):
                 continue
             row += 1
+            if not line.endswith(b"\n"):
+                yield row, number, (f"line {number} does not end with a newline (a cut file?); "
+                                    f"its last field may be incomplete")
+                continue
+            line = line.rstrip(b"\r\n")
             try:
                 text = line.decode("utf-8")
             except UnicodeDecodeError as exc:

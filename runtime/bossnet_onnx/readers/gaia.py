@@ -28,7 +28,7 @@ from astropy.io import fits
 from ..errors import InputError, first_line
 from ..science.members import RVS_NPIX, RVS_START_ANGSTROM, RVS_STEP_ANGSTROM, XP_N_COEFFICIENTS
 from ..spectrum import ReadFailure, Spectrum
-from . import _text
+from . import _text, _votable
 from ._checks import BadValues, ivar_from_error
 from ._fits import release_pages
 
@@ -160,19 +160,12 @@ def _table_fits(path: str, hdul: fits.HDUList
 
 
 def _table_votable(path: str) -> tuple[list[str], int, Iterator[tuple[int, dict[str, Any] | str]]]:
-    from astropy.io.votable import parse
-
-    try:
-        table = parse(path, verify="ignore").get_first_table().to_table()
-    except Exception as exc:  # noqa: BLE001 - astropy's parsers raise many types
-        raise InputError(f"{path}: cannot parse as a Gaia archive VOTable ("
-                         f"{first_line(exc, 160)})") from None
-    names = list(table.colnames)
+    names, found = _votable.rows(path)
 
     def cells() -> Iterator[tuple[int, dict[str, Any] | str]]:
-        for row in range(len(table)):
-            yield row, {name.lower(): table[name][row] for name in names
-                        if name.lower() in _WANTED}
+        for row, values in found:
+            yield row, values if isinstance(values, str) else \
+                {name.lower(): value for name, value in values.items() if name.lower() in _WANTED}
     return names, 0, cells()
 
 
