@@ -13,7 +13,6 @@ through `rows`; everything here is independent of what the columns mean.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import gzip
 import re
@@ -25,7 +24,7 @@ from typing import IO
 from ..errors import InputError
 
 __all__ = ["MAX_LINE_BYTES", "MAX_COLUMNS", "MAX_HEADER_BYTES", "TextHeader", "read_header",
-           "rows", "check_lines", "is_votable", "open_text"]
+           "rows", "chunks", "is_votable", "open_text", "shown_names"]
 
 #: Longest line (one table row) read: a Gaia XP row is ~45 KB, an RVS row ~60 KB.
 MAX_LINE_BYTES = 1 << 20
@@ -38,6 +37,12 @@ _SKIP_STEP = 1 << 20
 csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
 
 VOTABLE_SUFFIXES = (".xml", ".vot", ".xml.gz", ".vot.gz")
+
+
+def shown_names(names: list[str] | tuple[str, ...], limit: int = 40) -> str:
+    """Column names for a message: at most `limit` of them, each at most 40 characters."""
+    shown = ", ".join(str(n)[:40] for n in names[:limit])
+    return shown + (f", ... ({len(names)} columns)" if len(names) > limit else "")
 
 
 def is_votable(path: str) -> bool:
@@ -79,6 +84,9 @@ class TextHeader:
     names: tuple[str, ...]
     delimiter: str = ","
     header_lines: int = 1
+    #: the header's lines as text (ECSV's YAML block and the names line), for a parser that
+    #: is given the rows a chunk at a time
+    preamble: tuple[str, ...] = ()
 
 
 def _split(text: str, delimiter: str) -> list[str]:
@@ -111,7 +119,7 @@ def read_header(path: str) -> TextHeader:
         return TextHeader(tuple(f.name for f in read_fields(path)), header_lines=0)
     try:
         with open_text(path) as fh:
-            delimiter, seen = ",", 0
+            delimiter, seen, preamble = ",", 0, []
             for number, line in enumerate(_lines(fh), start=1):
                 if line is None:
                     raise InputError(f"{path}: header line {number} is longer than "
@@ -122,6 +130,7 @@ def read_header(path: str) -> TextHeader:
                     break
                 line = line.rstrip(b"\r\n")
                 text = line.decode("utf-8", errors="replace")
+                preamble.append(text)
                 if text.startswith("#"):
                     found = _ECSV_DELIMITER.match(text)
                     if found:
@@ -132,7 +141,8 @@ def read_header(path: str) -> TextHeader:
                 if path.lower().endswith((".ecsv", ".ecsv.gz")) and delimiter == "," \
                         and "," not in text:
                     delimiter = " "  # ECSV's default delimiter is the space
-                return TextHeader(_names_line(path, line, delimiter, number), delimiter, number)
+                return TextHeader(_names_line(path, line, delimiter, number), delimiter, number,
+                                  tuple(preamble))
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})"
                          ) from None
@@ -192,19 +202,35 @@ def _data_rows(path: str, header: TextHeader, n: int
             yield row, number, dict(zip(header.names, fields))
 
 
-def check_lines(path: str, max_rows: int) -> None:
-    """InputError naming the file unless every line is within MAX_LINE_BYTES, the header within
-    MAX_COLUMNS and the data within `max_rows` lines: run before a whole-table parser (astropy's)
-    is given the file, so that it never sees an unbounded line or table."""
-    header = read_header(path)
-    count = 0
-    with contextlib.closing(open_text(path)) as fh:
-        for number, line in enumerate(_lines(fh), start=1):
-            if line is None:
-                raise InputError(f"{path}: line {number} is longer than {MAX_LINE_BYTES} bytes "
-                                 f"(MAX_LINE_BYTES); expected one table row a line")
-            if number > header.header_lines and line.strip() and not line.startswith(b"#"):
-                count += 1
-                if count > max_rows:
+def chunks(path: str, header: TextHeader, *, max_lines: int, max_bytes: int,
+           max_rows: int) -> Iterator[tuple[int, list[str]]]:
+    """(index of the first data row, data lines as text) for consecutive runs of at most
+    `max_lines` lines or `max_bytes` bytes, for a parser that would otherwise be given the whole
+    file. InputError naming the file and line for a line over MAX_LINE_BYTES, and for more than
+    `max_rows` data lines."""
+    row, size = 0, 0
+    lines: list[str] = []
+    try:
+        with open_text(path) as fh:
+            for number, line in enumerate(_lines(fh), start=1):
+                if number <= header.header_lines:
+                    continue
+                if line is None:
+                    raise InputError(f"{path}: line {number} is longer than {MAX_LINE_BYTES} "
+                                     f"bytes (MAX_LINE_BYTES); expected one table row a line")
+                if not line.strip() or line.startswith(b"#"):
+                    continue
+                if row + len(lines) >= max_rows:
                     raise InputError(f"{path}: more than {max_rows} data lines, the most one "
-                                     f"spectrum table may hold here; split the file")
+                                     f"text table may hold here; split the file")
+                lines.append(line.rstrip(b"\r\n").decode("utf-8", errors="replace"))
+                size += len(line)
+                if len(lines) >= max_lines or size >= max_bytes:
+                    yield row, lines
+                    row, lines, size = row + len(lines), [], 0
+    except (OSError, EOFError, zlib.error) as exc:
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise InputError(f"{path}: cannot read it past data row {row + len(lines)} "
+                         f"({why[:120]}); a damaged or cut file") from None
+    if lines:
+        yield row, lines
