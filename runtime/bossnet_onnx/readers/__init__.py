@@ -103,9 +103,9 @@ def _at_least_one(path: str, reader, records: Iterator[Spectrum | ReadFailure],
         yield record
     if empty:
         wanted = KIND_TITLES.get(kind or reader.KINDS[0], kind or reader.KINDS[0])
-        yield ReadFailure(path, f"{path}: holds no {wanted} spectra ({reader.NAME} file with "
-                                f"no rows or only empty HDUs of that kind); nothing to predict",
-                          reader.NAME)
+        yield ReadFailure(path, f"{path}: holds no spectra of the kind the model reads "
+                                f"({wanted}): a {reader.NAME} file with no rows, or only empty "
+                                f"HDUs of that kind; nothing to predict", reader.NAME)
 
 
 def _mismatch(path: str, reader, kind: str) -> MemberMismatchError:
