@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from ..errors import InputError
+from .paths import ASCII_SUFFIXES, TABLE_SUFFIXES
 
 __all__ = ["MAX_LINE_BYTES", "MAX_COLUMNS", "MAX_HEADER_BYTES", "TextHeader", "read_header",
            "rows", "chunks", "is_votable", "open_text", "shown_names"]
@@ -36,7 +37,8 @@ _SKIP_STEP = 1 << 20
 
 csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
 
-VOTABLE_SUFFIXES = (".xml", ".vot", ".xml.gz", ".vot.gz")
+#: the VOTables among the table suffixes (paths.TABLE_SUFFIXES): the ones that are not ASCII
+VOTABLE_SUFFIXES = tuple(s for s in TABLE_SUFFIXES if s.removesuffix(".gz") not in ASCII_SUFFIXES)
 
 
 def shown_names(names: list[str] | tuple[str, ...], limit: int = 40) -> str:

@@ -31,6 +31,7 @@ from ..spectrum import ReadFailure, Spectrum
 from . import _text, _votable
 from ._checks import BadValues, ivar_from_error
 from ._fits import release_pages
+from .paths import TABLE_SUFFIXES
 
 NAME = "gaia"
 KINDS = ("gaia-xp", "gaia-rvs")
@@ -38,7 +39,7 @@ __all__ = ["NAME", "KINDS", "identify", "read", "iter_read", "TEXT_SUFFIXES", "k
            "text_header_kind", "xp_covariance"]
 
 #: archive downloads this reader opens without FITS (astropy reads the gzipped ones itself)
-TEXT_SUFFIXES = (".csv", ".ecsv", ".csv.gz", ".ecsv.gz", ".xml", ".vot", ".xml.gz", ".vot.gz")
+TEXT_SUFFIXES = TABLE_SUFFIXES
 _XP_COLUMNS = ("bp_coefficients", "rp_coefficients")
 _RVS_COLUMNS = ("flux", "flux_error")
 #: the columns a row's record is made from (lower case); the others are never decoded
