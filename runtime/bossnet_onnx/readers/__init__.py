@@ -158,8 +158,14 @@ def _read_with(reader, path: str, hdul, kind: str | None) -> Iterator[Spectrum |
     if kind is not None and kind not in reader.KINDS:
         raise _mismatch(path, reader, kind)
     reading = reader.iter_read if hasattr(reader, "iter_read") else reader.read
-    records = iter(reading(path, hdul, kind=kind or reader.KINDS[0])
-                   if len(reader.KINDS) > 1 else reading(path, hdul))
+
+    def all_records() -> Iterator[Spectrum | ReadFailure]:
+        # called on the first next(), inside the handler below: a reader that reads the whole
+        # file in `read` raises there, not before
+        yield from (reading(path, hdul, kind=kind or reader.KINDS[0])
+                    if len(reader.KINDS) > 1 else reading(path, hdul))
+
+    records = all_records()
     while True:
         try:
             record = _named_warnings(path, next, records, None)
@@ -230,7 +236,10 @@ def _headers(head: bytes, limit: int = 6) -> list[dict[str, str]]:
             break
         headers.append(header)
         try:
-            naxes = [int(header.get(f"NAXIS{i}", "0")) for i in range(1, int(header["NAXIS"]) + 1)]
+            naxis = int(header["NAXIS"])
+            if not 0 <= naxis <= 999:  # the FITS limit; a damaged card must not loop for ages
+                break
+            naxes = [int(header.get(f"NAXIS{i}", "0")) for i in range(1, naxis + 1)]
             size = abs(int(header["BITPIX"])) // 8 * (int(np.prod(naxes)) if naxes else 0)
             size = (size + int(header.get("PCOUNT", "0"))) * int(header.get("GCOUNT", "1"))
         except (KeyError, ValueError):
@@ -272,7 +281,8 @@ def _sniff_fits(path: str) -> frozenset[str]:
         if index == 1 and header.get("XTENSION") == "IMAGE" \
                 and apstar.looks_like_apstar_header(header):
             return frozenset(apstar.KINDS)
-        names = [header.get(f"TTYPE{i}", "") for i in range(1, _int(header, "TFIELDS") + 1)]
+        names = [header.get(f"TTYPE{i}", "")
+                 for i in range(1, min(_int(header, "TFIELDS"), 999) + 1)]
         gaia_kind = gaia.kind_of_columns(names)
         if gaia_kind:
             return frozenset({gaia_kind})

@@ -55,8 +55,8 @@ def open_text(path: str) -> IO[bytes]:
     """The file's bytes, gunzipped (by magic number, not by name) as they are read."""
     fh = open(path, "rb")  # noqa: SIM115 - returned open
     if fh.read(2) == b"\x1f\x8b":
-        fh.seek(0)
-        return gzip.GzipFile(fileobj=fh)  # type: ignore[return-value]
+        fh.close()
+        return gzip.open(path, "rb")  # type: ignore[return-value]  # closes its own file
     fh.seek(0)
     return fh
 
