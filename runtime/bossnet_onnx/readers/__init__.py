@@ -25,7 +25,6 @@ from ..errors import BossNetWarning, InputError, MemberMismatchError, UnknownFor
 from ..science.members import KIND_TITLES
 from ..spectrum import ReadFailure, Spectrum
 from . import (
-    _text,
     apstar,
     gaia,
     generic_table,
@@ -194,7 +193,7 @@ def sniff_kinds(path: str | os.PathLike) -> frozenset[str]:
     path = os.fspath(path)
     try:
         if path.lower().endswith(gaia.TEXT_SUFFIXES):
-            names = _text.read_header(path).names
+            names = gaia.text_column_names(path)
             found = gaia.kind_of_columns(names)
             if found:
                 return frozenset({found})

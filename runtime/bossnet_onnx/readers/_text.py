@@ -112,13 +112,9 @@ def _names_line(path: str, line: bytes, delimiter: str, line_number: int) -> tup
 
 _ECSV_DELIMITER = re.compile(r"^#\s*delimiter:\s*['\"]?(.)['\"]?\s*$")
 def read_header(path: str) -> TextHeader:
-    """The column names of a CSV/ECSV file (the first non-comment line) or of a VOTable (its
-    FIELD names), reading no more than MAX_HEADER_BYTES; InputError naming the file when there
-    is no header within that bound."""
-    if is_votable(path):
-        from ._votable import read_fields
-
-        return TextHeader(tuple(f.name for f in read_fields(path)), header_lines=0)
+    """The column names of a CSV/ECSV file (the first non-comment line), reading no more than
+    MAX_HEADER_BYTES; InputError naming the file when there is no header within that bound.
+    (A VOTable's FIELDs: _votable.read_fields.)"""
     try:
         with open_text(path) as fh:
             delimiter, seen, preamble = ",", 0, []

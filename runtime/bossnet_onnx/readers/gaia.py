@@ -36,7 +36,7 @@ from .paths import TABLE_SUFFIXES
 NAME = "gaia"
 KINDS = ("gaia-xp", "gaia-rvs")
 __all__ = ["NAME", "KINDS", "identify", "read", "iter_read", "TEXT_SUFFIXES", "kind_of_columns",
-           "text_header_kind", "xp_covariance"]
+           "text_header_kind", "text_column_names", "xp_covariance"]
 
 #: archive downloads this reader opens without FITS (astropy reads the gzipped ones itself)
 TEXT_SUFFIXES = TABLE_SUFFIXES
@@ -62,11 +62,19 @@ def kind_of_columns(names: Any) -> str | None:
     return None
 
 
+def text_column_names(path: str) -> tuple[str, ...]:
+    """The column names of a CSV/ECSV file or the FIELD names of a VOTable, from its header
+    only (bounded: _text.MAX_HEADER_BYTES); InputError naming the file when unreadable."""
+    if _text.is_votable(path):
+        return tuple(f.name for f in _votable.read_fields(path))
+    return _text.read_header(path).names
+
+
 def text_header_kind(path: str) -> str | None:
     """Kind of a CSV/ECSV/VOTable from its column names (the header only, however long, up to
     _text.MAX_HEADER_BYTES), None if not Gaia or unreadable; never raises."""
     try:
-        return kind_of_columns(_text.read_header(path).names)
+        return kind_of_columns(text_column_names(path))
     except Exception:  # noqa: BLE001 - unsure: the reader says what is wrong
         return None
 
