@@ -1,21 +1,28 @@
 """`bossnet-onnx models list` and `models pull`: the published weights, fetched and trusted.
 
 A pull is: take the registry entry, fetch each file (from the network through `downloads`, or
-from a local clone with `--from`), verify every git blob id, then run the normal export path
-(strict load, fatal parity check) and install `NAME.onnx` by an atomic rename. Each step leaves
-either its finished result or nothing: a verified file is kept for the next try whatever fails
+from a local clone with `--from`), verify every git blob id, then convert them (strict load,
+fatal parity check; torch's exporter when torch is installed, `bossnet_onnx.convert`
+otherwise) and install `NAME.onnx` by an atomic rename, with a receipt of its sha256 (an
+installed model is trusted only while its bytes match the receipt: its metadata alone can be
+copied onto other weights). Each step leaves either its finished result or nothing: a verified
+file is kept for the next try whatever fails
 later, an unverified one never stays, and `NAME.onnx` exists only once it passed the parity
-check. Only the export step needs torch; without it the pull stops after verification.
+check. No step needs torch.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomically
 from ..errors import BossNetError, DownloadError, PullError
+from ..hashing import file_sha256
+from ..safe_files import open_file
 from .downloads import (
     ByteProgress,
     RetryPolicy,
@@ -24,13 +31,21 @@ from .downloads import (
     file_url,
     models_url,
 )
-from .home import download_folder, installed_models, installed_path, models_home, pull_lock
+from .home import (
+    download_folder,
+    installed_models,
+    installed_path,
+    models_home,
+    pull_lock,
+    receipt_path,
+)
 from .registry import Registry, RegistryModel, git_blob_id, load_registry
 
-__all__ = ["PullResult", "pull_model", "list_models", "EXPORT_HINT", "DR19_NOTE",
+__all__ = ["PullResult", "pull_model", "list_models", "EXPORT_HINT", "CONVERT_HINT", "DR19_NOTE",
            "source_record", "format_model_list"]
 
 EXPORT_HINT = "pip install 'bossnet-onnx[cpu,export]'"
+CONVERT_HINT = "pip install --force-reinstall 'bossnet-onnx[cpu]'"
 #: Said wherever the BOSS sets are listed: users must not assume either is DR19's.
 DR19_NOTE = ("Which BOSS set SDSS DR19 ran is not public: 'boss' is the set the reference code "
              "loads today, 'boss-2023-05' the first release.")
@@ -49,6 +64,7 @@ class PullResult:
     resumed: list[str] = field(default_factory=list)
     source: str = ""
     parity: str = ""
+    converter: str = ""
 
     def summary(self) -> str:
         if self.status == "already-installed":
@@ -61,7 +77,8 @@ class PullResult:
             parts.append(f"resumed {', '.join(self.resumed)}")
         return (f"installed {self.name} -> {self.path} ({'; '.join(parts)}; "
                 f"{self.bytes_transferred / 1e6:.1f} MB transferred)"
-                + (f"\nparity: {self.parity}" if self.parity else ""))
+                + (f"\nparity ({self.converter} converter): {self.parity}"
+                   if self.parity else ""))
 
 
 def source_record(model: RegistryModel, fetched_from: str) -> dict[str, Any]:
@@ -107,43 +124,90 @@ def _fetch_files(model: RegistryModel, folder: Path, clone: Path | None, progres
     with ByteProgress(progress) as bar:
         for item in model.files:
             dest = folder / item.name
-            if dest.is_file():
-                if git_blob_id(dest) == item.blob:
+            cap = model.size_cap(item)
+            if dest.is_symlink() or dest.exists():
+                if _verified_copy(dest, item.blob, cap):
                     result.reused.append(item.name)
                     continue
                 dest.unlink()
             if clone is not None:
                 source = _local_source(clone, item.path)
                 assert source is not None
-                copy_verified(source, dest, item.blob, bar)
+                copy_verified(source, dest, item.blob, bar, max_bytes=cap)
             else:
                 got = fetch_verified(file_url(root, model.commit, item.path), dest, item.blob,
-                                     policy=policy, progress=bar)
+                                     policy=policy, progress=bar, max_bytes=cap)
                 result.bytes_transferred += got.transferred
                 if got.resumed_from:
                     result.resumed.append(f"{item.name} at byte {got.resumed_from}")
             result.fetched.append(item.name)
 
 
-def _exporter(model: RegistryModel, folder: Path):
-    """bossnet_export.export_model, or a PullError saying what to install / what is missing."""
-    kept = f"the {len(model.files)} verified files are kept in {folder}"
+def _verified_copy(dest: Path, blob: str, cap: int) -> bool:
+    """A file kept from an earlier pull is reused only if it is a plain file within its size
+    cap holding the pinned bytes (a planted link or FIFO is removed, never read)."""
     try:
-        import bossnet_export
-    except ImportError:
-        raise PullError(f"{model.name}: {kept}; exporting them needs torch: "
-                        f"{EXPORT_HINT}, then run `bossnet-onnx models pull {model.name}` "
-                        f"again") from None
-    supported = tuple(getattr(bossnet_export, "SUPPORTED_MEMBERS", ("boss",)))
-    if model.member not in supported:
-        raise PullError(f"{model.name}: {kept}; this version of bossnet-onnx exports and runs "
-                        f"only {', '.join(supported)} models, not the {model.member} member "
+        with open_file(dest, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size > cap:
+                return False
+    except OSError:
+        return False
+    return git_blob_id(dest) == blob
+
+
+def _receipt(model: RegistryModel, target: Path, fetched_from: str) -> dict[str, Any]:
+    return {"name": model.name, "sha256": file_sha256(target),
+            "source": source_record(model, fetched_from)}
+
+
+def _write_receipt(model: RegistryModel, target: Path, fetched_from: str, home: Path) -> None:
+    text = json.dumps(_receipt(model, target, fetched_from), indent=1)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    write_atomically(receipt_path(model.name, home), write)
+
+
+def _read_receipt(path: Path) -> dict[str, Any] | None:
+    try:
+        with open_file(path, "rb") as handle:
+            doc = json.loads(handle.read(1 << 16).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _converter(model: RegistryModel, folder: Path, converter: str) -> str:
+    """The converter that will build the model ("torch" or "numpy"), or a PullError saying
+    what to install; the verified files stay either way."""
+    from ..convert.choose import torch_available
+    from ..science.members import MEMBERS
+
+    kept = f"the {len(model.files)} verified files are kept in {folder}"
+    if model.member not in MEMBERS:
+        raise PullError(f"{model.name}: {kept}; this version of bossnet-onnx converts and runs "
+                        f"only {', '.join(MEMBERS)} models, not the {model.member} member "
                         f"(a newer bossnet-onnx may know it)")
-    return bossnet_export.export_model
+    if converter == "torch" or (converter == "auto" and torch_available()):
+        if not torch_available():
+            raise PullError(f"{model.name}: {kept}; --converter torch needs torch: "
+                            f"{EXPORT_HINT} (or pull with --converter numpy, which needs no "
+                            f"torch)")
+        return "torch"
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise PullError(f"{model.name}: {kept}; converting them needs the onnx package, part "
+                        f"of every bossnet-onnx install: {CONVERT_HINT}, then run "
+                        f"`bossnet-onnx models pull {model.name}` again") from None
+    return "numpy"
 
 
-def _check_installed(model: RegistryModel, target: Path) -> None:
-    """An installed model must load and be the set the registry names, else say --force."""
+def _check_installed(model: RegistryModel, target: Path, home: Path) -> None:
+    """An installed model must load, be the set the registry names, and still be the bytes
+    pull installed (its receipt's sha256), else say --force."""
     from .session import open_model
 
     try:
@@ -161,41 +225,66 @@ def _check_installed(model: RegistryModel, target: Path) -> None:
                         f"{model.repository}@{model.commit[:12]} (files and blob ids must "
                         f"match); run `bossnet-onnx models pull {model.name} --force` to "
                         f"replace it")
+    again = f"run `bossnet-onnx models pull {model.name} --force` to replace it"
+    receipt = _read_receipt(receipt_path(model.name, home))
+    wanted_source = {k: wanted[k] for k in ("repository", "commit", "files")}
+    if receipt is None:
+        raise PullError(f"{model.name}: the installed {target} has no readable receipt "
+                        f"({receipt_path(model.name, home).name}), so its weights cannot be "
+                        f"proven to be the registry's; {again}")
+    receipt_source = receipt.get("source")
+    if not isinstance(receipt_source, dict):
+        receipt_source = {}
+    if {k: receipt_source.get(k) for k in wanted_source} != wanted_source:
+        raise PullError(f"{model.name}: the receipt of {target} names another weight set than "
+                        f"the registry's {model.repository}@{model.commit[:12]}; {again}")
+    if file_sha256(target) != receipt.get("sha256"):
+        raise PullError(f"{model.name}: the installed {target} is not the file pull installed "
+                        f"(its sha256 differs from the receipt's: other weights, or changed "
+                        f"since); {again}")
 
 
 def pull_model(name: str, *, source_dir: str | os.PathLike | None = None, force: bool = False,
                progress: bool = False, registry: Registry | None = None,
-               policy: RetryPolicy = RetryPolicy()) -> PullResult:
-    """Fetch, verify, export and install the published set NAME (see the module doc).
+               policy: RetryPolicy = RetryPolicy(), converter: str = "auto") -> PullResult:
+    """Fetch, verify, convert and install the published set NAME (see the module doc).
 
     `source_dir` takes the files from a local clone of the repository (or a copy of the set's
     folder) instead of the network. A model already installed is left alone unless `force`.
+    `converter` is auto (torch when installed, else the torch-free converter), torch or numpy;
+    the file records which one built it.
     """
+    from ..convert import CONVERTER_CHOICES
+
+    if converter not in CONVERTER_CHOICES:
+        raise PullError(f"--converter {converter!r}; choose one of {', '.join(CONVERTER_CHOICES)}")
     registry = registry or load_registry()
     model = registry.get(name)
     home = models_home()
     target = installed_path(model.name, home)
     with pull_lock(model.name, home):
         if target.is_file() and not force:
-            _check_installed(model, target)
+            _check_installed(model, target, home)
             return PullResult(name=model.name, path=target, status="already-installed")
         folder = download_folder(model.name, model.commit, home)
         result = PullResult(name=model.name, path=target, status="installed")
         clone = Path(source_dir).expanduser() if source_dir is not None else None
         _fetch_files(model, folder, clone, progress, policy, result)
-        export_model = _exporter(model, folder)
+        chosen = _converter(model, folder, converter)
         stats = folder / model.stats_file.name if model.stats_file else None
         config: Any
         if model.config_file is not None:
             config = folder / model.config_file.name
         else:
-            from bossnet_export import OFFICIAL_BOSS
+            from ..convert.config import OFFICIAL_BOSS
 
             config = OFFICIAL_BOSS  # the set was built with the network's defaults
         target.parent.mkdir(parents=True, exist_ok=True)
+        from ..convert.choose import export_checkpoint
+
         try:
-            report = export_model(
-                folder, target, config=config, stats=stats, name=model.name,
+            report = export_checkpoint(
+                folder, target, converter=chosen, config=config, stats=stats, name=model.name,
                 provenance="published-weights",
                 description=f"{model.title or model.name}: {model.repository} "
                             f"{model.folder} at {model.commit[:7]}",
@@ -205,7 +294,15 @@ def pull_model(name: str, *, source_dir: str | os.PathLike | None = None, force:
             raise PullError(f"{target.parent}: cannot write the model ({exc.strerror or exc}); "
                             f"free some space or point BOSSNET_ONNX_HOME elsewhere; the "
                             f"verified files are kept in {folder}") from None
+        try:
+            _write_receipt(model, target, result.source, home)
+        except OSError as exc:
+            target.unlink(missing_ok=True)
+            raise PullError(f"{target.parent}: cannot write the receipt of {target.name} "
+                            f"({exc.strerror or exc}); nothing was installed; the verified "
+                            f"files are kept in {folder}") from None
         result.parity = report.parity.summary()
+        result.converter = report.converter
         shutil.rmtree(folder, ignore_errors=True)
         return result
 
