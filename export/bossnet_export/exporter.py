@@ -28,6 +28,7 @@ from bossnet_onnx.convert import architecture
 from bossnet_onnx.convert.graph import DEFAULT_OPSET, model_doc_string
 from bossnet_onnx.convert.report import (
     ExportReport,
+    ModelLabels,
     exporter_record,
     means_stds,
     model_metadata,
@@ -153,8 +154,9 @@ def export_module(model: BossNet, output: str | Path, *, weights_sha256: str,
     config: BossNetConfig = model.config
     metadata = model_metadata(
         config, member=member, weights_sha256=weights_sha256, exporter=_versions(ROUTE),
-        opset=opset, stats=stats, name=name, batch=batch, provenance=provenance,
-        description=description, n_pixels=n_pixels, source=source)
+        opset=opset, stats=stats, batch=batch, n_pixels=n_pixels,
+        labels=ModelLabels(name=name, provenance=provenance, description=description,
+                           source=source))
     if not output.parent.is_dir():
         raise ExportError(f"{output}: folder {output.parent} does not exist; create it first")
     means, stds = means_stds(metadata)

@@ -13,6 +13,7 @@ Like the export package, this imports `onnx` only inside the functions that buil
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 import time
 from collections.abc import Mapping
@@ -24,7 +25,14 @@ import numpy as np
 from ..atomic import write_atomically
 from ..errors import CheckpointError, ExportError, ParityError, first_line
 from .config import OFFICIAL_BOSS, BossNetConfig, check_member, infer_member, load_config
-from .report import CONVERTERS, ExportReport, exporter_record, means_stds, model_metadata
+from .report import (
+    CONVERTERS,
+    ExportReport,
+    ModelLabels,
+    exporter_record,
+    means_stds,
+    model_metadata,
+)
 
 __all__ = ["CONVERTERS", "CONVERTER_CHOICES", "ROUTE", "convert_checkpoint", "resolve_config",
            "ExportReport"]
@@ -102,13 +110,12 @@ def _check(state: dict[str, np.ndarray], config: BossNetConfig, path: Path, *,
 def convert_checkpoint(checkpoint: str | Path, output: str | Path, *,
                        config: str | Path | BossNetConfig | None = None,
                        stats: str | Path | Mapping[str, Mapping[str, float]] | None = None,
-                       name: str | None = None, opset: int = 18, batch: int | None = None,
-                       provenance: str = "user-weights", description: str = "",
-                       source: Mapping[str, Any] | None = None, member: str | None = None,
-                       seed: int = 0) -> ExportReport:
+                       opset: int = 18, batch: int | None = None, member: str | None = None,
+                       seed: int = 0, **labels: Any) -> ExportReport:
     """Convert a BOSS Net family checkpoint into a verified ONNX file, without torch.
 
-    Arguments as `bossnet_export.export_model` (less `quantize`). Raises CheckpointError for
+    Arguments as `bossnet_export.export_model` (less `quantize`); `labels`: name, provenance,
+    description, source (report.ModelLabels). Raises CheckpointError for
     unusable or hostile files (nothing is read past the first problem) and ParityError when
     the built graph disagrees with the numpy forward pass; `output` is written only after the
     check passed.
@@ -117,6 +124,8 @@ def convert_checkpoint(checkpoint: str | Path, output: str | Path, *,
     from .torch_zip import read_state
 
     start = time.perf_counter()
+    named = ModelLabels(**labels)
+    name = named.name
     path = Path(checkpoint)
     output = Path(output)
     if opset != 18:
@@ -136,9 +145,9 @@ def convert_checkpoint(checkpoint: str | Path, output: str | Path, *,
     metadata = model_metadata(
         cfg, member=member, weights_sha256=loaded.weights_sha256,
         exporter=exporter_record("numpy", ROUTE, onnx=onnx.__version__, numpy=np.__version__),
-        opset=opset, stats=stats, name=name, batch=batch, provenance=provenance,
-        description=description or f"exported from {path.name} ({loaded.layout})",
-        source=source)
+        opset=opset, stats=stats, batch=batch,
+        labels=dataclasses.replace(named, name=name, description=named.description
+                                   or f"exported from {path.name} ({loaded.layout})"))
     means, stds = means_stds(metadata)
     state = loaded.state
     del loaded

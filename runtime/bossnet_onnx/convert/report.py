@@ -66,19 +66,31 @@ def exporter_record(converter: str, route: str, **libraries: Any) -> dict[str, A
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
+@dataclass(frozen=True)
+class ModelLabels:
+    """What a converted model is called and where it comes from: its name, provenance
+    (published-weights, synthetic-demo, random-weights, user-weights), description and, for a
+    pulled set, the registry record of its source."""
+
+    name: str | None = None
+    provenance: str = "user-weights"
+    description: str = ""
+    source: Mapping[str, Any] | None = None
+
+
 def model_metadata(config: BossNetConfig, *, member: str, weights_sha256: str,
                    exporter: Mapping[str, Any], opset: int,
                    stats: str | Path | Mapping[str, Mapping[str, float]] | None = None,
-                   name: str | None = None, batch: int | None = None,
-                   provenance: str = "user-weights", description: str = "",
-                   n_pixels: int | None = None, source: Mapping[str, Any] | None = None,
-                   ) -> ModelMetadata:
+                   labels: ModelLabels = ModelLabels(), batch: int | None = None,
+                   n_pixels: int | None = None) -> ModelMetadata:
     """The metadata of a converted model, its arguments checked (ExportError naming the bad one).
 
     `member` fixes the input length, grid, output names, default stats and preprocessing
     version; `n_pixels` may differ from the member's only for BOSS Net (which interpolates onto
     whatever grid it was trained on).
     """
+    name, provenance, description, source = (labels.name, labels.provenance,
+                                             labels.description, labels.source)
     if member not in MEMBERS:
         raise ExportError(f"--member {member!r} is not a family member; choose one of "
                           f"{', '.join(MEMBERS)}")

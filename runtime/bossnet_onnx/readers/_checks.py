@@ -10,13 +10,14 @@ confident-looking fiction.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..spectrum import ReadFailure, Spectrum, location_text
 
-__all__ = ["where", "problem", "checked", "BadValues", "ivar_from_error"]
+__all__ = ["where", "problem", "checked", "Origin", "BadValues", "ivar_from_error"]
 
 
 class BadValues(ValueError):
@@ -84,8 +85,18 @@ def _degenerate_only(wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray,
     return problem(wavelength, substitute, ivar, names) is None
 
 
-def checked(wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray, *, path: str,
-            fmt: str, hdu: int, row: int = -1, mask: np.ndarray | None = None,
+@dataclass(frozen=True)
+class Origin:
+    """Where a spectrum comes from: file, format name, HDU and row (-1: the HDU's only one)."""
+
+    path: str
+    fmt: str
+    hdu: int
+    row: int = -1
+
+
+def checked(wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray, origin: Origin, *,
+            mask: np.ndarray | None = None,
             identifiers: Mapping[str, Any] | None = None,
             names: Sequence[str] = ("flux", "ivar", "wavelength"),
             failure_row: int | None = None, place: str | None = None,
@@ -96,6 +107,7 @@ def checked(wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray, *, path:
     broken row 0, so that the message points at the exact row; `place` replaces the default
     `file[HDU h, row r]` prefix of the message.
     """
+    path, fmt, hdu, row = origin.path, origin.fmt, origin.hdu, origin.row
     ids = dict(identifiers or {})
     why = problem(wavelength, flux, ivar, names)
     if why is None and mask is not None and mask.size != flux.size:

@@ -21,7 +21,7 @@ from astropy.io import fits
 from ..errors import InputError
 from ..science.members import APOGEE_CDELT1, APOGEE_CRVAL1, APOGEE_NPIX
 from ..spectrum import ReadFailure, Spectrum
-from ._checks import checked, ivar_from_error, where
+from ._checks import Origin, checked, ivar_from_error, where
 from ._fits import header_value, native, opened
 
 NAME = "apstar"
@@ -93,7 +93,7 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
             flux, error = flux_all[row], error_all[row]
             ivar = ivar_from_error(error).astype(np.float32)
             row_ids = dict(ids, visit=max(row - 1, 0))
-            rec = checked(wave, flux, ivar, path=path, fmt=NAME, hdu=1, row=row,
+            rec = checked(wave, flux, ivar, Origin(path, NAME, 1, row),
                           identifiers=row_ids, names=("flux (HDU1)", "error (HDU2)", "CRVAL1 grid"))
             if isinstance(rec, Spectrum):
                 rec = dataclasses.replace(rec, kind="apogee", sigma=error)

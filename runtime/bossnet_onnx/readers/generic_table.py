@@ -25,7 +25,7 @@ from ..errors import InputError, InputWarning, first_line
 from ..science.units import is_log_unit, to_angstrom, unit_name
 from ..spectrum import ReadFailure, Spectrum
 from . import _text
-from ._checks import BadValues, checked, ivar_from_error
+from ._checks import BadValues, Origin, checked, ivar_from_error
 from ._fits import RELEASE_EVERY_ROWS, check_file, release_pages
 from .paths import ASCII_SUFFIXES
 
@@ -282,8 +282,8 @@ def iter_spectra_from_table(table: Table, *, path: str, index: int = 0, fmt: str
         else:
             ivar = np.zeros_like(flux)
         mask = _column(table, mcol, row) != 0 if mcol else None
-        yield checked(wave, flux.astype(ftype), ivar.astype(itype), path=path,
-                      fmt=fmt, hdu=index, row=-1 if row is None else first_row + row, mask=mask,
+        yield checked(wave, flux.astype(ftype), ivar.astype(itype),
+                      Origin(path, fmt, index, -1 if row is None else first_row + row), mask=mask,
                       names=(fcol, icol or ecol or "ivar (none: zeros)", wcol),
                       place=path if whole_file and row is None else None,
                       flux_unit="" if funit is None else str(funit))

@@ -19,7 +19,7 @@ from astropy.io import fits
 from ..errors import InputError, InputWarning
 from ..science.units import air_to_vacuum, to_angstrom
 from ..spectrum import ReadFailure, Spectrum
-from ._checks import checked, where
+from ._checks import Origin, checked, where
 from ._fits import header_value, native, opened
 
 NAME = "image-1d"
@@ -120,7 +120,7 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
             ivar, ivar_name = np.zeros(flux.size), "ivar (none: zeros)"
         else:
             ivar, ivar_name = found
-        record = checked(wave, flux, ivar.astype(np.float32), path=path, fmt=NAME, hdu=index,
+        record = checked(wave, flux, ivar.astype(np.float32), Origin(path, NAME, index),
                          identifiers=_identifiers(hdul[0].header) | _identifiers(header),
                          names=("flux", ivar_name, "CRVAL1/CDELT1 grid"),
                          flux_unit=str(header.get("BUNIT", "") or "").strip())

@@ -127,7 +127,7 @@ def _values(values: Any) -> np.ndarray:
 def _rows(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, mask: np.ndarray | None,
           source: str, flux_unit: str) -> list[Spectrum | ReadFailure]:
     """Records for flux of shape (n_pixels,) or (n_spectra, n_pixels) on one wavelength grid."""
-    from ._checks import checked
+    from ._checks import Origin, checked
 
     single = flux.ndim == 1
     flux2, ivar2 = np.atleast_2d(flux), np.atleast_2d(ivar)
@@ -145,8 +145,9 @@ def _rows(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, mask: np.ndarray
             m = None if m is None else m[::-1]
         place = source if single else f"{source}[row {k}]"
         out.append(checked(np.array(w, dtype=np.float64), np.array(f, dtype=np.float32),
-                           np.array(i, dtype=np.float32), path=source, fmt=FORMAT, hdu=-1,
-                           row=row, mask=None if m is None else np.array(m, dtype=bool),
+                           np.array(i, dtype=np.float32),
+                           Origin(source, FORMAT, -1, row),
+                           mask=None if m is None else np.array(m, dtype=bool),
                            place=place, flux_unit=flux_unit))
     return out
 

@@ -12,7 +12,7 @@ from astropy.io import fits
 
 from ..errors import InputError
 from ..spectrum import ReadFailure, Spectrum
-from ._checks import checked
+from ._checks import Origin, checked
 from ._fits import header_value, native, opened
 
 NAME = "lamost-image"
@@ -91,7 +91,7 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
         else:  # DR1: row 2 is the subcontinuum
             wave = _header_wavelength(path, header, n_pix)
         mask = data[3] != 0 if n_rows > 3 else None
-        return [checked(wave, data[0].astype(np.float32), data[1].astype(np.float32), path=path,
-                        fmt=NAME, hdu=0, row=-1, mask=mask,
+        return [checked(wave, data[0].astype(np.float32), data[1].astype(np.float32),
+                        Origin(path, NAME, 0, -1), mask=mask,
                         identifiers=header_identifiers(header),
                         flux_unit=str(header_value(header, keys=("BUNIT",)) or "").strip())]

@@ -10,7 +10,7 @@ from astropy.io import fits
 
 from ..errors import InputError
 from ..spectrum import ReadFailure, Spectrum
-from ._checks import checked
+from ._checks import Origin, checked
 from ._fits import RELEASE_EVERY_ROWS, header_value, native, opened, release_pages
 from .lamost_image import header_identifiers
 
@@ -67,6 +67,6 @@ def iter_read(path: str, hdul: fits.HDUList | None = None) -> Iterator[Spectrum 
             yield checked(native(rec[names["WAVELENGTH"]], np.float64).ravel(),
                           native(rec[names["FLUX"]], np.float32).ravel(),
                           native(rec[names["IVAR"]], np.float32).ravel(),
-                          path=path, fmt=NAME, hdu=index, row=-1 if single else row,
+                          Origin(path, NAME, index, -1 if single else row),
                           mask=mask, identifiers=ids, failure_row=row,
                           names=("FLUX", "IVAR", "WAVELENGTH"), flux_unit=unit)

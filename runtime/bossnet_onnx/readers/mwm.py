@@ -20,7 +20,7 @@ from astropy.io import fits
 
 from ..errors import InputError
 from ..spectrum import ReadFailure, Spectrum
-from ._checks import checked, where
+from ._checks import Origin, checked, where
 from ._fits import RELEASE_EVERY_ROWS, header_value, native, opened, release_pages
 
 NAME = "mwm"
@@ -179,7 +179,7 @@ def _read_hdu(path: str, hdul: fits.HDUList, index: int,
                                                 hdu=index, row=row, mask=mask,
                                                 identifiers=ids))
             continue
-        rec = checked(wave, flux, ivar, path=path, fmt=NAME, hdu=index, row=row, mask=mask,
+        rec = checked(wave, flux, ivar, Origin(path, NAME, index, row), mask=mask,
                       identifiers=ids, names=("flux", "ivar", "NPIXELS grid"), place=row_place,
                       flux_unit=unit)
         if isinstance(rec, Spectrum) and spectrum_kind != rec.kind:

@@ -11,7 +11,7 @@ from astropy.io import fits
 
 from ..errors import InputError
 from ..spectrum import ReadFailure, Spectrum
-from ._checks import checked
+from ._checks import Origin, checked
 from ._fits import first_row_scalars, header_value, native, opened
 
 NAME = "sdss-spec"
@@ -165,6 +165,6 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
         if "and_mask" in cols:
             mask = np.asarray(data[cols["and_mask"]]).ravel() != 0
         unit = header_value(hdu.header, hdul[0].header, keys=("BUNIT",))
-        return [checked(wave, flux, ivar, path=path, fmt=NAME, hdu=index, row=-1, mask=mask,
+        return [checked(wave, flux, ivar, Origin(path, NAME, index, -1), mask=mask,
                         identifiers=ids, names=("flux", "ivar", "loglam"),
                         flux_unit=str(unit or "").strip())]
