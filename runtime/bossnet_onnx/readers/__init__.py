@@ -203,6 +203,8 @@ def sniff_kinds(path: str | os.PathLike) -> frozenset[str]:
             return frozenset()
         if os.path.basename(path).startswith(mwm.FILE_PREFIXES):
             return frozenset(mwm.KINDS)
+        if os.path.basename(path).startswith(apstar.FILE_PREFIXES):  # the survey's own name
+            return frozenset(apstar.KINDS)
         return _sniff_fits(path)
     except Exception:  # noqa: BLE001 - unsure means: let the reader say what is wrong
         return frozenset()
