@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ..model.content import encode_varint
 from ..model.metadata import ModelMetadata
 from ..science.members import MEMBERS
 from .architecture import BN_EPSILON, feature_length, pool_gather, position_channel, residual_pads
@@ -155,20 +156,8 @@ def build_skeleton(config: BossNetConfig, metadata: ModelMetadata, *, inv_freq: 
     return model, g.constants
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _key(field: int) -> bytes:
-    return _varint(field << 3 | 2)  # length-delimited
+    return encode_varint(field << 3 | 2)  # length-delimited
 
 
 #: ModelProto.graph = 7, GraphProto.initializer = 5, TensorProto.raw_data = 9
@@ -186,10 +175,10 @@ def _append_initializer(handle: BinaryIO, name: str, array: np.ndarray) -> None:
                          data_type=helper.np_dtype_to_tensor_dtype(array.dtype))
     head = header.SerializeToString()
     raw = memoryview(little.reshape(-1)).cast("B")  # type: ignore[arg-type]
-    tensor_len = len(head) + len(_key(_TENSOR_RAW)) + len(_varint(raw.nbytes)) + raw.nbytes
-    graph_len = len(_key(_GRAPH_INITIALIZER)) + len(_varint(tensor_len)) + tensor_len
-    handle.write(_key(_MODEL_GRAPH) + _varint(graph_len) + _key(_GRAPH_INITIALIZER)
-                 + _varint(tensor_len) + head + _key(_TENSOR_RAW) + _varint(raw.nbytes))
+    tensor_len = len(head) + len(_key(_TENSOR_RAW)) + len(encode_varint(raw.nbytes)) + raw.nbytes
+    graph_len = len(_key(_GRAPH_INITIALIZER)) + len(encode_varint(tensor_len)) + tensor_len
+    handle.write(_key(_MODEL_GRAPH) + encode_varint(graph_len) + _key(_GRAPH_INITIALIZER)
+                 + encode_varint(tensor_len) + head + _key(_TENSOR_RAW) + encode_varint(raw.nbytes))
     handle.write(raw)
 
 

@@ -30,7 +30,7 @@ from typing import Any
 from ..hashing import file_sha256
 
 __all__ = ["external_data_files", "metadata_entry_sizes", "read_metadata_props",
-           "model_content_sha256", "check_external_data", "MAX_EXTERNAL_BYTES"]
+           "model_content_sha256", "check_external_data", "MAX_EXTERNAL_BYTES", "encode_varint"]
 
 #: Largest external-data file a model may reference (the whole BOSS network is 290 MB).
 MAX_EXTERNAL_BYTES = 16 << 30
@@ -63,6 +63,20 @@ def _varint(buf, pos: int) -> tuple[int, int]:
         if byte < 0x80:
             return value, pos
         shift += 7
+
+
+def encode_varint(value: int) -> bytes:
+    """A protobuf varint: the encoder of `_varint`'s format, for the writers of ONNX bytes
+    (convert.graph streams the converted model; model.formulation rewrites a graph)."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
 
 
 def _fields(buf):

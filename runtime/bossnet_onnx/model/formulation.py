@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .content import _Malformed, _varint
+from .content import _Malformed, _varint, encode_varint
 
 __all__ = ["FORMULATIONS", "conv1d_as_conv2d"]
 
@@ -66,28 +66,16 @@ def _spans(buf) -> Iterator[tuple[int, int, Any, int, int]]:
         yield number, wire, value, start, pos
 
 
-def _enc_varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _key(number: int, wire: int) -> bytes:
-    return _enc_varint(number << 3 | wire)
+    return encode_varint(number << 3 | wire)
 
 
 def _enc_bytes(number: int, payload: bytes) -> bytes:
-    return _key(number, 2) + _enc_varint(len(payload)) + payload
+    return _key(number, 2) + encode_varint(len(payload)) + payload
 
 
 def _enc_ints(number: int, values: list[int]) -> bytes:
-    return b"".join(_key(number, 0) + _enc_varint(v) for v in values)
+    return b"".join(_key(number, 0) + encode_varint(v) for v in values)
 
 
 def _ints(buf, number: int) -> list[int]:
@@ -154,7 +142,7 @@ def _attr_2d(buf) -> bytes | None:
             return None
         mapped = [1, values[0]]
     return (_enc_bytes(_ATTR_NAME, name.encode()) + _enc_ints(_ATTR_INTS, mapped)
-            + _key(_ATTR_TYPE, 0) + _enc_varint(_ATTR_TYPE_INTS))
+            + _key(_ATTR_TYPE, 0) + encode_varint(_ATTR_TYPE_INTS))
 
 
 def _auto_pad_notset(buf) -> bool:
@@ -251,7 +239,7 @@ def _graph_pieces(graph) -> tuple[list, int]:
             pieces.append(_weight_4d(value))
         else:
             pieces.append(graph[start:end])
-    axis_tensor = (_enc_ints(_TENSOR_DIMS, [1]) + _key(_TENSOR_TYPE, 0) + _enc_varint(_INT64)
+    axis_tensor = (_enc_ints(_TENSOR_DIMS, [1]) + _key(_TENSOR_TYPE, 0) + encode_varint(_INT64)
                    + _enc_bytes(_TENSOR_NAME, axes.encode())
                    + _enc_bytes(_TENSOR_RAW, (2).to_bytes(8, "little")))
     pieces.append(_enc_bytes(_GRAPH_INITIALIZER, axis_tensor))
@@ -298,7 +286,7 @@ def _rewrite(model, dst: Path) -> int:
     with open(dst, "wb") as out:
         for num, _, _, start, end in fields:
             if num == _MODEL_GRAPH:
-                out.write(_key(_MODEL_GRAPH, 2) + _enc_varint(size))
+                out.write(_key(_MODEL_GRAPH, 2) + encode_varint(size))
                 for piece in pieces:
                     out.write(piece)
             else:
