@@ -160,6 +160,8 @@ def test_auto_refuses_resume_and_dask(tmp_path, shared_data):
 
 
 def test_single_model_refusal_lists_every_misfit(shared_data, tmp_path):
+    # the bundled BOSS model named explicitly: the refusal is what is tested, not the default
+    demo = str(Path(__file__).resolve().parents[1] / "models" / "bossnet-demo-synthetic-v1.onnx")
     apstar = sorted(shared_data.glob("apogee-apstar-*.fits"))
     xp = sorted(shared_data.glob("gaia-xp-*.csv"))
     spec = sorted(shared_data.glob("sdss-spec-*.fits"))[:1]
@@ -168,17 +170,17 @@ def test_single_model_refusal_lists_every_misfit(shared_data, tmp_path):
             r"^3 files are not optical spectra \(.*\), which the model \S+\.onnx \(BOSS Net, "
             r"member boss\) reads: " + ", ".join(map(str, apstar)).replace("+", r"\+")
             + r"; use a model of the matching member, or --model auto")):
-        bossnet_onnx.predict(inputs, draws=0)
+        bossnet_onnx.predict(inputs, draws=0, model=demo)
     many = [str(p) for p in spec + apstar + xp]
     with pytest.raises(MemberMismatchError, match=r"^5 files are not .*: .*"):
-        bossnet_onnx.predict(many, draws=0)
+        bossnet_onnx.predict(many, draws=0, model=demo)
     folder = tmp_path / "f"
     folder.mkdir()
     for i in range(9):  # the name says apStar: refused before any file is read
         (folder / f"apStar-{i}.fits").write_bytes(b"")
     with pytest.raises(MemberMismatchError, match=r"^9 files are not .*apStar-4\.fits and 4 "
                                                   r"more; "):
-        bossnet_onnx.predict(folder, draws=0)
+        bossnet_onnx.predict(folder, draws=0, model=demo)
 
 
 def test_per_member_files_are_all_written_or_none(tmp_path):

@@ -363,7 +363,11 @@ def test_a_signal_stops_a_long_read_within_a_second(tmp_path, signum):
                str(path), "-m", str(model), "--quiet", "-o", str(tmp_path / "out.fits")]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(7.0)  # started, model loaded, reading
+        lock = tmp_path / "out.fits.lock"  # taken once the run starts, before the model loads
+        deadline = time.monotonic() + 120
+        while not lock.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(1.0)  # model loaded (a tiny linear graph), reading the 2.5 million lines
         assert process.poll() is None, process.communicate()[1][-2000:]
         sent = time.perf_counter()
         process.send_signal(signum)
