@@ -17,7 +17,7 @@ import bossnet_onnx  # noqa: E402  (the package being documented, installed by t
 
 project = "bossnet-onnx"
 author = "bossnet-onnx developers"
-copyright = "bossnet-onnx developers, MIT licence"  # noqa: A001 (Sphinx's name)
+copyright = "bossnet-onnx developers, MIT licence"
 release = version = bossnet_onnx.__version__
 
 extensions = [

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import ClassVar
 
 from docutils import nodes
 from docutils.parsers.rst import directives
@@ -33,7 +34,7 @@ from sphinx.util.docutils import SphinxDirective
 from sphinx.util.nodes import nested_parse_with_titles
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bossnet_reference  # noqa: E402  (beside this file)
+import bossnet_reference
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATED = "_generated"  # under docs/, git-ignored: figures the pages make at build time
@@ -87,8 +88,8 @@ def _forget(app: Sphinx, env, docname: str) -> None:
 
 class RunDirective(SphinxDirective):
     has_content = True
-    option_spec = {"figure": directives.unchanged, "hide-code": directives.flag,
-                   "width": directives.unchanged}
+    option_spec: ClassVar[dict] = {"figure": directives.unchanged,
+                                   "hide-code": directives.flag, "width": directives.unchanged}
 
     def run(self) -> list[nodes.Node]:
         code = "\n".join(self.content)
@@ -134,7 +135,7 @@ class CommandDirective(SphinxDirective):
     """``bossnet-onnx ARGS``: run through this Python (the package being documented)."""
 
     has_content = True
-    option_spec = {"returncode": directives.nonnegative_int}
+    option_spec: ClassVar[dict] = {"returncode": directives.nonnegative_int}
 
     def run(self) -> list[nodes.Node]:
         shown: list[str] = []
