@@ -91,11 +91,12 @@ def fast(pytest_args: list[str]) -> None:
 
 def docs(sphinx_args: list[str]) -> None:
     """Build the site (docs/) into docs/_build/html with every warning an error (-W), torch-free.
-    The tutorial page runs the bundled model on examples/ during the build."""
+    The tutorial page runs the bundled model on examples/ during the build. -E reads every page
+    again: a cached page would not repeat its warnings, and a second build would pass."""
     python = _venv(".venv-docs")
     _run([str(python), "-m", "pip", "install", "-q", "-e", f".[{DOCS_EXTRAS}]"])
     env = dict(os.environ, MPLBACKEND="Agg")
-    _run([str(python), "-m", "sphinx", "-W", "--keep-going", "-n", "-b", "html", "docs",
+    _run([str(python), "-m", "sphinx", "-W", "--keep-going", "-E", "-b", "html", "docs",
           "docs/_build/html", *sphinx_args], env=env)
     print(f"[tasks] docs: {ROOT / 'docs' / '_build' / 'html' / 'index.html'}", flush=True)
 

@@ -115,7 +115,7 @@ def api_reference() -> str:
     import bossnet_onnx
 
     out = [".. py:module:: bossnet_onnx", "   :no-index:", "",
-           ".. py:data:: bossnet_onnx.__version__", "",
+           ".. py:data:: __version__", "",
            f"   The installed version (``{bossnet_onnx.__version__}``).", ""]
     for name in public_names():
         obj = getattr(bossnet_onnx, name)
