@@ -6,6 +6,7 @@ without Sphinx, on the sources and on the generators the site is built from.
 """
 from __future__ import annotations
 
+import json
 import pydoc
 import re
 import sys
@@ -135,7 +136,7 @@ def test_no_ivar_warning_names_the_quality_flags_bit():
 
 def _install_lines() -> list[tuple[Path, str]]:
     lines: list[tuple[Path, str]] = []
-    for page in [REPO / "README.md", *DOCS.rglob("*.md")]:
+    for page in [p for p in PAGES if p.suffix == ".md"]:
         lines += [(page, spec) for spec in re.findall(r"pip install '([^']+)'", page.read_text())]
     return lines
 
@@ -165,8 +166,10 @@ def test_every_tasks_lane_in_the_docs_exists():
 
 def test_api_reference_covers_every_public_name():
     text = bossnet_reference.api_reference()
-    for name in bossnet_onnx.__all__:
-        assert f"bossnet_onnx.{name}" in text, name
+    assert ".. py:module:: bossnet_onnx" in text and ".. py:data:: __version__" in text
+    for name in bossnet_reference.public_names():
+        assert re.search(rf"^\.\. auto\w+:: bossnet_onnx\.{name}$", text, flags=re.M), name
+    assert set(bossnet_reference.public_names()) == set(bossnet_onnx.__all__) - {"__version__"}
     assert ".. bossnet-api::" in (DOCS / "api.rst").read_text()
 
 
@@ -234,3 +237,25 @@ def test_dir_and_help_show_the_public_api_only():
     assert public <= listed
     documented = {n for n in listed if n in dir(bossnet_onnx)}
     assert documented == public
+
+
+@pytest.mark.slow
+def test_every_install_line_resolves_with_pip(tmp_path):
+    """Each distinct extras set that README and docs tell people to install resolves with
+    pip's own resolver from this checkout (`bossnet-onnx[x]` lines, for the package index,
+    are the same extras). The plain, cpu, gpu and export installs are resolved, with their
+    engine counts, in test_packaging.py; the others here, side by side."""
+    from test_packaging import _dry_run, _pypi_reachable
+
+    if not _pypi_reachable():
+        pytest.skip("PyPI is not reachable: the resolver needs the package index")
+    extras = sorted({re.fullmatch(r"(?:\.|bossnet-onnx)\[([\w,]+)\]", spec).group(1)
+                     for _page, spec in _install_lines()} - {"cpu", "gpu", "export"})
+    assert "cpu,export" in extras and "cpu,plot" in extras
+    runs = {extra: _dry_run(extra, tmp_path / f"report-{extra}.json") for extra in extras}
+    for extra, proc in runs.items():
+        _, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, f"pip install '.[{extra}]': {err[-2000:]}"
+        report = json.loads((tmp_path / f"report-{extra}.json").read_text())
+        names = {item["metadata"]["name"].lower() for item in report["install"]}
+        assert "bossnet-onnx" in names and "onnxruntime" in names, (extra, names)
