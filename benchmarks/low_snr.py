@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 
 from bossnet_onnx.model.session import open_model
-from bossnet_onnx.run.stream import prepare_spectrum, result_from_outputs
+from bossnet_onnx.run.rows import prepare_spectrum, result_from_outputs
 from bossnet_onnx.science.synthetic import synthesize
 from bossnet_onnx.spectrum import Spectrum
 

@@ -318,7 +318,7 @@ def test_missing_list_file_is_a_usage_error(tmp_path, model):
 
 def test_an_unexpected_exception_is_one_row_naming_the_file(tmp_path, model, monkeypatch):
     """A bug in a reader or in preprocessing (not bad input) still loses only its own rows."""
-    import bossnet_onnx.run.stream as pipeline
+    import bossnet_onnx.run.rows as rows
     from bossnet_onnx.readers import sdss_spec
 
     good = spec(tmp_path / "good.fits")
@@ -336,7 +336,7 @@ def test_an_unexpected_exception_is_one_row_naming_the_file(tmp_path, model, mon
     assert list(table["result_flags"] & 1) == [0, 1]
     assert table["error"][1] == f"{broken}: unexpected RuntimeError: boom"
 
-    real_prepare = pipeline.prepare_spectrum
+    real_prepare = rows.prepare_spectrum
 
     def failing_prepare(spectrum, *args, **kwargs):
         if spectrum.source.endswith("good.fits"):
@@ -344,7 +344,7 @@ def test_an_unexpected_exception_is_one_row_naming_the_file(tmp_path, model, mon
         return real_prepare(spectrum, *args, **kwargs)
 
     monkeypatch.setattr(sdss_spec, "read", real_read)
-    monkeypatch.setattr(pipeline, "prepare_spectrum", failing_prepare)
+    monkeypatch.setattr(rows, "prepare_spectrum", failing_prepare)
     table = predict([str(good), str(broken)], model=model, draws=0)
     assert list(table["result_flags"] & 1) == [1, 0]
     assert table["error"][0] == f"{good}[HDU 1]: unexpected ZeroDivisionError: division by zero"

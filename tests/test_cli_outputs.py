@@ -283,7 +283,7 @@ def test_cli_resume_refusal_is_one_line_naming_the_difference(files, model, tmp_
     import bossnet_onnx.run.to_file as runs
 
     out = tmp_path / "cat.csv"
-    real = runs.stream_results
+    real = runs.stream
 
     def stop_after_two(*args, **kwargs):
         for k, res in enumerate(real(*args, **kwargs)):
@@ -291,11 +291,11 @@ def test_cli_resume_refusal_is_one_line_naming_the_difference(files, model, tmp_
                 raise KeyboardInterrupt
             yield res
 
-    monkeypatch.setattr(runs, "stream_results", stop_after_two)
+    monkeypatch.setattr(runs, "stream", stop_after_two)
     runner = CliRunner()
     res = runner.invoke(app, ["predict", *files, "-m", str(model), "-o", str(out), "--seed", "3"])
     assert res.exit_code == 130 and re.search(r"2 spectra saved to", res.output)
-    monkeypatch.setattr(runs, "stream_results", real)
+    monkeypatch.setattr(runs, "stream", real)
     res = runner.invoke(app, ["predict", *files[:2], "-m", str(model), "-o", str(out), "--seed",
                               "3", "--resume"])
     assert res.exit_code == 2

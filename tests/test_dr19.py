@@ -21,12 +21,8 @@ from onnx_fixtures import linear_metadata, write_linear_model
 from bossnet_onnx.model.session import open_model
 from bossnet_onnx.outputs.catalogue import build_table, read_catalogue, write_catalogue
 from bossnet_onnx.readers import read_spectra
-from bossnet_onnx.run.stream import (
-    SPEED_OF_LIGHT_KMS,
-    compose_velocities,
-    predict,
-    prepare_spectrum,
-)
+from bossnet_onnx.run.rows import compose_velocities, prepare_spectrum
+from bossnet_onnx.run.stream import predict
 from bossnet_onnx.science.columns import ALL_COLUMNS, markdown_table
 from bossnet_onnx.science.flags import (
     QualityFlags,
@@ -36,6 +32,7 @@ from bossnet_onnx.science.flags import (
     parameter_flags,
 )
 from bossnet_onnx.science.uncertainty import spectrum_rng
+from bossnet_onnx.science.units import SPEED_OF_LIGHT_KMS
 from bossnet_onnx.spectrum import Spectrum
 
 layouts = __import__("layouts")
@@ -480,7 +477,7 @@ def test_plot_uses_the_recipe_like_predict(workdir, model_path):
 
 
 def test_astra_recipe_writes_nan_labels_with_dr19_bits(model_path):
-    from bossnet_onnx.run.stream import result_from_outputs
+    from bossnet_onnx.run.rows import result_from_outputs
 
     model = open_model(model_path)
     wave, cases = _exercising_spectra()

@@ -25,7 +25,7 @@ def names(paths, base):
 
 def test_suffixes():
     assert SPECTRUM_SUFFIXES == (".fits", ".fits.gz", ".fit", ".fit.gz", ".csv", ".ecsv",
-                                 ".csv.gz", ".ecsv.gz", ".vot", ".vot.gz")
+                                 ".csv.gz", ".ecsv.gz", ".xml", ".vot", ".xml.gz", ".vot.gz")
 
 
 def test_directory_gives_its_spectrum_files_sorted_not_recursive(tree):
@@ -105,3 +105,15 @@ def test_symlink_loop_under_a_recursive_glob_gives_each_file_once(tmp_path):
     got = expand_inputs([str(tmp_path / "**" / "*.fits"), str(tmp_path / "alias.fits")])
     assert got == [str(tmp_path / "alias.fits")]  # sorted matches: the first spelling kept
     assert len(expand_inputs([str(tmp_path / "data" / "**" / "*.fits")])) == 1
+
+
+def test_a_folder_gives_every_suffix_a_reader_reads(tmp_path):
+    """One list of suffixes: a folder of Gaia archive VOTables (.xml) is expanded like a single
+    .xml file is read (the folder expansion once knew only .vot)."""
+    from bossnet_onnx.readers import gaia
+
+    for name in ("a.xml", "b.vot", "c.csv.gz", "d.fits", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert [os.path.basename(p) for p in expand_inputs([str(tmp_path)])] == \
+        ["a.xml", "b.vot", "c.csv.gz", "d.fits"]
+    assert set(gaia.TEXT_SUFFIXES) <= set(SPECTRUM_SUFFIXES)

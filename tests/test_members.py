@@ -16,7 +16,8 @@ from bossnet_onnx.model.metadata import ModelMetadata
 from bossnet_onnx.model.session import open_model
 from bossnet_onnx.outputs.catalogue import build_table
 from bossnet_onnx.readers import gaia
-from bossnet_onnx.run.stream import predict, prepare_spectrum
+from bossnet_onnx.run.rows import prepare_spectrum
+from bossnet_onnx.run.stream import predict
 from bossnet_onnx.science import member_inputs, members
 from bossnet_onnx.science.flags import QualityFlags, ResultFlags
 from bossnet_onnx.science.members import MEMBERS, OFFICIAL_STATS
@@ -224,7 +225,7 @@ def test_apogee_flags_use_dr19_bits_0_to_3_only():
     table = build_table([], meta={"MEMBER": "apogee"})
     assert "bn_v_r" not in table.colnames and "apogee_id" in table.colnames
     from bossnet_onnx.outputs.catalogue import Result
-    from bossnet_onnx.run.stream import Prepared, result_from_outputs
+    from bossnet_onnx.run.rows import Prepared, result_from_outputs
 
     spec = Spectrum(APOGEE_WAVE, np.ones(8575, np.float32), np.ones(8575, np.float32),
                     source="a.fits", format="apstar", kind="apogee")

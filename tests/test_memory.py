@@ -19,7 +19,9 @@ from bossnet_onnx.model.session import open_model
 from bossnet_onnx.readers import iter_spectra, read_spectra
 from bossnet_onnx.readers._fits import MAX_FITS_BYTES, MAX_TRAILING_BYTES
 from bossnet_onnx.run import stream as pipeline
-from bossnet_onnx.run.stream import predict, prepare_pieces, prepare_spectrum
+from bossnet_onnx.run.options import RunOptions
+from bossnet_onnx.run.rows import MIN_PIECE_ROWS, prepare_pieces, prepare_spectrum
+from bossnet_onnx.run.stream import predict
 from bossnet_onnx.science.uncertainty import MAX_DRAWS, check_draws, spectrum_rng
 
 layouts = __import__("layouts")
@@ -120,10 +122,11 @@ def test_results_of_a_big_file_come_out_before_the_file_is_finished(tmp_path, mo
         yield from real(spec, *args)
 
     monkeypatch.setattr(pipeline, "prepare_pieces", counting)
-    results = pipeline.iter_results([str(path)], model, draws=2, seed=1, batch_rows=3)
+    results = pipeline.stream(model, [str(path)], RunOptions(draws=2, seed=1, batch_size=3))
     first = next(results)
-    # the read-ahead holds at most 4 pieces: far fewer than 40 spectra were prepared
-    assert first.row == 0 and len(made) <= 10
+    # the first engine call (32 rows: 11 spectra of 3 rows) plus a read-ahead of 4 pieces:
+    # far fewer than 40 spectra were prepared
+    assert first.row == 0 and len(made) <= 17
     assert [r.row for r in results] == list(range(1, 40))
 
 
@@ -145,7 +148,7 @@ def test_many_draws_are_run_in_pieces_with_the_same_result(tmp_path, model, monk
     real = model.run_physical
     monkeypatch.setattr(model, "run_physical", lambda x: shapes.append(x.shape[0]) or real(x))
     pieces = predict(paths, model=model, draws=150, seed=5, batch_size=8)
-    assert max(shapes) == pipeline.MIN_PIECE_ROWS  # never all 151 rows of a spectrum at once
+    assert max(shapes) == MIN_PIECE_ROWS  # never all 151 rows of a spectrum at once
     for name in ("teff", "e_teff", "e_logg", "e_fe_h", "e_v_rad"):
         np.testing.assert_allclose(pieces[name], reference[name], rtol=1e-6)
 
@@ -189,9 +192,9 @@ def test_spectra_already_saved_are_skipped_within_a_file(tmp_path, model):
     """The interface for checkpoints inside a big file: rows named in `skip` are not run."""
     rows = [{"flux": _star(i)[1], "ivar": _star(i)[2]} for i in range(5)]
     path = str(layouts.write_mwm(tmp_path / "mwmVisit-0.6.0-3.fits", rows, kind="visit"))
-    everything = list(pipeline.iter_results([path], model, draws=2, seed=1))
-    rest = list(pipeline.iter_results([path], model, draws=2, seed=1,
-                                      skip={(path, 1, 0), (path, 1, 1)}))
+    everything = list(pipeline.stream(model, [path], RunOptions(draws=2, seed=1)))
+    rest = list(pipeline.stream(model, [path], RunOptions(draws=2, seed=1),
+                                skip={(path, 1, 0), (path, 1, 1)}))
     assert [r.row for r in rest] == [2, 3, 4]
     assert [r.labels for r in rest] == [r.labels for r in everything[2:]]
 

@@ -15,7 +15,8 @@ from bossnet_onnx.errors import OutputError
 from bossnet_onnx.model.session import open_model
 from bossnet_onnx.outputs.catalogue import read_catalogue, write_catalogue
 from bossnet_onnx.readers import read_spectra
-from bossnet_onnx.run.stream import predict, prepare_spectrum
+from bossnet_onnx.run.rows import prepare_spectrum
+from bossnet_onnx.run.stream import predict
 from bossnet_onnx.science.flags import QualityFlags
 
 

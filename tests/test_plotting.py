@@ -38,7 +38,7 @@ from bossnet_onnx.outputs.plotting import (
     plot_kiel,
     plot_spectrum,
 )
-from bossnet_onnx.run.stream import prepare_spectrum
+from bossnet_onnx.run.rows import prepare_spectrum
 from bossnet_onnx.science.flags import ResultFlags
 from bossnet_onnx.science.synthetic import synthesize
 from bossnet_onnx.spectrum import ReadFailure, Spectrum
@@ -100,7 +100,7 @@ def test_one_panel_per_spectrum_and_png_size(tmp_path, model):
 
 
 def test_title_holds_the_labels_predict_computes(tmp_path, model):
-    from bossnet_onnx.run.stream import result_from_outputs
+    from bossnet_onnx.run.rows import result_from_outputs
 
     spec = synthetic_spectrum(4, seed=5)
     fig = plot_spectrum(spec, model=model, draws=8, seed=11)

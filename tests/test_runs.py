@@ -52,7 +52,7 @@ def test_partial_path_names():
 
 def test_interrupt_then_resume_matches_uninterrupted(files, model, tmp_path, monkeypatch):
     out = tmp_path / "cat.fits"
-    real = runs.stream_results
+    real = runs.stream
 
     def interrupted_after_three(*args, **kwargs):
         for k, res in enumerate(real(*args, **kwargs)):
@@ -60,14 +60,14 @@ def test_interrupt_then_resume_matches_uninterrupted(files, model, tmp_path, mon
                 raise KeyboardInterrupt
             yield res
 
-    monkeypatch.setattr(runs, "stream_results", interrupted_after_three)
+    monkeypatch.setattr(runs, "stream", interrupted_after_three)
     with pytest.raises(Interrupted, match=r"interrupted: 3 spectra saved to .*cat\.partial\.fits.*--resume"):
         predict_to_file(files, out, model=model, draws=4, seed=9)
     assert not out.exists()
     partial = read_catalogue(partial_path(out))
     # every finished spectrum is kept (a big file is checkpointed within itself)
     assert len(partial) == 3
-    monkeypatch.setattr(runs, "stream_results", real)
+    monkeypatch.setattr(runs, "stream", real)
     with pytest.raises(OutputError, match=r"was made with SEED=9, this run has 10; resume with "
                                           r"the same --seed"):
         predict_to_file(files, out, model=model, draws=4, seed=10, resume=True)
@@ -118,7 +118,7 @@ def test_sigterm_leaves_no_catalogue_and_says_how_to_resume(files, model, tmp_pa
 
 # ------------------------------------------------------------------ every format resumable
 def interrupt_after(monkeypatch, k_stop):
-    real = runs.stream_results
+    real = runs.stream
 
     def stopping(*args, **kwargs):
         for k, res in enumerate(real(*args, **kwargs)):
@@ -126,7 +126,7 @@ def interrupt_after(monkeypatch, k_stop):
                 raise KeyboardInterrupt
             yield res
 
-    monkeypatch.setattr(runs, "stream_results", stopping)
+    monkeypatch.setattr(runs, "stream", stopping)
     return real
 
 
@@ -143,14 +143,14 @@ def test_every_format_resumes_to_the_uninterrupted_rows(files, model, tmp_path, 
     progress = read_catalogue(partial_path(out))
     assert len(progress) == 4 and progress.meta["NINPUTS"] == 6
     assert progress.meta["INPUTS"] == runs.input_set_digest(files)
-    monkeypatch.setattr(runs, "stream_results", real)
+    monkeypatch.setattr(runs, "stream", real)
     seen = []
 
-    def counting(paths, *args, **kwargs):
+    def counting(model, paths, *args, **kwargs):
         seen.extend(paths)
-        return real(paths, *args, **kwargs)
+        return real(model, paths, *args, **kwargs)
 
-    monkeypatch.setattr(runs, "stream_results", counting)
+    monkeypatch.setattr(runs, "stream", counting)
     full = predict_to_file(files, out, model=model, draws=3, seed=2, resume=True)
     # the last saved file is read again (it may have been partly done) with its saved
     # spectra skipped; the files before it are not read at all
@@ -177,7 +177,7 @@ def test_resume_refuses_any_difference_naming_it(files, model, tmp_path, monkeyp
     real = interrupt_after(monkeypatch, 2)
     with pytest.raises(Interrupted):
         predict_to_file(files, out, model=model, draws=3, seed=2, shard="1/1")
-    monkeypatch.setattr(runs, "stream_results", real)
+    monkeypatch.setattr(runs, "stream", real)
     before = partial_path(out).read_bytes()
     other = write_linear_model(tmp_path / "other.onnx", seed=5, scale=2.0,
                                metadata=linear_metadata(weights_sha256="1" * 64))
@@ -206,7 +206,7 @@ def test_a_fresh_run_never_discards_a_progress_file(files, model, tmp_path, monk
     real = interrupt_after(monkeypatch, 3)
     with pytest.raises(Interrupted):
         predict_to_file(files, out, model=model, draws=0)
-    monkeypatch.setattr(runs, "stream_results", real)
+    monkeypatch.setattr(runs, "stream", real)
     before = partial_path(out).read_bytes()
     with pytest.raises(OutputPathError, match=r"cat\.partial\.fits holds the rows of an "
                                               r"interrupted run; rerun with --resume to continue "
@@ -247,24 +247,24 @@ def test_failed_checkpoint_is_retried_reported_and_not_fatal(files, model, tmp_p
 
 def test_failed_final_write_keeps_every_row_for_resume(files, model, tmp_path, monkeypatch):
     out = tmp_path / "cat.fits"
-    real = runs.stream_results
+    real = runs.stream
 
     def output_taken_meanwhile(*args, **kwargs):
         yield from real(*args, **kwargs)
         out.mkdir()  # something took the output's name while the run went on
 
-    monkeypatch.setattr(runs, "stream_results", output_taken_meanwhile)
+    monkeypatch.setattr(runs, "stream", output_taken_meanwhile)
     with pytest.raises(OutputError, match=r"cannot write .*cat\.fits: Is a directory; all 6 "
                                           r"spectra are saved in .*cat\.partial\.fits: fix the "
                                           r"cause \(free space, permissions\) and rerun the same "
                                           r"command with --resume"):
         predict_to_file(files, out, model=model, draws=2, seed=4)
-    monkeypatch.setattr(runs, "stream_results", real)
+    monkeypatch.setattr(runs, "stream", real)
     assert len(read_catalogue(partial_path(out))) == 6
     out.rmdir()
     seen = []
-    monkeypatch.setattr(runs, "stream_results",
-                        lambda paths, *a, **k: (seen.extend(paths), real(paths, *a, **k))[1])
+    monkeypatch.setattr(runs, "stream",
+                        lambda m, paths, *a, **k: (seen.extend(paths), real(m, paths, *a, **k))[1])
     predict_to_file(files, out, model=model, draws=2, seed=4, resume=True)
     assert seen == []  # nothing recomputed
     reference = predict(files, model=model, draws=2, seed=4)
@@ -274,7 +274,7 @@ def test_failed_final_write_keeps_every_row_for_resume(files, model, tmp_path, m
 def test_full_disk_at_the_final_write_rescues_the_rows(files, model, tiny_tmpfs, monkeypatch):
     small = tiny_tmpfs()
     out = small / "cat.fits"
-    real = runs.stream_results
+    real = runs.stream
 
     def disk_fills_meanwhile(*args, **kwargs):
         yield from real(*args, **kwargs)
@@ -285,7 +285,7 @@ def test_full_disk_at_the_final_write_rescues_the_rows(files, model, tiny_tmpfs,
         except OSError:
             os.close(fd)
 
-    monkeypatch.setattr(runs, "stream_results", disk_fills_meanwhile)
+    monkeypatch.setattr(runs, "stream", disk_fills_meanwhile)
     with pytest.raises(OutputError) as caught:
         predict_to_file(files, out, model=model, draws=2, seed=4)
     message = str(caught.value)
@@ -297,14 +297,14 @@ def test_full_disk_at_the_final_write_rescues_the_rows(files, model, tiny_tmpfs,
     assert sorted(p.name for p in small.iterdir()) == ["filler"]  # no lock, no temp file
     (small / "filler").unlink()
     shutil.move(rescue, partial_path(out))
-    monkeypatch.setattr(runs, "stream_results", real)
+    monkeypatch.setattr(runs, "stream", real)
     table = predict_to_file(files, out, model=model, draws=2, seed=4, resume=True)
     assert len(table) == 6 and sorted(p.name for p in small.iterdir()) == ["cat.fits"]
 
 
 def test_an_error_mid_run_saves_the_finished_files_first(files, model, tmp_path, monkeypatch):
     out = tmp_path / "cat.ecsv"
-    real = runs.stream_results
+    real = runs.stream
 
     def model_breaks(*args, **kwargs):
         for k, res in enumerate(real(*args, **kwargs)):
@@ -312,7 +312,7 @@ def test_an_error_mid_run_saves_the_finished_files_first(files, model, tmp_path,
                 raise ModelError("m.onnx: the GPU went away")
             yield res
 
-    monkeypatch.setattr(runs, "stream_results", model_breaks)
+    monkeypatch.setattr(runs, "stream", model_breaks)
     with pytest.raises(ModelError, match=r"the GPU went away; 3 spectra saved to "
                                          r".*cat\.partial\.ecsv: rerun the same command with "
                                          r"--resume to continue"):
@@ -341,8 +341,8 @@ def test_resume_matches_hostile_file_names_as_stored(model, tmp_path, monkeypatc
     with pytest.raises(Interrupted, match="3 spectra saved"):
         predict_to_file(paths, out, model=model, draws=0)
     seen = []
-    monkeypatch.setattr(runs, "stream_results",
-                        lambda p, *a, **k: (seen.extend(p), real(p, *a, **k))[1])
+    monkeypatch.setattr(runs, "stream",
+                        lambda m, p, *a, **k: (seen.extend(p), real(m, p, *a, **k))[1])
     table = predict_to_file(paths, out, model=model, draws=0, resume=True)
     assert seen == paths[2:]  # the last saved file again (its spectra skipped), then the rest
     assert len(table) == 4 and sorted(read_catalogue(out)["fiberid"]) == [1, 2, 3, 4]
@@ -390,7 +390,7 @@ def test_a_big_file_is_checkpointed_and_resumed_within_itself(model, tmp_path, m
             computed.append(int(res.row))
             yield res
 
-    monkeypatch.setattr(runs, "stream_results", counting)
+    monkeypatch.setattr(runs, "stream", counting)
     full = predict_to_file([str(big)], out, model=model, draws=3, seed=4, resume=True)
     assert computed == [2, 3, 4]  # the saved spectra of the file were skipped, not redone
     reference = predict([str(big)], model=model, draws=3, seed=4)

@@ -19,7 +19,9 @@ import numpy as np
 from bossnet_onnx.model.session import open_model
 from bossnet_onnx.outputs.catalogue import build_table
 from bossnet_onnx.outputs.plotting import plot_kiel, plot_spectrum
-from bossnet_onnx.run.stream import predict, prepare_spectrum, result_from_outputs, run_metadata
+from bossnet_onnx.run.options import RunOptions
+from bossnet_onnx.run.rows import prepare_spectrum, result_from_outputs
+from bossnet_onnx.run.stream import predict, run_metadata
 from bossnet_onnx.spectrum import Spectrum
 
 HERE = Path(__file__).resolve().parent
@@ -61,7 +63,7 @@ def from_synthetic(n: int, model, draws: int, seed: int) -> None:
     for spec in records:
         prep = prepare_spectrum(spec, model.metadata, draws, seed)
         results.append(result_from_outputs(prep, model.run_physical(prep.inputs), model.metadata, draws))
-    table = build_table(results, meta=run_metadata(model, draws, seed))
+    table = build_table(results, meta=run_metadata(model, RunOptions(draws=draws, seed=seed)))
     plot_kiel(table, HERE / "kiel.png",
               title=f"{n} synthetic spectra   (model {table.meta['MODEL']}, "
                     f"{table.meta['PROVNC']})")

@@ -74,7 +74,10 @@ def reference_grid(n_pixels: int = N_PIXELS) -> np.ndarray:
     """The exact float32 grid of the reference preprocessing: torch.linspace(3800, 8900, n)."""
     import torch
 
-    return torch.linspace(3800.0, 8900.0, n_pixels, dtype=torch.float32).numpy().copy()
+    from bossnet_onnx.science.members import BOSS_GRID_START, BOSS_GRID_STOP
+
+    return torch.linspace(BOSS_GRID_START, BOSS_GRID_STOP, n_pixels,
+                          dtype=torch.float32).numpy().copy()
 
 
 def _versions(route: str) -> dict[str, Any]:

@@ -13,12 +13,14 @@ import itertools
 import torch
 from torch import nn
 
+from bossnet_onnx.science.members import BOSS_GRID_POINTS
+
 from .config import BossNetConfig
 
 __all__ = ["BossNet", "ExportGraph", "adaptive_pool_gather", "feature_length", "N_PIXELS"]
 
-#: Pixels of the reference wavelength grid (3800-8900 A).
-N_PIXELS = 3900
+#: Pixels of the reference wavelength grid (3800-8900 A; stated in science/members.py).
+N_PIXELS = BOSS_GRID_POINTS
 
 
 class SinusoidalPosition(nn.Module):

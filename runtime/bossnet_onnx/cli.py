@@ -17,8 +17,7 @@ from typing import Any
 import typer
 
 from . import __version__
-from .errors import BossNetError, BossNetWarning, OutputPathError
-from .model.engines import PROVIDERS
+from .errors import BossNetError, BossNetWarning, OptionError, OutputPathError
 from .textsafe import printable
 from .wording import plural
 
@@ -80,20 +79,23 @@ def _flag(*names: str, help: str) -> Any:
 _OVERWRITE_HELP = "Replace the output file if it exists (default: refuse, before any work)."
 
 
-def _precision(value: str) -> str:
-    """--precision is checked before any work, like --provider (exit 2)."""
-    from .model.precision import PRECISIONS
+def _option(name: str, value: Any) -> Any:
+    """One option checked by RunOptions (the one place options are validated): a bad value is
+    a usage error (exit 2) before any work, in RunOptions' words."""
+    from .run.options import RunOptions
 
-    if value.lower() not in PRECISIONS:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(PRECISIONS)}")
-    return value.lower()
+    try:
+        return getattr(RunOptions(**{name: value}), name)
+    except OptionError as exc:
+        raise typer.BadParameter(exc.usage) from None
+
+
+def _precision(value: str) -> str:
+    return _option("precision", value)
 
 
 def _provider(value: str) -> str:
-    """--provider is checked before any work: a misspelt one is a usage error (exit 2)."""
-    if value.lower() not in PROVIDERS:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(PROVIDERS)}")
-    return value.lower()
+    return _option("provider", value)
 
 
 @contextmanager
@@ -171,13 +173,7 @@ def _print_table(table) -> None:
 
 
 def _check_draws(value: int) -> int:
-    """--draws is 0 or 2..MAX_DRAWS: a usage error (exit 2) before any work, not NaN errors."""
-    from .science.uncertainty import check_draws
-
-    try:
-        return check_draws(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    return _option("draws", value)
 
 
 @app.command()
@@ -207,7 +203,8 @@ def predict(
     recursive: bool = _flag("--recursive", "-r",
                                    help="Search directories recursively."),
     batch_size: int = typer.Option(32, "--batch-size", min=1,
-                                    help="Model rows per onnxruntime call (memory ~ rows)."),
+                                    help="Model rows gathered per model round (memory ~ rows; "
+                                         "the labels do not depend on it)."),
     threads: int | None = typer.Option(None, "--threads", min=1,
                                           help="CPU threads (default: CPUs this process may use)."),
     shard: str | None = typer.Option(None, "--shard", help="K/N: only the K-th of N slices "
@@ -216,39 +213,51 @@ def predict(
                                 "progress file (needs -o)."),
     overwrite: bool = _flag("--overwrite", help=_OVERWRITE_HELP),
     quiet: bool = _flag("--quiet", "-q", help="No progress bar or summary."),
+    dask: str | None = typer.Option(None, "--dask", help="Run on a Dask cluster (needs -o and "
+                                    "the dask extra): local:N workers on this machine, a "
+                                    "scheduler address tcp://HOST:PORT, or a scheduler .json "
+                                    "file. Same rows as a local run."),
 ) -> None:
     """Predict log g, Teff, [Fe/H] and RV for every spectrum in INPUTS."""
-    from .run.sharding import parse_shard
+    from .run.options import RunOptions
     from .run.stream import predict as run_predict
     from .run.to_file import Interrupted, predict_to_file
-    from .science.preprocess import RECIPES
 
-    if shard is not None:
-        try:
-            parse_shard(shard)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--shard") from None
-    if recipe not in RECIPES:
-        raise typer.BadParameter(f"{recipe!r} is not one of {', '.join(RECIPES)}",
-                                 param_hint="--recipe")
+    try:
+        options = RunOptions(draws=draws, seed=seed, recipe=recipe, air=air,
+                             batch_size=batch_size, shard=shard, recursive=recursive,
+                             provider=provider, threads=threads, precision=precision,
+                             progress=not quiet and sys.stderr.isatty())
+        cluster = None
+        if dask is not None:
+            from .run.distributed import parse_cluster
+
+            cluster = parse_cluster(dask)
+    except OptionError as exc:
+        raise typer.BadParameter(exc.usage, param_hint=exc.option) from None
     if resume and output is None:
         raise typer.BadParameter("--resume needs --output/-o (the catalogue being resumed)",
                                  param_hint="--resume")
-    show_progress = not quiet and sys.stderr.isatty()
-    common: dict[str, Any] = dict(model=model, provider=provider, draws=draws, seed=seed,
-                                  batch_size=batch_size, threads=threads,
-                                  progress=show_progress, shard=shard, recipe=recipe, air=air,
-                                  recursive=recursive, precision=precision)
+    if cluster is not None and output is None:
+        raise typer.BadParameter("--dask needs --output/-o: the workers write their parts "
+                                 "beside it", param_hint="--dask")
     try:
         with _warnings_on_stderr():
             if output is None:
-                table = run_predict(inputs, **common)
+                table = run_predict(inputs, model=model, options=options)
+            elif cluster is not None:
+                from .run.distributed import predict_distributed
+
+                table = predict_distributed(inputs, output, options, model=model, dask=cluster,
+                                            resume=resume, overwrite=overwrite)
             else:
-                table = predict_to_file(inputs, output, resume=resume, overwrite=overwrite,
-                                        on_warning=_warn, **common)
+                table = predict_to_file(inputs, output, options, model=model, resume=resume,
+                                        overwrite=overwrite, on_warning=_warn)
     except Interrupted as exc:
         typer.echo(printable(exc), err=True)
         raise typer.Exit(code=130) from None
+    except OptionError as exc:
+        raise typer.BadParameter(exc.usage, param_hint=exc.option) from None
     except BossNetError as exc:
         _fail(exc)
     failed = [r for r in table if r["result_flags"] & 1]

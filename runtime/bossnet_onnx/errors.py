@@ -7,6 +7,7 @@ from __future__ import annotations
 
 __all__ = [
     "BossNetError",
+    "OptionError",
     "InputError",
     "UnknownFormatError",
     "SpectrumError",
@@ -44,6 +45,15 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
 
 class BossNetError(Exception):
     """Base class: anything the CLI reports as one line and exit status 1."""
+
+
+class OptionError(BossNetError, ValueError):
+    """A run option out of range (run/options.py). `option` is its CLI spelling (--draws) and
+    `usage` the wording of the CLI's usage error (exit 2); str() is the API's message."""
+
+    def __init__(self, message: str, *, option: str, usage: str) -> None:
+        super().__init__(message)
+        self.option, self.usage = option, usage
 
 
 class InputError(BossNetError):

@@ -1,21 +1,27 @@
 """The model object for repeated work: `model = bossnet_onnx.load("boss")`, then
-`model.predict(...)` as often as needed without reopening the onnxruntime session.
+`model.predict(...)` or `model.stream(...)` as often as needed without reopening the engine.
 
-Its own module because it joins the session (session.py) and the prediction pipeline
-(pipeline.py), which itself runs on a session: a method on the session class would make the
-two modules import each other.
+The model owns the run: `stream` is the one sequence (read ahead, prepare, batch, run, make
+rows; run/stream.py) that `predict`, the CLI's `-o` path and the distributed runner all call.
+It is its own module because it joins the engine-level model (session.py) and the run, which
+itself runs on an engine-level model: a method on that class would make the two import each
+other.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..run.stream import DEFAULT_BATCH_ROWS, predict_with
+from ..run import stream as _run
+from ..run.options import RunOptions, options_from
 from .session import BossNetModel, open_model
 
 if TYPE_CHECKING:
     from astropy.table import Table
+
+    from ..outputs.catalogue import Result
 
 __all__ = ["Model", "load"]
 
@@ -34,23 +40,28 @@ class Model(BossNetModel):
     `close()` must not race with running calls.
     """
 
-    def predict(self, inputs: Any, *, draws: int = 20, seed: int = 0, recipe: str = "reference",
-                batch_size: int = DEFAULT_BATCH_ROWS, progress: bool = False,
-                shard: str | None = None, air: bool = False,
-                recursive: bool = False) -> Table:
-        """Labels for every spectrum in `inputs`; see `bossnet_onnx.predict` for the arguments."""
-        return predict_with(self, inputs, draws=draws, seed=seed, recipe=recipe,
-                            batch_size=batch_size, progress=progress, shard=shard, air=air,
-                            recursive=recursive)
+    def predict(self, inputs: Any, options: RunOptions | None = None,
+                **settings: Any) -> Table:
+        """Labels for every spectrum in `inputs`, as a table; see `bossnet_onnx.predict` for
+        the inputs and the options (a RunOptions, or its fields as keywords)."""
+        return _run.predict(inputs, model=self, options=options_from(options, settings))
+
+    def stream(self, items: Sequence, options: RunOptions | None = None, **kwargs: Any
+               ) -> Iterator[Result]:
+        """One catalogue row (`outputs.catalogue.Result`) per spectrum of `items` (paths and
+        in-memory records as `run.stream.resolve_inputs` gives them), in input order, each as
+        soon as it is done; `kwargs`: skip, times, on_file_done, checked (run.stream.stream)."""
+        return _run.stream(self, items, options if options is not None else RunOptions(),
+                           **kwargs)
 
 
 def load(model: str | os.PathLike | None = None, *, provider: str = "auto",
          threads: int | None = None, precision: str = "fp32") -> Model:
     """Open a model once for many predictions: `model = bossnet_onnx.load("boss")`.
 
-    `model` is a model name (model_files.resolve_model), a path to an .onnx file, or None for
+    `model` is a model name (model.files.resolve_model), a path to an .onnx file, or None for
     the default; `provider` auto, cpu, cuda or openvino; `threads` the CPU threads of each call;
-    `precision` fp32 (exact), or bf16/int8 within the accuracy budget (precision.py).
+    `precision` fp32 (exact), or bf16/int8 within the accuracy budget (model/precision.py).
     """
     opened = open_model(model, provider, threads, precision)
     return Model(**{f.name: getattr(opened, f.name) for f in dataclasses.fields(opened)})

@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelMetadataError
-from ..science.members import DEFAULT_MEMBER, MEMBERS, Member, member_named
+from ..science.members import (
+    BOSS_GRID_POINTS,
+    BOSS_GRID_START,
+    BOSS_GRID_STOP,
+    DEFAULT_MEMBER,
+    MEMBERS,
+    OFFICIAL_STATS,
+    Member,
+    member_named,
+)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -35,19 +44,14 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-PREPROCESSING_VERSION = "bossnet-log95-v1"
+PREPROCESSING_VERSION = MEMBERS[DEFAULT_MEMBER].preprocessing_version
 PREFIX = "bossnet."
 
-#: Output order of the network (official BOSS Net).
-DEFAULT_PARAMETER_NAMES = ("logg", "logTeff", "FeH", "rv")
+#: Output order of the network (official BOSS Net; stated in science/members.py).
+DEFAULT_PARAMETER_NAMES = MEMBERS[DEFAULT_MEMBER].parameter_names
 
-#: Official BOSS normalisation statistics (stats/boss.yaml of the reference).
-DEFAULT_STATS: dict[str, dict[str, float]] = {
-    "logTeff": {"MEAN": 3.8, "STD": 0.1, "PNMIN": -6.324908332532, "PNMAX": 12.000000000000002},
-    "logg": {"MEAN": 3.9, "STD": 0.9, "PNMIN": -4.403565883333333, "PNMAX": 6.584444444444444},
-    "FeH": {"MEAN": -0.4, "STD": 0.5, "PNMIN": -7.496200000000001, "PNMAX": 4.4496842},
-    "rv": {"MEAN": -7.4, "STD": 60.9, "PNMIN": -9.116415791127874, "PNMAX": 9.074319773706897},
-}
+#: Official BOSS normalisation statistics (stats/boss.yaml of the reference; members.py).
+DEFAULT_STATS: dict[str, dict[str, float]] = OFFICIAL_STATS[DEFAULT_MEMBER]
 
 REQUIRED_KEYS = (
     "format_version",
@@ -66,7 +70,8 @@ REQUIRED_KEYS = (
 PROVENANCES = ("published-weights", "synthetic-demo", "random-weights", "user-weights")
 
 
-def reference_grid_numpy(start: float = 3800.0, stop: float = 8900.0, n: int = 3900) -> np.ndarray:
+def reference_grid_numpy(start: float = BOSS_GRID_START, stop: float = BOSS_GRID_STOP,
+                         n: int = BOSS_GRID_POINTS) -> np.ndarray:
     """A numpy approximation of the reference grid, for when no exact grid is available.
 
     The reference uses `torch.linspace` in float32, which differs from this in a few hundred

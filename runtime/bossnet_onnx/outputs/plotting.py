@@ -311,7 +311,7 @@ def plot_spectrum(source: str | os.PathLike | Spectrum | Sequence[Spectrum | Rea
     Returns the Figure (size SPECTRUM_PANEL_SIZE per panel at DPI); saved when `output` is given.
     """
     from ..model.session import BossNetModel, open_model
-    from ..run.stream import in_vacuum, prepare_spectrum, result_from_outputs
+    from ..run.rows import in_vacuum, prepare_spectrum, result_from_outputs
 
     _require_matplotlib()
     if draws < 0:

@@ -30,6 +30,7 @@ from ..errors import InputError, first_line
 from ..science.members import RVS_NPIX, RVS_START_ANGSTROM, RVS_STEP_ANGSTROM, XP_N_COEFFICIENTS
 from ..spectrum import ReadFailure, Spectrum
 from ._checks import ivar_from_error
+from .paths import TABLE_SUFFIXES
 
 NAME = "gaia"
 KINDS = ("gaia-xp", "gaia-rvs")
@@ -37,7 +38,7 @@ __all__ = ["NAME", "KINDS", "identify", "read", "TEXT_SUFFIXES", "kind_of_column
            "text_header_kind", "xp_covariance"]
 
 #: archive downloads this reader opens without FITS (astropy reads the gzipped ones itself)
-TEXT_SUFFIXES = (".csv", ".ecsv", ".csv.gz", ".ecsv.gz", ".xml", ".vot", ".xml.gz", ".vot.gz")
+TEXT_SUFFIXES = TABLE_SUFFIXES
 _XP_COLUMNS = ("bp_coefficients", "rp_coefficients")
 _RVS_COLUMNS = ("flux", "flux_error")
 

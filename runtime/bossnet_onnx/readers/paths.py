@@ -28,13 +28,17 @@ from collections.abc import Sequence
 
 from ..errors import InputError, first_line
 
-__all__ = ["expand_inputs", "SPECTRUM_SUFFIXES", "FITS_SUFFIXES", "ASCII_SUFFIXES"]
+__all__ = ["expand_inputs", "SPECTRUM_SUFFIXES", "FITS_SUFFIXES", "ASCII_SUFFIXES",
+           "TABLE_SUFFIXES"]
 
 #: File names the readers recognise: FITS (gzipped or not), text tables, and the Gaia
 #: archive's gzipped tables and VOTables.
 FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fit.gz")
 ASCII_SUFFIXES = (".csv", ".ecsv")
-SPECTRUM_SUFFIXES = FITS_SUFFIXES + ASCII_SUFFIXES + (".csv.gz", ".ecsv.gz", ".vot", ".vot.gz")
+#: Tables read without FITS: ASCII (plain or gzipped) and VOTables (the Gaia archive writes
+#: `.xml`, other services `.vot`). The one list of them: readers and folder expansion use it.
+TABLE_SUFFIXES = (*ASCII_SUFFIXES, ".csv.gz", ".ecsv.gz", ".xml", ".vot", ".xml.gz", ".vot.gz")
+SPECTRUM_SUFFIXES = FITS_SUFFIXES + TABLE_SUFFIXES
 
 
 def _is_spectrum_file(name: str) -> bool:

@@ -1,95 +1,67 @@
-"""`predict`: survey files in, DR19-style catalogue out.
+"""The run, written once: inputs in, catalogue rows out.
+
+`stream(model, items, options)` is the only place that reads, prepares, batches, runs and makes
+rows; `predict` (a table in memory), `to_file.predict_to_file` (`-o`, checkpoints, --resume) and
+`distributed` (a Dask cluster) call it and add only what is theirs. `check_run` holds the checks
+every run makes before any work (recipe, kinds of the files, the demo-model warning) and
+`run_metadata` the provenance every catalogue carries.
 
 Files are read and preprocessed in a background thread while the model runs on the previous
-batch (onnxruntime releases the GIL), model rows from many spectra are packed into large
-batches, and every spectrum's outcome, good or failed, becomes exactly one catalogue row.
+round (onnxruntime releases the GIL). Memory is bounded whatever the input: readers hand over
+spectra one at a time, a spectrum's Monte-Carlo rows are made in pieces (rows.prepare_pieces),
+and the background thread runs at most READ_AHEAD_PIECES pieces ahead of the model.
 
-Memory is bounded whatever the input: readers hand over spectra one at a time, a spectrum's
-Monte-Carlo rows are made in pieces of at most `piece_rows` (draws generated, preprocessed and
-run piece by piece), and the background thread runs at most READ_AHEAD_PIECES pieces ahead of
-the model. A file of 10,000 spectra is never read and prepared at once, and its results come
-out of `iter_results` one by one as its pieces finish.
+Rows do not depend on how they are packed: the engine runs every call with its fixed shape
+(`BossNetModel.call_rows`, the last call padded), so a spectrum's labels are the same bits
+whatever its neighbours, the batch size, the file order, the shard, the resume point or the
+worker that ran it (with several threads onnxruntime's result for a row depends on the call's
+batch size, never on the row's position or neighbours).
 """
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 import os
 import queue
 import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Container, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from astropy.table import Table
 
 from .. import __version__
-from ..errors import BossNetError, DemoModelWarning, MemberMismatchError, ModelError, first_line
-from ..model.metadata import ModelMetadata
-from ..model.session import BossNetModel, open_model
+from ..errors import DemoModelWarning, MemberMismatchError, ModelError
+from ..model.session import BossNetModel
 from ..outputs.catalogue import Result, build_table
-from ..science.flags import (
-    ResultFlags,
-    parameter_flags,
-    quality_bits,
-    snr_in_range,
-)
-from ..science.member_inputs import member_rows
 from ..science.members import KIND_TITLES
-from ..science.preprocess import RECIPES, model_inputs, sigma_from_ivar
-from ..science.uncertainty import check_draws, noisy_copies, spectrum_rng, summarize_draws
 from ..spectrum import ReadFailure, Spectrum
+from .options import DEFAULT_BATCH_ROWS, RunOptions, options_from
+from .rows import (
+    MIN_PIECE_ROWS,
+    Prepared,
+    error_text,
+    failure_row,
+    in_vacuum,
+    prepare_pieces,
+    result_from_outputs,
+)
 
 if TYPE_CHECKING:
-    from .sharding import Shard
+    from astropy.table import Table
 
-__all__ = ["predict", "predict_with", "resolve_inputs", "demo_warning", "warn_if_demo",
-           "start_session", "check_kinds", "stream_results", "prepare_spectrum",
-           "result_from_outputs", "Prepared", "StageTimes", "compose_velocities", "SPEED_OF_LIGHT_KMS",
-           "prepare_pieces", "READ_AHEAD_PIECES", "MIN_PIECE_ROWS"]
-
-#: km/s, exact (SI definition)
-SPEED_OF_LIGHT_KMS = 299_792.458
+__all__ = ["predict", "stream", "check_run", "run_metadata", "resolve_inputs", "open_for_run",
+           "demo_warning", "StageTimes", "READ_AHEAD_PIECES", "DEFAULT_BATCH_ROWS"]
 
 #: Prepared pieces the background thread may hold ahead of the model (each at most
 #: max(batch rows, MIN_PIECE_ROWS) x 3900 float32: 64 pieces of 64 rows are 64 MB).
 READ_AHEAD_PIECES = 64
-#: Smallest piece a spectrum's Monte-Carlo rows are cut into (fewer rows would only add
-#: per-call overhead to preprocessing).
-MIN_PIECE_ROWS = 64
-#: Model rows per onnxruntime call. The full BOSS network needs ~4 MB of activations per row;
-#: 32 rows run as fast as 256 (measured: 4.7 vs 5.0 ms/row on 2 cores) at a fifth of the memory.
-DEFAULT_BATCH_ROWS = 32
 
-
-@dataclass
-class Prepared:
-    """Model input rows for one spectrum: row 0 noise-free, rows 1.. the Monte-Carlo draws.
-
-    A piece of them when the spectrum's rows are made in pieces: rows `first_row` ..
-    `first_row + len(inputs)` of `total_rows` (None: all of them are here). A piece that could
-    not be made carries its `error` and no inputs; the whole spectrum then fails.
-    """
-
-    spectrum: Spectrum
-    inputs: np.ndarray
-    quality: int
-    recipe: str = "reference"
-    snr_model: float = float("nan")
-    first_row: int = 0
-    total_rows: int | None = None
-    error: str | None = None
-
-    @property
-    def is_last(self) -> bool:
-        """No more pieces of this spectrum follow (an error piece ends it too)."""
-        return (self.total_rows is None or self.error is not None
-                or self.first_row + self.inputs.shape[0] >= self.total_rows)
+#: Spectra already saved, by (source, hdu, row): read but neither prepared nor run again.
+Skip = Container[tuple[str, int, int]]
 
 
 @dataclass
@@ -106,106 +78,15 @@ class StageTimes:
     extra: dict = field(default_factory=dict)
 
 
-def prepare_spectrum(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int,
-                     recipe: str = "reference") -> Prepared:
-    """Sigma, noisy copies and the model rows of one spectrum, by its model's family member.
-
-    `recipe` "astra" (BOSS Net only) zeroes NaN flux first and pools the copies' clip
-    percentile (DR19's production code; see preprocess); the draws come from the same seeded
-    generator. A spectrum of another kind than the member reads is a MemberMismatchError.
-    """
-    if recipe not in RECIPES:
-        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
-    member = meta.family_member
-    if spec.kind != member.spectrum_kind:
-        raise MemberMismatchError(
-            f"{spec.location}: is {KIND_TITLES.get(spec.kind, spec.kind)} but the model is "
-            f"{member.title} (member {member.name}), which reads {member.reads}")
-    rows, coverage, quality = member_rows(spec, meta, draws, seed, recipe)
-    snr = math.nan
-    if coverage is not None:  # members that interpolate onto an optical grid
-        snr = snr_in_range(spec, meta.grid)
-        quality |= quality_bits(spec, coverage, meta.grid, snr)
-    return Prepared(spec, rows, quality, recipe, snr)
-
-
-def prepare_pieces(spec: Spectrum, meta: ModelMetadata, draws: int, seed: int,
-                   piece_rows: int, recipe: str = "reference") -> Iterator[Prepared]:
-    """The rows of `prepare_spectrum` in pieces of at most `piece_rows` rows, made one at a time.
-
-    The draws come from one generator in sequence, so the pieces together are exactly the rows
-    `prepare_spectrum` makes at once (tested); memory stays at one piece whatever `draws` is.
-    The first piece raises like `prepare_spectrum`; a later piece that fails is yielded with
-    its `error`, so the rows already handed out are accounted for. Recipe "astra" pools the clip
-    percentile over all copies (as DR19 does), so its rows are always made at once (at most
-    MAX_DRAWS + 1 of them), as are those of the other family members (member_inputs.py): only
-    BOSS Net's reference recipe (boss_rows) is cut here.
-    """
-    total = 1 + draws
-    member = meta.family_member
-    if total <= piece_rows or recipe != "reference" or member.input_function != "boss_rows" \
-            or spec.kind != member.spectrum_kind:
-        # whole: recipe astra (pooled percentile), the other members' own input functions,
-        # and the checks and messages of prepare_spectrum
-        yield prepare_spectrum(spec, meta, draws, seed, recipe)
-        return
-    pre = meta.preprocessing
-    flux = np.asarray(spec.flux, dtype=np.float32)
-    sigma = sigma_from_ivar(spec.ivar, flux, pre)
-    rng = spectrum_rng(seed, spec.identity)
-    rows, plan = model_inputs(spec.wavelength, noisy_copies(flux, sigma, piece_rows - 1, rng),
-                              meta.grid, pre, where=spec.location, recipe=recipe)
-    snr = snr_in_range(spec, meta.grid)
-    quality = quality_bits(spec, plan.coverage, meta.grid, snr)
-    yield Prepared(spec, rows, quality, recipe, snr, 0, total)
-    start = piece_rows
-    while start < total:
-        n = min(piece_rows, total - start)
-        try:
-            copies = noisy_copies(flux, sigma, n, rng, include_flux=False)
-            rows, _ = model_inputs(spec.wavelength, copies, meta.grid, pre,
-                                   where=spec.location, recipe=recipe)
-        except Exception as exc:  # noqa: BLE001
-            yield Prepared(spec, np.empty((0, 0), np.float32), quality, recipe, snr, start,
-                           total, error=_error_text(exc, spec.location))
-            return
-        yield Prepared(spec, rows, quality, recipe, snr, start, total)
-        start += n
-
-
-def _failure(item: Spectrum | ReadFailure | str, error: str) -> Result:
-    if isinstance(item, str):
-        return Result(source=item, result_flags=int(ResultFlags.RUNTIME_EXCEPTION), error=error)
-    return Result(source=item.source, format=item.format, hdu=item.hdu, row=item.row,
-                  identifiers=dict(item.identifiers),
-                  result_flags=int(ResultFlags.RUNTIME_EXCEPTION), error=error)
-
-
-def _error_text(exc: BaseException, where: str | None = None) -> str:
-    if isinstance(exc, BossNetError):
-        return str(exc)
-    # a bug rather than bad input: still one line, naming the file like every other message
-    text = first_line(exc) if str(exc).strip() else ""
-    return f"{where + ': ' if where else ''}unexpected {type(exc).__name__}: {text}"
-
-
-def in_vacuum(spec: Spectrum) -> Spectrum:
-    """`spec` with its air wavelengths converted to vacuum (units.air_to_vacuum)."""
-    from ..science.units import air_to_vacuum
-
-    return dataclasses.replace(spec, wavelength=air_to_vacuum(spec.wavelength),
-                               converted_from_air=True)
-
-
-def _read_and_prepare(item: str | Sequence[Spectrum | ReadFailure], meta: ModelMetadata,
-                      draws: int, seed: int, piece_rows: int, times: StageTimes,
-                      recipe: str = "reference", air: bool = False,
-                      skip: Container[tuple[str, int, int]] = ()) -> Iterator[Prepared | Result]:
+def _read_and_prepare(item: str | Sequence[Spectrum | ReadFailure], model: BossNetModel,
+                      options: RunOptions, times: StageTimes, skip: Skip = ()
+                      ) -> Iterator[Prepared | Result]:
     """Everything for one input path (or one in-memory object's records), piece by piece;
-    never raises (failures become Result rows). `air`: the wavelengths are in air, convert to
-    vacuum. Spectra whose (source, hdu, row) is in `skip` (already saved) are passed over."""
+    never raises (failures become Result rows)."""
     from ..readers import iter_spectra
 
+    meta = model.metadata
+    piece_rows = max(options.batch_size, MIN_PIECE_ROWS)
     t0 = time.perf_counter()
     records = iter_spectra(item, kind=meta.family_member.spectrum_kind) \
         if isinstance(item, str) else iter(item)
@@ -214,7 +95,7 @@ def _read_and_prepare(item: str | Sequence[Spectrum | ReadFailure], meta: ModelM
             rec = next(records, None)
         except Exception as exc:  # one bad file must not lose the others  # noqa: BLE001
             times.read += time.perf_counter() - t0
-            yield _failure(str(item), _error_text(exc, str(item)))
+            yield failure_row(str(item), error_text(exc, str(item)))
             return
         t1 = time.perf_counter()
         times.read += t1 - t0
@@ -224,19 +105,20 @@ def _read_and_prepare(item: str | Sequence[Spectrum | ReadFailure], meta: ModelM
             t0 = time.perf_counter()
             continue
         if isinstance(rec, ReadFailure):
-            if recipe != "astra" or rec.spectrum is None:
-                yield _failure(rec, rec.error)
+            if options.recipe != "astra" or rec.spectrum is None:
+                yield failure_row(rec, rec.error)
                 t0 = time.perf_counter()
                 continue
             rec = rec.spectrum  # DR19 predicts degenerate spectra too
         try:
-            if air and not rec.converted_from_air:
+            if options.air and not rec.converted_from_air:
                 rec = in_vacuum(rec)
-            pieces = prepare_pieces(rec, meta, draws, seed, piece_rows, recipe)
+            pieces = prepare_pieces(rec, meta, options.draws, options.seed, piece_rows,
+                                    options.recipe)
             first = next(pieces)
         except Exception as exc:  # noqa: BLE001
             times.preprocess += time.perf_counter() - t1
-            yield _failure(rec, _error_text(exc, rec.location))
+            yield failure_row(rec, error_text(exc, rec.location))
         else:
             times.preprocess += time.perf_counter() - t1
             yield first
@@ -248,110 +130,28 @@ def _read_and_prepare(item: str | Sequence[Spectrum | ReadFailure], meta: ModelM
         t0 = time.perf_counter()
 
 
-def compose_velocities(u: float, w: float, e_u: float = math.nan, e_w: float = math.nan
-                       ) -> tuple[float, float]:
-    """Relativistic sum of a frame velocity `u` and a velocity `w` measured in that frame
-    (km/s): (u + w) / (1 + u w / c^2), with first-order error propagation of e_u and e_w
-    (a NaN e_u, unknown, leaves only the e_w term). At stellar velocities the correction to
-    u + w is below 1e-4 km/s for |u|, |w| < 200 km/s; it is there so the formula is right."""
-    c2 = SPEED_OF_LIGHT_KMS ** 2
-    denominator = 1.0 + u * w / c2
-    v = (u + w) / denominator
-    d_w = (1.0 - u * u / c2) / denominator ** 2
-    d_u = (1.0 - w * w / c2) / denominator ** 2
-    terms = [(d_w * e_w) ** 2]
-    if math.isfinite(e_u):
-        terms.append((d_u * e_u) ** 2)
-    return v, math.sqrt(sum(terms))
-
-
-def _barycentric(ids: Mapping[str, Any], bn_v_r: float, e_bn_v_r: float) -> tuple[float, float]:
-    """BOSS Net's RV in the barycentric frame: as is for barycentric spectra; composed with the
-    XCSAO velocity DR19 shifted a rest-frame spectrum by (mwmStar: the coadd's v_rad, the mean
-    of its visits' shifts; mwmVisit in_stack rows: that visit's xcsao_v_rad); NaN otherwise."""
-    frame = str(ids.get("frame", ""))
-    if frame == "barycentric":
-        return bn_v_r, e_bn_v_r
-    if frame != "rest":
-        return math.nan, math.nan
-    for key, e_key in (("xcsao_v_rad", "xcsao_e_v_rad"), ("v_rad", "e_v_rad")):
-        try:
-            u = float(ids.get(key, math.nan))
-            e_u = float(ids.get(e_key, math.nan))
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(u):
-            return compose_velocities(u, bn_v_r, e_u, e_bn_v_r)
-    return math.nan, math.nan
-
-
-def _labels(meta: ModelMetadata, point: np.ndarray, scatter: np.ndarray,
-            ids: Mapping[str, Any]) -> dict[str, float]:
-    """Catalogue labels of the member's parameters; e_* calibrated where DR19 calibrates them
-    (the Monte-Carlo scatter then kept as raw_e_*)."""
-    member = meta.family_member
-    i_logg, i_lt, i_feh = (meta.index(n) for n in ("logg", "logTeff", "FeH"))
-    log_teff = float(point[i_lt])
-    with np.errstate(over="ignore"):  # inf (not OverflowError) for absurd outputs
-        teff = float(np.power(10.0, log_teff))
-    labels = {
-        "teff": teff, "e_teff": teff * math.log(10.0) * float(scatter[i_lt]),
-        "logg": float(point[i_logg]), "e_logg": float(scatter[i_logg]),
-        "fe_h": float(point[i_feh]), "e_fe_h": float(scatter[i_feh]),
-        "log_teff": log_teff, "e_log_teff": float(scatter[i_lt]),
-    }
-    if member.predicts_rv:
-        i_rv = meta.index("rv")
-        rv, e_rv = float(point[i_rv]), float(scatter[i_rv])
-        v_bary, e_v_bary = _barycentric(ids, rv, e_rv)
-        labels.update(bn_v_r=rv, e_bn_v_r=e_rv, bn_v_bary=v_bary, e_bn_v_bary=e_v_bary)
-    for name, (scale, offset) in member.calibration.items():
-        raw = labels[f"e_{name}"]
-        labels[f"raw_e_{name}"] = raw
-        labels[f"e_{name}"] = scale * raw + offset
-    return labels
-
-
-def result_from_outputs(prep: Prepared, physical: np.ndarray, meta: ModelMetadata,
-                        draws: int) -> Result:
-    """The catalogue row of one spectrum from its model outputs (row 0 noise-free, then draws).
-
-    Shared by `predict` and the plots, so a plot title always says what the catalogue says.
-    """
-    spec = prep.spectrum
-    finite = np.isfinite(physical).all(axis=0)
-    if not finite.all() and prep.recipe != "astra":
-        # DR19 (recipe astra) writes NaN labels and flags them as its SQL does instead
-        bad = ", ".join(n for n, ok in zip(meta.parameter_names, finite) if not ok)
-        failed = _failure(spec, f"{spec.location}: model returned non-finite {bad} for this "
-                                f"(finite) input; no labels for this spectrum")
-        failed.quality_flags, failed.derived = prep.quality, {"snr_model": prep.snr_model}
-        return failed
-    with np.errstate(invalid="ignore", over="ignore"):
-        labels = _labels(meta, physical[0], summarize_draws(physical[1:]), spec.identifiers)
-    if not math.isfinite(labels["teff"]) and prep.recipe != "astra":
-        failed = _failure(spec, f"{spec.location}: model returned log Teff = "
-                                f"{labels['log_teff']:.6g}, for which Teff overflows; no labels "
-                                f"for this spectrum")
-        failed.quality_flags, failed.derived = prep.quality, {"snr_model": prep.snr_model}
-        return failed
-    bits = sum(1 << b for b in meta.family_member.flag_bits)
-    flags = int(parameter_flags(labels["teff"], labels["logg"], labels["fe_h"])) & bits
-    return Result(source=spec.source, format=spec.format, hdu=spec.hdu, row=spec.row,
-                  identifiers=dict(spec.identifiers), labels=labels, result_flags=flags,
-                  n_draws=draws, quality_flags=prep.quality,
-                  derived={"snr_model": prep.snr_model})
+def _split(prep: Prepared, k: int) -> tuple[Prepared, Prepared]:
+    """The first `k` rows of a piece and the rest, as two pieces of the same spectrum."""
+    total = prep.total_rows if prep.total_rows is not None else prep.inputs.shape[0]
+    head = dataclasses.replace(prep, inputs=prep.inputs[:k], total_rows=total)
+    tail = dataclasses.replace(prep, inputs=prep.inputs[k:], first_row=prep.first_row + k,
+                               total_rows=total)
+    return head, tail
 
 
 class _Batcher:
-    """Packs prepared pieces into model batches of about `batch_rows` rows.
+    """Packs prepared pieces into model rounds of whole engine calls.
 
-    Returns (first piece, Result) once all of a spectrum's pieces have run.
+    A round is a multiple of the engine's call shape (at least `batch_size` rows), so only the
+    very last call of a stream is padded; a piece that straddles a round is split. Returns
+    (first piece, Result) once all of a spectrum's rows have run.
     """
 
-    def __init__(self, model: BossNetModel, batch_rows: int, draws: int, times: StageTimes):
-        self.model, self.batch_rows, self.draws, self.times = model, batch_rows, draws, times
-        self.pending: list[Prepared] = []
+    def __init__(self, model: BossNetModel, options: RunOptions, times: StageTimes):
+        self.model, self.draws, self.times = model, options.draws, times
+        self.call = model.call_rows
+        self.round = max(self.call, -(-options.batch_size // self.call) * self.call)
+        self.pending: deque[Prepared] = deque()
         self.rows = 0
         # spectra whose first pieces ran: (first piece, outputs so far, or the failure)
         self.partial: dict[int, tuple[Prepared, list[np.ndarray] | Result]] = {}
@@ -361,18 +161,33 @@ class _Batcher:
             return self._collect(prep, None)
         self.pending.append(prep)
         self.rows += prep.inputs.shape[0]
-        return self.flush() if self.rows >= self.batch_rows else []
+        if self.rows >= self.round:
+            return self._run(self.rows // self.call * self.call)
+        return []
 
     def flush(self) -> list[tuple[Prepared, Result]]:
-        if not self.pending:
-            return []
-        batch, self.pending, self.rows = self.pending, [], 0
+        return self._run(self.rows) if self.pending else []
+
+    def _run(self, n_rows: int) -> list[tuple[Prepared, Result]]:
+        batch: list[Prepared] = []
+        taken = 0
+        while taken < n_rows:
+            prep = self.pending[0]
+            k = prep.inputs.shape[0]
+            if taken + k <= n_rows:
+                batch.append(self.pending.popleft())
+                taken += k
+            else:
+                head, self.pending[0] = _split(prep, n_rows - taken)
+                batch.append(head)
+                taken = n_rows
+        self.rows -= n_rows
         t0 = time.perf_counter()
         try:
             physical = self.model.run_physical(np.concatenate([p.inputs for p in batch]))
         except Exception:  # noqa: BLE001
             # Isolate the culprit: rerun one piece at a time so only its spectrum fails.
-            outputs = [self._run_one(prep) for prep in batch]
+            outputs: list[np.ndarray | Result] = [self._run_one(prep) for prep in batch]
         else:
             bounds = np.cumsum([0] + [p.inputs.shape[0] for p in batch])
             outputs = [physical[a:b] for a, b in itertools.pairwise(bounds)]
@@ -390,7 +205,7 @@ class _Batcher:
         key = id(prep.spectrum)
         first, acc = self.partial.pop(key, (prep, []))
         if out is None:  # a piece that could not be made
-            out = _failure(prep.spectrum, prep.error or "")
+            out = failure_row(prep.spectrum, prep.error or "")
         if isinstance(acc, list):
             acc = out if isinstance(out, Result) else [*acc, out]
         if not prep.is_last:
@@ -405,8 +220,8 @@ class _Batcher:
         try:
             return self.model.run_physical(prep.inputs)
         except Exception as exc:  # noqa: BLE001
-            return _failure(prep.spectrum, f"{prep.spectrum.location}: model error: "
-                                           f"{_error_text(exc)}")
+            return failure_row(prep.spectrum, f"{prep.spectrum.location}: model error: "
+                                              f"{error_text(exc)}")
 
 
 _FILE_DONE = object()
@@ -414,24 +229,21 @@ _PRODUCER_DONE = object()
 
 
 class _ReadAhead:
-    """A background thread reading and preparing the inputs, at most `limit` items ahead."""
+    """A background thread reading and preparing the inputs, at most READ_AHEAD_PIECES ahead."""
 
-    def __init__(self, paths: Sequence, meta: ModelMetadata, draws: int, seed: int,
-                 piece_rows: int, times: StageTimes, recipe: str = "reference",
-                 air: bool = False, skip: Container[tuple[str, int, int]] = (),
-                 limit: int | None = None):
-        limit = READ_AHEAD_PIECES if limit is None else limit
-        self.items: queue.Queue = queue.Queue(maxsize=limit)
+    def __init__(self, items: Sequence, model: BossNetModel, options: RunOptions,
+                 times: StageTimes, skip: Skip = ()):
+        self.queue: queue.Queue = queue.Queue(maxsize=READ_AHEAD_PIECES)
         self.stop = threading.Event()
-        self.args = (meta, draws, seed, piece_rows, times, recipe, air, skip)
-        self.paths = list(paths)
+        self.items, self.model, self.options, self.times, self.skip = \
+            list(items), model, options, times, skip
         self.thread = threading.Thread(target=self._produce, name="bossnet-read", daemon=True)
         self.thread.start()
 
-    def _put(self, item) -> bool:
+    def _put(self, item: object) -> bool:
         while not self.stop.is_set():
             try:
-                self.items.put(item, timeout=0.1)
+                self.queue.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
@@ -439,9 +251,10 @@ class _ReadAhead:
 
     def _produce(self) -> None:
         try:
-            for path in self.paths:
-                for item in _read_and_prepare(path, *self.args):
-                    if not self._put(item):
+            for item in self.items:
+                for prepared in _read_and_prepare(item, self.model, self.options, self.times,
+                                                  self.skip):
+                    if not self._put(prepared):
                         return
                 if not self._put(_FILE_DONE):
                     return
@@ -451,7 +264,7 @@ class _ReadAhead:
 
     def __iter__(self) -> Iterator:
         while True:
-            item = self.items.get()
+            item = self.queue.get()
             if item is _PRODUCER_DONE:
                 return
             if isinstance(item, BaseException):
@@ -463,22 +276,28 @@ class _ReadAhead:
         self.stop.set()
 
 
-def iter_results(paths: Sequence[str | Sequence[Spectrum | ReadFailure]], model: BossNetModel, *,
-                 draws: int = 20, seed: int = 0, batch_rows: int = DEFAULT_BATCH_ROWS,
-                 times: StageTimes | None = None, recipe: str = "reference",
-                 on_file_done: Callable[[int], None] | None = None,
-                 air: bool = False, skip: Container[tuple[str, int, int]] = ()
-                 ) -> Iterator[Result]:
-    """Results in input order (file order, then HDU/row order within a file; an item of `paths`
-    may also be the records of an in-memory object, in_memory.resolve_items), each yielded as
-    soon as it and every spectrum before it are done (within a file too, so a caller can save
-    the finished part of a big file). Spectra whose (source, hdu, row) is in `skip` (e.g. the
-    rows of a progress file) are read but neither prepared nor run, and give no result."""
-    draws = check_draws(draws)
+def stream(model: BossNetModel, items: Sequence, options: RunOptions, *, skip: Skip = (),
+           times: StageTimes | None = None, on_file_done: Callable[[int], None] | None = None,
+           checked: bool = False) -> Iterator[Result]:
+    """One catalogue row per spectrum of `items` (resolve_inputs' output), in input order.
+
+    Each row is yielded as soon as it and every spectrum before it are done (within a file
+    too, so a caller can save the finished part of a big file). Spectra whose (source, hdu,
+    row) is in `skip` (the rows of a progress file) are read but neither prepared nor run.
+    Unless `checked` (the caller ran `check_run` on all the inputs already, e.g. a Dask
+    client before it sent partitions to workers), the run's checks come first.
+    """
+    if model.closed:
+        raise ModelError(f"{model.path}: model was closed; load it again (bossnet_onnx.load) "
+                         f"to predict")
+    if not checked:
+        check_run(model, items, options)
+    if options.progress and on_file_done is None:
+        yield from _with_progress_bar(model, items, options, skip, times)
+        return
     times = times if times is not None else StageTimes()
-    meta = model.metadata
-    batcher = _Batcher(model, batch_rows, draws, times)
-    # Spectra wait in `order` (as their first piece) until the model has run all their pieces,
+    batcher = _Batcher(model, options, times)
+    # Spectra wait in `order` (as their first piece) until the model has run all their rows,
     # so failures that never reach the model still come out in input order.
     order: deque[Result | Prepared] = deque()
     finished: dict[int, Result] = {}
@@ -497,8 +316,7 @@ def iter_results(paths: Sequence[str | Sequence[Spectrum | ReadFailure]], model:
             else:
                 break
 
-    reader = _ReadAhead(paths, meta, draws, seed, max(batch_rows, MIN_PIECE_ROWS), times, recipe,
-                        air, skip)
+    reader = _ReadAhead(items, model, options, times, skip)
     try:
         for item in reader:
             if item is _FILE_DONE:
@@ -521,192 +339,9 @@ def iter_results(paths: Sequence[str | Sequence[Spectrum | ReadFailure]], model:
     yield from drain(batcher.flush())
 
 
-def run_metadata(model: BossNetModel, draws: int, seed: int, shard: str | None = None,
-                 recipe: str = "reference") -> dict:
-    """Provenance for the catalogue header (SHARD only for a `--shard K/N` run)."""
-    meta = model.metadata
-    header = {
-        "MODEL": meta.model_name,
-        "MODELSHA": meta.weights_sha256,
-        "PROVNC": meta.provenance,
-        "PROVIDER": model.provider,
-        "ENGINE": model.engine,
-        "PRECISN": model.precision,
-        "NDRAWS": int(draws),
-        "SEED": int(seed),
-        "BNVERS": __version__,
-        "PREPROC": meta.preprocessing.version,
-        "RECIPE": recipe,
-        "MEMBER": meta.member,
-        "DATE": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
-    }
-    if meta.source:
-        # Which published set produced the rows (models pull); the blob ids are in the model.
-        header["MODELREG"] = meta.source["registry_name"]
-        header["MODELREP"] = meta.source["repository"]
-        header["MODELCOM"] = meta.source["commit"]
-    if shard:
-        header["SHARD"] = str(shard)
-    return header
-
-
-def resolve_inputs(inputs: Any, shard: Shard | str | None = None,
-                   recursive: bool = False) -> list:
-    """Expanded input paths (globs, dirs, @lists), restricted to one shard if asked.
-
-    In-memory objects (in_memory.py) among the inputs become tuples of Spectrum records in
-    their place; anything else is a TypeError before any work. Shards split files only.
-    """
-    from ..readers.in_memory import resolve_items, split_inputs
-    from ..readers.paths import expand_inputs
-    from .sharding import parse_shard, select_shard
-
-    items = split_inputs(inputs)
-    if all(isinstance(p, (str, os.PathLike)) for p in items):
-        paths = expand_inputs([os.fspath(p) for p in items], recursive=recursive)
-        if isinstance(shard, str):
-            shard = parse_shard(shard)
-        return select_shard(paths, shard)
-    if shard is not None:
-        raise ValueError("shard: --shard splits input files; spectra in memory cannot be "
-                         "sharded (split them yourself)")
-    out: list = []
-    seen: set[str] = set()
-    for item in resolve_items(items):
-        if isinstance(item, str):
-            for path in expand_inputs([item], recursive=recursive):
-                if path not in seen:
-                    seen.add(path)
-                    out.append(path)
-        else:
-            out.append(item)
-    return out
-
-
-def warn_if_demo(model: BossNetModel, stacklevel: int = 2) -> None:
-    """A DemoModelWarning (the CLI prints it even with -q) unless `model` is published weights."""
-    note = demo_warning(model)
-    if note:
-        warnings.warn(note, DemoModelWarning, stacklevel=stacklevel + 1)
-
-
-def demo_warning(model: BossNetModel) -> str | None:
-    """The warning every prediction with a model that is not the published weights carries."""
-    meta = model.metadata
-    if not meta.is_demo:
-        return None
-    return (f"model {meta.model_name} is {meta.provenance}, not an export of the published "
-            f"BOSS Net weights: its labels are for trying the software, not for science "
-            f"(README: 'Science models')")
-
-
-def predict(inputs: Any, *, model: str | os.PathLike | BossNetModel | None = None,
-            provider: str = "auto", draws: int = 20, seed: int = 0, recipe: str = "reference",
-            batch_size: int = DEFAULT_BATCH_ROWS,
-            threads: int | None = None, progress: bool = False, shard: str | None = None,
-            air: bool = False, recursive: bool = False,
-            times: StageTimes | None = None, precision: str = "fp32") -> Table:
-    """Predict BOSS Net labels for every spectrum in `inputs`.
-
-    `inputs`: paths (files, globs, directories, @lists; `recursive` searches directories
-    recursively), `bossnet_onnx.Spectrum` records, specutils spectra, astropy tables,
-    `(wavelength, flux, ivar)` arrays, or a list mixing them (see in_memory.py); anything else
-    is a TypeError. `model`: a model name, an .onnx path, a loaded model (`bossnet_onnx.load`,
-    reused without reopening) or None for the default. `air`: the wavelengths are in air
-    (converted to vacuum, units.air_to_vacuum).
-
-    Returns an astropy Table (DR19 column names, one row per spectrum; failed spectra are rows
-    with result_flags bit 0 and an `error` text) whose `meta` holds the run's provenance.
-    `draws` noisy copies per spectrum give e_* as their scatter (ddof=1); `seed` with each
-    spectrum's identity fixes them, whatever the batch size, file order or `shard` ("K/N").
-    A model that is not an export of the published weights issues a DemoModelWarning.
-    """
-    items = resolve_inputs(inputs, shard, recursive)
-    session, times = start_session(model, provider, threads, draws, batch_size, times,
-                                   precision)
-    return predict_with(session, items, draws=draws, seed=seed, recipe=recipe,
-                        batch_size=batch_size, progress=progress, shard=shard, air=air,
-                        times=times, resolved=True)
-
-
-def predict_with(session: BossNetModel, inputs: Any, *, draws: int = 20, seed: int = 0,
-                 recipe: str = "reference", batch_size: int = DEFAULT_BATCH_ROWS,
-                 progress: bool = False, shard: str | None = None, air: bool = False,
-                 recursive: bool = False, times: StageTimes | None = None,
-                 resolved: bool = False) -> Table:
-    """`predict` on an open model (what `Model.predict` runs)."""
-    if session.session is None:
-        raise ModelError(f"{session.path}: model was closed; load it again (bossnet_onnx.load) "
-                         f"to predict")
-    if recipe not in RECIPES:
-        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
-    items = inputs if resolved else resolve_inputs(inputs, shard, recursive)
-    _check_run_arguments(draws, batch_size)
-    check_kinds(items, session, recipe)
-    times = times if times is not None else StageTimes()
-    warn_if_demo(session, stacklevel=4)
-    results = list(stream_results(items, session, draws=draws, seed=seed, batch_rows=batch_size,
-                                  times=times, progress=progress, recipe=recipe, air=air))
-    return build_table(results, meta=run_metadata(session, draws, seed, shard, recipe))
-
-
-def check_kinds(items: Sequence[Any], model: BossNetModel, recipe: str = "reference") -> None:
-    """MemberMismatchError for the first file whose spectra the model's member cannot read.
-
-    Looks at file names and headers only (`readers.sniff_kinds`), so a run of APOGEE files
-    given to the BOSS model stops before any spectrum is read or any row written. Files that
-    cannot be told, and in-memory records (checked one by one in `prepare_spectrum`), are left
-    to the readers. The `astra` recipe is DR19's BOSS Net production code; other members run
-    the reference recipe only.
-    """
-    from ..readers import sniff_kinds
-
-    member = model.metadata.family_member
-    if recipe not in member.recipes:
-        raise MemberMismatchError(
-            f"{model.path.name}: --recipe {recipe} is not defined for {member.title} (member "
-            f"{member.name}); it takes --recipe {' or '.join(member.recipes)}")
-    for path in items:
-        if not isinstance(path, str):
-            continue
-        kinds = sniff_kinds(path)
-        if kinds and member.spectrum_kind not in kinds:
-            found = " or ".join(KIND_TITLES.get(k, k) for k in sorted(kinds))
-            raise MemberMismatchError(
-                f"{path}: is {found} but the model {model.path.name} is {member.title} "
-                f"(member {member.name}), which reads {member.reads}; use a model of the "
-                f"matching member (bossnet-onnx info shows a model's member)")
-
-
-def _check_run_arguments(draws: int, batch_size: int) -> None:
-    check_draws(draws)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-
-
-def start_session(model: str | os.PathLike | BossNetModel | None, provider: str,
-                  threads: int | None, draws: int, batch_size: int,
-                  times: StageTimes | None = None,
-                  precision: str = "fp32") -> tuple[BossNetModel, StageTimes]:
-    """Check run arguments and open (or reuse) the model, timing the cold start."""
-    _check_run_arguments(draws, batch_size)
-    times = times if times is not None else StageTimes()
-    t0 = time.perf_counter()
-    session = model if isinstance(model, BossNetModel) else \
-        open_model(model, provider, threads, precision)
-    times.session = time.perf_counter() - t0
-    return session, times
-
-
-def stream_results(paths: Sequence, session: BossNetModel, *, draws: int, seed: int,
-                   batch_rows: int, times: StageTimes, progress: bool = False,
-                   recipe: str = "reference", air: bool = False,
-                   skip: Container[tuple[str, int, int]] = ()) -> Iterator[Result]:
-    """iter_results with an optional rich progress bar over files (on stderr)."""
-    if not progress:
-        yield from iter_results(paths, session, draws=draws, seed=seed, batch_rows=batch_rows,
-                                times=times, recipe=recipe, air=air, skip=skip)
-        return
+def _with_progress_bar(model: BossNetModel, items: Sequence, options: RunOptions, skip: Skip,
+                       times: StageTimes | None) -> Iterator[Result]:
+    """`stream` with a rich progress bar over files (on stderr)."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -719,8 +354,163 @@ def stream_results(paths: Sequence, session: BossNetModel, *, draws: int, seed: 
     with Progress(TextColumn("[bold]BOSS Net"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("files"), TimeRemainingColumn(),
                   console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("predict", total=len(paths))
-        yield from iter_results(paths, session, draws=draws, seed=seed, batch_rows=batch_rows,
-                                times=times, recipe=recipe,
-                                on_file_done=lambda n: bar.advance(task, n), air=air,
-                                skip=skip)
+        task = bar.add_task("predict", total=len(items))
+        yield from stream(model, items, options, skip=skip, times=times, checked=True,
+                          on_file_done=lambda n: bar.advance(task, n))
+
+
+def check_run(model: BossNetModel, items: Sequence, options: RunOptions) -> None:
+    """The checks every run makes before any work, whichever way it runs.
+
+    The recipe must be one the model's member defines (`astra` is DR19's BOSS Net production
+    code; other members run the reference recipe). A file whose spectra the member cannot
+    read is a MemberMismatchError naming it: `readers.sniff_kinds` looks at file names and
+    headers only, so a run of APOGEE files given to the BOSS model stops before any spectrum
+    is read or any row written; files it cannot tell, and in-memory records (checked one by
+    one in `rows.prepare_spectrum`), are left to the readers. Last, a model that is not an
+    export of the published weights issues a DemoModelWarning.
+    """
+    from ..readers import sniff_kinds
+
+    member = model.metadata.family_member
+    if options.recipe not in member.recipes:
+        raise MemberMismatchError(
+            f"{model.path.name}: --recipe {options.recipe} is not defined for {member.title} "
+            f"(member {member.name}); it takes --recipe {' or '.join(member.recipes)}")
+    for path in items:
+        if not isinstance(path, str):
+            continue
+        kinds = sniff_kinds(path)
+        if kinds and member.spectrum_kind not in kinds:
+            found = " or ".join(KIND_TITLES.get(k, k) for k in sorted(kinds))
+            raise MemberMismatchError(
+                f"{path}: is {found} but the model {model.path.name} is {member.title} "
+                f"(member {member.name}), which reads {member.reads}; use a model of the "
+                f"matching member (bossnet-onnx info shows a model's member)")
+    note = demo_warning(model)
+    if note:
+        warnings.warn(note, DemoModelWarning, stacklevel=_caller_outside_package())
+
+
+def _caller_outside_package() -> int:
+    """The stacklevel of the first frame outside bossnet_onnx, so the warning points at the
+    user's line (their predict call, or the CLI)."""
+    import sys
+
+    frame, level = sys._getframe(1), 1
+    package = __name__.split(".")[0]
+    while frame is not None and (frame.f_globals.get("__name__") or "").startswith(package):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    return level
+
+
+def demo_warning(model: BossNetModel) -> str | None:
+    """The warning every prediction with a model that is not the published weights carries."""
+    meta = model.metadata
+    if not meta.is_demo:
+        return None
+    return (f"model {meta.model_name} is {meta.provenance}, not an export of the published "
+            f"BOSS Net weights: its labels are for trying the software, not for science "
+            f"(README: 'Science models')")
+
+
+def run_metadata(model: BossNetModel, options: RunOptions) -> dict:
+    """Provenance for the catalogue header (SHARD only for a `--shard K/N` run)."""
+    meta = model.metadata
+    header = {
+        "MODEL": meta.model_name,
+        "MODELSHA": meta.weights_sha256,
+        "PROVNC": meta.provenance,
+        "PROVIDER": model.provider,
+        "ENGINE": model.engine,
+        "PRECISN": model.precision,
+        "NDRAWS": options.draws,
+        "SEED": options.seed,
+        "BNVERS": __version__,
+        "PREPROC": meta.preprocessing.version,
+        "RECIPE": options.recipe,
+        "MEMBER": meta.member,
+        "DATE": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
+    }
+    if meta.source:
+        # Which published set produced the rows (models pull); the blob ids are in the model.
+        header["MODELREG"] = meta.source["registry_name"]
+        header["MODELREP"] = meta.source["repository"]
+        header["MODELCOM"] = meta.source["commit"]
+    if options.shard:
+        header["SHARD"] = options.shard
+    return header
+
+
+def resolve_inputs(inputs: Any, options: RunOptions, *, shard: bool = True) -> list:
+    """Expanded input paths (globs, dirs, @lists), restricted to the options' shard unless
+    `shard` is False (to-file runs record the whole input set, then take their slice).
+
+    In-memory objects (readers.in_memory) among the inputs become tuples of Spectrum records
+    in their place; anything else is a TypeError before any work. Shards split files only.
+    """
+    from ..readers.in_memory import resolve_items, split_inputs
+    from ..readers.paths import expand_inputs
+    from .sharding import parse_shard, select_shard
+
+    items = split_inputs(inputs)
+    if all(isinstance(p, (str, os.PathLike)) for p in items):
+        paths = expand_inputs([os.fspath(p) for p in items], recursive=options.recursive)
+        if shard and options.shard:
+            return select_shard(paths, parse_shard(options.shard))
+        return paths
+    if options.shard is not None:
+        raise ValueError("shard: --shard splits input files; spectra in memory cannot be "
+                         "sharded (split them yourself)")
+    out: list = []
+    seen: set[str] = set()
+    for item in resolve_items(items):
+        if isinstance(item, str):
+            for path in expand_inputs([item], recursive=options.recursive):
+                if path not in seen:
+                    seen.add(path)
+                    out.append(path)
+        else:
+            out.append(item)
+    return out
+
+
+def open_for_run(model: str | os.PathLike | BossNetModel | None, options: RunOptions,
+                 times: StageTimes | None = None) -> BossNetModel:
+    """The model a run uses: `model` itself when it is open already, else opened with the
+    options' provider, threads and precision (the cold start timed into `times.session`)."""
+    if isinstance(model, BossNetModel):
+        return model
+    from ..model.session import open_model
+
+    t0 = time.perf_counter()
+    opened = open_model(model, options.provider, options.threads, options.precision)
+    if times is not None:
+        times.session = time.perf_counter() - t0
+    return opened
+
+
+def predict(inputs: Any, *, model: str | os.PathLike | BossNetModel | None = None,
+            options: RunOptions | None = None, times: StageTimes | None = None,
+            **settings: Any) -> Table:
+    """Predict BOSS Net labels for every spectrum in `inputs`.
+
+    `inputs`: paths (files, globs, directories, @lists), `bossnet_onnx.Spectrum` records,
+    specutils spectra, astropy tables, `(wavelength, flux, ivar)` arrays, or a list mixing them
+    (see readers/in_memory.py); anything else is a TypeError. `model`: a model name, an .onnx
+    path, a loaded model (`bossnet_onnx.load`, reused without reopening) or None for the
+    default. `options`: a `RunOptions`; keyword `settings` (draws=20, seed=3, recipe="astra",
+    air=True, batch_size, shard, recursive, provider, threads, precision, progress) override
+    its fields.
+
+    Returns an astropy Table (DR19 column names, one row per spectrum; failed spectra are rows
+    with result_flags bit 0 and an `error` text) whose `meta` holds the run's provenance.
+    `draws` noisy copies per spectrum give e_* as their scatter (ddof=1); `seed` with each
+    spectrum's identity fixes them, whatever the batch size, file order or shard ("K/N").
+    A model that is not an export of the published weights issues a DemoModelWarning.
+    """
+    options = options_from(options, settings)
+    items = resolve_inputs(inputs, options)
+    opened = open_for_run(model, options, times)
+    results = list(stream(opened, items, options, times=times))
+    return build_table(results, meta=run_metadata(opened, options))

@@ -23,9 +23,10 @@ import signal
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from astropy.table import Table, vstack
 
@@ -42,19 +43,14 @@ from ..outputs.catalogue import (
 from ..textsafe import printable
 from ..wording import plural
 from .lock import OutputLock
+from .options import RunOptions, options_from
 from .output_paths import check_output
-from .stream import (
-    DEFAULT_BATCH_ROWS,
-    StageTimes,
-    check_kinds,
-    resolve_inputs,
-    run_metadata,
-    start_session,
-    stream_results,
-    warn_if_demo,
-)
+from .stream import StageTimes, check_run, open_for_run, resolve_inputs, run_metadata, stream
 
-__all__ = ["predict_to_file", "partial_path", "Interrupted", "input_set_digest",
+if TYPE_CHECKING:
+    from ..model.session import BossNetModel
+
+__all__ = ["predict_to_file", "run_keys", "file_inputs", "partial_path", "Interrupted", "input_set_digest",
            "RESUME_KEYS", "CHECKPOINT_RETRY_DELAYS"]
 
 #: Header keys a progress file must share with the run resuming it (first difference named).
@@ -144,159 +140,185 @@ def _rescue_path(progress_file: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"{os.getpid()}-{progress_file.name}"
 
 
-def predict_to_file(inputs: Iterable[str] | str, output: str | os.PathLike, *,
-                    model=None, provider: str = "auto", draws: int = 20, seed: int = 0,
-                    batch_size: int = DEFAULT_BATCH_ROWS, threads: int | None = None,
-                    shard: str | None = None, recipe: str = "reference",
+def predict_to_file(inputs: Any, output: str | os.PathLike, options: RunOptions | None = None,
+                    *, model: str | os.PathLike | BossNetModel | None = None,
                     resume: bool = False, overwrite: bool = False,
-                    progress: bool = False, checkpoint_seconds: float = 60.0,
-                    times: StageTimes | None = None,
-                    on_warning: Callable[[str], None] | None = None,
-                    air: bool = False, recursive: bool = False,
-                    precision: str = "fp32") -> Table:
+                    checkpoint_seconds: float = 60.0, times: StageTimes | None = None,
+                    on_warning: Callable[[str], None] | None = None, **settings: Any) -> Table:
     """Run `predict` into `output`, resumable; returns the full catalogue table.
 
-    Refuses before any work (OutputPathError) an output that exists (unless `overwrite`), that
-    cannot be written, or whose progress file from an interrupted run would be discarded (pass
+    `options` (a RunOptions) and keyword `settings` as in `bossnet_onnx.predict`. Refuses before
+    any work (OutputPathError) an output that exists (unless `overwrite`), that cannot be
+    written, or whose progress file from an interrupted run would be discarded (pass
     `resume=True` to continue it, `overwrite=True` to start over). OutputLockedError if another
     run is writing `output`. Checkpoint failures are reported to `on_warning` (default:
-    `warnings.warn`) and are not fatal. `air`, `recursive`: as in `predict`.
+    `warnings.warn`) and are not fatal.
     """
+    options = options_from(options, settings)
     output = Path(output)
     check_output(output, overwrite=overwrite, allow_existing=resume)
+    run = _FileRun(output, options, resume=resume, overwrite=overwrite,
+                   checkpoint_seconds=checkpoint_seconds,
+                   warn=on_warning or (lambda text: warnings.warn(text, RuntimeWarning,
+                                                                  stacklevel=4)))
     with OutputLock(output):
-        return _locked_run(
-            inputs, output, model=model, provider=provider, draws=draws, seed=seed,
-            batch_size=batch_size, threads=threads, shard=shard, recipe=recipe, resume=resume,
-            overwrite=overwrite, progress=progress, checkpoint_seconds=checkpoint_seconds,
-            times=times, air=air, recursive=recursive, precision=precision,
-            warn=on_warning or (lambda text: warnings.warn(text, RuntimeWarning, stacklevel=4)))
+        paths, all_paths = run.plan(inputs)
+        opened = open_for_run(model, options, times)
+        return run.execute(opened, paths, all_paths, times)
 
 
-def _locked_run(inputs: Iterable[str] | str, output: Path, *, model, provider: str, draws: int,
-                seed: int, batch_size: int, threads: int | None, shard: str | None,
-                recipe: str, resume: bool, overwrite: bool, progress: bool,
-                checkpoint_seconds: float, times: StageTimes | None,
-                warn: Callable[[str], None], air: bool = False,
-                recursive: bool = False, precision: str = "fp32") -> Table:
-    """predict_to_file once the output is checked and locked."""
-    from .sharding import parse_shard, select_shard
+def run_keys(all_paths: Sequence[str], options: RunOptions) -> dict:
+    """Header keys that tie a catalogue (or progress file) to its input set and shard."""
+    keys: dict[str, Any] = {"INPUTS": input_set_digest(all_paths), "NINPUTS": len(all_paths)}
+    if options.shard:
+        keys["SHARD"] = options.shard
+    return keys
 
-    progress_file = partial_path(output)
-    all_paths = resolve_inputs(inputs, recursive=recursive)
+
+def file_inputs(inputs: Any, options: RunOptions, own: Sequence[Path]) -> list[str]:
+    """All input paths of a run to a file (before its shard is taken): files only, none of
+    them the run's own output or progress files."""
+    all_paths = resolve_inputs(inputs, options, shard=False)
     if not all(isinstance(p, str) for p in all_paths):
         raise TypeError("predict_to_file reads files (its progress file records their paths); "
                         "for spectra in memory call predict() and write the table")
-    own = {os.path.realpath(output), os.path.realpath(progress_file)}
-    clash = next((p for p in all_paths if os.path.realpath(p) in own), None)
+    real = {os.path.realpath(p) for p in own}
+    clash = next((p for p in all_paths if os.path.realpath(p) in real), None)
     if clash is not None:
         raise OutputPathError(f"{printable(clash)} is both an input and this run's output (or "
                               f"progress file); narrow the inputs (a glob such as *.fits matches "
                               f"the catalogue too) or write elsewhere")
-    paths = select_shard(all_paths, parse_shard(shard) if isinstance(shard, str) else shard)
-    run_keys = {"INPUTS": input_set_digest(all_paths), "NINPUTS": len(all_paths)}
-    if shard:
-        run_keys["SHARD"] = str(shard)
-    previous: Table | None = None
-    skip: set[tuple[str, int, int]] = set()
-    if progress_file.exists() and not resume and not overwrite:
-        raise OutputPathError(
-            f"{printable(progress_file)} holds the rows of an interrupted run; rerun with "
-            f"--resume to continue it, or --overwrite to discard it and start over"
-        )
-    if resume and progress_file.exists():
-        previous = read_catalogue(progress_file)
-        _check_same_run(progress_file, previous.meta,
-                        {"SEED": seed, "NDRAWS": draws, **run_keys},
-                        [k for k in RESUME_KEYS if k not in ("MODELSHA", "RECIPE")])
-        paths, skip = _resume_plan(paths, previous, progress_file)
-    elif resume and output.exists():
-        raise OutputPathError(f"{printable(output)}: already complete; nothing to resume "
-                              f"(pass --overwrite without --resume to rerun)")
-    session, times = start_session(model, provider, threads, draws, batch_size, times,
-                                   precision)
-    check_kinds(paths, session, recipe)
-    warn_if_demo(session, stacklevel=2)
-    meta = {**run_metadata(session, draws, seed, shard, recipe), **run_keys}
-    if previous is not None:
-        _check_same_run(progress_file, previous.meta, meta, ["MODELSHA", "RECIPE", "PRECISN"])
-    results: list[Result] = []
-    saved = {"rows": len(previous) if previous is not None else 0, "error": ""}
-    last_save = time.monotonic()
+    return all_paths
 
-    def with_previous(kept: list[Result]) -> Table:
-        """This run's rows after those a resumed progress file already holds."""
-        table = build_table(kept, meta=meta)
+
+class _FileRun:
+    """One run into one catalogue file, once its path is checked and locked: the plan (which
+    inputs, what a progress file already holds) and the execution (stream, checkpoints,
+    interruption, the final atomic write)."""
+
+    def __init__(self, output: Path, options: RunOptions, *, resume: bool, overwrite: bool,
+                 checkpoint_seconds: float, warn: Callable[[str], None]):
+        self.output, self.options = output, options
+        self.resume, self.overwrite = resume, overwrite
+        self.checkpoint_seconds, self.warn = checkpoint_seconds, warn
+        self.progress_file = partial_path(output)
+        self.previous: Table | None = None
+        self.skip: set[tuple[str, int, int]] = set()
+        self.keys: dict[str, Any] = {}
+
+    def plan(self, inputs: Any) -> tuple[list[str], list[str]]:
+        """(this run's paths, all input paths); reads a progress file when resuming."""
+        from .sharding import parse_shard, select_shard
+
+        options, progress_file, output = self.options, self.progress_file, self.output
+        all_paths = file_inputs(inputs, options, [output, progress_file])
+        paths = select_shard(all_paths, parse_shard(options.shard) if options.shard else None)
+        self.keys = run_keys(all_paths, options)
+        if progress_file.exists() and not self.resume and not self.overwrite:
+            raise OutputPathError(
+                f"{printable(progress_file)} holds the rows of an interrupted run; rerun with "
+                f"--resume to continue it, or --overwrite to discard it and start over"
+            )
+        if self.resume and progress_file.exists():
+            self.previous = read_catalogue(progress_file)
+            _check_same_run(progress_file, self.previous.meta,
+                            {"SEED": options.seed, "NDRAWS": options.draws, **self.keys},
+                            [k for k in RESUME_KEYS if k not in ("MODELSHA", "RECIPE")])
+            paths, self.skip = _resume_plan(paths, self.previous, progress_file)
+        elif self.resume and output.exists():
+            raise OutputPathError(f"{printable(output)}: already complete; nothing to resume "
+                                  f"(pass --overwrite without --resume to rerun)")
+        return paths, all_paths
+
+    def execute(self, session: BossNetModel, paths: list[str], all_paths: list[str],
+                times: StageTimes | None, checked: bool = False) -> Table:
+        """Stream `paths` into the catalogue, checkpointing; the table written. `checked`:
+        the caller ran `check_run` on the whole input set already (a distributed run)."""
+        options, progress_file, output = self.options, self.progress_file, self.output
+        previous, checkpoint_seconds, warn = self.previous, self.checkpoint_seconds, self.warn
+        times = times if times is not None else StageTimes()
+        if not checked:
+            check_run(session, paths, options)
+        meta = {**run_metadata(session, options), **self.keys}
         if previous is not None:
-            table = vstack([previous, table], join_type="exact", metadata_conflicts="silent")
-            table.meta = dict(meta)
-        return table
+            _check_same_run(progress_file, previous.meta, meta, ["MODELSHA", "RECIPE", "PRECISN"])
+        results: list[Result] = []
+        saved = {"rows": len(previous) if previous is not None else 0, "error": ""}
+        last_save = time.monotonic()
 
-    def save_progress() -> int | None:
-        """Rows now in the progress file, or None when every try failed (reported)."""
-        table = with_previous(results)  # every finished spectrum: big files too
-        table.meta[PARTIAL_LAST_KEY] = not finished
-        for delay in (0.0, *CHECKPOINT_RETRY_DELAYS):
-            time.sleep(delay)
+        def with_previous(kept: list[Result]) -> Table:
+            """This run's rows after those a resumed progress file already holds."""
+            table = build_table(kept, meta=meta)
+            if previous is not None:
+                table = vstack([previous, table], join_type="exact", metadata_conflicts="silent")
+                table.meta = dict(meta)
+            return table
+
+        def save_progress() -> int | None:
+            """Rows now in the progress file, or None when every try failed (reported)."""
+            table = with_previous(results)  # every finished spectrum: big files too
+            table.meta[PARTIAL_LAST_KEY] = not finished
+            for delay in (0.0, *CHECKPOINT_RETRY_DELAYS):
+                time.sleep(delay)
+                try:
+                    write_catalogue(table, progress_file)
+                except OutputError as exc:
+                    saved["error"] = str(exc)
+                    continue
+                saved["rows"], saved["error"] = len(table), ""
+                return len(table)
+            warn(f"checkpoint failed after {1 + len(CHECKPOINT_RETRY_DELAYS)} tries: "
+                 f"{saved['error']}; {plural(len(table), 'spectrum', 'spectra')} kept in memory, "
+                 f"{printable(progress_file)} holds {saved['rows']}; next try in "
+                 f"{checkpoint_seconds:.0f} s")
+            return None
+
+        def where_saved() -> str:
+            if saved["error"]:
+                return (f"saving progress failed ({saved['error']}); {printable(progress_file)} "
+                        f"holds {saved['rows']} spectra from the last checkpoint")
+            return (f"{plural(int(str(saved['rows'])), 'spectrum', 'spectra')} saved to "
+                    f"{printable(progress_file)}")
+
+        finished = False
+        with _sigterm_as_interrupt():
             try:
-                write_catalogue(table, progress_file)
-            except OutputError as exc:
-                saved["error"] = str(exc)
-                continue
-            saved["rows"], saved["error"] = len(table), ""
-            return len(table)
-        warn(f"checkpoint failed after {1 + len(CHECKPOINT_RETRY_DELAYS)} tries: "
-             f"{saved['error']}; {plural(len(table), 'spectrum', 'spectra')} kept in memory, "
-             f"{printable(progress_file)} holds {saved['rows']}; next try in "
-             f"{checkpoint_seconds:.0f} s")
-        return None
-
-    def where_saved() -> str:
-        if saved["error"]:
-            return (f"saving progress failed ({saved['error']}); {printable(progress_file)} "
-                    f"holds {saved['rows']} spectra from the last checkpoint")
-        return f"{plural(int(str(saved['rows'])), 'spectrum', 'spectra')} saved to {printable(progress_file)}"
-
-    finished = False
-    with _sigterm_as_interrupt():
+                for res in stream(session, paths, options, skip=self.skip, times=times,
+                                      checked=True):
+                    results.append(res)
+                    if time.monotonic() - last_save > checkpoint_seconds:
+                        save_progress()
+                        last_save = time.monotonic()
+                t0 = time.perf_counter()
+                table = with_previous(results)
+                finished = True
+                write_catalogue(table, output)
+            except KeyboardInterrupt:
+                save_progress()
+                raise Interrupted(
+                    f"interrupted: {where_saved()}; no catalogue written to {printable(output)}. "
+                    f"Rerun the same command with --resume to continue"
+                ) from None
+            except Exception as exc:
+                if finished and isinstance(exc, OutputError):
+                    # The final write failed: every row is computed, keep them all for --resume.
+                    raise OutputError(f"{exc}; {_keep_for_resume(table, progress_file, output)}"
+                                      ) from exc
+                # A fault after the work started: keep what was computed before reporting it.
+                save_progress()
+                if isinstance(exc, BossNetError):
+                    exc.args = (f"{exc}; {where_saved()}: rerun the same command with --resume to "
+                                f"continue",)
+                raise
+        times.write += time.perf_counter() - t0
         try:
-            for res in stream_results(paths, session, draws=draws, seed=seed,
-                                      batch_rows=batch_size, times=times, progress=progress,
-                                      recipe=recipe, air=air, skip=skip):
-                results.append(res)
-                if time.monotonic() - last_save > checkpoint_seconds:
-                    save_progress()
-                    last_save = time.monotonic()
-            t0 = time.perf_counter()
-            table = with_previous(results)
-            finished = True
-            write_catalogue(table, output)
-        except KeyboardInterrupt:
-            save_progress()
-            raise Interrupted(
-                f"interrupted: {where_saved()}; no catalogue written to {printable(output)}. "
-                f"Rerun the same command with --resume to continue"
-            ) from None
-        except Exception as exc:
-            if finished and isinstance(exc, OutputError):
-                # The final write failed: every row is computed, keep them all for --resume.
-                raise OutputError(f"{exc}; {_keep_for_resume(table, progress_file, output)}"
-                                  ) from exc
-            # A fault after the work started: keep what was computed before reporting it.
-            save_progress()
-            if isinstance(exc, BossNetError):
-                exc.args = (f"{exc}; {where_saved()}: rerun the same command with --resume to "
-                            f"continue",)
-            raise
-    times.write += time.perf_counter() - t0
-    try:
-        progress_file.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        warn(f"could not remove {printable(progress_file)} ({exc.strerror or exc}); "
-             f"{printable(output)} is complete, remove it by hand")
-    return table
+            progress_file.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            warn(f"could not remove {printable(progress_file)} ({exc.strerror or exc}); "
+                 f"{printable(output)} is complete, remove it by hand")
+        return table
 
 
 def _keep_for_resume(table: Table, progress_file: Path, output: Path) -> str:

@@ -36,9 +36,15 @@ from .columns import BOSS_LABEL_COLUMNS, Column
 __all__ = ["Member", "MEMBERS", "member_named", "DEFAULT_MEMBER", "OFFICIAL_STATS",
            "OFFICIAL_CONFIGS", "KIND_TITLES",
            "input_grid", "APOGEE_CRVAL1", "APOGEE_CDELT1", "APOGEE_NPIX", "RVS_NPIX",
-           "XP_N_COEFFICIENTS"]
+           "XP_N_COEFFICIENTS", "BOSS_GRID_START", "BOSS_GRID_STOP", "BOSS_GRID_POINTS"]
 
 DEFAULT_MEMBER = "boss"
+
+#: BOSS Net's input grid: 3900 points, linear in wavelength, 3800-8900 A (the reference builds
+#: it with torch.linspace in float32; exported models carry those exact values).
+BOSS_GRID_START = 3800.0
+BOSS_GRID_STOP = 8900.0
+BOSS_GRID_POINTS = 3900
 
 APOGEE_CRVAL1 = 4.179
 APOGEE_CDELT1 = 6e-6
@@ -157,9 +163,9 @@ _APOGEE_COLUMNS = (
 
 MEMBERS: dict[str, Member] = {m.name: m for m in (
     Member(name="boss", title="BOSS Net", parameter_names=("logg", "logTeff", "FeH", "rv"),
-           n_inputs=3900, input_axis="wavelength",
-           input_layout={"kind": "interpolated-linear-wavelength", "start": 3800.0,
-                         "stop": 8900.0},
+           n_inputs=BOSS_GRID_POINTS, input_axis="wavelength",
+           input_layout={"kind": "interpolated-linear-wavelength", "start": BOSS_GRID_START,
+                         "stop": BOSS_GRID_STOP},
            preprocessing_version="bossnet-log95-v1", spectrum_kind="boss",
            reads="optical spectra (SDSS/BOSS spec, mwm BOSS HDUs, LAMOST, tables)",
            reference_source="boss",
@@ -228,4 +234,4 @@ def input_grid(member: Member) -> np.ndarray:
         return (RVS_START_ANGSTROM + RVS_STEP_ANGSTROM * np.arange(n)).astype(np.float32)
     if member.name == "gaia-xp":
         return np.arange(n, dtype=np.float32)
-    return np.linspace(3800.0, 8900.0, n, dtype=np.float64).astype(np.float32)
+    return np.linspace(BOSS_GRID_START, BOSS_GRID_STOP, n, dtype=np.float64).astype(np.float32)

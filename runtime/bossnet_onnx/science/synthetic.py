@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .units import SPEED_OF_LIGHT_KMS
+
 __all__ = [
     "BOSS_LOGLAM0",
     "BOSS_DLOGLAM",
@@ -54,7 +56,6 @@ BOSS_DLOGLAM = 1e-4
 BOSS_NPIX = 4648
 #: Instrumental resolving power (FWHM).
 RESOLUTION = 2000.0
-C_KMS = 299792.458
 
 #: Label populations drawn by `sample_labels` (index = value of its "population" array).
 POPULATIONS = ("dwarf", "giant", "hot_giant", "hot_subdwarf", "white_dwarf")
@@ -291,8 +292,8 @@ def _templates() -> _Templates:
 
 def _instrument_kernel(resolution: float) -> np.ndarray:
     """Gaussian LSF in fine-grid points, convolved with the pixel (3 fine points wide)."""
-    sigma_px = C_KMS / resolution / (2.0 * np.sqrt(2.0 * np.log(2.0)))
-    sigma_px /= C_KMS * np.log(10.0) * BOSS_DLOGLAM
+    sigma_px = SPEED_OF_LIGHT_KMS / resolution / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    sigma_px /= SPEED_OF_LIGHT_KMS * np.log(10.0) * BOSS_DLOGLAM
     sig = sigma_px * _OVERSAMPLE
     half = int(np.ceil(4 * sig))
     g = np.exp(-0.5 * (np.arange(-half, half + 1) / sig) ** 2)
@@ -393,7 +394,7 @@ def noiseless_batch(teff, logg, fe_h, rv, *, wavelength: np.ndarray | None = Non
     teff = teff.reshape(n, 1)
     logg, feh, rv = _col(logg, n), _col(fe_h, n), _col(rv, n)
     ebv, telluric, scale = _col(ebv, n), _col(telluric, n), _col(flux_scale, n)
-    if np.any(teff <= 0) or np.any(np.abs(rv) >= C_KMS):
+    if np.any(teff <= 0) or np.any(np.abs(rv) >= SPEED_OF_LIGHT_KMS):
         raise ValueError("teff must be > 0 K and |rv| < c")
 
     if wavelength is None:
@@ -417,7 +418,7 @@ def noiseless_batch(teff, logg, fe_h, rv, *, wavelength: np.ndarray | None = Non
     # fine grid: x = i0 - pad + j / OVERSAMPLE
     n_fine = _OVERSAMPLE * (n_out + 2 * pad)
     x_fine = i0 - pad + np.arange(n_fine) / _OVERSAMPLE
-    dx = np.log10(1.0 + rv / C_KMS) / BOSS_DLOGLAM  # (N, 1) shift in native pixels
+    dx = np.log10(1.0 + rv / SPEED_OF_LIGHT_KMS) / BOSS_DLOGLAM  # (N, 1) shift in native pixels
     x_rest = x_fine[None, :] - dx
     wave_rest = _to_wave(x_rest)
 

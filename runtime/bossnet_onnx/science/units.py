@@ -25,7 +25,11 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["to_angstrom", "air_to_vacuum", "vacuum_to_air", "is_log_unit", "unit_name"]
+__all__ = ["to_angstrom", "air_to_vacuum", "vacuum_to_air", "is_log_unit", "unit_name",
+           "SPEED_OF_LIGHT_KMS"]
+
+#: The speed of light in km/s, exact (SI definition); every velocity formula imports it.
+SPEED_OF_LIGHT_KMS = 299_792.458
 
 #: How FITS/ECSV files spell Angstrom (astropy reads a bare "A" as ampere).
 _ANGSTROM = {"a", "aa", "ang", "angs", "angstrom", "angstroms", "\u00c5", "\u212b", "0.1nm",
