@@ -259,3 +259,22 @@ def test_every_install_line_resolves_with_pip(tmp_path):
         report = json.loads((tmp_path / f"report-{extra}.json").read_text())
         names = {item["metadata"]["name"].lower() for item in report["install"]}
         assert "bossnet-onnx" in names and "onnxruntime" in names, (extra, names)
+
+
+def test_readme_sample_output_is_what_the_demo_prints():
+    """The README's sample is `python3 tasks.py demo`'s table, token for token: a run of the
+    same command on the bundled model and examples, not pasted numbers that could drift."""
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"```text\n(path .*?)```", readme, flags=re.S)
+    assert block, "README has no sample output"
+    sample = [ln.split() for ln in block.group(1).splitlines()]
+    examples = sorted(str(p) for p in (REPO / "examples").glob("*.fits"))
+    result = CliRunner().invoke(app, ["predict", *examples, "--draws", "20", "--seed", "42"],
+                                env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    printed = [ln.split() for ln in result.stdout.splitlines() if ln.strip()]
+    rows = [r for r in sample if r[0].endswith(".fits")]
+    assert len(rows) == len(examples) + 3  # 7 spectra in 4 files
+    assert sample[0] == printed[0][:len(sample[0])]  # the header
+    assert rows == [r for r in printed if r[0].endswith(".fits")]
+    assert sample[-1][:2] == ["7", "spectra,"]
