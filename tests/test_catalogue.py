@@ -3,6 +3,8 @@ documented missing value, real gzip for .fits.gz, CSV provenance, failures named
 from __future__ import annotations
 
 import gzip
+import json
+import warnings
 
 import numpy as np
 import pytest
@@ -13,13 +15,15 @@ from bossnet_onnx.outputs.catalogue import (
     MISSING_INT,
     Result,
     build_table,
+    provenance_path,
     read_catalogue,
+    remove_catalogue,
     row_identities,
     write_catalogue,
 )
 from bossnet_onnx.science.columns import MISSING
 
-SUFFIXES = [".fits", ".fits.gz", ".csv", ".ecsv", ".parquet"]
+SUFFIXES = [".fits", ".fits.gz", ".csv", ".ecsv", ".parquet", ".vot", ".xml"]
 META = {"MODEL": "démo-model", "MODELSHA": "a" * 64, "NDRAWS": 4, "SEED": 3, "SHARD": "1/2"}
 
 HOSTILE_SOURCES = [
@@ -67,7 +71,9 @@ def test_hostile_text_is_written_and_read_back_in_every_format(tmp_path, suffix)
     assert back["path"][3] == "/data/[bold red]x[/].fits"
     assert back["error"][5] == "/data/fail.fits: not FITS\\x1b]0;pwned\\x07"
     assert back.meta["SEED"] == 3 and back.meta["SHARD"] == "1/2"
-    assert list(tmp_path.iterdir()) == [path]  # no temporary file left
+    # no temporary file left (a CSV has its provenance sidecar beside it)
+    expected = {path, provenance_path(path)} if suffix == ".csv" else {path}
+    assert set(tmp_path.iterdir()) == expected
 
 
 def test_out_of_range_identifiers_become_minus_one(tmp_path):
@@ -98,14 +104,14 @@ def test_fits_gz_is_really_gzip(tmp_path):
     assert plain[:6] == b"SIMPLE" and len(raw) < len(plain) / 3
 
 
-def test_csv_carries_provenance_as_comment_lines(tmp_path):
+def test_csv_is_plain_and_its_provenance_is_in_the_sidecar(tmp_path):
     table = build_table(hostile_results()[:1], meta=META)
     path = write_catalogue(table, tmp_path / "cat.csv")
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert lines[0].startswith("# bossnet-onnx catalogue")
-    assert lines[1:6] == ['# MODEL = "démo-model"', f'# MODELSHA = "{"a" * 64}"', "# NDRAWS = 4",
-                          "# SEED = 3", '# SHARD = "1/2"']
-    assert lines[6].startswith("path,format,hdu,row,")
+    assert lines[0].startswith("path,format,hdu,row,")  # no comment lines: pandas, TOPCAT
+    sidecar = json.loads(provenance_path(path).read_text(encoding="utf-8"))
+    assert {k: sidecar[k] for k in META} == META
+    assert sidecar["columns"]["teff"]["unit"] == "K"
     back = read_catalogue(path)
     assert dict(back.meta) == META
     # the types come back as written even for columns CSV cannot type (all-empty text)
@@ -114,6 +120,31 @@ def test_csv_carries_provenance_as_comment_lines(tmp_path):
     # a spreadsheet that saved it with a BOM: still read
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     assert dict(read_catalogue(path).meta) == META
+
+
+def test_csv_of_an_earlier_version_with_comment_lines_is_still_read(tmp_path):
+    """Progress files written before the sidecar hold `# KEY = JSON` lines: --resume reads them."""
+    table = build_table(hostile_results()[:1])
+    body = write_catalogue(table, tmp_path / "new.csv").read_text(encoding="utf-8")
+    old = tmp_path / "old.csv"
+    old.write_text("# bossnet-onnx catalogue; provenance below as KEY = JSON value\n"
+                   '# MODEL = "démo-model"\n# NDRAWS = 4\n' + body, encoding="utf-8")
+    back = read_catalogue(old)
+    assert dict(back.meta) == {"MODEL": "démo-model", "NDRAWS": 4}
+    assert len(back) == 1
+
+
+def test_a_broken_sidecar_is_one_error_naming_it(tmp_path):
+    path = write_catalogue(build_table(hostile_results()[:1], meta=META), tmp_path / "cat.csv")
+    provenance_path(path).write_text("{not json", encoding="utf-8")
+    with pytest.raises(OutputError, match=r"cat\.csv\.json: provenance of .*cat\.csv is not JSON"):
+        read_catalogue(path)
+
+
+def test_remove_catalogue_takes_the_sidecar_too(tmp_path):
+    path = write_catalogue(build_table(hostile_results()[:1], meta=META), tmp_path / "cat.csv")
+    remove_catalogue(path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_write_failure_on_a_full_disk_names_the_file_and_leaves_nothing(tiny_tmpfs):
@@ -158,3 +189,73 @@ def test_row_identity_tells_same_named_files_apart():
     keys = row_identities(table)
     assert len(set(keys[:4])) == 4
     assert keys[4] == keys[5]
+
+
+def _star_table():
+    results = [Result(source=f"/data/spec-{i}.fits", format="sdss-spec", hdu=1,
+                      identifiers={"z": 1e-4 * i, "z_err": 1e-5, "class": "STAR",
+                                   "subclass": "G2"},
+                      labels={"teff": 5000.0 + i, "logg": 4.0, "fe_h": -0.1,
+                              "rho_teff_logg": 0.5}, n_draws=5) for i in range(3)]
+    results.append(Result(source="/data/bad.fits", result_flags=1, error="bad: not FITS"))
+    meta = {**META, "MODEL": "demo-model", "PROVNC": "random weights (demo)", "MEMBER": "boss"}
+    return build_table(results, meta=meta)
+
+
+@pytest.mark.parametrize("suffix", [".fits", ".fits.gz", ".csv", ".parquet", ".vot", ".xml"])
+def test_every_format_opens_in_the_usual_tools_with_no_warning(tmp_path, suffix):
+    """astropy's Table.read, pandas and astropy.io.votable.parse read each output with their
+    defaults, warnings as errors, and find units, descriptions and provenance in it."""
+    if suffix == ".parquet":
+        pytest.importorskip("pyarrow")
+    pandas = pytest.importorskip("pandas")
+    from astropy.io.votable import parse
+    from astropy.table import Table
+
+    table = _star_table()
+    path = write_catalogue(table, tmp_path / f"cat{suffix}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = Table.read(path)
+        assert len(back) == 4 and back.colnames == table.colnames
+        assert list(back["teff"][:3]) == [5000.0, 5001.0, 5002.0]
+        if suffix.startswith(".fits"):
+            header = fits.getheader(path, 1)
+            assert header["EXTNAME"] == "BOSSNET"
+            assert back["teff"].unit == "K" and back["bn_v_r"].unit == "km / s"
+            i = table.colnames.index("logg") + 1
+            assert f"TUNIT{i}" not in header  # dex: not a FITS unit, so in the description
+            assert header[f"TCOMM{i}"].startswith("[dex] surface gravity")
+            assert header["MODELSHA"] == "a" * 64 and header["PROVNC"].startswith("random")
+            assert header.comments["NDRAWS"].startswith("Monte-Carlo draws")
+        elif suffix == ".csv":
+            frame = pandas.read_csv(path)
+            assert frame.shape == (4, len(table.colnames))
+            assert frame["survey_class"][0] == "STAR"
+            sidecar = json.loads(provenance_path(path).read_text(encoding="utf-8"))
+            assert sidecar["MODELSHA"] == "a" * 64
+            assert sidecar["columns"]["logg"] == {
+                "unit": "dex", "description": table["logg"].description,
+                "ucd": "phys.gravity"}
+        elif suffix == ".parquet":
+            frame = pandas.read_parquet(path)
+            assert frame.shape == (4, len(table.colnames))
+            assert back["logg"].unit == "dex" and back["teff"].unit == "K"
+            assert back["teff"].description == table["teff"].description
+            assert back.meta["MODELSHA"] == "a" * 64 and back.meta["NDRAWS"] == 4
+        else:
+            votable = parse(str(path))
+            fields = {f.name: f for f in votable.get_first_table().fields}
+            assert fields["teff"].unit == "K" and fields["teff"].ucd == \
+                "phys.temperature.effective"
+            assert fields["logg"].unit is None and fields["logg"].ucd == "phys.gravity"
+            assert fields["logg"].description.startswith("[dex] surface gravity")
+            assert fields["rho_teff_logg"].ucd == "stat.correlation"
+            infos = {i.name: json.loads(i.value) for i in votable.resources[0].infos}
+            assert infos["MODELSHA"] == "a" * 64 and infos["NDRAWS"] == 4
+            assert back["teff"].description == table["teff"].description
+    # our own reader gives every unit back, dex included, and the provenance
+    ours = read_catalogue(path)
+    assert ours["logg"].unit == "dex" and ours["teff"].unit == "K"
+    assert ours.meta["MODELSHA"] == "a" * 64 and "TCOMM1" not in ours.meta
+    assert ours["survey_z"][2] == pytest.approx(2e-4) and ours["survey_subclass"][0] == "G2"

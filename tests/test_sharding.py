@@ -99,3 +99,70 @@ def test_sharded_runs_merge_to_the_unsharded_rows(tmp_path):
         np.testing.assert_array_equal(merged[name], whole[name])
     res = runner.invoke(app, ["merge", *parts[:2], "-o", str(tmp_path / "bad.fits")])
     assert res.exit_code == 1 and "missing shard(s) 3/3" in res.output
+
+
+SLURM = {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "8"}
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    (SLURM, Shard(3, 8)),  # --array=1-8
+    ({**SLURM, "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_MIN": "0"}, Shard(1, 8)),  # 0-7
+    ({**SLURM, "SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_MIN": "0"}, Shard(8, 8)),
+    ({"SLURM_ARRAY_TASK_ID": "14", "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_COUNT": "8",
+      "SLURM_ARRAY_TASK_STEP": "2"}, Shard(3, 8)),  # --array=10-24:2
+])
+def test_shard_auto_from_slurm_array(env, expected):
+    assert parse_shard("auto", env) == expected
+    assert parse_shard(" AUTO ", env) == expected
+
+
+def test_shard_auto_tasks_of_an_array_partition_the_inputs():
+    paths = [f"f{i:02d}.fits" for i in range(11)]
+    env = {"SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_COUNT": "4"}
+    picked = [select_shard(paths, parse_shard("auto", {**env, "SLURM_ARRAY_TASK_ID": str(t)}))
+              for t in range(4)]
+    assert sorted(functools.reduce(operator.iadd, picked, [])) == paths
+
+
+def test_shard_auto_reads_the_process_environment(monkeypatch):
+    for name, value in SLURM.items():
+        monkeypatch.setenv(name, value)
+    assert str(parse_shard("auto")) == "3/8"
+
+
+@pytest.mark.parametrize(("env", "match"), [
+    ({}, r"SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_MIN, SLURM_ARRAY_TASK_COUNT not set.*--shard K/N"),
+    ({"SLURM_ARRAY_TASK_ID": "2"}, "SLURM_ARRAY_TASK_MIN, SLURM_ARRAY_TASK_COUNT not set"),
+    ({**SLURM, "SLURM_ARRAY_TASK_ID": "x"}, "not whole numbers"),
+    ({**SLURM, "SLURM_ARRAY_TASK_ID": "9"}, "array task 9 is not one of 8"),
+    ({**SLURM, "SLURM_ARRAY_TASK_ID": "0"}, "array task 0 is not one of 8"),
+    ({**SLURM, "SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_STEP": "2"}, "in steps of 2"),
+])
+def test_shard_auto_refuses_without_a_usable_array(env, match):
+    with pytest.raises(ValueError, match=match):
+        parse_shard("auto", env)
+
+
+@pytest.mark.filterwarnings("ignore::bossnet_onnx.errors.DemoModelWarning")
+def test_cli_shard_auto_writes_k_of_n_and_refuses_outside_an_array(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from bossnet_onnx.cli import app
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "spec-9999-60000-0042.fits"
+    for name in (*SLURM, "SLURM_ARRAY_TASK_STEP"):
+        monkeypatch.delenv(name, raising=False)
+    out = tmp_path / "part.fits"
+    refused = CliRunner().invoke(app, ["predict", str(example), "--shard", "auto", "--draws",
+                                       "0", "-o", str(out)])
+    assert refused.exit_code == 2 and "SLURM_ARRAY_TASK_ID" in refused.output
+    assert not out.exists()
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "0")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "1")
+    done = CliRunner().invoke(app, ["predict", str(example), "--shard", "auto", "--draws", "0",
+                                    "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    assert read_catalogue(out).meta["SHARD"] == "1/1"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bossnet_onnx.science.uncertainty import noisy_copies, spectrum_rng, summarize_draws
 
@@ -41,3 +42,45 @@ def test_summarize_is_sample_std():
     values = np.array([[1.0, 10.0], [3.0, 10.0], [5.0, 10.0]])
     np.testing.assert_allclose(summarize_draws(values), [2.0, 0.0])
     assert np.isnan(summarize_draws(values[:1])).all()
+
+
+def test_correlations_equal_numpy_corrcoef():
+    from bossnet_onnx.science.uncertainty import correlations
+
+    rng = np.random.default_rng(7)
+    for n, p in ((3, 2), (20, 4), (500, 4)):
+        mixing = rng.normal(size=(p, p))
+        draws = rng.normal(size=(n, p)) @ mixing + rng.normal(size=p) * 1e3
+        np.testing.assert_allclose(correlations(draws), np.corrcoef(draws, rowvar=False),
+                                   rtol=0, atol=1e-12)
+
+
+def test_correlations_are_nan_where_undefined():
+    from bossnet_onnx.science.uncertainty import correlations
+
+    assert np.isnan(correlations(np.ones((2, 3)))).all()  # two draws: always +-1, so NaN
+    draws = np.column_stack([np.arange(5.0), np.full(5, 4.0), [1.0, 3, 2, 5, np.nan]])
+    rho = correlations(draws)
+    assert rho[0, 0] == pytest.approx(1.0, abs=1e-15)
+    assert np.isnan(rho[1]).all() and np.isnan(rho[:, 2]).all()  # constant, not finite
+
+
+def test_label_correlations_use_teff_of_each_draw_and_name_the_pairs():
+    from bossnet_onnx.science.columns import CORRELATION_PAIRS, correlation_name
+    from bossnet_onnx.science.uncertainty import label_correlations
+
+    rng = np.random.default_rng(3)
+    names = ("logg", "logTeff", "FeH", "rv")
+    physical = np.column_stack([rng.normal(4.4, 0.1, 50), rng.normal(3.76, 0.02, 50),
+                                rng.normal(-0.2, 0.1, 50), rng.normal(10, 5, 50)])
+    physical[:, 2] += 0.8 * physical[:, 0]  # correlated on purpose
+    labels = {"teff": 10 ** physical[:, 1], "logg": physical[:, 0], "fe_h": physical[:, 2],
+              "bn_v_r": physical[:, 3]}
+    got = label_correlations(physical, names)
+    assert list(got) == [correlation_name(a, b) for a, b in CORRELATION_PAIRS]
+    for a, b in CORRELATION_PAIRS:
+        expected = np.corrcoef(labels[a], labels[b])[0, 1]
+        assert abs(got[correlation_name(a, b)] - expected) < 1e-12
+    # a member without RV: the three pairs only
+    assert list(label_correlations(physical[:, :3], names[:3])) == [
+        "rho_teff_logg", "rho_teff_fe_h", "rho_logg_fe_h"]

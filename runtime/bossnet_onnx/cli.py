@@ -208,7 +208,8 @@ def predict(
     threads: int | None = typer.Option(None, "--threads", min=1,
                                           help="CPU threads (default: CPUs this process may use)."),
     shard: str | None = typer.Option(None, "--shard", help="K/N: only the K-th of N slices "
-                                        "of the sorted inputs (1-based; for job arrays)."),
+                                        "of the sorted inputs (1-based), or auto: K and N from "
+                                        "a SLURM job array."),
     resume: bool = _flag("--resume", help="Continue an interrupted run from its "
                                 "progress file (needs -o)."),
     overwrite: bool = _flag("--overwrite", help=_OVERWRITE_HELP),

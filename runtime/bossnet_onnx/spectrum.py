@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Spectrum", "ReadFailure", "location_text"]
+__all__ = ["Spectrum", "ReadFailure", "location_text", "canonical_arrays"]
 
 
 def location_text(source: str, hdu: int, row: int = -1) -> str:
@@ -66,21 +66,41 @@ class Spectrum:
 
     @property
     def identity(self) -> str:
-        """Stable key that seeds the Monte-Carlo draws: a hash of the spectrum's content.
+        """Stable key that seeds the Monte-Carlo draws: a hash of the spectrum's canonical form.
 
-        sha256 of the wavelength (float64), flux and ivar (float32) arrays, so the draws are the
-        same whatever the file is called or where it sits, and independent of file order,
-        batch size and sharding. The same spectrum under two names gets the same e_*.
+        sha256 of `canonical_arrays` (wavelength in Angstrom, flux and ivar, each as float32,
+        the values preprocessing actually uses), so the draws are the same whatever the file is
+        called, where it sits, which dtype or container held it (float64 wavelengths from
+        astroquery or specutils, float32 from the file), and independent of file order, batch
+        size and sharding. The same spectrum under two names gets the same e_*.
         """
         import hashlib
 
-        digest = hashlib.sha256()
-        for values, dtype in ((self.wavelength, "<f8"), (self.flux, "<f4"), (self.ivar, "<f4")):
-            with np.errstate(over="ignore", invalid="ignore"):
-                array = np.ascontiguousarray(values, dtype=dtype)
+        digest = hashlib.sha256(b"bossnet-onnx spectrum v2")
+        for array in canonical_arrays(self):
             digest.update(str(array.shape).encode())
             digest.update(array.tobytes())
         return digest.hexdigest()
+
+
+def _canonical32(values: np.ndarray) -> np.ndarray:
+    """float32 little-endian, -0.0 as 0.0 and every NaN as the one quiet NaN: two arrays that
+    preprocessing cannot tell apart give the same bytes."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        array = np.ascontiguousarray(values, dtype="<f4") + np.float32(0.0)  # -0.0 -> 0.0
+    nan = np.isnan(array)
+    if nan.any():
+        array[nan] = np.float32(np.nan)
+    return array
+
+
+def canonical_arrays(spectrum: Spectrum) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(wavelength, flux, ivar) as the draw seed sees them: float32, units already normalised
+    by the readers (wavelength in vacuum Angstrom), so only the values count, not their dtype,
+    byte order or container. Preprocessing reads wavelengths as float32 too (preprocess.py),
+    so two spectra with the same canonical arrays get bit-identical model inputs."""
+    return (_canonical32(spectrum.wavelength), _canonical32(spectrum.flux),
+            _canonical32(spectrum.ivar))
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,23 @@ is not a whole number within int64 (FIBERID = 1e300, inf, NaN, text) is the miss
 
 Text is made safe once, here: every text value has its control characters escaped
 (`textsafe.printable`); FITS files store ASCII only, so non-ASCII characters are written as
-Python escapes (`é` -> `\xe9`); CSV, ECSV and parquet store UTF-8. CSV files carry the run's
-provenance as commented header lines (`# MODELSHA = "..."`, values in JSON) which
-`read_catalogue` turns back into `meta`, so CSV shards and progress files get the same checks
-as FITS. Files are built in memory and written atomically (`atomic`), `.fits.gz` really gzipped.
+Python escapes (`é` -> `\xe9`); CSV, ECSV, Parquet and VOTable store UTF-8.
+
+Every file opens in the usual tools with their defaults and no warning (docs/outputs.md, "File formats"):
+FITS has EXTNAME (the member's network, e.g. BOSSNET), a TCOMMn description of every column
+(TOPCAT's convention; astropy reads them from its own serialized header too) and a comment on
+every provenance card; Parquet is astropy's (units, descriptions and provenance in its schema
+metadata); VOTable (.vot, .xml) carries units, UCDs and descriptions per FIELD and the
+provenance as INFO elements. FITS and VOUnit define no `dex`: logarithmic columns have no TUNIT
+/ VOTable unit there (their description starts with "[dex]"), ECSV and Parquet keep `dex`, and
+`read_catalogue` gives every column its `columns` unit back whatever the format.
+
+CSV is plain (a header line, then rows), which astropy, pandas and TOPCAT read with their
+defaults; its provenance goes to a JSON sidecar `<name>.csv.json` written just before it
+(`provenance_path`), which `read_catalogue` reads back into `meta`, so --resume and `merge`
+check CSV runs as they check FITS ones. Why a sidecar rather than ECSV-style `#` lines: every
+default CSV reader (pandas, TOPCAT, astropy's ascii.csv) fails on them. Files are built in
+memory and written atomically (`atomic`), `.fits.gz` really gzipped.
 """
 from __future__ import annotations
 
@@ -32,7 +45,14 @@ from astropy.units import UnitsWarning
 
 from ..atomic import write_atomically
 from ..errors import OutputError, first_line
-from ..science.columns import BOSS_LABEL_COLUMNS, IDENTIFIER_COLUMNS, MISSING, Column, columns_for
+from ..science.columns import (
+    BOSS_LABEL_COLUMNS,
+    IDENTIFIER_COLUMNS,
+    MISSING,
+    UCDS,
+    Column,
+    columns_for,
+)
 from ..science.flags import BAD_MASK, WARN_MASK
 from ..science.members import DEFAULT_MEMBER, member_named
 from ..textsafe import ascii_text, printable
@@ -54,6 +74,9 @@ __all__ = [
     "stored_text",
     "require_writer",
     "row_identities",
+    "provenance_path",
+    "remove_catalogue",
+    "HEADER_COMMENTS",
 ]
 
 #: The documented missing value of integer columns.
@@ -63,7 +86,28 @@ _INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max
 SUFFIX_FORMATS = {
     ".fits": "fits", ".fit": "fits", ".fits.gz": "fits",
     ".csv": "ascii.csv", ".ecsv": "ascii.ecsv", ".parquet": "parquet",
+    ".vot": "votable", ".xml": "votable",
 }
+
+#: What each provenance key of a catalogue means: the FITS card comments and the VOTable INFO
+#: texts. Keys not listed (a newer run's) are written without a comment.
+HEADER_COMMENTS = {
+    "MODEL": "model name", "MODELSHA": "sha256 of the model weights",
+    "PROVNC": "where the model weights come from", "PROVIDER": "onnxruntime provider",
+    "ENGINE": "inference engine", "PRECISN": "numeric precision of the model run",
+    "NDRAWS": "Monte-Carlo draws per spectrum (e_*, rho_*)", "SEED": "seed of the draws",
+    "BNVERS": "bossnet-onnx version", "PREPROC": "preprocessing version",
+    "RECIPE": "preprocessing recipe (reference or astra)", "MEMBER": "family member",
+    "DATE": "UTC time the run started", "MODELREG": "registry name of the model set",
+    "MODELREP": "repository of the model set", "MODELCOM": "commit of the model set",
+    "SHARD": "this file is shard K/N of a run", "NSHARDS": "shards merged into this file",
+    "NINPUTS": "input files of the run", "INPUTS": "sha256 of the run's input list",
+    "PARTLAST": "progress file: its last input is partly done",
+}
+
+#: Unit strings the FITS standard (TUNIT) and VOUnit accept for our columns; `dex` and
+#: `dex(K)` are in neither, so those columns carry their unit in their description only.
+_STANDARD_UNITS = frozenset({"K", "km / s", "deg", "d"})
 
 
 @dataclass
@@ -170,9 +214,13 @@ def build_table(results: Iterable[Result], meta: Mapping[str, Any] | None = None
         if table[name].dtype.kind == "U" and table[name].dtype.itemsize == 0:
             table[name] = table[name].astype("U1")
     for column in columns_for(label_columns):
-        table[column.name].description = column.meaning
+        table[column.name].description = (column.meaning if column.unit in _STANDARD_UNITS
+                                          or not column.unit
+                                          else f"[{column.unit}] {column.meaning}")
         if column.unit:
             table[column.name].unit = column.unit
+        if column.name in UCDS:
+            table[column.name].meta["ucd"] = UCDS[column.name]
     return table
 
 
@@ -205,6 +253,25 @@ def _fits_header_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _plain_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Provenance as JSON-able Python values (numpy scalars unwrapped)."""
+    return {str(k): (v.item() if hasattr(v, "item") else v) for k, v in meta.items()}
+
+
+def provenance_path(path: str | os.PathLike) -> Path:
+    """The JSON sidecar holding a CSV catalogue's provenance (`cat.csv` -> `cat.csv.json`)."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def remove_catalogue(path: str | os.PathLike) -> None:
+    """Delete a catalogue and, for CSV, its provenance sidecar (missing files are fine)."""
+    path = Path(path)
+    if format_for(path) == "ascii.csv":
+        provenance_path(path).unlink(missing_ok=True)
+    path.unlink()
+
+
 def _ascii_columns(table: Table) -> Table:
     """A copy of `table` whose text columns are ASCII (FITS), escaped as documented."""
     out = table.copy(copy_data=False)
@@ -223,23 +290,34 @@ _PROVENANCE_LINE = re.compile(r"^#\s*([A-Za-z][A-Za-z0-9_]*)\s*=\s*(.*)$")
 
 
 def _csv_text(table: Table) -> str:
-    """CSV with the provenance as `# KEY = json` lines before the column names."""
+    """Plain CSV: one header line of column names, then the rows (provenance: the sidecar)."""
     buffer = io.StringIO()
     plain = table.copy(copy_data=False)
     plain.meta = {}
     plain.write(buffer, format="ascii.csv")
-    lines = ["# bossnet-onnx catalogue; provenance below as KEY = JSON value"]
-    for key, value in table.meta.items():
-        value = value.item() if hasattr(value, "item") else value
-        try:
-            text = json.dumps(value, ensure_ascii=False)
-        except TypeError:
-            text = json.dumps(str(value), ensure_ascii=False)
-        lines.append(f"# {printable(key)} = {printable(text)}")
-    return "\n".join(lines) + "\n" + buffer.getvalue()
+    return buffer.getvalue()
+
+
+#: key of the sidecar's column descriptions (unit, description, UCD per column), which CSV
+#: cannot hold; not provenance, so `read_catalogue` leaves it out of `meta`
+_SIDECAR_COLUMNS = "columns"
+
+
+def _provenance_json(table: Table) -> bytes:
+    meta: dict[str, Any] = {k: (v if isinstance(v, (str, int, float, bool)) or v is None
+                                else str(v)) for k, v in _plain_meta(table.meta).items()}
+    meta[_SIDECAR_COLUMNS] = {
+        name: {key: value for key, value in (("unit", str(table[name].unit or "")),
+                                             ("description", table[name].description or ""),
+                                             ("ucd", table[name].meta.get("ucd", "")))
+               if value}
+        for name in table.colnames}
+    return (json.dumps(meta, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
 
 
 def _read_csv(path: Path) -> Table:
+    """A CSV catalogue with its sidecar's provenance; a CSV written before the sidecar (its
+    provenance as leading `# KEY = JSON` lines) is read too, so old progress files resume."""
     with open(path, encoding="utf-8-sig", newline="") as handle:
         text = handle.read()
     meta: dict[str, Any] = {}
@@ -254,9 +332,65 @@ def _read_csv(path: Path) -> Table:
                     meta[match.group(1)] = match.group(2)
             continue
         body.append(line)
+    sidecar = provenance_path(path)
+    if sidecar.is_file():
+        try:
+            stored = json.loads(sidecar.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise OutputError(f"{printable(sidecar)}: provenance of {printable(path)} is not "
+                              f"JSON ({first_line(exc)})") from None
+        if not isinstance(stored, dict):
+            raise OutputError(f"{printable(sidecar)}: provenance of {printable(path)} is not a "
+                              f"JSON object")
+        stored.pop(_SIDECAR_COLUMNS, None)  # the units: _canonical gives them back
+        meta.update(stored)
     table = Table.read("".join(body), format="ascii.csv")
     table.meta = meta
     return table
+
+
+def _write_votable(table: Table, buffer: io.BytesIO) -> None:
+    """VOTable 1.4: FIELD unit (VOUnit), ucd and DESCRIPTION per column, provenance as INFO."""
+    from astropy.io.votable.tree import Info, VOTableFile
+
+    plain = table.copy(copy_data=False)
+    plain.meta = {}
+    for column in plain.itercols():
+        if column.unit is not None and str(column.unit) not in _STANDARD_UNITS:
+            column.unit = None  # dex: not a VOUnit; the description says it
+    votable = VOTableFile.from_table(plain, table_id=_extname(table.meta))
+    resource = votable.resources[0]
+    for key, value in _plain_meta(table.meta).items():
+        info = Info(name=printable(key), value=json.dumps(value, ensure_ascii=False))
+        comment = HEADER_COMMENTS.get(key)
+        if comment:
+            info.content = comment
+        resource.infos.append(info)
+    votable.to_xml(buffer)
+
+
+def _read_votable(path: Path) -> Table:
+    from astropy.io.votable import parse
+
+    votable = parse(str(path))
+    table = votable.get_first_table().to_table(use_names_over_ids=True)
+    meta: dict[str, Any] = {}
+    for info in votable.resources[0].infos if votable.resources else ():
+        try:
+            meta[info.name] = json.loads(info.value)
+        except ValueError:
+            meta[info.name] = info.value
+    table.meta = meta
+    return table
+
+
+def _extname(meta: Mapping[str, Any]) -> str:
+    """The table's name (FITS EXTNAME, VOTable TABLE ID): its member's network, e.g. BOSSNET."""
+    try:
+        member = member_named(meta.get("MEMBER") or DEFAULT_MEMBER, "catalogue")
+    except Exception:  # noqa: BLE001 - an unknown member still gets a name
+        return "CATALOGUE"
+    return re.sub(r"[^A-Z0-9]", "", member.title.upper())
 
 
 def _serialize(table: Table, fmt: str, path: Path) -> bytes:
@@ -271,6 +405,8 @@ def _serialize(table: Table, fmt: str, path: Path) -> bytes:
             return gzip.compress(buffer.getvalue(), mtime=0)
     elif fmt == "parquet":
         _write_parquet(table, buffer)
+    elif fmt == "votable":
+        _write_votable(table, buffer)
     elif fmt == "ascii.csv":
         return _csv_text(table).encode("utf-8")
     else:
@@ -311,75 +447,83 @@ def write_catalogue(table: Table, path: str | os.PathLike) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
 
+    sidecar_written = False
     try:
         payload = _serialize(table, fmt, path)
+        if fmt == "ascii.csv":  # the sidecar first: a CSV never stands without its provenance
+            sidecar = _provenance_json(table)
+            def write_sidecar(tmp: str) -> None:
+                Path(tmp).write_bytes(sidecar)
+
+            write_atomically(provenance_path(path), write_sidecar)
+            sidecar_written = True
         write_atomically(path, write)
     except Exception as exc:
+        if sidecar_written:  # nothing half-written: no sidecar of a CSV that is not there
+            provenance_path(path).unlink(missing_ok=True)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise OutputError(f"cannot write {printable(path)}: {printable(reason)}") from exc
     return path
 
 
 def _write_fits(table: Table, path: str | io.BytesIO) -> None:
-    """FITS with a TUNIT for every physical column, `dex` included (astropy refuses to write
-    units outside the FITS standard, so they are set as header cards here)."""
-    import warnings
-
+    """FITS that astropy and TOPCAT read without a warning: TUNIT where FITS defines the unit,
+    a TCOMMn description per column, EXTNAME, and a comment on each provenance card."""
     from astropy.io import fits
-    from astropy.units import UnitsWarning
 
     plain = table.copy(copy_data=False)
     for column in plain.itercols():
         column.unit = None
     hdu = fits.table_to_hdu(plain)
+    hdu.header["EXTNAME"] = (_extname(table.meta), "bossnet-onnx catalogue of this network")
     for i, name in enumerate(plain.colnames, start=1):
         unit = table[name].unit
-        if unit is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UnitsWarning)
-                text = unit.to_string("fits") if _fits_unit(unit) else unit.to_string()
-            hdu.header[f"TUNIT{i}"] = text
+        if unit is not None and str(unit) in _STANDARD_UNITS:
+            hdu.header.insert(f"TFORM{i}", (f"TUNIT{i}", unit.to_string("fits")), after=True)
+        description = table[name].description
+        if description:
+            hdu.header.insert(f"TTYPE{i}", (f"TCOMM{i}", ascii_text(description)), after=True)
+    for key in list(hdu.header):
+        if key in HEADER_COMMENTS:
+            value = hdu.header[key]
+            width = 10 + (max(len(value), 8) + 2 + value.count("'") if isinstance(value, str)
+                          else 20)
+            if width + 3 + len(HEADER_COMMENTS[key]) <= 80:  # else no room: no comment
+                hdu.header.comments[key] = HEADER_COMMENTS[key]
     fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
 
 
-def _fits_unit(unit: Any) -> bool:
-    try:
-        unit.to_string("fits")
-    except ValueError:  # astropy: "not supported by the FITS standard" (dex, dex(K))
-        return False
-    return True
-
-
 def _write_parquet(table: Table, path: str | io.BytesIO) -> None:
-    """pyarrow directly (astropy's parquet reader needs pandas); header in schema metadata."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """astropy's Parquet (pyarrow underneath): units, descriptions and provenance in the schema
+    metadata, which Table.read gives back and pandas/pyarrow ignore."""
+    import tempfile
 
-    fields, arrays = [], []
-    for name in table.colnames:
-        array = pa.array(np.asarray(table[name]))
-        unit = table[name].unit
-        fields.append(pa.field(name, array.type,
-                               metadata={b"unit": str(unit).encode()} if unit is not None
-                               else None))
-        arrays.append(array)
-    meta = {b"bossnet": json.dumps({k: (v.item() if hasattr(v, "item") else v)
-                                    for k, v in table.meta.items()}).encode()}
-    pq.write_table(pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta)), path)
+    out = table.copy(copy_data=False)
+    out.meta = _plain_meta(table.meta)
+    with tempfile.TemporaryDirectory(prefix="bossnet-parquet-") as scratch:
+        # astropy writes to a path only: a private scratch file, then its bytes
+        name = os.path.join(scratch, "catalogue.parquet")
+        out.write(name, format="parquet", overwrite=True)
+        with open(name, "rb") as handle:
+            data = handle.read()
+    if isinstance(path, io.BytesIO):
+        path.write(data)
+    else:
+        Path(path).write_bytes(data)
 
 
 def _read_parquet(path: Path) -> Table:
+    """astropy's reader for its own files; a Parquet file of an earlier version (provenance
+    under the `bossnet` schema key, written by pyarrow directly) is read too."""
     import pyarrow.parquet as pq
 
+    schema_meta = pq.read_schema(path).metadata or {}
+    if b"bossnet" not in schema_meta:
+        return Table.read(path, format="parquet")
     arrow = pq.read_table(path)
     table = Table({name: arrow.column(name).to_numpy(zero_copy_only=False)
                    for name in arrow.column_names})
-    for arrow_field in arrow.schema:
-        unit = (arrow_field.metadata or {}).get(b"unit")
-        if unit:
-            table[arrow_field.name].unit = unit.decode()
-    raw = (arrow.schema.metadata or {}).get(b"bossnet")
-    table.meta = json.loads(raw) if raw else {}
+    table.meta = json.loads(schema_meta[b"bossnet"])
     return table
 
 
@@ -434,6 +578,8 @@ def read_catalogue(path: str | os.PathLike) -> Table:
                 table = _read_parquet(path)
             elif fmt == "ascii.csv":
                 table = _read_csv(path)
+            elif fmt == "votable":
+                table = _read_votable(path)
             elif fmt == "ascii.ecsv":
                 table = Table.read(path, format=fmt, encoding="utf-8")
             else:
@@ -442,6 +588,9 @@ def read_catalogue(path: str | os.PathLike) -> Table:
             if table[name].dtype.kind == "S":
                 table[name] = np.char.decode(np.asarray(table[name]), "utf-8", "backslashreplace")
         table = _canonical(table)
+        # FITS column descriptions and the HDU name are the writer's, not provenance
+        table.meta = {k: v for k, v in table.meta.items()
+                      if not re.fullmatch(r"TCOMM\d+|EXTNAME", str(k))}
     except Exception as exc:  # noqa: BLE001 - astropy/pyarrow raise many types on bad files
         reason = first_line(exc)
         raise OutputError(f"{printable(path)}: cannot read catalogue "

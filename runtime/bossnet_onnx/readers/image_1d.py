@@ -1,6 +1,6 @@
 """One-dimensional image spectra (IRAF onedspec, MILES-like libraries, many archives).
 
-The flux is a 1-D image (the primary HDU, or the first image extension) and the wavelength of
+The flux is a 1-D image or a 1 x N one (the primary HDU, or the first image extension) and the wavelength of
 pixel i (0-based) is CRVAL1 + CDELT1 * (i + 1 - CRPIX1) (CD1_1 when CDELT1 is absent, CRPIX1
 1 when absent), in CUNIT1 (Angstrom when absent). DC-FLAG = 1 means log-linear: the formula
 gives log10 of the wavelength. An image extension of the same length named IVAR/INVVAR,
@@ -32,9 +32,15 @@ _VARIANCE = ("VARIANCE", "VAR")
 _IDS = {"object": ("OBJECT", "OBJNAME"), "telescope": ("TELESCOP",), "mjd": ("MJD-OBS", "MJD")}
 
 
+def _one_row(header: fits.Header) -> bool:
+    """A 1-D image, or a 1 x N one (MILES and other libraries store NAXIS2 = 1)."""
+    naxis = header.get("NAXIS")
+    return naxis == 1 or (naxis == 2 and header.get("NAXIS2") == 1)
+
+
 def _flux_hdu(hdul: fits.HDUList) -> int | None:
     for index, hdu in enumerate(hdul):
-        if isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU)) and hdu.header.get("NAXIS") == 1:
+        if isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU)) and _one_row(hdu.header):
             header = hdu.header
             if "CRVAL1" in header and ("CDELT1" in header or "CD1_1" in header):
                 return index
@@ -69,9 +75,9 @@ def _ivar(hdul: fits.HDUList, flux_index: int, n_pix: int) -> tuple[np.ndarray, 
         if index == flux_index or not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU)):
             continue
         name = (hdu.name or "").upper()
-        if hdu.data is None or hdu.data.ndim != 1 or hdu.data.size != n_pix:
+        if hdu.data is None or not _one_row(hdu.header) or hdu.data.size != n_pix:
             continue
-        values = native(hdu.data, np.float64)
+        values = native(hdu.data, np.float64).ravel()
         with np.errstate(divide="ignore", invalid="ignore"):
             good = np.isfinite(values) & (values > 0)
             if name in _IVAR:

@@ -7,6 +7,12 @@ Accepted, each converted without touching the disk:
   converted to Angstrom (any length, frequency or wavenumber unit), any uncertainty type to
   inverse variance, and masked pixels (specutils: True = invalid) are left out of the fit
   (flux NaN, ivar 0) and kept in `Spectrum.mask` for the plots;
+- astropy `HDUList` (what `fits.open` and astroquery's `SDSS.get_spectra` give): read by the
+  reader that would read it as a file (readers.READERS, the same `identify` order), so its rows
+  are the file's rows; named after the file it was opened from, else `<HDUList k>`;
+- one HDU of such a list: a table (`hdul[1]`, an SDSS COADD or any spectrum table) or an image
+  (a 1-D or 1 x N image with CRVAL1/CDELT1), read as if it were the file's only extension;
+- specutils `SpectrumList`: each of its spectra, as below;
 - astropy `Table` / `QTable` with wavelength, flux and ivar-or-error columns, read by the same
   code as table files (`readers.generic_table.spectra_from_table`), units honoured;
 - a `(wavelength, flux, ivar)` tuple of arrays (or Quantities): 1-D flux for one spectrum, 2-D
@@ -34,7 +40,8 @@ from ..spectrum import ReadFailure, Spectrum
 __all__ = ["ACCEPTED_INPUTS", "split_inputs", "as_records", "is_in_memory", "InputItem"]
 
 ACCEPTED_INPUTS = ("a path (str or os.PathLike: file, glob, directory or @list), "
-                   "bossnet_onnx.Spectrum, specutils Spectrum/Spectrum1D, astropy Table/QTable, "
+                   "bossnet_onnx.Spectrum, astropy HDUList or one of its HDUs, specutils "
+                   "Spectrum/Spectrum1D/SpectrumList, astropy Table/QTable, "
                    "or a (wavelength, flux, ivar) tuple of arrays; or a list of these")
 
 #: What the pipeline iterates over: a path to read, or records already in memory.
@@ -46,6 +53,19 @@ FORMAT = "memory"
 def _is_specutils(obj: Any) -> bool:
     return any(cls.__module__.split(".")[0] == "specutils"
                and cls.__name__ in ("Spectrum", "Spectrum1D") for cls in type(obj).__mro__)
+
+
+def _is_spectrum_list(obj: Any) -> bool:
+    return any(cls.__module__.split(".")[0] == "specutils" and cls.__name__ == "SpectrumList"
+               for cls in type(obj).__mro__)
+
+
+def _is_fits(obj: Any) -> bool:
+    """An HDUList or a single HDU (checked before `_is_table`: neither is an astropy Table)."""
+    from astropy.io import fits
+
+    return isinstance(obj, (fits.HDUList, fits.PrimaryHDU, fits.ImageHDU, fits.BinTableHDU,
+                            fits.TableHDU))
 
 
 def _is_table(obj: Any) -> bool:
@@ -67,7 +87,7 @@ def _is_arrays(obj: Any) -> bool:
 def is_in_memory(obj: Any) -> bool:
     """True for the in-memory kinds listed in the module docstring."""
     return (isinstance(obj, (Spectrum, ReadFailure)) or _is_specutils(obj) or _is_table(obj)
-            or _is_arrays(obj))
+            or _is_arrays(obj) or _is_fits(obj) or _is_spectrum_list(obj))
 
 
 def _type_error(obj: Any) -> TypeError:
@@ -192,10 +212,42 @@ def _from_specutils(obj: Any, source: str) -> list[Spectrum | ReadFailure]:
     return _rows(wave, flux, ivar, mask, source, str(obj.flux.unit))
 
 
+def _from_fits(obj: Any, position: int) -> list[Spectrum | ReadFailure]:
+    """The records the file reader gives for an HDUList (a lone HDU: behind an empty primary
+    HDU, or as the primary when it is an image), so an HDUList reads exactly as its file."""
+    from astropy.io import fits
+
+    from ..errors import UnknownFormatError
+    from . import READERS, _read_with
+
+    if isinstance(obj, fits.HDUList):
+        hdul = obj
+        name = obj.filename() or f"<HDUList {position}>"
+    else:
+        kind = type(obj).__name__
+        if isinstance(obj, (fits.PrimaryHDU, fits.ImageHDU)):
+            hdul = fits.HDUList([fits.PrimaryHDU(data=obj.data, header=obj.header)])
+        else:
+            hdul = fits.HDUList([fits.PrimaryHDU(), obj])
+        name = f"<{kind} {position}>"
+    for reader in READERS:
+        if reader.identify(name, hdul):
+            return list(_read_with(reader, name, hdul, None))
+    tried = ", ".join(r.NAME for r in READERS)
+    raise UnknownFormatError(f"{name}: FITS data in no known spectrum layout (tried {tried}); "
+                             f"pass the HDUList of a spectrum file, its spectrum table or a 1-D "
+                             f"image with CRVAL1/CDELT1")
+
+
 def as_records(obj: Any, position: int) -> tuple:
     """The Spectrum/ReadFailure records of one in-memory object (see the module docstring)."""
     if isinstance(obj, (Spectrum, ReadFailure)):
         return (obj,)
+    if _is_fits(obj):
+        return tuple(_from_fits(obj, position))
+    if _is_spectrum_list(obj):
+        return tuple(record for k, spectrum in enumerate(obj)
+                     for record in _from_specutils(spectrum, f"<SpectrumList {position}>[{k}]"))
     if _is_specutils(obj):
         return tuple(_from_specutils(obj, f"<{type(obj).__name__} {position}>"))
     if _is_table(obj):

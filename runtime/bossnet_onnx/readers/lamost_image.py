@@ -20,7 +20,8 @@ KINDS = ("boss",)
 __all__ = ["NAME", "identify", "read", "header_identifiers"]
 
 _IDS = {"obsid": ("OBSID",), "designation": ("DESIG",), "class": ("CLASS",),
-        "subclass": ("SUBCLASS",), "z": ("Z",), "mjd": ("MJD",), "fiberid": ("FIBERID",),
+        "subclass": ("SUBCLASS",), "z": ("Z",), "z_err": ("Z_ERR",),
+        "objname": ("OBJNAME",), "mjd": ("MJD",), "fiberid": ("FIBERID",),
         "planid": ("PLANID",), "telescope": ("TELESCOP",), "data_v": ("DATA_V",),
         "ra": ("RA",), "dec": ("DEC",), "snr": ("SNRR",)}
 _INTEGERS = ("obsid", "mjd", "fiberid")  # DR2 writes FIBERID as a string

@@ -31,6 +31,7 @@ _IDS = {
     "class": (("CLASS",), ()),
     "subclass": (("SUBCLASS",), ()),
     "z": (("Z",), ()),
+    "z_err": (("Z_ERR",), ()),
     "objid": (("OBJID",), ()),
     "specobjid": (("SPECOBJID",), ("SPEC_ID",)),
     "ra": (("RACAT", "PLUG_RA", "RA"), ("PLUG_RA",)),

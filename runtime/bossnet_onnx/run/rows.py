@@ -22,7 +22,12 @@ from ..science.flags import ResultFlags, parameter_flags, quality_bits, snr_in_r
 from ..science.member_inputs import member_rows
 from ..science.members import KIND_TITLES
 from ..science.preprocess import RECIPES, model_inputs, sigma_from_ivar
-from ..science.uncertainty import noisy_copies, spectrum_rng, summarize_draws
+from ..science.uncertainty import (
+    label_correlations,
+    noisy_copies,
+    spectrum_rng,
+    summarize_draws,
+)
 from ..science.units import SPEED_OF_LIGHT_KMS
 from ..spectrum import ReadFailure, Spectrum
 
@@ -233,6 +238,7 @@ def result_from_outputs(prep: Prepared, physical: np.ndarray, meta: ModelMetadat
         return failed
     with np.errstate(invalid="ignore", over="ignore"):
         labels = _labels(meta, physical[0], summarize_draws(physical[1:]), spec.identifiers)
+        labels.update(label_correlations(physical[1:], meta.parameter_names))  # rho_*
     if not math.isfinite(labels["teff"]) and prep.recipe != "astra":
         failed = failure_row(spec, f"{spec.location}: model returned log Teff = "
                                 f"{labels['log_teff']:.6g}, for which Teff overflows; no labels "

@@ -1,7 +1,8 @@
 """Splitting a run over machines (`--shard K/N`) and merging the shard catalogues back.
 
 Shard K of N takes every N-th input of the *sorted* input list, starting at the K-th (K is
-1-based, so SLURM's `--array=1-N` maps to `--shard $SLURM_ARRAY_TASK_ID/N`). Draws are seeded by
+1-based; inside a SLURM job array `--shard auto` takes K and N from the array, see
+`slurm_shard`). Draws are seeded by
 each spectrum's identity, so the rows a shard writes are identical to the rows of an unsharded
 run with the same seed, and `merge` can check that nothing is missing or duplicated.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,8 @@ from ..wording import plural
 from .lock import OutputLock
 from .output_paths import check_output
 
-__all__ = ["Shard", "parse_shard", "select_shard", "merge_catalogues", "PROVENANCE_KEYS"]
+__all__ = ["Shard", "parse_shard", "slurm_shard", "SLURM_VARIABLES", "select_shard",
+           "merge_catalogues", "PROVENANCE_KEYS"]
 
 #: Header keys that must agree between shards for a merge to make sense.
 PROVENANCE_KEYS = ("MODEL", "MODELSHA", "NDRAWS", "SEED", "PREPROC", "RECIPE", "NINPUTS", "PRECISN")
@@ -37,15 +39,54 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
-def parse_shard(text: str) -> Shard:
-    """'K/N' with 1 <= K <= N; ValueError with the fix otherwise."""
+#: SLURM job-array variables `--shard auto` reads (sbatch sets them in every array task)
+SLURM_VARIABLES = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT")
+
+
+def parse_shard(text: str, environ: Mapping[str, str] | None = None) -> Shard:
+    """'K/N' with 1 <= K <= N, or 'auto' (K and N from a SLURM job array, `slurm_shard`);
+    ValueError with the fix otherwise.
+
+    Callers keep `str(parse_shard(text))`, never the text: the SHARD header of a catalogue is
+    always K/N, so that `merge` can check the shards whatever the command line said.
+    """
+    if (text or "").strip().lower() == "auto":
+        return slurm_shard(os.environ if environ is None else environ)
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
     if not match:
-        raise ValueError(f"--shard {text!r}: expected K/N, e.g. 3/8 (K from 1 to N)")
+        raise ValueError(f"--shard {text!r}: expected K/N, e.g. 3/8 (K from 1 to N), or auto "
+                         f"(inside a SLURM job array)")
     k, n = int(match.group(1)), int(match.group(2))
     if n < 1 or not 1 <= k <= n:
         raise ValueError(f"--shard {text!r}: K must be between 1 and N (got K={k}, N={n})")
     return Shard(k, n)
+
+
+def slurm_shard(environ: Mapping[str, str]) -> Shard:
+    """This array task's shard: N = SLURM_ARRAY_TASK_COUNT, K = its position in the array
+    ((SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN) / SLURM_ARRAY_TASK_STEP + 1), so
+    `--array=0-7`, `--array=1-8` and `--array=10-24:2` all give shards 1/8 .. 8/8. An array
+    whose ids are not one evenly spaced range (`--array=1,4,9`) is refused: its tasks could not
+    say which shard they are, and a merge would find shards missing."""
+    missing = [name for name in SLURM_VARIABLES if not str(environ.get(name, "")).strip()]
+    if missing:
+        raise ValueError(f"--shard auto: {', '.join(missing)} not set; it takes K and N from a "
+                         f"SLURM job array (sbatch --array=1-N, docs/SHARDS.md); outside one "
+                         f"give --shard K/N")
+    try:
+        task, low, count = (int(str(environ[name]).strip()) for name in SLURM_VARIABLES)
+        step = int(str(environ.get("SLURM_ARRAY_TASK_STEP", "") or "1").strip())
+    except ValueError:
+        shown = ", ".join(f"{n}={environ.get(n)!r}" for n in (*SLURM_VARIABLES,
+                                                             "SLURM_ARRAY_TASK_STEP"))
+        raise ValueError(f"--shard auto: SLURM variables are not whole numbers ({shown})") \
+            from None
+    offset = task - low
+    if count < 1 or step < 1 or offset < 0 or offset % step or offset // step >= count:
+        raise ValueError(f"--shard auto: array task {task} is not one of {count} evenly spaced "
+                         f"tasks from {low} in steps of {step}; submit the array as one range "
+                         f"(sbatch --array=1-N) or give --shard K/N")
+    return Shard(offset // step + 1, count)
 
 
 def select_shard(paths: Sequence[str], shard: Shard | None) -> list[str]:

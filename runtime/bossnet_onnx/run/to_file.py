@@ -37,6 +37,7 @@ from ..outputs.catalogue import (
     build_table,
     format_for,
     read_catalogue,
+    remove_catalogue,
     stored_text,
     write_catalogue,
 )
@@ -312,7 +313,7 @@ class _FileRun:
                 raise
         times.write += time.perf_counter() - t0
         try:
-            progress_file.unlink()
+            remove_catalogue(progress_file)  # CSV: with its provenance sidecar
         except FileNotFoundError:
             pass
         except OSError as exc:

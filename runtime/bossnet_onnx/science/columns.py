@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = ["Column", "IDENTIFIER_COLUMNS", "BOSS_LABEL_COLUMNS", "FLAG_COLUMNS",
-           "ALL_COLUMNS", "columns_for", "markdown_table", "MISSING"]
+           "ALL_COLUMNS", "columns_for", "markdown_table", "MISSING", "LABEL_PARAMETERS",
+           "CORRELATION_PAIRS", "correlation_name", "UCDS"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,14 @@ IDENTIFIER_COLUMNS: tuple[Column, ...] = (
     Column("dec", "float64", _DEG, "declination, as the file gives it", _ALL4, ("dec",)),
     Column("survey_class", "str", "", "the survey's own classification (`CLASS`)",
            keys=("class",)),
+    Column("survey_subclass", "str", "", "the survey's own subclass (`SUBCLASS`: SDSS "
+           "spectral type of the best template, LAMOST MK type)", keys=("subclass",)),
+    Column("survey_z", "float64", "", "the survey's own redshift (SDSS SPECOBJ/SPALL `Z`, "
+           "LAMOST `Z`); for a star its radial velocity is c x survey_z", keys=("z",)),
+    Column("survey_e_z", "float64", "", "its uncertainty (`Z_ERR`)", keys=("z_err",)),
+    Column("object_name", "str", "", "the object's name as the file gives it (LAMOST "
+           "`OBJNAME`, a 1-D image's `OBJECT`; SDSS spec files name none, their object is "
+           "`specobjid`)", keys=("objname", "object")),
     Column("snr", "float32", "", "the survey's own S/N, read from the file (mwm `snr`, SPALL "
            "/SPECOBJ `SN_MEDIAN_ALL`, LAMOST `SNRR`)", _ALL4, ("snr",)),
     Column("snr_model", "float32", "", "our S/N: median of flux x sqrt(ivar) over the pixels "
@@ -99,6 +108,48 @@ IDENTIFIER_COLUMNS: tuple[Column, ...] = (
            ("xcsao_e_v_rad",)),
 )
 
+#: The catalogue's labels and the network output each comes from (teff: 10**logTeff).
+LABEL_PARAMETERS: dict[str, str] = {"teff": "logTeff", "logg": "logg", "fe_h": "FeH",
+                                    "bn_v_r": "rv"}
+
+#: Label pairs whose correlation over the draws is a `rho_<a>_<b>` column (as astra's
+#: rho_teff_logg ...): the three of every member, then those with BOSS Net's RV (a member
+#: without RV has only the first three).
+CORRELATION_PAIRS: tuple[tuple[str, str], ...] = (
+    ("teff", "logg"), ("teff", "fe_h"), ("logg", "fe_h"),
+    ("teff", "bn_v_r"), ("logg", "bn_v_r"), ("fe_h", "bn_v_r"))
+
+#: IVOA UCD (UCD1+) of each column that has one, for the VOTable FIELDs (the columns'
+#: meanings above are the descriptions). The e_* columns are stat.error of their label.
+UCDS: dict[str, str] = {
+    "path": "meta.file", "format": "meta.code", "hdu": "meta.id.part", "row": "meta.id.part",
+    "spectrum_pk_id": "meta.id", "drp_spectrum_pk_id": "meta.id", "sdss_id": "meta.id",
+    "catalogid": "meta.id", "specobjid": "meta.id", "obsid": "meta.id",
+    "designation": "meta.id", "object_name": "meta.id;meta.main", "source_id": "meta.id",
+    "apogee_id": "meta.id", "telescope": "instr.tel", "fieldid": "obs.field",
+    "plateid": "meta.id;instr", "fiberid": "meta.id;instr", "mjd": "time.epoch",
+    "min_mjd": "time.start", "max_mjd": "time.end", "ra": "pos.eq.ra;meta.main",
+    "dec": "pos.eq.dec;meta.main", "survey_class": "src.class",
+    "survey_subclass": "src.spType", "survey_z": "src.redshift",
+    "survey_e_z": "stat.error;src.redshift", "snr": "stat.snr", "snr_model": "stat.snr",
+    "frame": "meta.code", "in_stack": "meta.code", "v_rad": "spect.dopplerVeloc.opt",
+    "e_v_rad": "stat.error;spect.dopplerVeloc.opt", "xcsao_v_rad": "spect.dopplerVeloc.opt",
+    "xcsao_e_v_rad": "stat.error;spect.dopplerVeloc.opt",
+    "teff": "phys.temperature.effective", "e_teff": "stat.error;phys.temperature.effective",
+    "raw_e_teff": "stat.error;phys.temperature.effective", "logg": "phys.gravity",
+    "e_logg": "stat.error;phys.gravity", "raw_e_logg": "stat.error;phys.gravity",
+    "fe_h": "phys.abund.Fe", "e_fe_h": "stat.error;phys.abund.Fe",
+    "raw_e_fe_h": "stat.error;phys.abund.Fe", "bn_v_r": "spect.dopplerVeloc.opt",
+    "e_bn_v_r": "stat.error;spect.dopplerVeloc.opt", "bn_v_bary": "spect.dopplerVeloc.opt",
+    "e_bn_v_bary": "stat.error;spect.dopplerVeloc.opt",
+    "log_teff": "phys.temperature.effective", "e_log_teff":
+        "stat.error;phys.temperature.effective",
+    **{f"rho_{a}_{b}": "stat.correlation" for a, b in CORRELATION_PAIRS},
+    "result_flags": "meta.code.qual", "flag_warn": "meta.code.qual",
+    "flag_bad": "meta.code.qual", "quality_flags": "meta.code.qual", "n_draws": "meta.number",
+    "error": "meta.note",
+}
+
 #: BOSS Net's own labels (the boss member). Other members declare theirs.
 BOSS_LABEL_COLUMNS: tuple[Column, ...] = (
     Column("teff", "float32", _K, "effective temperature, 10**log_teff", _ALL4),
@@ -116,6 +167,9 @@ BOSS_LABEL_COLUMNS: tuple[Column, ...] = (
     Column("e_bn_v_bary", "float32", _KMS, "its uncertainty (both terms propagated)"),
     Column("log_teff", "float32", "dex(K)", "log10 Teff, the network's own output"),
     Column("e_log_teff", "float32", _DEX, "its uncertainty"),
+    *(Column(f"rho_{a}_{b}", "float32", "", f"Pearson correlation of {a} and {b} over the "
+             f"Monte-Carlo draws (teff as 10**log_teff of each draw); NaN with fewer than 3 "
+             f"draws or when either does not vary") for a, b in CORRELATION_PAIRS),
 )
 
 #: Flags and bookkeeping, the same for every member.
@@ -129,6 +183,11 @@ FLAG_COLUMNS: tuple[Column, ...] = (
 )
 
 ALL_COLUMNS: tuple[Column, ...] = IDENTIFIER_COLUMNS + BOSS_LABEL_COLUMNS + FLAG_COLUMNS
+
+
+def correlation_name(a: str, b: str) -> str:
+    """The column of the correlation of labels `a` and `b` (CORRELATION_PAIRS order)."""
+    return f"rho_{a}_{b}"
 
 
 def columns_for(label_columns: Iterable[Column] = BOSS_LABEL_COLUMNS) -> tuple[Column, ...]:

@@ -146,7 +146,8 @@ _THREE = ("logg", "logTeff", "FeH")
 #: the labels of a network predicting log g, log Teff and [Fe/H] (BOSS Net's, less its RV)
 _LABELS_3 = tuple(c for c in BOSS_LABEL_COLUMNS
                   if c.name in ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h",
-                                "log_teff", "e_log_teff"))
+                                "log_teff", "e_log_teff", "rho_teff_logg", "rho_teff_fe_h",
+                                "rho_logg_fe_h"))
 _GAIA_IDS = (Column("source_id", "int64", "", "Gaia DR3 source_id (Gaia members only)",
                     keys=("source_id",)),)
 _APOGEE_COLUMNS = (

@@ -6,10 +6,12 @@ do not depend on batch size, file order or how the inputs are split into shards.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["spectrum_rng", "noisy_copies", "summarize_draws", "check_draws", "MAX_DRAWS"]
+__all__ = ["spectrum_rng", "noisy_copies", "summarize_draws", "check_draws", "MAX_DRAWS",
+           "correlations", "label_correlations"]
 
 #: Upper limit of `--draws`. Draws are generated, preprocessed and run in pieces of a few dozen
 #: rows, so memory does not grow with it; the limit bounds the time one spectrum can take
@@ -88,3 +90,43 @@ def summarize_draws(physical: np.ndarray) -> np.ndarray:
     if physical.shape[0] < 2:
         return np.full(physical.shape[1:], np.nan)
     return physical.std(axis=0, ddof=1)
+
+
+def correlations(draws: np.ndarray) -> np.ndarray:
+    """Pearson correlation matrix (parameters x parameters) of draws x parameters predictions.
+
+    What `numpy.corrcoef(draws, rowvar=False)` gives (to 1e-12, tested), without its
+    RuntimeWarnings: NaN for a parameter that does not vary or is not finite in every draw, and
+    NaN everywhere with fewer than 3 draws (two points always correlate +-1).
+    """
+    x = np.asarray(draws, dtype=np.float64)
+    n, p = x.shape
+    if n < 3:
+        return np.full((p, p), np.nan)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        d = x - x.mean(axis=0)
+        cov = d.T @ d
+        sd = np.sqrt(np.diag(cov))
+        rho = cov / sd[:, None] / sd[None, :]
+    usable = np.isfinite(sd) & (sd > 0)
+    rho[~(usable[:, None] & usable[None, :])] = np.nan
+    return np.clip(rho, -1.0, 1.0)
+
+
+def label_correlations(physical: np.ndarray, parameter_names: Sequence[str]) -> dict[str, float]:
+    """`rho_<a>_<b>` of the member's label pairs (columns.CORRELATION_PAIRS, and with bn_v_r
+    where it predicts RV) from the draws' physical outputs (draws x parameters, the noise-free
+    row excluded): teff as 10**logTeff of each draw, the others as the network gives them."""
+    from .columns import CORRELATION_PAIRS, LABEL_PARAMETERS, correlation_name
+
+    physical = np.asarray(physical, dtype=np.float64)
+    labels = [name for name, parameter in LABEL_PARAMETERS.items()
+              if parameter in parameter_names]
+    values = np.empty((physical.shape[0], len(labels)))
+    for k, name in enumerate(labels):
+        column = physical[:, list(parameter_names).index(LABEL_PARAMETERS[name])]
+        with np.errstate(over="ignore"):
+            values[:, k] = np.power(10.0, column) if name == "teff" else column
+    rho = correlations(values)
+    return {correlation_name(a, b): float(rho[labels.index(a), labels.index(b)])
+            for a, b in CORRELATION_PAIRS if a in labels and b in labels}
