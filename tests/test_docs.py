@@ -278,3 +278,20 @@ def test_readme_sample_output_is_what_the_demo_prints():
     assert sample[0] == printed[0][:len(sample[0])]  # the header
     assert rows == [r for r in printed if r[0].endswith(".fits")]
     assert sample[-1][:2] == ["7", "spectra,"]
+
+
+def test_the_clean_sample_recipe_drops_a_galaxy_that_result_flags_keeps(shared_data):
+    """The docs' claim, on a real BOSS galaxy spectrum (SDSS CLASS = GALAXY) beside a star:
+    result_flags == 0 keeps the galaxy; the recipe (both columns) drops it."""
+    galaxy = shared_data / "sdss-spec-0266-51602-0001.fits"
+    star = REPO / "examples" / "spec-9999-60000-0042.fits"
+    if not galaxy.exists():
+        pytest.skip("real spectra absent")
+    cat = bossnet_onnx.predict([str(galaxy), str(star)], draws=0)
+    assert list(cat["survey_class"][:1]) == ["GALAXY"]
+    assert cat["result_flags"][0] == 0  # DR19's bits alone keep it
+    assert cat["quality_flags"][0] & 8  # NOT_A_STAR
+    clean = cat[(cat["result_flags"] == 0) & (cat["quality_flags"] == 0)]
+    assert [str(p) for p in clean["path"]] == [str(star)]
+    assert "(cat[\"result_flags\"] == 0) & (cat[\"quality_flags\"] == 0)" in \
+        (DOCS / "outputs.md").read_text()
