@@ -12,6 +12,10 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+#: An "endless" body stops here (or when the client hangs up), so a broken client cannot
+#: fill the test machine's disk.
+ENDLESS_LIMIT = 256 << 20
+
 
 @dataclass
 class Fault:
@@ -20,6 +24,8 @@ class Fault:
     delay: float = 0.0  # seconds before the status line
     stall: float = 0.0  # seconds to stop after the first half of the body
     ignore_range: bool = False  # answer 200 with the whole file even to a Range request
+    endless: bool = False  # no Content-Length: the file, then garbage until ENDLESS_LIMIT
+    trickle: float = 0.0  # send the body one byte every `trickle` seconds
 
 
 @dataclass
@@ -80,8 +86,28 @@ class FileServer:
                 else:
                     self.send_response(200)
                 payload = body[start:]
+                if fault.endless:
+                    self.end_headers()
+                    self.close_connection = True
+                    sent, block = 0, payload + b"\0" * (1 << 16)
+                    try:
+                        while sent < ENDLESS_LIMIT:
+                            self.wfile.write(block)
+                            sent += len(block)
+                    except OSError:  # the client hung up: what we want it to do
+                        pass
+                    return
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
+                if fault.trickle:
+                    try:
+                        for i in range(len(payload)):
+                            self.wfile.write(payload[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(fault.trickle)
+                    except OSError:
+                        pass
+                    return
                 if fault.cut_after is not None:
                     self.wfile.write(payload[:fault.cut_after])
                     self.wfile.flush()

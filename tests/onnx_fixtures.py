@@ -40,7 +40,8 @@ def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
     `hostile` inserts a fault between the affine map and `normalized`, for the load-time
     output checks: "reverse" (batch returned reversed), "mix" (each row minus the batch mean),
     "collapse" (batch averaged to one row), "nan" (every output NaN), "log-min" (adds
-    log(min(flux)): NaN for a row with a negative pixel only). `extra_props` replaces metadata
+    log(min(flux)): NaN for a row with a negative pixel only), "fail-over-3" (an onnxruntime
+    error at run time for batches of 4 or more; the load probe's batches pass). `extra_props` replaces metadata
     entries; `external_data` stores every tensor in its own file next to the model.
     """
     import onnx
@@ -63,6 +64,11 @@ def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
         "collapse": [helper.make_node("ReduceMean", ["affine"], ["normalized"], axes=[0],
                                       keepdims=1)],
         "nan": [helper.make_node("Mul", ["affine", "nan"], ["normalized"])],
+        "fail-over-3": [helper.make_node("Shape", ["affine"], ["shp"]),
+                        helper.make_node("Slice", ["shp", "axis0", "one1"], ["bdim"]),
+                        helper.make_node("Slice", ["three_rows", "axis0", "bdim", "axis0"],
+                                         ["rows"]),
+                        helper.make_node("Add", ["affine", "rows"], ["normalized"])],
         "log-min": [helper.make_node("ReduceMin", ["flux"], ["fmin"], axes=[1], keepdims=1),
                     helper.make_node("Log", ["fmin"], ["logmin"]),
                     helper.make_node("Mul", ["logmin", "tiny"], ["logsmall"]),
@@ -73,7 +79,10 @@ def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
                   numpy_helper.from_array(np.array([0], np.int64), "axis0"),
                   numpy_helper.from_array(np.array([-1], np.int64), "rev_step"),
                   numpy_helper.from_array(np.array(np.nan, np.float32), "nan"),
-                  numpy_helper.from_array(np.array(1e-6, np.float32), "tiny")] if hostile else []
+                  numpy_helper.from_array(np.array(1e-6, np.float32), "tiny"),
+                  numpy_helper.from_array(np.array([1], np.int64), "one1"),
+                  numpy_helper.from_array(np.zeros((3, n_out), np.float32), "three_rows"),
+                  ] if hostile else []
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["flux", "W"], ["xw"]),

@@ -249,3 +249,84 @@ def test_weights_hash_recipes_are_public_and_documented(tmp_path):
     assert checkpoint_sha256(joined) == hashlib.sha256(joined).hexdigest()
     assert load_checkpoint(folder).weights_sha256 == checkpoint_sha256(joined)
     assert state_dict_sha256(model) == checkpoint_sha256(joined)
+
+
+BOMB = "\n".join(
+    ["dim_mults:", "  - &a [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    + [f"  - &{c} [{', '.join(['*' + p] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")]
+) + "\n"
+
+
+def test_yaml_anchor_bomb_is_refused_in_one_short_line(tmp_path):
+    """~430 bytes that expand to 9^9 values: refused before construction, quoted briefly."""
+    import time
+
+    assert len(BOMB) < 500
+    config = tmp_path / "model_args.yaml"
+    config.write_text(BOMB)
+    stats = tmp_path / "stats.yaml"
+    stats.write_text(BOMB.replace("dim_mults:", "logg:"))
+    started = time.monotonic()
+    for load, path in ((load_config, config), (load_stats, stats)):
+        with pytest.raises(CheckpointError, match=r"expands to more than 10,000 YAML nodes") as err:
+            load(path)
+        assert len(str(err.value)) < 400 and "\n" not in str(err.value)
+    took = time.monotonic() - started
+    assert took < 5, took
+    # A short alias chain is fine (anchors are legal YAML), and a bad value is quoted briefly.
+    config.write_text("dim_mults: &m [1, 2]\nmodel_dim: [*m, *m, " + ", ".join(["x" * 500] * 50)
+                      + "]\n")
+    with pytest.raises(CheckpointError, match=r"'model_dim' is \[\[1, 2\], \[1, 2\], 'xxx") as err:
+        load_config(config)
+    assert len(str(err.value)) < 400
+
+
+@pytest.mark.parametrize("value", ["1000000000", "1.0e+9", "65536"])
+def test_huge_linear_dim_is_one_line_not_an_allocation(official, value):
+    import yaml
+
+    doc = {k: v for k, v in SMALL_CONFIG.to_dict().items() if k != "linear_dim"}
+    (official / "model_args.yaml").write_text(yaml.safe_dump(doc) + f"linear_dim: {value}\n")
+    expected = (r"tensor shapes do not match the config" if value == "65536"
+                else r"'linear_dim' is .*; expected an integer from 1 to 65536")
+    with pytest.raises(CheckpointError, match=expected) as err:
+        load_checkpoint(official)
+    assert "\n" not in str(err.value)
+
+
+def test_extra_chunk_past_the_archive_is_refused(official):
+    (official / "model_chunk_10").write_bytes(b"8 bytes!")
+    with pytest.raises(CheckpointError, match=r"8 bytes follow the end of the torch archive; "
+                                              r"model_chunk_10 \(8 bytes\) lie\(s\) wholly past"):
+        load_checkpoint(official)
+    (official / "model_chunk_10").unlink()
+    with open(official / "model_chunk_9", "ab") as fh:  # garbage appended to the last chunk
+        fh.write(b"junk")
+    with pytest.raises(CheckpointError, match=r"4 bytes follow the end .*last chunk holds them"):
+        load_checkpoint(official)
+
+
+def test_zip_with_overlapping_members_is_refused_before_decompressing(tmp_path):
+    """40 directory entries pointing at one deflated 8 MB member: 320 MB of CRC work before,
+    accepted as far as the CRC pass goes; now refused from the directory alone."""
+    import struct
+    import time
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data/0", bytes(8 << 20))
+    data = buf.getvalue()
+    start, end = data.index(b"PK\x01\x02"), data.index(b"PK\x05\x06")
+    directory = data[start:end] * 40
+    bomb = (data[:start] + directory
+            + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 40, 40, len(directory), start, 0))
+    path = tmp_path / "bomb.pt"
+    path.write_bytes(bomb)
+    began = time.monotonic()
+    with pytest.raises(CheckpointError, match=r"bomb\.pt: archive members 'archive/data/0' and "
+                                              r"'archive/data/0' overlap \(40 members\)"):
+        load_checkpoint(path)
+    took = time.monotonic() - began
+    print(f"{len(bomb):,}-byte zip with 40 overlapping entries refused in {took:.3f} s")
+    assert took < 1.0

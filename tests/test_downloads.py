@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 
 import numpy as np
 import pytest
@@ -174,9 +173,94 @@ def test_copy_verified_from_a_clone(tmp_path, payload):
     assert not (tmp_path / "out2").exists() and not (tmp_path / "out2.part").exists()
 
 
-@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+FULL_DISK = """
+import resource, signal, sys
+from bossnet_onnx.errors import DownloadError
+from bossnet_onnx.model.downloads import RetryPolicy, fetch_verified
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+try:
+    fetch_verified(sys.argv[1], sys.argv[2], sys.argv[3], policy=RetryPolicy(timeout=2.0))
+except DownloadError as exc:
+    print(exc)
+"""
+
+
 def test_full_disk_is_one_line(server, payload, tmp_path):
-    # A .part that is a link to /dev/full: every write fails with ENOSPC, as on a full disk.
-    (tmp_path / "c.part").symlink_to("/dev/full")
-    with pytest.raises(DownloadError, match=r"c.part: cannot write \(No space left on device\)"):
-        fetch_verified(server.url + PATH, tmp_path / "c", blob(payload), policy=FAST)
+    # A file-size limit makes every write past 64 KiB fail, as on a full disk (a link to
+    # /dev/full would be refused as a planted link now).
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", FULL_DISK, server.url + PATH,
+                          str(tmp_path / "c"), blob(payload)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.count("\n") == 1, out.stderr
+    assert "c.part: cannot write (File too large)" in out.stdout
+    assert "the part already fetched is kept" in out.stdout
+
+
+def test_planted_part_link_is_never_written_through(server, payload, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    (tmp_path / "c.part").symlink_to(victim)
+    got = fetch_verified(server.url + PATH, tmp_path / "c", blob(payload), policy=FAST)
+    assert got.path.read_bytes() == payload and got.resumed_from == 0
+    assert victim.read_bytes() == b"precious"
+    # A link in the clone's place is read (it is only read); one as the part is not used.
+    (tmp_path / "d.part").symlink_to(victim)
+    copy_verified(got.path, tmp_path / "d", blob(payload))
+    assert victim.read_bytes() == b"precious" and (tmp_path / "d").read_bytes() == payload
+
+
+@pytest.mark.parametrize("how", ["no-length", "long-length"])
+def test_endless_body_stops_at_the_pinned_size_and_leaves_no_part(tmp_path, how):
+    import time
+
+    small = b"#" * 150 + b"\n"  # 151 bytes, like a model_args.yaml
+    srv = FileServer(files={PATH: small, PATH + "-long": small + b"\0" * (64 << 20)}).start()
+    try:
+        if how == "no-length":  # the file, then garbage without end and no Content-Length
+            srv.add_fault(PATH, Fault(endless=True))
+        url = srv.url + PATH + ("-long" if how == "long-length" else "")
+        started = time.monotonic()
+        with pytest.raises(DownloadError, match=r"sends more than the 151 bytes the registry "
+                                                r"pins .*part was deleted"):
+            fetch_verified(url, tmp_path / "a", blob(small), policy=FAST, max_bytes=len(small))
+        took = time.monotonic() - started
+        assert not (tmp_path / "a.part").exists() and not (tmp_path / "a").exists()
+        assert took < 5, took
+        print(f"endless body ({how}) refused after {took:.3f} s, 0 bytes kept")
+        # the next pull, from a good server, is not spoiled by what the bad one sent
+        got = fetch_verified(srv.url + PATH, tmp_path / "a", blob(small), policy=FAST,
+                             max_bytes=len(small))
+        assert got.path.read_bytes() == small
+    finally:
+        srv.stop()
+
+
+def test_trickling_server_meets_the_overall_deadline(tmp_path):
+    import time
+
+    data = bytes(range(200))
+    srv = FileServer(files={PATH: data}).start()
+    srv.add_fault(PATH, *[Fault(trickle=2.0)] * 3)  # 1 byte / 2 s: each read is in time
+    slow = RetryPolicy(timeout=5.0, attempts=3, backoff=0.0, deadline_slack=3.0,
+                       min_rate=1000.0)  # 3 s + 200 B at 1 kB/s = 3.2 s for this file
+    try:
+        started = time.monotonic()
+        with pytest.raises(DownloadError, match=r"not finished within 3 s .*too slow.*bytes "
+                                                r"fetched are kept"):
+            fetch_verified(srv.url + PATH, tmp_path / "t", blob(data), policy=slow,
+                           max_bytes=len(data))
+        took = time.monotonic() - started
+        print(f"trickle stopped after {took:.2f} s (deadline 3.2 s)")
+        assert 3.0 <= took < 6.5, took
+        kept = (tmp_path / "t.part").stat().st_size
+        assert 1 <= kept <= 3
+        # the part is resumed from a good server
+        got = fetch_verified(srv.url + PATH, tmp_path / "t", blob(data), policy=FAST,
+                             max_bytes=len(data))
+        assert got.resumed_from == kept and got.path.read_bytes() == data
+    finally:
+        srv.stop()

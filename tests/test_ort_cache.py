@@ -205,7 +205,7 @@ def test_model_with_missing_external_file_is_not_cached_and_blamed_on_the_model(
     (path.parent / "W").unlink()
     assert model_content_sha256(path) is None
     assert ort_cache.cached_ort_model(path) is None
-    with pytest.raises(ModelError, match=r"m\.onnx: not a loadable ONNX model"):
+    with pytest.raises(ModelError, match=r"m\.onnx: external data W not found"):
         open_model(path, provider="cpu")
 
 
@@ -489,3 +489,61 @@ def test_other_users_entry_in_a_private_cache_is_rebuilt(cache, tmp_path, monkey
     x = probe()
     assert_same(open_model(path, provider="cpu").run_physical(x),
                 direct_outputs(path, monkeypatch, x))
+
+
+def test_model_swapped_between_hashing_and_conversion_is_never_cached(cache, tmp_path,
+                                                                       monkeypatch):
+    """Another process replaces the model right after it was hashed: the copy built from the
+    new bytes must not be stored under the old bytes' key (it would run B for A later)."""
+    a = write_linear_model(tmp_path / "m.onnx", seed=1, scale=2.0)
+    same_as_a = write_linear_model(tmp_path / "a2.onnx", seed=1, scale=2.0)
+    b = write_linear_model(tmp_path / "b.onnx", seed=2, scale=2.0)
+    real = ort_cache.model_content_sha256
+
+    def hash_then_swap(model):
+        sha = real(model)
+        os.replace(b, model)
+        return sha
+
+    monkeypatch.setattr(ort_cache, "model_content_sha256", hash_then_swap)
+    assert ort_cache.cached_ort_model(a) is None
+    assert entries(cache) == []
+    monkeypatch.setattr(ort_cache, "model_content_sha256", real)
+    x = probe()
+    got = open_model(same_as_a, provider="cpu", threads=1).run_physical(x)
+    assert_same(got, direct_outputs(same_as_a, monkeypatch, x))
+    assert np.max(np.abs(got - direct_outputs(a, monkeypatch, x))) > 0.01  # a now holds B
+
+
+@pytest.mark.parametrize("plant", ["dev-zero", "fifo", "outside", "directory"])
+def test_external_data_that_is_not_a_file_beside_the_model_is_refused_in_one_line(
+        tmp_path, plant):
+    """`info` and `predict` used to hang hashing /dev/zero or opening a FIFO."""
+    import subprocess
+    import sys
+    import time as _time
+
+    (tmp_path / "ext").mkdir()
+    path = write_linear_model(tmp_path / "ext" / "m.onnx", external_data=True)
+    weights = path.parent / "W"
+    elsewhere = tmp_path / "W-elsewhere"
+    shutil.move(weights, elsewhere)
+    if plant == "dev-zero":
+        weights.symlink_to("/dev/zero")
+    elif plant == "fifo":
+        os.mkfifo(weights)
+    elif plant == "outside":
+        weights.symlink_to(elsewhere)
+    else:
+        weights.mkdir()
+    assert model_content_sha256(path) is None
+    expected = {"dev-zero": "lies outside the model's folder", "fifo": "is a FIFO",
+                "outside": "lies outside the model's folder", "directory": "is a folder"}[plant]
+    env = dict(os.environ, BOSSNET_ONNX_CACHE=str(tmp_path / "cache"))
+    started = _time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "bossnet_onnx", "info", str(path)],
+                         capture_output=True, text=True, timeout=120, env=env)
+    took = _time.monotonic() - started
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert f"m.onnx: external data W {expected}" in out.stderr
+    print(f"{plant}: refused in {took:.2f} s (process start included)")

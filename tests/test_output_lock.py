@@ -76,3 +76,38 @@ def test_a_killed_holders_lock_file_does_not_block(tmp_path):
     with OutputLock(out):  # ... but the kernel dropped the flock with the process
         assert json.loads(lock_path(out).read_text())["pid"] == os.getpid()
     assert not lock_path(out).exists()
+
+
+def test_planted_lock_link_is_refused_and_its_target_untouched(tmp_path):
+    """`cat.fits.lock` linked to another file: taking the lock must not truncate it."""
+    from bossnet_onnx.errors import OutputError as _OutputError
+    from bossnet_onnx.run.lock import OutputLock as _OutputLock
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "cat.fits"
+    (tmp_path / "cat.fits.lock").symlink_to(victim)
+    with pytest.raises(_OutputError, match=r"cat\.fits\.lock: is a symbolic link; refusing"):
+        _OutputLock(out).acquire()
+    assert victim.read_text() == "precious"
+    (tmp_path / "cat.fits.lock").unlink()
+    os.mkfifo(tmp_path / "cat.fits.lock")  # a FIFO would block a plain open
+    with pytest.raises(_OutputError, match=r"is a FIFO"):
+        _OutputLock(out).acquire()
+
+
+def test_planted_pull_lock_link_is_refused(tmp_path):
+    from bossnet_onnx.errors import PullError
+    from bossnet_onnx.model.home import pull_lock
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "locks").mkdir()
+    (tmp_path / "locks" / "boss.lock").symlink_to(victim)
+    with pytest.raises(PullError, match=r"boss: cannot use the lock file .*symbolic link"), \
+            pull_lock("boss", tmp_path):
+        pass
+    assert victim.read_text() == "precious"
+    (tmp_path / "locks" / "boss.lock").unlink()
+    with pull_lock("boss", tmp_path) as path:  # a plain lock file still works
+        assert path.read_text() == str(os.getpid())

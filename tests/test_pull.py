@@ -181,6 +181,38 @@ def test_pull_then_predict_equals_direct_export(site, weights, tmp_path):
     assert f"installed: {target} ({size:.1f} MB)" in text
 
 
+@pytest.mark.export
+def test_planted_model_with_copied_provenance_is_not_already_installed(site, weights,
+                                                                       tmp_path):
+    """Other weights carrying the real set's `bossnet.source` (metadata is copyable) must not
+    pass as the installed set: the installed bytes are checked against pull's receipt."""
+    pytest.importorskip("torch", exc_type=ImportError)
+    from bossnet_export import export_model
+    from bossnet_export.random_weights import (
+        SMALL_CONFIG,
+        build_random_model,
+        save_official_layout,
+    )
+    from bossnet_onnx.model.home import receipt_path
+    from bossnet_onnx.model.pull import source_record
+    from bossnet_onnx.model.registry import load_registry
+
+    result = pull_model("tiny", source_dir=weights)
+    target = installed_path("tiny")
+    assert result.status == "installed" and receipt_path("tiny").is_file()
+    assert pull_model("tiny", source_dir=weights).status == "already-installed"
+    other = tmp_path / "other"
+    save_official_layout(build_random_model(SMALL_CONFIG, seed=99), other)
+    export_model(other, target, name="tiny", provenance="published-weights",
+                 source=source_record(load_registry().get("tiny"), "copied"))
+    out = CliRunner().invoke(app, ["models", "pull", "tiny"])
+    assert out.exit_code == 1 and out.output.count("\n") == 1, out.output
+    assert "is not the file pull installed" in out.output and "--force" in out.output
+    receipt_path("tiny").unlink()  # a model without a receipt is not trusted either
+    out = CliRunner().invoke(app, ["models", "pull", "tiny"])
+    assert out.exit_code == 1 and "has no readable receipt" in out.output
+
+
 @pytest.mark.slow
 @pytest.mark.export
 def test_no_torch_stop_keeps_files_then_pull_and_force_from_clone(site, weights, tmp_path):

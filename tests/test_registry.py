@@ -83,7 +83,15 @@ def _doc(builtin, **changes):
     ({"files": [{"path": "a/model_chunk_0", "blob": "xyz", "role": "weights"}]},
      r"files\[0\]: blob 'xyz' is not a 40-digit hex git blob id"),
     ({"files": [{"path": "../etc/passwd", "blob": "a" * 40, "role": "weights"}]},
-     r"files\[0\]: path '../etc/passwd' must be relative"),
+     r"files\[0\]: path '../etc/passwd' must be a file's path relative"),
+    ({"name": "tiny\n"}, r"\('tiny\\n'\): name must be lower-case"),  # `$` matches before \n
+    ({"commit": "a" * 40 + "\n"}, r"is not a full 40-digit hex id"),
+    ({"files": [{"path": ".", "blob": "a" * 40, "role": "weights"}]},
+     r"files\[0\]: path '\.' must be a file's path"),
+    ({"files": [{"path": "a/./b", "blob": "a" * 40, "role": "weights"}]}, r"without '\.'"),
+    ({"files": [{"path": "a/b", "blob": "a" * 40, "role": "weights", "size": -1}]},
+     r"size is -1; expected a byte count"),
+    ({"description": {"k": ["x" * 1000] * 1000}}, r"field 'description' is \{'k': \["),
     ({"files": [{"path": "a/b", "blob": "a" * 40, "role": "code"}]}, r"role 'code'"),
 ])
 def test_bad_registry_files_are_one_line(builtin, tmp_path, monkeypatch, change, message):
@@ -92,7 +100,29 @@ def test_bad_registry_files_are_one_line(builtin, tmp_path, monkeypatch, change,
     monkeypatch.setenv(REGISTRY_ENV, str(path))
     with pytest.raises(RegistryError, match=message) as err:
         load_registry()
-    assert "\n" not in str(err.value)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 600
+
+
+def test_hostile_registry_files_are_one_short_line(tmp_path, monkeypatch):
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"models": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    for path, message in [(deep, r"deep.json: not valid JSON \(nested too deeply\)"),
+                          (tmp_path, r"cannot read the registry file \(is a folder")]:
+        monkeypatch.setenv(REGISTRY_ENV, str(path))
+        with pytest.raises(RegistryError, match=message) as err:
+            load_registry()
+        assert "\n" not in str(err.value) and len(str(err.value)) < 400
+
+
+def test_size_caps_come_from_the_registry(builtin):
+    from bossnet_onnx.model.registry import SMALL_FILE_CAP, RegistryFile
+
+    boss = builtin.get("boss")
+    chunk = boss.role("weights")[0]
+    assert boss.approx_bytes / 10 < boss.size_cap(chunk) < boss.approx_bytes / 10 * 1.1
+    assert boss.size_cap(boss.config_file) == SMALL_FILE_CAP
+    assert boss.size_cap(RegistryFile(path="a/b", blob="a" * 40, role="weights",
+                                      size=151)) == 151
 
 
 def test_missing_registry_file(tmp_path, monkeypatch):

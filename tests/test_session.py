@@ -201,3 +201,34 @@ def test_absurd_log_teff_is_a_failure_row_not_an_overflow(tmp_path):
     table = predict([str(f)], model=path, draws=2, seed=0)
     assert table["result_flags"][0] & 1 == 1
     assert "for which Teff overflows" in table["error"][0]
+
+
+def test_model_that_fails_at_run_time_is_a_model_error_per_row_not_a_bug(tmp_path):
+    """onnxruntime failing inside a run (here: batches of 4+; the load probe's pass) is the
+    model's fault: each spectrum's row names the model and onnxruntime's first line, never
+    'unexpected' (our word for a bug of ours) or a traceback."""
+    import layouts
+    from typer.testing import CliRunner
+
+    from bossnet_onnx.cli import app
+
+    model = write_linear_model(tmp_path / "m.onnx", hostile="fail-over-3")
+    loaded = open_model(model, provider="cpu")  # the load probe's small batches pass
+    with pytest.raises(ModelError, match=r"m\.onnx: onnxruntime failed running the model on "
+                                         r"a batch of \d+ \(.*\); the model file is damaged"):
+        loaded.run_physical(np.full((4, 3900), 2.5, np.float32))
+    wave = layouts.boss_native_wavelength()
+    files = []
+    for i in range(5):
+        path = tmp_path / f"spec-5000-59000-{i + 1:04d}.fits"
+        layouts.write_spec(path, wave, (12 + np.sin(wave / (60 + 7 * i))).astype(np.float32),
+                           np.full(wave.size, 4.0, np.float32), plate=5000, mjd=59000,
+                           fiberid=i + 1)
+        files.append(str(path))
+    out = CliRunner().invoke(app, ["predict", *files, "--model", str(model), "--draws", "4",
+                                   "-o", str(tmp_path / "cat.fits")])
+    assert "Traceback" not in out.output and "unexpected" not in out.output
+    failed = [line for line in out.output.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 5
+    assert all("model error: " in line and "onnxruntime failed running the model" in line
+               for line in failed)

@@ -11,13 +11,16 @@ arbitrary objects from a downloaded file would run arbitrary code.
 from __future__ import annotations
 
 import io
+import itertools
 import re
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bossnet_onnx.errors import CheckpointError, first_line
+from bossnet_onnx.textsafe import shown
 
 from .config import OFFICIAL_BOSS, BossNetConfig, load_config
 from .weights_hash import checkpoint_sha256
@@ -70,14 +73,79 @@ def _part_at(offset: int, parts: list[Path]) -> Path | None:
     return parts[-1] if parts else None
 
 
+#: Uncompressed bytes the members of an archive may declare, per byte of the archive: torch
+#: stores tensors uncompressed, so a real checkpoint declares about 1x.
+MAX_EXPANSION = 4
+_EOCD = b"PK\x05\x06"
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # 30 bytes; the last two: name and extra lengths
+
+
+def _archive_end(payload: bytes) -> int | None:
+    """Offset just past the end-of-central-directory record (and its comment), or None."""
+    pos = payload.rfind(_EOCD, max(0, len(payload) - (1 << 16) - 22))
+    if pos < 0 or pos + 22 > len(payload):
+        return None
+    (comment,) = struct.unpack_from("<H", payload, pos + 20)
+    return pos + 22 + comment
+
+
+def _check_extent(payload: bytes, where: str, parts: list[Path]) -> None:
+    """Bytes after the archive's end are not part of the checkpoint: a stray extra chunk
+    (`model_chunk_10` beside a 10-chunk set) would otherwise be appended without a word."""
+    end = _archive_end(payload)
+    if end is None or end >= len(payload):
+        return  # no end record: zipfile reports the archive unreadable
+    extra = len(payload) - end
+    position, stray = 0, []
+    for part in parts:
+        size = part.stat().st_size
+        if position >= end:
+            stray.append(f"{part.name} ({size:,} bytes)")
+        position += size
+    named = (f"{', '.join(stray)} lie(s) wholly past the archive's end: not part of this "
+             f"checkpoint, remove" if stray else "the last chunk holds them: re-download")
+    raise CheckpointError(f"{where}: {extra:,} bytes follow the end of the torch archive; "
+                          f"{named} (a checkpoint's chunks end exactly with its archive)")
+
+
+def _check_members(archive, payload: bytes, where: str) -> None:
+    """Refuse, before anything is decompressed, members that overlap (several directory
+    entries pointing into the same bytes make a small file decompress to gigabytes) or that
+    declare far more bytes than the archive could hold."""
+    spans = []
+    declared = 0
+    for info in archive.infolist():
+        start = info.header_offset
+        if start + _LOCAL_HEADER.size > len(payload):
+            raise CheckpointError(f"{where}: archive member {shown(info.filename)} starts past "
+                                  f"the end of the file; the checkpoint is damaged")
+        fields = _LOCAL_HEADER.unpack_from(payload, start)
+        end = start + _LOCAL_HEADER.size + fields[-2] + fields[-1] + info.compress_size
+        spans.append((start, end, info.filename))
+        declared += info.file_size
+    spans.sort()
+    for (_, end, name), (start, _, other) in itertools.pairwise(spans):
+        if start < end:
+            raise CheckpointError(f"{where}: archive members {shown(name)} and {shown(other)} "
+                                  f"overlap ({len(spans)} members); a damaged or hostile zip, "
+                                  f"not a torch checkpoint")
+    if declared > MAX_EXPANSION * len(payload) + (1 << 20):
+        raise CheckpointError(f"{where}: archive members declare {declared:,} bytes, more than "
+                              f"{MAX_EXPANSION}x the {len(payload):,}-byte file; a damaged or "
+                              f"hostile zip, not a torch checkpoint")
+
+
 def _check_archive(payload: bytes, where: str, parts: list[Path]) -> None:
-    """Verify every member's CRC: torch itself reads flipped tensor bytes without complaint."""
+    """Verify every member's CRC: torch itself reads flipped tensor bytes without complaint.
+    Before that, the archive must end where the file ends and its members must not overlap."""
     import zipfile
 
     if not payload.startswith(b"PK\x03\x04"):
         return  # legacy (pre-1.6) torch.save format: no checksums to verify
+    _check_extent(payload, where, parts)
     try:
         with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            _check_members(archive, payload, where)
             for info in archive.infolist():
                 try:
                     with archive.open(info) as member:
@@ -190,14 +258,21 @@ def load_checkpoint(path: str | Path, config: str | Path | BossNetConfig | None 
     state, layout = _state_dict_of(_torch_load(payload, where, parts), where)
     if path.is_dir():
         layout = "official-chunks"
-    model = BossNet(cfg)
-    expected = model.state_dict()
+    import torch
+
+    # Names and shapes are checked on a network without memory (meta device): a config far
+    # larger than the weights (`linear_dim: 1e9`) is a one-line mismatch, not a failed
+    # allocation; once they match, the real network is exactly as large as the checkpoint.
+    with torch.device("meta"):
+        expected = BossNet(cfg).state_dict()
     check_state_dict_keys(set(expected), set(state), where)
     wrong = [f"{k} {tuple(v.shape)} (expected {tuple(expected[k].shape)})"
              for k, v in state.items() if tuple(v.shape) != tuple(expected[k].shape)]
     if wrong:
         raise CheckpointError(f"{where}: tensor shapes do not match the config: "
                               f"{'; '.join(wrong[:4])}; check --config (model_args.yaml)")
+    model = BossNet(cfg)
+    expected = model.state_dict()
     for key in DERIVED_KEYS:
         state.setdefault(key, expected[key])
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)

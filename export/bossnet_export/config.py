@@ -14,9 +14,21 @@ from typing import Any
 
 from bossnet_onnx.errors import CheckpointError, first_line
 from bossnet_onnx.model.metadata import DEFAULT_PARAMETER_NAMES, DEFAULT_STATS
+from bossnet_onnx.textsafe import shown
 
 __all__ = ["BossNetConfig", "OFFICIAL_BOSS", "load_config", "load_stats", "infer_member",
-           "check_member"]
+           "check_member", "read_yaml", "MAX_YAML_BYTES", "MAX_YAML_NODES", "LIMITS"]
+
+#: model_args.yaml and stats files are a few hundred bytes and a few dozen nodes. The node
+#: bound counts every alias as the nodes it expands to, so a 432-byte anchor bomb (a billion
+#: nodes once expanded) is refused before it is constructed or quoted.
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_NODES = 10_000
+#: Largest value of each integer hyper-parameter (the published networks use at most 1024):
+#: beyond these, building the network would need more memory than any machine has.
+LIMITS = {"in_channels": 16, "model_dim": 1024, "kernel_size": 1024, "num_targets": 64,
+          "adapt_pool_output_dim": 1 << 16, "num_linear": 64, "linear_dim": 1 << 16}
+MAX_DIM_MULTS, MAX_DIM_MULT = 16, 1024
 
 
 @dataclass(frozen=True)
@@ -55,7 +67,7 @@ class BossNetConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(doc) - known)
         if unknown:
-            raise CheckpointError(f"{source}: unknown hyper-parameter(s) {unknown}; "
+            raise CheckpointError(f"{source}: unknown hyper-parameter(s) {shown(unknown)}; "
                                   f"expected only {sorted(known)}")
         values: dict[str, Any] = {}
         for key, raw in doc.items():
@@ -65,18 +77,22 @@ class BossNetConfig:
                         raise TypeError
                     values[key] = raw
                 elif key == "dim_mults":
+                    if len(raw) > MAX_DIM_MULTS:
+                        raise ValueError
                     mults = [int(m) for m in raw]
-                    if not mults or any(m < 1 for m in mults):
+                    if not mults or any(not 1 <= m <= MAX_DIM_MULT for m in mults):
                         raise ValueError
                     values[key] = tuple(mults)
                 else:
-                    if isinstance(raw, bool) or int(raw) != raw or int(raw) < 1:
+                    if isinstance(raw, bool) or int(raw) != raw or not 1 <= int(raw) <= LIMITS[key]:
                         raise ValueError
                     values[key] = int(raw)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 expected = {"pos_enc": "true or false",
-                            "dim_mults": "a list of positive integers"}.get(key, "a positive integer")
-                raise CheckpointError(f"{source}: hyper-parameter '{key}' is {raw!r}; "
+                            "dim_mults": f"a list of positive integers (at most {MAX_DIM_MULTS}, "
+                                         f"each up to {MAX_DIM_MULT})"}.get(
+                    key, f"an integer from 1 to {LIMITS.get(key)}")
+                raise CheckpointError(f"{source}: hyper-parameter '{key}' is {shown(raw)}; "
                                       f"expected {expected}") from None
         config = cls(**values)
         if config.in_channels != 1:
@@ -89,16 +105,57 @@ class BossNetConfig:
 OFFICIAL_BOSS = BossNetConfig()
 
 
-def _read_yaml(path: Path, what: str) -> Any:
+def _expanded_nodes(node: Any, memo: dict[int, int]) -> int:
+    """Nodes `node` stands for once every alias is expanded; shared nodes are sized once."""
     import yaml
 
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # a recursive alias counts once instead of looping
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_nodes(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_nodes(k, memo) + _expanded_nodes(v, memo) for k, v in node.value)
+    memo[key] = min(total, MAX_YAML_NODES + 1)
+    return memo[key]
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """A small YAML file (model_args.yaml, stats) with the safe loader, bounded: at most
+    MAX_YAML_BYTES, MAX_YAML_NODES nodes with aliases expanded; CheckpointError otherwise."""
+    import yaml
+
+    from bossnet_onnx.safe_files import regular_file_size
+
+    path = Path(path)
     try:
+        size = regular_file_size(path)
+        if size > MAX_YAML_BYTES:
+            raise CheckpointError(f"{path}: {size:,} bytes; a {what} file is a few hundred "
+                                  f"bytes (at most {MAX_YAML_BYTES:,})")
         with open(path, encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
+            loader = yaml.SafeLoader(handle.read(MAX_YAML_BYTES + 1))
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if _expanded_nodes(node, {}) > MAX_YAML_NODES:
+                raise CheckpointError(f"{path}: {what} expands to more than {MAX_YAML_NODES:,} "
+                                      f"YAML nodes through its aliases (&/*); a {what} file is a "
+                                      f"few dozen values: write them out without aliases")
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except FileNotFoundError:
         raise CheckpointError(f"{path}: {what} file not found") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: cannot read {what} as YAML (nested too deeply)") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise CheckpointError(f"{path}: cannot read {what} as YAML ({first_line(exc)})") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
+        raise CheckpointError(f"{path}: cannot read {what} as YAML "
+                              f"({shown(reason, 200)})") from None
 
 
 def load_config(path: str | Path | None) -> BossNetConfig:
@@ -106,7 +163,7 @@ def load_config(path: str | Path | None) -> BossNetConfig:
     if path is None:
         return OFFICIAL_BOSS
     path = Path(path)
-    return BossNetConfig.from_mapping(_read_yaml(path, "model config"), source=str(path))
+    return BossNetConfig.from_mapping(read_yaml(path, "model config"), source=str(path))
 
 
 def load_stats(source: str | Path | Mapping[str, Mapping[str, float]] | None,
@@ -124,7 +181,7 @@ def load_stats(source: str | Path | Mapping[str, Mapping[str, float]] | None,
         doc, where = source, "stats"
     else:
         where = str(source)
-        doc = _read_yaml(Path(source), "stats")
+        doc = read_yaml(Path(source), "stats")
     if not isinstance(doc, Mapping):
         raise CheckpointError(f"{where}: expected per-parameter MEAN/STD entries "
                               f"(stats/boss.yaml layout), got {type(doc).__name__}")
@@ -141,7 +198,7 @@ def load_stats(source: str | Path | Mapping[str, Mapping[str, float]] | None,
             value = entry[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value):
-                raise CheckpointError(f"{where}: '{name}.{key}' is {value!r}, expected a "
+                raise CheckpointError(f"{where}: '{name}.{key}' is {shown(value)}, expected a "
                                       f"finite number")
             clean[key] = float(value)
         if clean["STD"] <= 0:

@@ -14,9 +14,17 @@ rules live in one place:
 """
 from __future__ import annotations
 
+import reprlib
 import unicodedata
 
-__all__ = ["printable", "ascii_text"]
+__all__ = ["printable", "ascii_text", "shown"]
+
+#: Longest quotation of a value in an error text: a hostile file (a YAML alias bomb expands to
+#: gigabytes of repr) must still give a one-line message of a few hundred bytes.
+SHOWN_LIMIT = 120
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, SHOWN_LIMIT, SHOWN_LIMIT
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
 
 _BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
                            "\u2066\u2067\u2068\u2069")
@@ -49,3 +57,10 @@ def printable(text: object) -> str:
 def ascii_text(text: object) -> str:
     """`printable(text)` with every non-ASCII character escaped (FITS strings are ASCII)."""
     return printable(text).encode("ascii", "backslashreplace").decode("ascii")
+
+
+def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
+    """A bounded, printable repr of `value` for an error text: nested containers are cut at a
+    few items and levels before anything is expanded, the result at `limit` characters."""
+    text = printable(_REPR.repr(value))
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -10,6 +10,12 @@ sparse initializers, node attributes and their subgraphs), so the runtime needs 
 package; the tensor payloads are skipped by length, never parsed, so the walk costs
 milliseconds even for the 290 MB network. A file this walk cannot read is reported as None:
 callers then do not cache (they load the `.onnx` directly), they never guess.
+
+External data is read only from regular files inside the model's folder (links resolved),
+each at most MAX_EXTERNAL_BYTES and read to its stat size, never to EOF: a location naming
+`/dev/zero`, a FIFO or a file outside the folder is refused in one line by
+`check_external_data` before onnxruntime or the content hash opens it (either would read
+forever or block).
 """
 from __future__ import annotations
 
@@ -24,7 +30,10 @@ from typing import Any
 from ..hashing import file_sha256
 
 __all__ = ["external_data_files", "metadata_entry_sizes", "read_metadata_props",
-           "model_content_sha256"]
+           "model_content_sha256", "check_external_data", "MAX_EXTERNAL_BYTES"]
+
+#: Largest external-data file a model may reference (the whole BOSS network is 290 MB).
+MAX_EXTERNAL_BYTES = 16 << 30
 
 # Field numbers of onnx.proto3 that can hold a TensorProto (directly or through a subgraph).
 _MODEL_GRAPH = 7
@@ -208,20 +217,66 @@ def read_metadata_props(model: str | os.PathLike) -> dict[str, str]:
         raise ModelError(f"{model}: not a loadable ONNX model ({exc})") from None
 
 
+def check_external_data(model: str | os.PathLike) -> list[tuple[Path, int]]:
+    """(path, size) of each external-data file of `model`; ModelError naming the first one
+    that is not a regular file inside the model's folder within MAX_EXTERNAL_BYTES. Nothing
+    is opened (a FIFO would block the open). A file the walk cannot read gives [] here:
+    onnxruntime then reports it."""
+    from ..errors import ModelError
+    from ..safe_files import inside, regular_file_size
+    from ..textsafe import printable
+
+    model = Path(model)
+    found = []
+    for path in external_data_files(model) or []:
+        where = f"{printable(model)}: external data {printable(os.path.relpath(path, model.parent))}"
+        if not inside(path, model.parent):
+            raise ModelError(f"{where} lies outside the model's folder; external data must sit "
+                             f"beside the .onnx (re-save the model with relative locations)")
+        try:
+            size = regular_file_size(path)
+        except FileNotFoundError:
+            raise ModelError(f"{where} not found; copy it beside the .onnx") from None
+        except OSError as exc:
+            raise ModelError(f"{where} {exc.strerror or exc}; external data must be a regular "
+                             f"file beside the .onnx") from None
+        if size > MAX_EXTERNAL_BYTES:
+            raise ModelError(f"{where} holds {size:,} bytes, more than the "
+                             f"{MAX_EXTERNAL_BYTES:,} allowed; not a BOSS Net model")
+        found.append((path, size))
+    return found
+
+
+def _bounded_sha256(path: Path, size: int) -> str:
+    """sha256 of the first `size` bytes; OSError if the file is shorter (it changed)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        left = size
+        while left:
+            block = fh.read(min(left, 1 << 20))
+            if not block:
+                raise OSError(f"{path}: shorter than its size")
+            digest.update(block)
+            left -= len(block)
+    return digest.hexdigest()
+
+
 def model_content_sha256(model: str | os.PathLike) -> str | None:
     """One sha256 over the `.onnx` bytes and every external-data file it references.
 
-    None when the model cannot be proven (unreadable, not protobuf, a referenced file missing):
-    the caller must then not cache anything for it.
+    None when the model cannot be proven (unreadable, not protobuf, a referenced file missing,
+    not a regular file inside the model's folder): the caller must then not cache anything.
     """
-    externals = external_data_files(model)
-    if externals is None:
-        return None
+    from ..errors import ModelError
+
     model = Path(model)
+    if external_data_files(model) is None:
+        return None
     try:
+        externals = check_external_data(model)
         parts = {"onnx": file_sha256(model)}
-        for path in externals:
-            parts[os.path.relpath(path, model.parent)] = file_sha256(path)
-    except OSError:
+        for path, size in externals:
+            parts[os.path.relpath(path, model.parent)] = _bounded_sha256(path, size)
+    except (OSError, ModelError):
         return None
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

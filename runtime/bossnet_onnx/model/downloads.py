@@ -8,6 +8,14 @@ permanent ones (404, 403) stop at once. Nothing is trusted because of where it c
 finished part must have the git blob id the registry pins, else it is deleted and the pull
 stops, and only a verified file is renamed to its final name.
 
+Nothing a server sends can hold a pull or a disk indefinitely: each file has a size cap (the
+registry's pinned size, see `RegistryModel.size_cap`) and an overall deadline of
+`policy.deadline_slack` seconds plus the cap at `policy.min_rate` bytes per second, across
+all attempts and waits (the per-read timeout alone lets a 1 byte / 2 s server run forever).
+A part that grows past the cap is deleted, not kept for a resume. Parts and lock files are
+opened through `safe_files`, so a link planted under their name is refused, not written
+through.
+
 Files taken from a local clone (`--from`, for clusters without internet) go through the same
 verification, so the rest of the pull cannot tell the two sources apart.
 """
@@ -26,6 +34,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..errors import DownloadError, VerificationError
+from ..safe_files import UnsafeFileError, open_file, regular_file_size
 from .registry import git_blob_id
 
 __all__ = ["MODELS_URL_ENV", "DEFAULT_MODELS_URL", "RetryPolicy", "ByteProgress", "models_url",
@@ -48,6 +57,13 @@ class RetryPolicy:
     attempts: int = 5
     backoff: float = 1.0
     max_backoff: float = 30.0
+    #: Slowest average transfer a file may take (bytes/s), and the seconds allowed on top.
+    min_rate: float = 16_000.0
+    deadline_slack: float = 120.0
+
+    def deadline(self, cap: int | None) -> float:
+        """Seconds one file may take in all (every attempt and wait) for at most `cap` bytes."""
+        return self.deadline_slack + (cap or 0) / self.min_rate
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before attempt `attempt + 1` (doubling from `backoff`)."""
@@ -119,6 +135,10 @@ class _Retry(Exception):
     """An attempt failed in a way worth retrying; the text says how."""
 
 
+class _Late(Exception):
+    """The file's overall deadline passed; args[0] is the bytes the part holds."""
+
+
 NETWORK_HINT = f"a damaged download or a wrong mirror: try again, or check {MODELS_URL_ENV}"
 CLONE_HINT = "the clone holds another version of it: check out the registry's commit there"
 
@@ -137,6 +157,8 @@ def verify_file(path: Path, expected_blob: str, label: str, hint: str = NETWORK_
 
 
 def _disk_error(path: Path, exc: OSError) -> DownloadError:
+    if isinstance(exc, UnsafeFileError):
+        return DownloadError(f"{path}: {exc.strerror}")
     return DownloadError(
         f"{path}: cannot write ({exc.strerror or exc}); free some space there or point "
         f"BOSSNET_ONNX_HOME elsewhere; the part already fetched is kept and the next pull "
@@ -144,13 +166,39 @@ def _disk_error(path: Path, exc: OSError) -> DownloadError:
     )
 
 
+def _part_size(part: Path, cap: int | None) -> int:
+    """Bytes of a kept part worth resuming; a part over the cap, or anything but a regular
+    file under the part's name (a planted link), is removed first."""
+    try:
+        st = os.lstat(part)
+    except FileNotFoundError:
+        return 0
+    import stat as stat_mod
+
+    if not stat_mod.S_ISREG(st.st_mode) or st.st_nlink > 1 or (cap is not None
+                                                                  and st.st_size > cap):
+        part.unlink()
+        return 0
+    return st.st_size
+
+
+def _oversize(url: str, part: Path, cap: int) -> DownloadError:
+    part.unlink(missing_ok=True)
+    return DownloadError(f"{url}: the server sends more than the {cap:,} bytes the registry "
+                         f"pins for this file; the part was deleted and nothing was installed "
+                         f"({NETWORK_HINT})")
+
+
 def _attempt(url: str, part: Path, policy: RetryPolicy, progress: ByteProgress,
-             label: str, counted: list[int]) -> int:
+             label: str, counted: list[int], cap: int | None = None,
+             deadline: float = float("inf")) -> int:
     """One request: append to (or restart) `part`; returns the offset it resumed from.
 
-    Bytes received are added to `counted[0]` as they arrive, failed attempts included.
+    Bytes received are added to `counted[0]` as they arrive, failed attempts included. More
+    than `cap` bytes in all deletes the part (DownloadError); passing the monotonic `deadline`
+    stops the attempt (DownloadError, the part kept for a later resume).
     """
-    offset = part.stat().st_size if part.exists() else 0
+    offset = _part_size(part, cap)
     from .. import __version__
 
     headers = {"User-Agent": f"bossnet-onnx/{__version__}", "Accept-Encoding": "identity"}
@@ -158,7 +206,8 @@ def _attempt(url: str, part: Path, policy: RetryPolicy, progress: ByteProgress,
         headers["Range"] = f"bytes={offset}-"
     request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=policy.timeout)
+        wait = max(0.1, min(policy.timeout, deadline - time.monotonic()))
+        response = urllib.request.urlopen(request, timeout=wait)
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 416 and offset:
@@ -185,11 +234,15 @@ def _attempt(url: str, part: Path, policy: RetryPolicy, progress: ByteProgress,
         else:
             raise _Retry(f"unexpected HTTP {status}")
         total = offset + int(length) if length and length.isdigit() else None
+        if cap is not None and total is not None and total > cap:
+            raise _oversize(url, part, cap)
         advance = progress.start(label, total, completed=offset)
         received = 0
         try:
-            with open(part, mode) as handle:
+            with open_file(part, mode) as handle:
                 while True:
+                    if time.monotonic() > deadline:
+                        raise _Late(offset + received)
                     try:
                         # read1: what has arrived, so a stall keeps the bytes before it.
                         block = response.read1(BLOCK)
@@ -198,6 +251,9 @@ def _attempt(url: str, part: Path, policy: RetryPolicy, progress: ByteProgress,
                                      f"({type(exc).__name__})") from None
                     if not block:
                         break
+                    if cap is not None and offset + received + len(block) > cap:
+                        handle.close()
+                        raise _oversize(url, part, cap)
                     try:
                         handle.write(block)
                     except OSError as exc:
@@ -214,33 +270,48 @@ def _attempt(url: str, part: Path, policy: RetryPolicy, progress: ByteProgress,
 
 def fetch_verified(url: str, dest: str | os.PathLike, expected_blob: str, *,
                    policy: RetryPolicy = RetryPolicy(), progress: ByteProgress | None = None,
-                   sleep: Callable[[float], None] = time.sleep) -> FetchResult:
+                   sleep: Callable[[float], None] = time.sleep,
+                   max_bytes: int | None = None) -> FetchResult:
     """Download `url` to `dest` (via `dest.part`, resumed if present) and verify its blob id.
 
-    Raises DownloadError after `policy.attempts` failed tries (the part is kept for the next
-    call) or at once for a permanent HTTP error, and VerificationError if the finished bytes
-    are not the registry's (the part is deleted).
+    Raises DownloadError after `policy.attempts` failed tries or past the overall deadline
+    (`policy.deadline(max_bytes)`; the part is kept for the next call), at once for a permanent
+    HTTP error or a body longer than `max_bytes` (the part is deleted), and VerificationError
+    if the finished bytes are not the registry's (the part is deleted).
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + PART_SUFFIX)
     progress = progress or ByteProgress(False)
     counted, problem = [0], ""
-    first_offset = part.stat().st_size if part.exists() else 0
+    first_offset = _part_size(part, max_bytes)
+    allowed = policy.deadline(max_bytes)
+    deadline = time.monotonic() + allowed
     for attempt in range(policy.attempts):
         if attempt:
-            sleep(policy.delay(attempt - 1))
+            pause = policy.delay(attempt - 1)
+            if time.monotonic() + pause > deadline:
+                break
+            sleep(pause)
         try:
-            _attempt(url, part, policy, progress, dest.name, counted)
+            _attempt(url, part, policy, progress, dest.name, counted, max_bytes, deadline)
         except _Retry as exc:
             problem = str(exc)
             continue
+        except _Late as exc:
+            raise DownloadError(
+                f"{url}: not finished within {allowed:.0f} s (the deadline for "
+                f"{max_bytes or 0:,} bytes at {policy.min_rate / 1e3:.0f} kB/s or more); the "
+                f"server is too slow: try again later or set {MODELS_URL_ENV} to a mirror"
+                + (f"; the {exc.args[0]} bytes fetched are kept in {part} and the next pull "
+                   f"resumes them" if exc.args[0] else "")) from None
         verify_file(part, expected_blob, f"{dest.name} from {url}")
         os.replace(part, dest)
         return FetchResult(path=dest, size=dest.stat().st_size, transferred=counted[0],
                            resumed_from=first_offset, attempts=attempt + 1)
-    kept = part.stat().st_size if part.exists() else 0
+    kept = _part_size(part, max_bytes)
     raise DownloadError(
-        f"{url}: {problem} (after {policy.attempts} attempts); check the network or set "
+        f"{url}: {problem or 'deadline reached'} (after {attempt + 1} attempts); check the "
+        f"network or set "
         f"{MODELS_URL_ENV} to a mirror"
         + (f"; the {kept} bytes fetched are kept in {part} and the next pull resumes them"
            if kept else "")
@@ -248,15 +319,24 @@ def fetch_verified(url: str, dest: str | os.PathLike, expected_blob: str, *,
 
 
 def copy_verified(source: str | os.PathLike, dest: str | os.PathLike, expected_blob: str,
-                  progress: ByteProgress | None = None) -> FetchResult:
-    """Copy a file from a local clone, with the same verification as a download."""
+                  progress: ByteProgress | None = None,
+                  max_bytes: int | None = None) -> FetchResult:
+    """Copy a file from a local clone, with the same verification (and size cap) as a
+    download; a FIFO or device in the clone is refused, not read."""
     source, dest = Path(source), Path(dest)
     part = dest.with_name(dest.name + PART_SUFFIX)
     progress = progress or ByteProgress(False)
-    size = source.stat().st_size
+    try:
+        size = regular_file_size(source)
+    except OSError as exc:
+        raise DownloadError(f"{source}: cannot read ({exc.strerror or exc})") from None
+    if max_bytes is not None and size > max_bytes:
+        raise DownloadError(f"{source}: {size:,} bytes, more than the {max_bytes:,} the "
+                            f"registry pins for this file; {CLONE_HINT}")
     advance = progress.start(dest.name, size)
     try:
-        with open(source, "rb") as src, open(part, "wb") as out:
+        _part_size(part, None)  # a planted link or FIFO under the part's name goes first
+        with open(source, "rb") as src, open_file(part, "wb") as out:
             shutil.copyfileobj(src, out, BLOCK)
     except OSError as exc:
         part.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 Layout under the home folder (`$BOSSNET_ONNX_HOME`, else the platform's user data folder):
 
     models/NAME.onnx              installed, verified and parity-checked models
+    models/NAME.receipt.json      what pull installed: the .onnx file's sha256 and its source
     downloads/NAME-<commit12>/    verified source files (and .part files being fetched)
     locks/NAME.lock               held by the one `models pull NAME` running
 
@@ -18,9 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import PullError
+from ..safe_files import open_file
+from ..textsafe import printable
 
 __all__ = ["HOME_ENV", "models_home", "installed_path", "installed_models", "download_folder",
-           "pull_lock"]
+           "pull_lock", "receipt_path"]
 
 HOME_ENV = "BOSSNET_ONNX_HOME"
 APP = "bossnet-onnx"
@@ -49,6 +52,11 @@ def installed_path(name: str, home: Path | None = None) -> Path:
     return (home or models_home()) / "models" / f"{name}.onnx"
 
 
+def receipt_path(name: str, home: Path | None = None) -> Path:
+    """The receipt `models pull` writes beside NAME.onnx (copy it along with the model)."""
+    return (home or models_home()) / "models" / f"{name}.receipt.json"
+
+
 def installed_models(home: Path | None = None) -> dict[str, Path]:
     """Installed model names and their files (any NAME.onnx under models/, sorted)."""
     folder = (home or models_home()) / "models"
@@ -73,7 +81,12 @@ def pull_lock(name: str, home: Path | None = None) -> Iterator[Path]:
     folder = (home or models_home()) / "locks"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.lock"
-    with open(path, "a+") as handle:
+    try:
+        handle = open_file(path, "r+b")
+    except OSError as exc:
+        raise PullError(f"{name}: cannot use the lock file {path} ({exc.strerror or exc})"
+                        ) from None
+    with handle:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - Windows: no lock, files still verified
@@ -83,13 +96,13 @@ def pull_lock(name: str, home: Path | None = None) -> Iterator[Path]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.seek(0)
-            holder = handle.read().strip() or "unknown"
+            holder = printable(handle.read(64).decode("ascii", "replace").strip() or "unknown")
             raise PullError(f"{name}: another `bossnet-onnx models pull {name}` is running "
                             f"(pid {holder}, lock {path}); wait for it to finish and run "
                             f"this again") from None
         handle.seek(0)
         handle.truncate()
-        handle.write(str(os.getpid()))
+        handle.write(str(os.getpid()).encode())
         handle.flush()
         try:
             yield path

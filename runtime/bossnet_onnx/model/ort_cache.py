@@ -34,6 +34,10 @@ The copy stands in for the model, so it must provably hold the model's weights:
 * **Bounded.** After each new entry, the user's own least-recently-used entries are deleted
   until the folder holds at most `$BOSSNET_ONNX_CACHE_MAX_MB` (default 2048 MB, ~7 copies of the
   BOSS network); using an entry marks it used. A model larger than the bound is not cached.
+* **The copy holds the bytes hashed.** The model's files are stat'ed (dev, inode, size,
+  mtime_ns, ctime_ns) before hashing and again after the conversion; any difference (a
+  rewrite changes ctime, a swap the inode) discards the copy, so a model replaced mid-build
+  never leaves its weights under another model's key.
 * **Only for the CPU provider**: the conversion applies CPU-specific fusions.
 """
 from __future__ import annotations
@@ -329,8 +333,9 @@ def cached_ort_model(model: str | os.PathLike) -> Path | None:
         limit = cache_limit_bytes()
         if model.stat().st_size > limit or not _safe_folder(folder, shared):
             return None
+        before = _file_states(model)  # the files as they were before hashing
         content_sha = content_sha256(model, folder, shared)
-        if content_sha is None:
+        if content_sha is None or before is None:
             return None
         key = _key(content_sha)
         ort_path, manifest_path = folder / f"{key}.ort", folder / f"{key}.json"
@@ -342,6 +347,11 @@ def cached_ort_model(model: str | os.PathLike) -> Path | None:
             return ort_path
         _build(model, ort_path, manifest_path, content_sha,
                _SHARED_FILE_MODE if shared else _PRIVATE_FILE_MODE)
+        if _file_states(model) != before:
+            # A file was rewritten or swapped while it was hashed or converted: the copy may
+            # hold other bytes than the key says. Never keep it; load the .onnx directly.
+            discard_ort_copy(ort_path)
+            return None
         if not _proven(ort_path, manifest_path, content_sha, shared):
             return None
         _evict(folder, manifest_path, limit)

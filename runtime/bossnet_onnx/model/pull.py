@@ -2,20 +2,26 @@
 
 A pull is: take the registry entry, fetch each file (from the network through `downloads`, or
 from a local clone with `--from`), verify every git blob id, then run the normal export path
-(strict load, fatal parity check) and install `NAME.onnx` by an atomic rename. Each step leaves
-either its finished result or nothing: a verified file is kept for the next try whatever fails
+(strict load, fatal parity check) and install `NAME.onnx` by an atomic rename, with a receipt
+of its sha256 (an installed model is trusted only while its bytes match the receipt: its
+metadata alone can be copied onto other weights). Each step leaves either its finished result
+or nothing: a verified file is kept for the next try whatever fails
 later, an unverified one never stays, and `NAME.onnx` exists only once it passed the parity
 check. Only the export step needs torch; without it the pull stops after verification.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomically
 from ..errors import BossNetError, DownloadError, PullError
+from ..hashing import file_sha256
+from ..safe_files import open_file
 from .downloads import (
     ByteProgress,
     RetryPolicy,
@@ -24,7 +30,14 @@ from .downloads import (
     file_url,
     models_url,
 )
-from .home import download_folder, installed_models, installed_path, models_home, pull_lock
+from .home import (
+    download_folder,
+    installed_models,
+    installed_path,
+    models_home,
+    pull_lock,
+    receipt_path,
+)
 from .registry import Registry, RegistryModel, git_blob_id, load_registry
 
 __all__ = ["PullResult", "pull_model", "list_models", "EXPORT_HINT", "DR19_NOTE",
@@ -107,22 +120,59 @@ def _fetch_files(model: RegistryModel, folder: Path, clone: Path | None, progres
     with ByteProgress(progress) as bar:
         for item in model.files:
             dest = folder / item.name
-            if dest.is_file():
-                if git_blob_id(dest) == item.blob:
+            cap = model.size_cap(item)
+            if dest.is_symlink() or dest.exists():
+                if _verified_copy(dest, item.blob, cap):
                     result.reused.append(item.name)
                     continue
                 dest.unlink()
             if clone is not None:
                 source = _local_source(clone, item.path)
                 assert source is not None
-                copy_verified(source, dest, item.blob, bar)
+                copy_verified(source, dest, item.blob, bar, max_bytes=cap)
             else:
                 got = fetch_verified(file_url(root, model.commit, item.path), dest, item.blob,
-                                     policy=policy, progress=bar)
+                                     policy=policy, progress=bar, max_bytes=cap)
                 result.bytes_transferred += got.transferred
                 if got.resumed_from:
                     result.resumed.append(f"{item.name} at byte {got.resumed_from}")
             result.fetched.append(item.name)
+
+
+def _verified_copy(dest: Path, blob: str, cap: int) -> bool:
+    """A file kept from an earlier pull is reused only if it is a plain file within its size
+    cap holding the pinned bytes (a planted link or FIFO is removed, never read)."""
+    try:
+        with open_file(dest, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size > cap:
+                return False
+    except OSError:
+        return False
+    return git_blob_id(dest) == blob
+
+
+def _receipt(model: RegistryModel, target: Path, fetched_from: str) -> dict[str, Any]:
+    return {"name": model.name, "sha256": file_sha256(target),
+            "source": source_record(model, fetched_from)}
+
+
+def _write_receipt(model: RegistryModel, target: Path, fetched_from: str, home: Path) -> None:
+    text = json.dumps(_receipt(model, target, fetched_from), indent=1)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    write_atomically(receipt_path(model.name, home), write)
+
+
+def _read_receipt(path: Path) -> dict[str, Any] | None:
+    try:
+        with open_file(path, "rb") as handle:
+            doc = json.loads(handle.read(1 << 16).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _exporter(model: RegistryModel, folder: Path):
@@ -142,8 +192,9 @@ def _exporter(model: RegistryModel, folder: Path):
     return bossnet_export.export_model
 
 
-def _check_installed(model: RegistryModel, target: Path) -> None:
-    """An installed model must load and be the set the registry names, else say --force."""
+def _check_installed(model: RegistryModel, target: Path, home: Path) -> None:
+    """An installed model must load, be the set the registry names, and still be the bytes
+    pull installed (its receipt's sha256), else say --force."""
     from .session import open_model
 
     try:
@@ -161,6 +212,23 @@ def _check_installed(model: RegistryModel, target: Path) -> None:
                         f"{model.repository}@{model.commit[:12]} (files and blob ids must "
                         f"match); run `bossnet-onnx models pull {model.name} --force` to "
                         f"replace it")
+    again = f"run `bossnet-onnx models pull {model.name} --force` to replace it"
+    receipt = _read_receipt(receipt_path(model.name, home))
+    wanted_source = {k: wanted[k] for k in ("repository", "commit", "files")}
+    if receipt is None:
+        raise PullError(f"{model.name}: the installed {target} has no readable receipt "
+                        f"({receipt_path(model.name, home).name}), so its weights cannot be "
+                        f"proven to be the registry's; {again}")
+    receipt_source = receipt.get("source")
+    if not isinstance(receipt_source, dict):
+        receipt_source = {}
+    if {k: receipt_source.get(k) for k in wanted_source} != wanted_source:
+        raise PullError(f"{model.name}: the receipt of {target} names another weight set than "
+                        f"the registry's {model.repository}@{model.commit[:12]}; {again}")
+    if file_sha256(target) != receipt.get("sha256"):
+        raise PullError(f"{model.name}: the installed {target} is not the file pull installed "
+                        f"(its sha256 differs from the receipt's: other weights, or changed "
+                        f"since); {again}")
 
 
 def pull_model(name: str, *, source_dir: str | os.PathLike | None = None, force: bool = False,
@@ -177,7 +245,7 @@ def pull_model(name: str, *, source_dir: str | os.PathLike | None = None, force:
     target = installed_path(model.name, home)
     with pull_lock(model.name, home):
         if target.is_file() and not force:
-            _check_installed(model, target)
+            _check_installed(model, target, home)
             return PullResult(name=model.name, path=target, status="already-installed")
         folder = download_folder(model.name, model.commit, home)
         result = PullResult(name=model.name, path=target, status="installed")
@@ -205,6 +273,13 @@ def pull_model(name: str, *, source_dir: str | os.PathLike | None = None, force:
             raise PullError(f"{target.parent}: cannot write the model ({exc.strerror or exc}); "
                             f"free some space or point BOSSNET_ONNX_HOME elsewhere; the "
                             f"verified files are kept in {folder}") from None
+        try:
+            _write_receipt(model, target, result.source, home)
+        except OSError as exc:
+            target.unlink(missing_ok=True)
+            raise PullError(f"{target.parent}: cannot write the receipt of {target.name} "
+                            f"({exc.strerror or exc}); nothing was installed; the verified "
+                            f"files are kept in {folder}") from None
         result.parity = report.parity.summary()
         shutil.rmtree(folder, ignore_errors=True)
         return result

@@ -21,7 +21,8 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import RegistryError
+from ..errors import RegistryError, first_line
+from ..textsafe import shown as _shown
 
 __all__ = ["REGISTRY_ENV", "RegistryFile", "RegistryModel", "Registry", "load_registry",
            "git_blob_id", "NAME_PATTERN"]
@@ -30,8 +31,16 @@ REGISTRY_ENV = "BOSSNET_ONNX_REGISTRY"
 FORMAT = "bossnet-onnx-registry"
 VERSION = 1
 #: Registry names become file names (NAME.onnx) and --model values: no paths, no suffixes.
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-HEX40 = re.compile(r"^[0-9a-f]{40}$")
+#: Always used with fullmatch: `$` would also match before a final newline ('tiny\n').
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+HEX40 = re.compile(r"[0-9a-f]{40}")
+#: Size caps of files the registry does not pin exactly: configs and stats are a few hundred
+#: bytes; weight chunks are equal byte-splits (`chop_model.py`) of about approx_bytes in all.
+SMALL_FILE_CAP = 1 << 20
+CHUNK_MARGIN = 1.05
+UNKNOWN_WEIGHTS_CAP = 2 << 30
+#: A registry file is a few KB; anything far larger is not one (and is not parsed).
+MAX_REGISTRY_BYTES = 16 << 20
 ROLES = ("config", "weights", "stats")
 
 
@@ -55,14 +64,18 @@ class RegistryFile:
     path: str
     blob: str
     role: str  # "config" (model_args.yaml), "weights" (model_chunk_i) or "stats"
+    size: int | None = None  # exact byte count, when the registry pins it
 
     @property
     def name(self) -> str:
         """File name in the local copy: the repository folder's layout, flattened."""
         return PurePosixPath(self.path).name
 
-    def to_json(self) -> dict[str, str]:
-        return {"path": self.path, "blob": self.blob, "role": self.role}
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"path": self.path, "blob": self.blob, "role": self.role}
+        if self.size is not None:
+            doc["size"] = self.size
+        return doc
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,18 @@ class RegistryModel:
 
     def role(self, role: str) -> list[RegistryFile]:
         return [f for f in self.files if f.role == role]
+
+    def size_cap(self, item: RegistryFile) -> int:
+        """Most bytes `item` may have: its pinned size, else a bound from its role (1 MiB for a
+        config or stats file; for a weight chunk its share of approx_bytes plus 5%)."""
+        if item.size is not None:
+            return item.size
+        if item.role != "weights":
+            return SMALL_FILE_CAP
+        if not self.approx_bytes:
+            return UNKNOWN_WEIGHTS_CAP
+        share = self.approx_bytes / max(1, len(self.role("weights")))
+        return int(share * CHUNK_MARGIN) + SMALL_FILE_CAP
 
     @property
     def config_file(self) -> RegistryFile | None:
@@ -118,7 +143,7 @@ class Registry:
             if model.name == name:
                 return model
         raise RegistryError(
-            f"no model called {name!r} in the registry ({self.source}); known: "
+            f"no model called {_shown(name)} in the registry ({self.source}); known: "
             f"{', '.join(self.names) or 'none'}; see `bossnet-onnx models list`"
         )
 
@@ -141,16 +166,23 @@ def load_registry(path: str | os.PathLike | None = None) -> Registry:
     else:
         source = str(path)
         try:
+            from ..safe_files import regular_file_size
+
+            if regular_file_size(path) > MAX_REGISTRY_BYTES:
+                raise RegistryError(f"{source}: more than {MAX_REGISTRY_BYTES >> 20} MB; not a "
+                                    f"registry file (set by {REGISTRY_ENV}?)")
             text = Path(path).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise RegistryError(f"{source}: registry file not found (set by {REGISTRY_ENV}?); "
                                 f"unset {REGISTRY_ENV} to use the built-in registry") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise RegistryError(f"{source}: cannot read the registry file ({exc})") from None
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise RegistryError(f"{source}: cannot read the registry file ({reason})") from None
     try:
         doc = json.loads(text)
-    except ValueError as exc:
-        raise RegistryError(f"{source}: not valid JSON ({exc}); expected the format that "
+    except (ValueError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else first_line(exc, 120)
+        raise RegistryError(f"{source}: not valid JSON ({why}); expected the format that "
                             f"`bossnet-onnx models list --json` prints") from None
     return parse_registry(doc, source)
 
@@ -161,15 +193,15 @@ def parse_registry(doc: Any, source: str) -> Registry:
         raise RegistryError(f"{source}: expected a JSON object with a 'models' list (the format "
                             f"of `bossnet-onnx models list --json`)")
     if doc.get("format", FORMAT) != FORMAT or doc.get("version", VERSION) != VERSION:
-        raise RegistryError(f"{source}: format {doc.get('format')!r} version "
-                            f"{doc.get('version')!r}; this bossnet-onnx reads {FORMAT!r} "
+        raise RegistryError(f"{source}: format {_shown(doc.get('format'))} version "
+                            f"{_shown(doc.get('version'))}; this bossnet-onnx reads {FORMAT!r} "
                             f"version {VERSION}")
     models = []
     seen: set[str] = set()
     for i, entry in enumerate(doc["models"]):
         model = _parse_model(entry, f"{source}: models[{i}]")
         if model.name in seen:
-            raise RegistryError(f"{source}: models[{i}]: name {model.name!r} appears twice")
+            raise RegistryError(f"{source}: models[{i}]: name {_shown(model.name)} appears twice")
         seen.add(model.name)
         models.append(model)
     return Registry(models=tuple(models), source=source)
@@ -180,7 +212,7 @@ def _text(entry: dict, key: str, where: str, optional: bool = False) -> str:
     if value is None and optional:
         return ""
     if not isinstance(value, str) or not value:
-        raise RegistryError(f"{where}: field '{key}' is {'missing' if value is None else repr(value)}"
+        raise RegistryError(f"{where}: field '{key}' is {'missing' if value is None else _shown(value)}"
                             f"; expected a non-empty string")
     return value
 
@@ -189,13 +221,13 @@ def _parse_model(entry: Any, where: str) -> RegistryModel:
     if not isinstance(entry, dict):
         raise RegistryError(f"{where}: expected an object, got {type(entry).__name__}")
     name = _text(entry, "name", where)
-    where = f"{where} ({name!r})"
-    if not NAME_PATTERN.match(name):
+    where = f"{where} ({_shown(name)})"
+    if not NAME_PATTERN.fullmatch(name):
         raise RegistryError(f"{where}: name must be lower-case letters, digits, '-' or '_' "
                             f"(it becomes a file name and a --model value)")
     commit = _text(entry, "commit", where)
-    if not HEX40.match(commit):
-        raise RegistryError(f"{where}: commit {commit!r} is not a full 40-digit hex id; pin the "
+    if not HEX40.fullmatch(commit):
+        raise RegistryError(f"{where}: commit {_shown(commit)} is not a full 40-digit hex id; pin the "
                             f"full id (`git rev-parse`)")
     files_doc = entry.get("files")
     if not isinstance(files_doc, list) or not files_doc:
@@ -207,17 +239,22 @@ def _parse_model(entry: Any, where: str) -> RegistryModel:
         if not isinstance(item, dict):
             raise RegistryError(f"{place}: expected an object with path, blob and role")
         path = _text(item, "path", place)
-        parts = PurePosixPath(path).parts
-        if path.startswith("/") or "\\" in path or ".." in parts:
-            raise RegistryError(f"{place}: path {path!r} must be relative to the repository, "
-                                f"without '..'")
+        parts = path.split("/")
+        if path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
+            raise RegistryError(f"{place}: path {_shown(path)} must be a file's path relative to "
+                                f"the repository, without '.', '..' or empty parts")
         blob = _text(item, "blob", place).lower()
-        if not HEX40.match(blob):
-            raise RegistryError(f"{place}: blob {blob!r} is not a 40-digit hex git blob id")
+        if not HEX40.fullmatch(blob):
+            raise RegistryError(f"{place}: blob {_shown(blob)} is not a 40-digit hex git blob id")
         role = _text(item, "role", place)
         if role not in ROLES:
-            raise RegistryError(f"{place}: role {role!r}; expected one of {', '.join(ROLES)}")
-        files.append(RegistryFile(path=path, blob=blob, role=role))
+            raise RegistryError(f"{place}: role {_shown(role)}; expected one of {', '.join(ROLES)}")
+        size = item.get("size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
+                                 or size < 0):
+            raise RegistryError(f"{place}: size is {_shown(size)}; expected a byte count or "
+                                f"null")
+        files.append(RegistryFile(path=path, blob=blob, role=role, size=size))
     names = [f.name for f in files]
     if len(set(names)) != len(names):
         raise RegistryError(f"{where}: two files share a file name; each file of a set needs "
@@ -227,7 +264,7 @@ def _parse_model(entry: Any, where: str) -> RegistryModel:
     approx = entry.get("approx_bytes")
     if approx is not None and (isinstance(approx, bool) or not isinstance(approx, int)
                                or approx < 0):
-        raise RegistryError(f"{where}: approx_bytes is {approx!r}; expected a byte count or null")
+        raise RegistryError(f"{where}: approx_bytes is {_shown(approx)}; expected a byte count or null")
     return RegistryModel(
         name=name, member=_text(entry, "member", where), title=_text(entry, "title", where, True),
         description=_text(entry, "description", where, True),

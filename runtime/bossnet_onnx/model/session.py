@@ -187,8 +187,13 @@ class BossNetModel:
                              f"(bossnet_onnx.load) to predict")
         if self.metadata.input_rank == 3:
             chunk = chunk[:, None, :]
-        (out,) = self.session.run([self.metadata.normalized_output],
-                                  {self.metadata.input_name: chunk})
+        try:
+            (out,) = self.session.run([self.metadata.normalized_output],
+                                      {self.metadata.input_name: chunk})
+        except Exception as exc:  # onnxruntime's own Fail/RuntimeException types  # noqa: BLE001
+            raise ModelError(f"{self.path}: onnxruntime failed running the model on a batch of "
+                             f"{chunk.shape[0]} ({first_line(exc, 160)}); the model file is "
+                             f"damaged or not a BOSS Net model") from None
         out = np.asarray(out)
         expected = (chunk.shape[0], len(self.metadata.parameter_names))
         if out.shape != expected:
@@ -326,8 +331,11 @@ def _ort_model(path: Path, provider: str, providers: list[str], threads: int) ->
 
 
 def _refuse_huge_metadata(path: Path) -> None:
-    """Refuse an oversized `bossnet.*` entry from the file itself, before onnxruntime parses it."""
-    from .content import metadata_entry_sizes
+    """Refuse an oversized `bossnet.*` entry from the file itself, before onnxruntime parses it,
+    and external data that is not a regular file beside the model (a FIFO would hang the load)."""
+    from .content import check_external_data, metadata_entry_sizes
+
+    check_external_data(path)
     from .metadata import MAX_ENTRY_CHARS, PREFIX
 
     for key, size in (metadata_entry_sizes(path) or {}).items():

@@ -4,7 +4,8 @@
 the holder's pid, host and start time (JSON) so a refused second run can name it. The operating
 system drops a flock when its process dies, however it dies (even SIGKILL): a lock file left
 behind by a dead run is therefore never "stale" in the sense of blocking anyone; the next run
-simply takes it over. The file itself is removed on every normal exit path. On file systems
+simply takes it over. The file itself is removed on every normal exit path. A link, FIFO or
+other non-regular file planted under the lock's name is refused (`safe_files`), never followed. On file systems
 where flock is not supported (some network mounts), the lock cannot be taken and the run says
 so rather than proceeding unguarded.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..errors import OutputError, OutputLockedError
+from ..safe_files import open_fd
 from ..textsafe import printable
 
 __all__ = ["OutputLock", "lock_path"]
@@ -53,7 +55,7 @@ class OutputLock:
             return self
         while True:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = open_fd(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
                 raise OutputError(f"cannot create lock file {printable(self.path)}: "
                                   f"{exc.strerror or exc}") from None

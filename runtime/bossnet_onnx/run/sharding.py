@@ -8,17 +8,20 @@ run with the same seed, and `merge` can check that nothing is missing or duplica
 """
 from __future__ import annotations
 
+import hashlib
+import itertools
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from astropy.table import Table, vstack
+from astropy.table import MaskedColumn, Table
 
 from ..errors import OutputError
 from ..outputs.catalogue import read_catalogue, row_identities, write_catalogue
-from ..textsafe import printable
+from ..textsafe import printable, shown
 from ..wording import plural
 from .lock import OutputLock
 from .output_paths import check_output
@@ -109,6 +112,11 @@ def merge_catalogues(parts: Sequence[str | os.PathLike], output: str | os.PathLi
 
     `output` is checked (and locked) before any part is read; an existing one is replaced only
     with `overwrite`. Every problem with a part is an OutputError naming it.
+
+    Parts are read one at a time, twice: first for their headers, columns and row identities
+    (16-byte digests), all checked before anything is stacked; then each part's rows are copied
+    into one table allocated at its final size. Memory is the merged table plus one part, not
+    every part plus their stack.
     """
     if not parts:
         raise OutputError("merge: no shard catalogues given")
@@ -117,67 +125,175 @@ def merge_catalogues(parts: Sequence[str | os.PathLike], output: str | os.PathLi
         return _merge(parts, output)
 
 
+@dataclass
+class _Survey:
+    """What the first pass keeps of the parts: no rows, only what the checks need."""
+
+    meta: dict
+    columns: list[str]
+    dtypes: dict[str, np.dtype]
+    masked: set[str]
+    provenance: list[dict[str, object]]
+    shard_ids: list[str]
+    rows: list[int]
+    digests: list[np.ndarray]
+
+
+def _read(path: str | os.PathLike) -> Table:
+    try:
+        return read_catalogue(path)
+    except OutputError as exc:
+        raise OutputError(f"merge: {exc}") from None
+
+
+def _digests(table: Table) -> np.ndarray:
+    keys = row_identities(table)
+    return np.array([hashlib.blake2b(k.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+                     for k in keys], dtype="S16")
+
+
+def _survey(parts: Sequence[str | os.PathLike]) -> _Survey:
+    survey: _Survey | None = None
+    for path in parts:
+        table = _read(path)
+        provenance = {key: table.meta.get(key) for key in PROVENANCE_KEYS}
+        if survey is None:
+            survey = _Survey(meta=dict(table.meta), columns=list(table.colnames),
+                             dtypes={n: table[n].dtype for n in table.colnames}, masked=set(),
+                             provenance=[], shard_ids=[], rows=[], digests=[])
+        elif table.colnames != survey.columns:
+            extra = sorted(set(table.colnames) ^ set(survey.columns))
+            raise OutputError(
+                f"merge: {printable(path)} has other columns than {printable(parts[0])} "
+                f"({', '.join(shown(e) for e in extra[:6]) or 'same names, other order'}); "
+                f"merge only catalogues written by bossnet-onnx predict with the same version"
+            )
+        for name in survey.columns:
+            try:
+                survey.dtypes[name] = np.promote_types(survey.dtypes[name], table[name].dtype)
+            except TypeError:
+                raise OutputError(f"merge: {printable(path)}: column {shown(name)} holds "
+                                  f"{table[name].dtype} where {printable(parts[0])} holds "
+                                  f"{survey.dtypes[name]}; the catalogues do not stack") from None
+            if getattr(table[name], "mask", None) is not None and np.any(table[name].mask):
+                survey.masked.add(name)
+        survey.provenance.append(provenance)
+        survey.shard_ids.append(str(table.meta.get("SHARD", "") or ""))
+        survey.rows.append(len(table))
+        survey.digests.append(_digests(table))
+        del table
+    assert survey is not None
+    return survey
+
+
+def _check_provenance(parts: Sequence[str | os.PathLike], survey: _Survey) -> None:
+    """Every part against the first, key by key: a key one part has and another lacks is a
+    difference too (checking only the keys of the first part let two models merge)."""
+    first = survey.provenance[0]
+    for path, provenance in zip(parts, survey.provenance):
+        for key in PROVENANCE_KEYS:
+            if str(provenance[key]) != str(first[key]):
+                raise OutputError(
+                    f"merge: {printable(path)} has {_setting(key, provenance[key])} but "
+                    f"{printable(parts[0])} has {_setting(key, first[key])}; shards of one "
+                    f"catalogue must share model, seed, draws and input list"
+                )
+
+
+def _setting(key: str, value: object) -> str:
+    return f"no {key}" if value is None else f"{key}={shown(value)}"
+
+
+def _check_shards(parts: Sequence[str | os.PathLike], shard_ids: list[str]) -> None:
+    if any(shard_ids) and not all(shard_ids):
+        lone = next(p for p, s in zip(parts, shard_ids) if not s)
+        raise OutputError(f"merge: {printable(lone)} is not a shard (no SHARD in its header) "
+                          f"but other parts are")
+    if not all(shard_ids):
+        return
+    shards = [_shard_of(p, s) for p, s in zip(parts, shard_ids)]
+    counts = {s.count for s in shards}
+    if len(counts) != 1:
+        raise OutputError(f"merge: shards come from different splits: "
+                          f"{', '.join(sorted({str(s) for s in shards}))}")
+    n = counts.pop()
+    seen = Counter(s.index for s in shards)
+    repeated = sorted(k for k, c in seen.items() if c > 1)
+    if repeated:
+        raise OutputError(f"merge: shard(s) {', '.join(f'{k}/{n}' for k in repeated[:10])} "
+                          f"given twice")
+    if len(seen) < n:
+        # Only as many numbers as parts are looked at: a header may claim a billion shards.
+        first = list(itertools.islice((k for k in itertools.count(1) if k not in seen), 5))
+        more = n - len(seen) - len(first)
+        raise OutputError(
+            f"merge: missing shard(s) {', '.join(f'{k}/{n}' for k in first)}"
+            + (f" and {more:,} more" if more > 0 else "")
+            + "; run them (or pass their catalogues) before merging"
+        )
+
+
+def _stack(parts: Sequence[str | os.PathLike], survey: _Survey) -> Table:
+    """One table of the final size, filled part by part (second read of each part)."""
+    total = sum(survey.rows)
+    merged: Table | None = None
+    start = 0
+    for path, rows in zip(parts, survey.rows):
+        table = _read(path)
+        if len(table) != rows:
+            raise OutputError(f"merge: {printable(path)} changed while merging "
+                              f"({rows} rows, now {len(table)})")
+        if merged is None and (rows or total == 0):
+            # Row 0 repeated: the final size with every column's class, unit and format.
+            merged = table[np.zeros(total, dtype=np.intp)]
+            for name in survey.columns:
+                column = merged[name]
+                if column.dtype != survey.dtypes[name]:
+                    column = column.astype(survey.dtypes[name])
+                if name in survey.masked and not isinstance(column, MaskedColumn):
+                    column = MaskedColumn(column)
+                if isinstance(column, MaskedColumn):
+                    column.mask = np.zeros(total, dtype=bool)
+                if column is not merged[name]:
+                    merged.replace_column(name, column)
+        if rows:
+            assert merged is not None
+            for name in survey.columns:
+                merged[name][start:start + rows] = table[name]
+            start += rows
+        del table
+    assert merged is not None
+    return merged
+
+
 def _merge(parts: Sequence[str | os.PathLike], output: str | os.PathLike) -> Table:
     resolved_out = os.path.realpath(output)
     for path in parts:
         if os.path.realpath(path) == resolved_out:
             raise OutputError(f"merge: {printable(path)} is also the output; choose another -o")
-    tables = []
-    for path in parts:
-        try:
-            tables.append(read_catalogue(path))
-        except OutputError as exc:
-            raise OutputError(f"merge: {exc}") from None
-    first = tables[0].meta
-    columns = tables[0].colnames
-    for path, table in zip(parts, tables):
-        if table.colnames != columns:
-            extra = sorted(set(table.colnames) ^ set(columns))
-            raise OutputError(
-                f"merge: {printable(path)} has other columns than {printable(parts[0])} "
-                f"({', '.join(extra[:6]) or 'same names, other order'}); merge only catalogues "
-                f"written by bossnet-onnx predict with the same version"
-            )
-        for key in PROVENANCE_KEYS:
-            if key in first and str(table.meta.get(key)) != str(first.get(key)):
-                raise OutputError(
-                    f"merge: {printable(path)} has {key}={table.meta.get(key)!r} but "
-                    f"{printable(parts[0])} has {first.get(key)!r}; shards of one catalogue must "
-                    f"share model, seed, draws and input list"
-                )
-    shard_ids = [str(t.meta.get("SHARD", "") or "") for t in tables]
-    if any(shard_ids) and not all(shard_ids):
-        lone = next(p for p, s in zip(parts, shard_ids) if not s)
-        raise OutputError(f"merge: {printable(lone)} is not a shard (no SHARD in its header) "
-                          f"but other parts are")
-    if all(shard_ids):
-        shards = [_shard_of(p, s) for p, s in zip(parts, shard_ids)]
-        counts = {s.count for s in shards}
-        if len(counts) != 1:
-            raise OutputError(f"merge: shards come from different splits: {sorted(set(shard_ids))}")
-        n = counts.pop()
-        seen = [s.index for s in shards]
-        repeated = sorted({k for k in seen if seen.count(k) > 1})
-        if repeated:
-            raise OutputError(f"merge: shard(s) {', '.join(f'{k}/{n}' for k in repeated)} given twice")
-        missing = sorted(set(range(1, n + 1)) - set(seen))
-        if missing:
-            raise OutputError(
-                f"merge: missing shard(s) {', '.join(f'{k}/{n}' for k in missing)}; run them "
-                f"(or pass their catalogues) before merging"
-            )
-    try:
-        merged = vstack(tables, join_type="exact", metadata_conflicts="silent")
-    except Exception as exc:  # noqa: BLE001 - e.g. a column of another type in one part
-        raise OutputError(f"merge: the catalogues do not stack ({printable(exc)})") from None
-    keys = row_identities(merged)
-    uniq, n_seen = np.unique(keys, return_counts=True)
-    dups = uniq[n_seen > 1]
-    if len(dups):
-        what = plural(len(dups), "spectrum appears", "spectra appear")
-        raise OutputError(f"merge: {what} more than once, e.g. {printable(dups[0])}")
+    survey = _survey(parts)
+    _check_provenance(parts, survey)
+    _check_shards(parts, survey.shard_ids)
+    digests = np.concatenate(survey.digests) if survey.digests else np.array([], dtype="S16")
+    uniq, n_seen = np.unique(digests, return_counts=True)
+    if np.any(n_seen > 1):
+        dups = set(uniq[n_seen > 1].tolist())
+        example = _first_duplicate(parts, survey, dups)
+        what = plural(int(np.sum(n_seen > 1)), "spectrum appears", "spectra appear")
+        raise OutputError(f"merge: {what} more than once, e.g. {printable(example)}")
+    del uniq, n_seen, digests
+    merged = _stack(parts, survey)
     merged.sort(["path", "hdu", "row"])
-    merged.meta = {k: v for k, v in first.items() if k != "SHARD"}
-    merged.meta["NSHARDS"] = len(tables)
+    merged.meta = {k: v for k, v in survey.meta.items() if k != "SHARD"}
+    merged.meta["NSHARDS"] = len(parts)
     write_catalogue(merged, output)
     return merged
+
+
+def _first_duplicate(parts: Sequence[str | os.PathLike], survey: _Survey, dups: set) -> str:
+    """The identity of one duplicated row, for the message (re-read from its part)."""
+    for path, digests in zip(parts, survey.digests):
+        hits = [i for i, d in enumerate(digests.tolist()) if d in dups]
+        if hits:
+            return row_identities(_read(path)[hits[:1]])[0]
+    return "?"
