@@ -263,10 +263,16 @@ def test_cli_export_without_the_extra(tmp_path, monkeypatch):
     from bossnet_onnx.cli import app
 
     monkeypatch.setitem(sys.modules, "bossnet_export", None)  # import now raises ImportError
-    result = CliRunner().invoke(app, ["export", str(tmp_path), "-o", str(tmp_path / "x.onnx")])
+    result = CliRunner().invoke(app, ["export", str(tmp_path), "-o", str(tmp_path / "x.onnx"),
+                                      "--converter", "torch"])
     assert result.exit_code == 1
-    assert result.output.strip() == ("error: bossnet-onnx export needs the export extra: "
-                                     "pip install 'bossnet-onnx[cpu,export]'")
+    assert result.output.strip() == ("error: --converter torch needs the export extra: pip "
+                                     "install 'bossnet-onnx[cpu,export]' (or use --converter "
+                                     "numpy, which needs no torch)")
+    # auto falls back to the torch-free converter, which reads the (empty) folder itself
+    auto = CliRunner().invoke(app, ["export", str(tmp_path), "-o", str(tmp_path / "x.onnx")])
+    assert auto.exit_code == 1 and "model_args.yaml missing" in auto.output
+    assert len(auto.output.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("provider", ["cpu", "openvino"])

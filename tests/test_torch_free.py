@@ -69,8 +69,9 @@ def test_predict_runs_without_torch(tmp_path):
 
 @pytest.mark.slow
 def test_plain_install_pulls_no_torch(tmp_path):
-    """pip install of the runtime (fresh venv, only the `cpu` engine extra) brings neither torch
-    nor onnx, and exactly one onnxruntime (tests/test_packaging.py: the other installs)."""
+    """pip install of the runtime (fresh venv, only the `cpu` engine extra) brings no torch, the
+    onnx package (`models pull` converts checkpoints with it) and exactly one onnxruntime
+    (tests/test_packaging.py: the other installs)."""
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
@@ -82,7 +83,7 @@ def test_plain_install_pulls_no_torch(tmp_path):
     names = {line.split("==")[0] for line in listing.splitlines()}
     assert "onnxruntime" in names and "numpy" in names and "astropy" in names
     assert "onnxruntime-gpu" not in names
-    assert "torch" not in names and "onnx" not in names
+    assert "torch" not in names and "onnx" in names
     exe = str(env_dir / "bin" / "bossnet-onnx")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("bossnet-onnx ")

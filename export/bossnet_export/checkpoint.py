@@ -12,25 +12,28 @@ from __future__ import annotations
 
 import io
 import itertools
-import re
 import struct
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bossnet_onnx.convert import resolve_config
+from bossnet_onnx.convert.architecture import DERIVED_KEYS
+from bossnet_onnx.convert.torch_zip import (
+    CHUNK_NAME,
+    check_shapes,
+    check_state_dict_keys,
+    chunk_paths,
+    unwrap_state_dict,
+)
 from bossnet_onnx.errors import CheckpointError, first_line
 from bossnet_onnx.textsafe import shown
 
-from .config import OFFICIAL_BOSS, BossNetConfig, load_config
+from .config import BossNetConfig
 from .weights_hash import checkpoint_sha256
 
-__all__ = ["LoadedCheckpoint", "load_checkpoint", "read_chunked_bytes", "check_state_dict_keys"]
-
-CHUNK_NAME = re.compile(r"^model_chunk_(\d+)$")
-#: Buffers the network derives itself; an older checkpoint may lack them.
-DERIVED_KEYS = frozenset({"pos_enc.inv_freq"})
-
+__all__ = ["LoadedCheckpoint", "load_checkpoint", "read_chunked_bytes", "check_state_dict_keys",
+           "CHUNK_NAME", "DERIVED_KEYS"]
 
 @dataclass
 class LoadedCheckpoint:
@@ -45,21 +48,7 @@ class LoadedCheckpoint:
 
 def read_chunked_bytes(directory: Path) -> tuple[bytes, list[Path]]:
     """Concatenate `model_chunk_<i>` in numeric order; a gap is an error naming the chunk."""
-    found: dict[int, Path] = {}
-    for entry in directory.iterdir():
-        match = CHUNK_NAME.match(entry.name)
-        if match and entry.is_file():
-            found[int(match.group(1))] = entry
-    if not found:
-        raise CheckpointError(f"{directory}: no model_chunk_<i> files; expected the official "
-                              f"layout (model_args.yaml + model_chunk_0..N) or pass a .pt file")
-    last = max(found)
-    missing = [i for i in range(last + 1) if i not in found]
-    if missing:
-        names = ", ".join(f"model_chunk_{i}" for i in missing)
-        raise CheckpointError(f"{directory}: chunk(s) {names} missing (found {len(found)} of "
-                              f"model_chunk_0..{last}); re-download the checkpoint directory")
-    paths = [found[i] for i in range(last + 1)]
+    paths = chunk_paths(directory)
     return b"".join(p.read_bytes() for p in paths), paths
 
 
@@ -184,38 +173,7 @@ def _torch_load(payload: bytes, where: str, parts: list[Path]) -> Any:
 def _state_dict_of(obj: Any, where: str) -> tuple[dict[str, Any], str]:
     import torch
 
-    layout = "state-dict"
-    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-        obj, layout = obj["state_dict"], "training-dict"
-    if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError(f"{where}: holds {type(obj).__name__}, expected a state dict "
-                              f"(parameter name -> tensor) or a dict with 'state_dict'")
-    bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CheckpointError(f"{where}: entries {bad[:5]} are not named tensors; expected a "
-                              f"state dict (parameter name -> tensor)")
-    # Checkpoints saved from DataParallel/DistributedDataParallel prefix every key.
-    if all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
-    return dict(obj), layout
-
-
-def check_state_dict_keys(expected: set[str], found: set[str], where: str) -> None:
-    """Strict key check: only the derived positional-encoding buffer may be absent."""
-    missing = sorted(expected - found - DERIVED_KEYS)
-    unexpected = sorted(found - expected)
-    if missing or unexpected:
-        def listed(keys: list[str]) -> str:
-            shown = str(keys[:10])
-            return shown if len(keys) <= 10 else f"{shown[:-1]}, ... ({len(keys)} in all)]"
-
-        parts = []
-        if missing:
-            parts.append(f"missing keys {listed(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys {listed(unexpected)}")
-        raise CheckpointError(f"{where}: state dict does not match the BOSS Net config: "
-                              f"{'; '.join(parts)}; check --config (model_args.yaml)")
+    return unwrap_state_dict(obj, where, lambda v: isinstance(v, torch.Tensor))
 
 
 def load_checkpoint(path: str | Path, config: str | Path | BossNetConfig | None = None,
@@ -234,27 +192,14 @@ def load_checkpoint(path: str | Path, config: str | Path | BossNetConfig | None 
     if path.is_dir():
         payload, parts = read_chunked_bytes(path)
         where = f"{path} (model_chunk_* concatenated)"
-        yaml_path = path / "model_args.yaml"
-        if config is None and not yaml_path.is_file():
-            raise CheckpointError(f"{path}: model_args.yaml missing; the official layout has it "
-                                  f"next to the chunks (or pass --config)")
-        default = yaml_path
     else:
         try:
             payload = path.read_bytes()
         except OSError as exc:
             raise CheckpointError(f"{path}: cannot read checkpoint ({exc.strerror})") from None
         where = str(path)
-        default = None
         parts = [path]
-    if isinstance(config, BossNetConfig):
-        cfg = config
-    elif config is not None:
-        cfg = load_config(config)
-    elif default is not None:
-        cfg = load_config(default)
-    else:
-        cfg = OFFICIAL_BOSS
+    cfg = resolve_config(path, config)
     state, layout = _state_dict_of(_torch_load(payload, where, parts), where)
     if path.is_dir():
         layout = "official-chunks"
@@ -266,11 +211,8 @@ def load_checkpoint(path: str | Path, config: str | Path | BossNetConfig | None 
     with torch.device("meta"):
         expected = BossNet(cfg).state_dict()
     check_state_dict_keys(set(expected), set(state), where)
-    wrong = [f"{k} {tuple(v.shape)} (expected {tuple(expected[k].shape)})"
-             for k, v in state.items() if tuple(v.shape) != tuple(expected[k].shape)]
-    if wrong:
-        raise CheckpointError(f"{where}: tensor shapes do not match the config: "
-                              f"{'; '.join(wrong[:4])}; check --config (model_args.yaml)")
+    check_shapes({k: tuple(v.shape) for k, v in state.items()},
+                 {k: tuple(v.shape) for k, v in expected.items()}, where)
     model = BossNet(cfg)
     expected = model.state_dict()
     for key in DERIVED_KEYS:

@@ -12,79 +12,47 @@ compared with PyTorch, and only then moved into place: a failed export leaves no
 """
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import os
 import tempfile
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bossnet_onnx.atomic import publish
+from bossnet_onnx.convert import architecture
+from bossnet_onnx.convert.graph import DEFAULT_OPSET, model_doc_string
+from bossnet_onnx.convert.report import (
+    ExportReport,
+    exporter_record,
+    means_stds,
+    model_metadata,
+)
 from bossnet_onnx.errors import ExportError, first_line
-from bossnet_onnx.model.metadata import PROVENANCES, ModelMetadata, Preprocessing
 
 from .checkpoint import load_checkpoint
-from .config import BossNetConfig, check_member, infer_member, load_stats
+from .config import BossNetConfig, check_member, infer_member
 from .network import N_PIXELS, BossNet, ExportGraph
-from .parity import ParityReport, check_parity
+from .parity import check_parity
 
 __all__ = ["ExportReport", "export_model", "export_module", "reference_grid", "DEFAULT_OPSET"]
 
-DEFAULT_OPSET = 18
 MIN_OPSET = 18
 ROUTE = "torch.onnx.export(dynamo=True), adaptive pool as constant gather + weighted sum"
 
 
-@dataclass
-class ExportReport:
-    """What was written and how faithful it is."""
-
-    output: Path
-    metadata: ModelMetadata
-    parity: ParityReport
-    n_parameters: int
-    file_bytes: int
-    seconds: float
-    output_spread: float
-    quantized: Any = None  # QuantizeReport when --quantize was asked
-
-    @property
-    def max_abs_diff(self) -> float:
-        return self.parity.max_abs_diff
-
-    def summary(self) -> str:
-        lines = [
-            f"wrote {self.output} ({self.file_bytes / 1e6:.1f} MB, {self.n_parameters:,} "
-            f"parameters, opset {self.metadata.opset}, batch "
-            f"{self.metadata.batch_size or 'dynamic'}) in {self.seconds:.1f} s",
-            f"parity: {self.parity.summary()}",
-        ]
-        if self.quantized is not None:
-            lines.append(self.quantized.summary())
-        return "\n".join(lines)
-
-
 def reference_grid(n_pixels: int = N_PIXELS) -> np.ndarray:
-    """The exact float32 grid of the reference preprocessing: torch.linspace(3800, 8900, n)."""
-    import torch
-
-    from bossnet_onnx.science.members import BOSS_GRID_START, BOSS_GRID_STOP
-
-    return torch.linspace(BOSS_GRID_START, BOSS_GRID_STOP, n_pixels,
-                          dtype=torch.float32).numpy().copy()
+    """The exact float32 grid of the reference preprocessing (torch.linspace(3800, 8900, n))."""
+    return architecture.reference_grid(n_pixels)
 
 
 def _versions(route: str) -> dict[str, Any]:
     import onnx
     import torch
-
-    from bossnet_onnx import __version__
 
     try:
         import onnxscript
@@ -92,15 +60,8 @@ def _versions(route: str) -> dict[str, Any]:
         onnxscript_version = onnxscript.__version__
     except ImportError:  # pragma: no cover - dynamo export needs it, kept for the record
         onnxscript_version = None
-    return {
-        "package": "bossnet-onnx",
-        "version": __version__,
-        "torch": torch.__version__,
-        "onnx": onnx.__version__,
-        "onnxscript": onnxscript_version,
-        "route": route,
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+    return exporter_record("torch", route, torch=torch.__version__, onnx=onnx.__version__,
+                           onnxscript=onnxscript_version)
 
 
 def _to_onnx(graph: ExportGraph, opset: int, batch: int | None):
@@ -182,72 +143,33 @@ def export_module(model: BossNet, output: str | Path, *, weights_sha256: str,
     """
     import onnx
 
-    from bossnet_onnx.science.members import MEMBERS, OFFICIAL_STATS, input_grid
-
-    if member not in MEMBERS:
-        raise ExportError(f"--member {member!r} is not a family member; choose one of "
-                          f"{', '.join(MEMBERS)}")
-    recipe = MEMBERS[member]
-    if n_pixels is None:
-        n_pixels = recipe.n_inputs
-    elif member != "boss" and n_pixels != recipe.n_inputs:
-        raise ExportError(f"{recipe.title} reads {recipe.n_inputs} inputs, not {n_pixels}")
-
     start = time.perf_counter()
     output = Path(output)
-    if provenance not in PROVENANCES:
-        raise ExportError(f"provenance {provenance!r} is not one of {PROVENANCES}")
-    if batch is not None and batch < 1:
-        raise ExportError(f"--batch is {batch}; expected a positive integer or none (dynamic)")
     if opset < MIN_OPSET:
         raise ExportError(f"--opset {opset} is too old: the dynamo exporter writes opset "
                           f">= {MIN_OPSET} (onnxruntime >= 1.14 reads it); use {DEFAULT_OPSET}")
     if quantize not in (None, "int8"):
         raise ExportError(f"--quantize {quantize!r} is not supported; the only choice is int8")
-    if not (isinstance(weights_sha256, str) and len(weights_sha256) == 64):
-        raise ExportError(f"weights_sha256 {weights_sha256!r} is not a 64-digit hex sha256")
     config: BossNetConfig = model.config
-    names = recipe.parameter_names
-    if config.num_targets != len(names):
-        raise ExportError(f"the network predicts {config.num_targets} values; {recipe.title} "
-                          f"models predict {len(names)} ({', '.join(names)})")
+    metadata = model_metadata(
+        config, member=member, weights_sha256=weights_sha256, exporter=_versions(ROUTE),
+        opset=opset, stats=stats, name=name, batch=batch, provenance=provenance,
+        description=description, n_pixels=n_pixels, source=source)
     if not output.parent.is_dir():
         raise ExportError(f"{output}: folder {output.parent} does not exist; create it first")
-    stats_doc = load_stats(OFFICIAL_STATS[member] if stats is None else stats, names)
-    means = np.array([stats_doc[p]["MEAN"] for p in names], dtype=np.float64)
-    stds = np.array([stats_doc[p]["STD"] for p in names], dtype=np.float64)
+    means, stds = means_stds(metadata)
     model.eval()
-    graph = ExportGraph(model, means.tolist(), stds.tolist(), n_pixels).eval()
+    graph = ExportGraph(model, means.tolist(), stds.tolist(), metadata.n_pixels).eval()
     proto = _to_onnx(graph, opset, batch)
     opset_found = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     if opset_found != opset:
         raise ExportError(f"asked for opset {opset} but the exporter wrote {opset_found}; "
                           f"use --opset {opset_found}")
-    metadata = ModelMetadata(
-        model_name=name or "bossnet",
-        provenance=provenance,
-        parameter_names=names,
-        stats=stats_doc,
-        grid=reference_grid(n_pixels) if member == "boss" else input_grid(recipe),
-        preprocessing=Preprocessing(version=recipe.preprocessing_version),
-        weights_sha256=weights_sha256,
-        exporter=_versions(ROUTE),
-        opset=int(opset_found),
-        input_name="flux",
-        input_rank=2,
-        batch_size=batch,
-        description=description,
-        model_config=config.to_dict(),
-        source=dict(source) if source is not None else None,
-        member=member,
-    )
+    n_pixels = metadata.n_pixels
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, metadata.to_props())
     proto.producer_name = "bossnet-onnx"
-    proto.doc_string = (f"{recipe.title} {metadata.model_name} (member {member}): "
-                        f"flux[batch,{n_pixels}] ({recipe.reads}, "
-                        f"{recipe.input_layout['kind']}) -> normalized, physical "
-                        f"({', '.join(names)})")
+    proto.doc_string = model_doc_string(metadata)
     _check_graph(proto, batch, n_pixels, str(output))
     tmp = _temp_path(output)
     try:

@@ -13,15 +13,11 @@ import itertools
 import torch
 from torch import nn
 
-from bossnet_onnx.science.members import BOSS_GRID_POINTS
+from bossnet_onnx.convert.architecture import N_PIXELS, feature_length, pool_gather, residual_pads
 
 from .config import BossNetConfig
 
 __all__ = ["BossNet", "ExportGraph", "adaptive_pool_gather", "feature_length", "N_PIXELS"]
-
-#: Pixels of the reference wavelength grid (3800-8900 A; stated in science/members.py).
-N_PIXELS = BOSS_GRID_POINTS
-
 
 class SinusoidalPosition(nn.Module):
     """One extra input channel holding sin(pixel index).
@@ -73,13 +69,13 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
         super().__init__()
-        pad = kernel_size // 2
+        pad, pad2 = residual_pads(kernel_size)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.conv1 = nn.Conv1d(in_channels, out_channels, kernel_size, padding=pad, bias=False)
         self.bn1 = nn.BatchNorm1d(out_channels)
         self.conv2 = nn.Conv1d(out_channels, out_channels, kernel_size,
-                               padding=pad - 1 if kernel_size % 2 == 0 else pad, bias=False)
+                               padding=pad2, bias=False)
         self.bn2 = nn.BatchNorm1d(out_channels)
         self.elu = nn.ELU()
         grow = out_channels - in_channels
@@ -142,41 +138,10 @@ class BossNet(nn.Module):
         return self.linear_sequential(out.flatten(1))
 
 
-def feature_length(config: BossNetConfig, n_pixels: int = N_PIXELS) -> int:
-    """Length of the feature map entering the adaptive pool (1950 for the BOSS model)."""
-    k = config.kernel_size
-    length = (n_pixels + 2 * (k // 2) - k + 1) // 2
-    for _ in config.dim_mults[1:]:
-        length = length + 2 * (k // 2) - k + 1
-        pad2 = k // 2 - 1 if k % 2 == 0 else k // 2
-        length = length + 2 * pad2 - k + 1
-    return length
-
-
 def adaptive_pool_gather(length_in: int, length_out: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(index, weight), both (length_out, width): AdaptiveAvgPool1d as gather + weighted sum.
-
-    Bin i of torch's adaptive pool averages input[floor(i*Lin/Lout) : ceil((i+1)*Lin/Lout)];
-    with 1950 -> 1024 the bins overlap and differ in width, which the TorchScript exporter
-    refuses. Here `pooled[..., i] = sum_j x[..., index[i, j]] * weight[i, j]`, weight 1/(bin
-    width) and 0 for the padding of narrower bins: constant Gather + Mul + ReduceSum, exact in
-    every runtime and ~2 operations per output, where a dense averaging matrix would cost
-    0.26 GFLOP per spectrum (a fifth of the BOSS network) multiplying zeros.
-    """
-    bins = []
-    for i in range(length_out):
-        start = (i * length_in) // length_out
-        stop = -((-(i + 1) * length_in) // length_out)
-        bins.append((start, stop))
-    width = max(stop - start for start, stop in bins)
-    index = torch.zeros(length_out, width, dtype=torch.int64)
-    weight = torch.zeros(length_out, width, dtype=torch.float64)
-    for i, (start, stop) in enumerate(bins):
-        n = stop - start
-        index[i, :n] = torch.arange(start, stop)
-        index[i, n:] = start
-        weight[i, :n] = 1.0 / n
-    return index, weight.to(torch.float32)
+    """(index, weight) of `bossnet_onnx.convert.architecture.pool_gather` as torch tensors."""
+    index, weight = pool_gather(length_in, length_out)
+    return torch.from_numpy(index), torch.from_numpy(weight)
 
 
 class ExportGraph(nn.Module):

@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 #: public name -> module that defines it (one place; __getattr__ and __dir__ read it)
 _EXPORTS = {
-    "predict": "run.stream",
+    "predict": "run.mixed",
     "load": "model.loaded",
     "Model": "model.loaded",
     "Spectrum": "spectrum",
@@ -46,7 +46,7 @@ if _typing.TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .outputs.plotting import plot_spectrum as plot_spectrum
     from .readers import read_spectra as read_spectra
     from .readers.paths import expand_inputs as expand_inputs
-    from .run.stream import predict as predict
+    from .run.mixed import predict as predict
     from .science.flags import ResultFlags as ResultFlags
     from .science.units import air_to_vacuum as air_to_vacuum
     from .spectrum import Spectrum as Spectrum

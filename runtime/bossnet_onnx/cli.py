@@ -183,7 +183,9 @@ def predict(
                                           help="Catalogue: .fits, .csv, .ecsv or .parquet. "
                                                "Default: a table on stdout."),
     model: str | None = typer.Option(None, "--model", "-m",
-                                        help=MODEL_HELP),
+                                        help=MODEL_HELP + " auto: each file to the installed "
+                                        "model of the member that reads it (BOSS, APOGEE, "
+                                        "Gaia RVS, Gaia XP), one table per member."),
     provider: str = typer.Option("auto", "--provider", callback=_provider,
                                  help="auto, cpu, cuda or openvino (auto: onnxruntime, CUDA if "
                                       "it has it, else its CPU provider; OpenVINO only when "
@@ -218,6 +220,8 @@ def predict(
                                     "the dask extra): local:N workers on this machine, a "
                                     "scheduler address tcp://HOST:PORT, or a scheduler .json "
                                     "file. Same rows as a local run."),
+    samp: bool = _flag("--samp", help="Send the finished catalogue (-o .fits "
+                              "or .vot) to TOPCAT/Aladin through a running SAMP hub."),
 ) -> None:
     """Predict log g, Teff, [Fe/H] and RV for every spectrum in INPUTS."""
     from .run.options import RunOptions
@@ -242,9 +246,23 @@ def predict(
     if cluster is not None and output is None:
         raise typer.BadParameter("--dask needs --output/-o: the workers write their parts "
                                  "beside it", param_hint="--dask")
+    mixed = model == "auto"
+    if mixed and (resume or cluster is not None):
+        raise typer.BadParameter(f"{'--resume' if resume else '--dask'} does not work with "
+                                 f"--model auto (a mixed run is run again whole)",
+                                 param_hint="--model")
+    if samp:
+        _check_samp(output)
     try:
         with _warnings_on_stderr():
-            if output is None:
+            if mixed:
+                from .run.mixed import predict_mixed, predict_mixed_to_file
+
+                tables = predict_mixed(inputs, options) if output is None else \
+                    predict_mixed_to_file(inputs, output, options, overwrite=overwrite)
+                written = _mixed_outputs(output, tables)
+                table = None
+            elif output is None:
                 table = run_predict(inputs, model=model, options=options)
             elif cluster is not None:
                 from .run.distributed import predict_distributed
@@ -261,19 +279,65 @@ def predict(
         raise typer.BadParameter(exc.usage, param_hint=exc.option) from None
     except BossNetError as exc:
         _fail(exc)
-    failed = [r for r in table if r["result_flags"] & 1]
-    for r in failed:
-        typer.echo(f"failed: {printable(r['error'])}", err=True)
-    if output is None:
-        _print_table(table)
-    if not quiet:
-        where = f" -> {printable(output)}" if output is not None else ""
-        typer.echo(f"{plural(len(table), 'spectrum', 'spectra')}, {len(failed)} failed; model "
-                   f"{table.meta['MODEL']} "
-                   f"({table.meta['PROVNC']}) on {table.meta['PROVIDER']} "
-                   f"{table.meta['PRECISN']}{where}", err=True)
-    if failed:
+    if table is not None:
+        tables, written = {"": table}, {"": output} if output is not None else {}
+    n_failed = 0
+    for member, one in tables.items():
+        failed = [r for r in one if r["result_flags"] & 1]
+        n_failed += len(failed)
+        for r in failed:
+            typer.echo(f"failed: {printable(r['error'])}", err=True)
+        if output is None:
+            if member:
+                typer.echo(f"# {member}")
+            _print_table(one)
+        if not quiet:
+            where = f" -> {printable(written[member])}" if member in written else ""
+            typer.echo(f"{member + ': ' if member else ''}"
+                       f"{plural(len(one), 'spectrum', 'spectra')}, {len(failed)} failed; model "
+                       f"{one.meta['MODEL']} "
+                       f"({one.meta['PROVNC']}) on {one.meta['PROVIDER']} "
+                       f"{one.meta['PRECISN']}{where}", err=True)
+    if samp and output is not None:
+        from .outputs.samp import send_tables
+
+        try:
+            reached = send_tables(list(dict.fromkeys(written.values())))
+        except BossNetError as exc:
+            _fail(exc)
+        if not quiet:
+            typer.echo(f"sent to {plural(reached, 'SAMP client', 'SAMP clients')}", err=True)
+    if n_failed:
         raise typer.Exit(code=1)
+
+
+def _check_samp(output: Path | None) -> None:
+    """--samp's checks before any work: an -o SAMP can load (usage, exit 2), a hub running
+    (exit 1)."""
+    from .outputs.samp import check_hub, samp_mtype
+
+    if output is None:
+        raise typer.BadParameter("--samp needs --output/-o (a .fits or .vot catalogue to send)",
+                                 param_hint="--samp")
+    try:
+        samp_mtype(output)
+    except BossNetError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--samp") from None
+    try:
+        check_hub()
+    except BossNetError as exc:
+        _fail(exc)
+
+
+def _mixed_outputs(output: Path | None, tables: dict) -> dict[str, Path]:
+    """Where a mixed run wrote each member's table (FITS: all in -o)."""
+    if output is None:
+        return {}
+    from .outputs.catalogue import format_for, member_output_path
+
+    if format_for(output) == "fits":
+        return dict.fromkeys(tables, output)
+    return {member: member_output_path(output, member) for member in tables}
 
 
 @app.command()
@@ -316,8 +380,13 @@ def export(
     member: str | None = typer.Option(None, "--member", help="Family member: boss, apogee, "
                                          "gaia-rvs or gaia-xp (default: from the checkpoint's "
                                          "name or model_args.yaml)."),
+    converter: str = typer.Option("auto", "--converter", help="torch (the export extra), "
+                                  "numpy (no torch: reads the checkpoint itself, checks against "
+                                  "a numpy forward pass) or auto (torch when installed)."),
 ) -> None:
     """Convert a BOSS Net family checkpoint into a verified, fixed-shape ONNX model."""
+    from .convert import CONVERTER_CHOICES
+    from .convert.choose import export_checkpoint
     from .science.members import MEMBERS
 
     if member is not None and member not in MEMBERS:
@@ -325,17 +394,14 @@ def export(
                                  param_hint="--member")
     if quantize not in (None, "int8"):
         raise typer.BadParameter(f"{quantize!r}; the only choice is int8", param_hint="--quantize")
+    if converter not in CONVERTER_CHOICES:
+        raise typer.BadParameter(f"{converter!r}; choose one of {', '.join(CONVERTER_CHOICES)}",
+                                 param_hint="--converter")
     try:
-        from bossnet_export import export_model
-    except ImportError:
-        typer.echo("error: bossnet-onnx export needs the export extra: "
-                   "pip install 'bossnet-onnx[cpu,export]'", err=True)
-        raise typer.Exit(code=1) from None
-    try:
-        report = export_model(checkpoint, output, config=config, stats=stats, name=name,
-                              opset=opset, batch=batch, quantize=quantize,
-                              provenance=provenance, description=description,
-                              member=member)
+        report = export_checkpoint(checkpoint, output, converter=converter, config=config,
+                                   stats=stats, name=name, opset=opset, batch=batch,
+                                   quantize=quantize, provenance=provenance,
+                                   description=description, member=member)
     except BossNetError as exc:
         _fail(exc)
     typer.echo(report.summary())
@@ -478,13 +544,15 @@ def models_pull(
     force: bool = _flag("--force", help="Fetch, verify and export again even "
                                "if the model is installed."),
     quiet: bool = _flag("--quiet", "-q", help="No progress bar."),
+    converter: str = typer.Option("auto", "--converter", help="torch, numpy (no torch needed) "
+                                  "or auto (torch when installed)."),
 ) -> None:
-    """Fetch NAME's published files, verify their git blob ids, export and install NAME.onnx."""
+    """Fetch NAME's published files, verify their git blob ids, convert and install NAME.onnx."""
     from .model.pull import pull_model
 
     try:
         result = pull_model(name, source_dir=source_dir, force=force,
-                            progress=not quiet and sys.stderr.isatty())
+                            progress=not quiet and sys.stderr.isatty(), converter=converter)
     except BossNetError as exc:
         _fail(exc)
     except KeyboardInterrupt:

@@ -71,6 +71,8 @@ def model_info(path: str | os.PathLike | None = None) -> dict[str, Any]:
         "preprocessing": meta.preprocessing.to_json(),
         "opset": int(meta.opset),
         "exporter": dict(meta.exporter),
+        # which converter built the file; files from before the key existed came from torch
+        "converter": str(meta.exporter.get("converter", "torch")),
         "producer": producer.producer_name,
         "format_version": int(meta.format_version),
         "batch": "dynamic" if not isinstance(batch, int) else f"fixed {batch}",
@@ -138,6 +140,7 @@ def format_model_info(info: dict[str, Any]) -> str:
     lines += [
         ("preprocessing", str(info["preprocessing"].get("version"))),
         ("opset", str(info["opset"])),
+        ("converter", info.get("converter", "torch")),
         ("exporter", exporter),
         ("batch", info["batch"]),
         ("inputs", "; ".join(f"{k} {v['shape']} {v['type']}" for k, v in info["inputs"].items())),

@@ -1,13 +1,14 @@
 """`bossnet-onnx models list` and `models pull`: the published weights, fetched and trusted.
 
 A pull is: take the registry entry, fetch each file (from the network through `downloads`, or
-from a local clone with `--from`), verify every git blob id, then run the normal export path
-(strict load, fatal parity check) and install `NAME.onnx` by an atomic rename, with a receipt
-of its sha256 (an installed model is trusted only while its bytes match the receipt: its
-metadata alone can be copied onto other weights). Each step leaves either its finished result
-or nothing: a verified file is kept for the next try whatever fails
+from a local clone with `--from`), verify every git blob id, then convert them (strict load,
+fatal parity check; torch's exporter when torch is installed, `bossnet_onnx.convert`
+otherwise) and install `NAME.onnx` by an atomic rename, with a receipt of its sha256 (an
+installed model is trusted only while its bytes match the receipt: its metadata alone can be
+copied onto other weights). Each step leaves either its finished result or nothing: a verified
+file is kept for the next try whatever fails
 later, an unverified one never stays, and `NAME.onnx` exists only once it passed the parity
-check. Only the export step needs torch; without it the pull stops after verification.
+check. No step needs torch.
 """
 from __future__ import annotations
 
@@ -40,10 +41,11 @@ from .home import (
 )
 from .registry import Registry, RegistryModel, git_blob_id, load_registry
 
-__all__ = ["PullResult", "pull_model", "list_models", "EXPORT_HINT", "DR19_NOTE",
+__all__ = ["PullResult", "pull_model", "list_models", "EXPORT_HINT", "CONVERT_HINT", "DR19_NOTE",
            "source_record", "format_model_list"]
 
 EXPORT_HINT = "pip install 'bossnet-onnx[cpu,export]'"
+CONVERT_HINT = "pip install --force-reinstall 'bossnet-onnx[cpu]'"
 #: Said wherever the BOSS sets are listed: users must not assume either is DR19's.
 DR19_NOTE = ("Which BOSS set SDSS DR19 ran is not public: 'boss' is the set the reference code "
              "loads today, 'boss-2023-05' the first release.")
@@ -62,6 +64,7 @@ class PullResult:
     resumed: list[str] = field(default_factory=list)
     source: str = ""
     parity: str = ""
+    converter: str = ""
 
     def summary(self) -> str:
         if self.status == "already-installed":
@@ -74,7 +77,8 @@ class PullResult:
             parts.append(f"resumed {', '.join(self.resumed)}")
         return (f"installed {self.name} -> {self.path} ({'; '.join(parts)}; "
                 f"{self.bytes_transferred / 1e6:.1f} MB transferred)"
-                + (f"\nparity: {self.parity}" if self.parity else ""))
+                + (f"\nparity ({self.converter} converter): {self.parity}"
+                   if self.parity else ""))
 
 
 def source_record(model: RegistryModel, fetched_from: str) -> dict[str, Any]:
@@ -175,21 +179,30 @@ def _read_receipt(path: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _exporter(model: RegistryModel, folder: Path):
-    """bossnet_export.export_model, or a PullError saying what to install / what is missing."""
+def _converter(model: RegistryModel, folder: Path, converter: str) -> str:
+    """The converter that will build the model ("torch" or "numpy"), or a PullError saying
+    what to install; the verified files stay either way."""
+    from ..convert.choose import torch_available
+    from ..science.members import MEMBERS
+
     kept = f"the {len(model.files)} verified files are kept in {folder}"
-    try:
-        import bossnet_export
-    except ImportError:
-        raise PullError(f"{model.name}: {kept}; exporting them needs torch: "
-                        f"{EXPORT_HINT}, then run `bossnet-onnx models pull {model.name}` "
-                        f"again") from None
-    supported = tuple(getattr(bossnet_export, "SUPPORTED_MEMBERS", ("boss",)))
-    if model.member not in supported:
-        raise PullError(f"{model.name}: {kept}; this version of bossnet-onnx exports and runs "
-                        f"only {', '.join(supported)} models, not the {model.member} member "
+    if model.member not in MEMBERS:
+        raise PullError(f"{model.name}: {kept}; this version of bossnet-onnx converts and runs "
+                        f"only {', '.join(MEMBERS)} models, not the {model.member} member "
                         f"(a newer bossnet-onnx may know it)")
-    return bossnet_export.export_model
+    if converter == "torch" or (converter == "auto" and torch_available()):
+        if not torch_available():
+            raise PullError(f"{model.name}: {kept}; --converter torch needs torch: "
+                            f"{EXPORT_HINT} (or pull with --converter numpy, which needs no "
+                            f"torch)")
+        return "torch"
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise PullError(f"{model.name}: {kept}; converting them needs the onnx package, part "
+                        f"of every bossnet-onnx install: {CONVERT_HINT}, then run "
+                        f"`bossnet-onnx models pull {model.name}` again") from None
+    return "numpy"
 
 
 def _check_installed(model: RegistryModel, target: Path, home: Path) -> None:
@@ -233,12 +246,18 @@ def _check_installed(model: RegistryModel, target: Path, home: Path) -> None:
 
 def pull_model(name: str, *, source_dir: str | os.PathLike | None = None, force: bool = False,
                progress: bool = False, registry: Registry | None = None,
-               policy: RetryPolicy = RetryPolicy()) -> PullResult:
-    """Fetch, verify, export and install the published set NAME (see the module doc).
+               policy: RetryPolicy = RetryPolicy(), converter: str = "auto") -> PullResult:
+    """Fetch, verify, convert and install the published set NAME (see the module doc).
 
     `source_dir` takes the files from a local clone of the repository (or a copy of the set's
     folder) instead of the network. A model already installed is left alone unless `force`.
+    `converter` is auto (torch when installed, else the torch-free converter), torch or numpy;
+    the file records which one built it.
     """
+    from ..convert import CONVERTER_CHOICES
+
+    if converter not in CONVERTER_CHOICES:
+        raise PullError(f"--converter {converter!r}; choose one of {', '.join(CONVERTER_CHOICES)}")
     registry = registry or load_registry()
     model = registry.get(name)
     home = models_home()
@@ -251,19 +270,21 @@ def pull_model(name: str, *, source_dir: str | os.PathLike | None = None, force:
         result = PullResult(name=model.name, path=target, status="installed")
         clone = Path(source_dir).expanduser() if source_dir is not None else None
         _fetch_files(model, folder, clone, progress, policy, result)
-        export_model = _exporter(model, folder)
+        chosen = _converter(model, folder, converter)
         stats = folder / model.stats_file.name if model.stats_file else None
         config: Any
         if model.config_file is not None:
             config = folder / model.config_file.name
         else:
-            from bossnet_export import OFFICIAL_BOSS
+            from ..convert.config import OFFICIAL_BOSS
 
             config = OFFICIAL_BOSS  # the set was built with the network's defaults
         target.parent.mkdir(parents=True, exist_ok=True)
+        from ..convert.choose import export_checkpoint
+
         try:
-            report = export_model(
-                folder, target, config=config, stats=stats, name=model.name,
+            report = export_checkpoint(
+                folder, target, converter=chosen, config=config, stats=stats, name=model.name,
                 provenance="published-weights",
                 description=f"{model.title or model.name}: {model.repository} "
                             f"{model.folder} at {model.commit[:7]}",
@@ -281,6 +302,7 @@ def pull_model(name: str, *, source_dir: str | os.PathLike | None = None, force:
                             f"({exc.strerror or exc}); nothing was installed; the verified "
                             f"files are kept in {folder}") from None
         result.parity = report.parity.summary()
+        result.converter = report.converter
         shutil.rmtree(folder, ignore_errors=True)
         return result
 

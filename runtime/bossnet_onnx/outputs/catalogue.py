@@ -34,7 +34,7 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,9 @@ __all__ = [
     "provenance_path",
     "remove_catalogue",
     "HEADER_COMMENTS",
+    "member_output_path",
+    "split_suffix",
+    "write_catalogues",
 ]
 
 #: The documented missing value of integer columns.
@@ -398,12 +401,8 @@ def _serialize(table: Table, fmt: str, path: Path) -> bytes:
     by one plain write whose OSError says what happened (astropy's FITS writer hides it)."""
     buffer = io.BytesIO()
     if fmt == "fits":
-        out = _ascii_columns(table)
-        out.meta = _fits_header_meta(table.meta)
-        _write_fits(out, buffer)
-        if path.name.lower().endswith(".gz"):
-            return gzip.compress(buffer.getvalue(), mtime=0)
-    elif fmt == "parquet":
+        return _fits_bytes([table], path)
+    if fmt == "parquet":
         _write_parquet(table, buffer)
     elif fmt == "votable":
         _write_votable(table, buffer)
@@ -436,6 +435,11 @@ def write_catalogue(table: Table, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     fmt = format_for(path)
+    return _write_file(path, fmt, lambda: _serialize(table, fmt, path), table)
+
+
+def _write_file(path: Path, fmt: str, serialize: Callable[[], bytes], table: Table) -> Path:
+    """write_catalogue's atomic write of `serialize()`'s bytes (and a CSV's sidecar)."""
     require_writer(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
@@ -449,7 +453,7 @@ def write_catalogue(table: Table, path: str | os.PathLike) -> Path:
 
     sidecar_written = False
     try:
-        payload = _serialize(table, fmt, path)
+        payload = serialize()
         if fmt == "ascii.csv":  # the sidecar first: a CSV never stands without its provenance
             sidecar = _provenance_json(table)
             def write_sidecar(tmp: str) -> None:
@@ -466,7 +470,23 @@ def write_catalogue(table: Table, path: str | os.PathLike) -> Path:
     return path
 
 
-def _write_fits(table: Table, path: str | io.BytesIO) -> None:
+def _fits_bytes(tables: Sequence[Table], path: Path) -> bytes:
+    """One FITS file (gzipped for `.fits.gz`) holding each table as a table HDU, in order."""
+    from astropy.io import fits
+
+    hdus = []
+    for table in tables:
+        out = _ascii_columns(table)
+        out.meta = _fits_header_meta(table.meta)
+        hdus.append(_fits_table_hdu(out))
+    buffer = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), *hdus]).writeto(buffer)
+    if path.name.lower().endswith(".gz"):
+        return gzip.compress(buffer.getvalue(), mtime=0)
+    return buffer.getvalue()
+
+
+def _fits_table_hdu(table: Table) -> Any:
     """FITS that astropy and TOPCAT read without a warning: TUNIT where FITS defines the unit,
     a TCOMMn description per column, EXTNAME, and a comment on each provenance card."""
     from astropy.io import fits
@@ -490,7 +510,47 @@ def _write_fits(table: Table, path: str | io.BytesIO) -> None:
                           else 20)
             if width + 3 + len(HEADER_COMMENTS[key]) <= 80:  # else no room: no comment
                 hdu.header.comments[key] = HEADER_COMMENTS[key]
-    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
+    return hdu
+
+
+def split_suffix(path: str | os.PathLike) -> tuple[str, str]:
+    """(`cat`, `.fits.gz`): a catalogue file name less its type suffix, and the suffix as
+    written (OutputError if the type is unknown)."""
+    name = Path(path).name
+    format_for(path)
+    suffix = next(s for s in sorted(SUFFIX_FORMATS, key=len, reverse=True)
+                  if name.lower().endswith(s))
+    return name[: -len(suffix)], name[-len(suffix):]
+
+
+def member_output_path(output: str | os.PathLike, member: str) -> Path:
+    """Where a mixed run (`--model auto`) writes `member`'s table when -o is not FITS:
+    `cat.csv` -> `cat.apogee.csv` (the member's name before the type suffix)."""
+    stem, suffix = split_suffix(output)
+    return Path(output).with_name(f"{stem}.{member}{suffix}")
+
+
+def write_catalogues(tables: Mapping[str, Table], path: str | os.PathLike) -> list[Path]:
+    """Write one table per family member (a mixed run): into `path` as one table HDU each
+    when it is FITS (EXTNAME from each table's MEMBER, as DR19's astraAll* files hold one HDU
+    per instrument), else each to its `member_output_path`. Each file is written atomically;
+    if one fails, those this call wrote already are removed, and the OutputError names it."""
+    path = Path(path)
+    fmt = format_for(path)
+    if fmt == "fits":
+        ordered = list(tables.values())
+        if not ordered:
+            raise OutputError(f"{printable(path)}: no table to write")
+        return [_write_file(path, fmt, lambda: _fits_bytes(ordered, path), ordered[0])]
+    written: list[Path] = []
+    try:
+        for member, table in tables.items():
+            written.append(write_catalogue(table, member_output_path(path, member)))
+    except OutputError:
+        for done in written:
+            remove_catalogue(done)
+        raise
+    return written
 
 
 def _write_parquet(table: Table, path: str | io.BytesIO) -> None:

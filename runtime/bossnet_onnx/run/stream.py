@@ -60,6 +60,9 @@ __all__ = ["predict", "stream", "check_run", "run_metadata", "resolve_inputs", "
 #: max(batch rows, MIN_PIECE_ROWS) x 3900 float32: 64 pieces of 64 rows are 64 MB).
 READ_AHEAD_PIECES = 64
 
+#: Misfit files a refused run names (the count says how many there are in all).
+MISFITS_NAMED = 5
+
 #: Spectra already saved, by (source, hdu, row): read but neither prepared nor run again.
 Skip = Container[tuple[str, int, int]]
 
@@ -377,16 +380,23 @@ def check_run(model: BossNetModel, items: Sequence, options: RunOptions) -> None
         raise MemberMismatchError(
             f"{model.path.name}: --recipe {options.recipe} is not defined for {member.title} "
             f"(member {member.name}); it takes --recipe {' or '.join(member.recipes)}")
-    for path in items:
-        if not isinstance(path, str):
-            continue
-        kinds = sniff_kinds(path)
-        if kinds and member.spectrum_kind not in kinds:
-            found = " or ".join(KIND_TITLES.get(k, k) for k in sorted(kinds))
-            raise MemberMismatchError(
-                f"{path}: is {found} but the model {model.path.name} is {member.title} "
-                f"(member {member.name}), which reads {member.reads}; use a model of the "
-                f"matching member (bossnet-onnx info shows a model's member)")
+    misfits = [(path, kinds) for path in items if isinstance(path, str)
+               for kinds in [sniff_kinds(path)] if kinds and member.spectrum_kind not in kinds]
+    if len(misfits) == 1:
+        path, kinds = misfits[0]
+        found = " or ".join(KIND_TITLES.get(k, k) for k in sorted(kinds))
+        raise MemberMismatchError(
+            f"{path}: is {found} but the model {model.path.name} is {member.title} "
+            f"(member {member.name}), which reads {member.reads}; use a model of the "
+            f"matching member (bossnet-onnx info shows a model's member)")
+    if misfits:
+        shown = ", ".join(str(path) for path, _ in misfits[:MISFITS_NAMED])
+        more = len(misfits) - MISFITS_NAMED
+        raise MemberMismatchError(
+            f"{len(misfits)} files are not {member.reads}, which the model {model.path.name} "
+            f"({member.title}, member {member.name}) reads: {shown}"
+            f"{f' and {more} more' if more > 0 else ''}; use a model of the matching member, "
+            f"or --model auto to send each file to its member's model")
     note = demo_warning(model)
     if note:
         warnings.warn(note, DemoModelWarning, stacklevel=_caller_outside_package())
@@ -508,6 +518,7 @@ def predict(inputs: Any, *, model: str | os.PathLike | BossNetModel | None = Non
     `draws` noisy copies per spectrum give e_* as their scatter (ddof=1); `seed` with each
     spectrum's identity fixes them, whatever the batch size, file order or shard ("K/N").
     A model that is not an export of the published weights issues a DemoModelWarning.
+    (`bossnet_onnx.predict` is run.mixed.predict: this, or `model="auto"` for mixed folders.)
     """
     options = options_from(options, settings)
     items = resolve_inputs(inputs, options)
