@@ -388,14 +388,17 @@ def write_gaia_table(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]],
     `rows` map archive column names (source_id, flux, flux_error, ... or bp_coefficients,
     bp_coefficient_errors, bp_coefficient_correlations, ...) to values; a None array is an
     absent solution. The suffix picks the form: .csv (arrays as quoted "(a, b, ...)"
-    strings, as the archive writes them), .ecsv, .fits (variable-length arrays); .gz gzips.
+    strings, as the archive writes them), .ecsv, .fits (variable-length arrays), .xml/.vot
+    (a VOTable 1.4 with TABLEDATA); .gz gzips.
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise OSError(f"{path}: already exists; pass overwrite=True to replace it")
     name = path.name.lower().removesuffix(".gz")
     columns = list(rows[0])
-    if name.endswith(".csv"):
+    if name.endswith((".xml", ".vot")):
+        data = _votable_text(rows, columns).encode()
+    elif name.endswith(".csv"):
         lines = [",".join(columns)]
         for row in rows:
             cells = []
@@ -431,6 +434,36 @@ def write_gaia_table(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]],
         data = buffer.getvalue()
     path.write_bytes(_gzip.compress(data, mtime=0) if path.name.endswith(".gz") else data)
     return path
+
+
+def _votable_text(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> str:
+    """A VOTable 1.4 with one TABLEDATA table, FIELDs typed as the Gaia archive types them."""
+    fields = []
+    for col in columns:
+        values = [row[col] for row in rows if row[col] is not None]
+        if any(np.ndim(v) > 0 for v in values):
+            fields.append(f'<FIELD name="{col}" datatype="double" arraysize="*"/>')
+        elif all(isinstance(v, (int, np.integer)) for v in values):
+            fields.append(f'<FIELD name="{col}" datatype="long"/>')
+        else:
+            fields.append(f'<FIELD name="{col}" datatype="double"/>')
+    body = []
+    for row in rows:
+        cells = []
+        for col in columns:
+            value = row[col]
+            if value is None:
+                cells.append("<TD/>")
+            elif np.ndim(value) > 0:
+                cells.append("<TD>" + " ".join(repr(float(v)) for v in np.ravel(value)) + "</TD>")
+            else:
+                cells.append(f"<TD>{value}</TD>")
+        body.append("<TR>" + "".join(cells) + "</TR>")
+    return ('<?xml version="1.0" encoding="utf-8"?>\n'
+            '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">\n'
+            '<RESOURCE type="results">\n<TABLE>\n' + "\n".join(fields) +
+            "\n<DATA>\n<TABLEDATA>\n" + "\n".join(body) +
+            "\n</TABLEDATA>\n</DATA>\n</TABLE>\n</RESOURCE>\n</VOTABLE>\n")
 
 
 # ------------------------------------------------------------------------------ APOGEE apStar

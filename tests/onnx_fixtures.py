@@ -41,7 +41,10 @@ def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
     output checks: "reverse" (batch returned reversed), "mix" (each row minus the batch mean),
     "collapse" (batch averaged to one row), "nan" (every output NaN), "log-min" (adds
     log(min(flux)): NaN for a row with a negative pixel only), "fail-over-3" (an onnxruntime
-    error at run time for batches of 4 or more; the load probe's batches pass). `extra_props` replaces metadata
+    error at run time for calls holding a model input above 5, i.e. flux above e^5,
+    which the load probe's spectrum-like rows never reach), "roll3" (rows in
+    order for batches of 1 and 2, the first three rotated for 3 or more: row 2 first, then rows
+    0, 1, 3, ...). `extra_props` replaces metadata
     entries; `external_data` stores every tensor in its own file next to the model.
     """
     import onnx
@@ -64,15 +67,23 @@ def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
         "collapse": [helper.make_node("ReduceMean", ["affine"], ["normalized"], axes=[0],
                                       keepdims=1)],
         "nan": [helper.make_node("Mul", ["affine", "nan"], ["normalized"])],
-        "fail-over-3": [helper.make_node("Shape", ["affine"], ["shp"]),
+        "fail-over-3": [helper.make_node("ReduceMax", ["flux"], ["fmax"], keepdims=0),
+                        helper.make_node("Greater", ["fmax", "five"], ["bright"]),
+                        helper.make_node("Cast", ["bright"], ["bright_i"], to=TensorProto.INT64),
+                        helper.make_node("Shape", ["affine"], ["shp"]),
                         helper.make_node("Slice", ["shp", "axis0", "one1"], ["bdim"]),
-                        helper.make_node("Slice", ["three_rows", "axis0", "bdim", "axis0"],
+                        helper.make_node("Add", ["bdim", "bright_i"], ["keep"]),
+                        helper.make_node("Slice", ["zero_rows", "axis0", "keep", "axis0"],
                                          ["rows"]),
                         helper.make_node("Add", ["affine", "rows"], ["normalized"])],
         "log-min": [helper.make_node("ReduceMin", ["flux"], ["fmin"], axes=[1], keepdims=1),
                     helper.make_node("Log", ["fmin"], ["logmin"]),
                     helper.make_node("Mul", ["logmin", "tiny"], ["logsmall"]),
                     helper.make_node("Add", ["affine", "logsmall"], ["normalized"])],
+        "roll3": [helper.make_node("Slice", ["affine", "i2", "i3", "axis0"], ["row2"]),
+                  helper.make_node("Slice", ["affine", "i0", "i2", "axis0"], ["rows01"]),
+                  helper.make_node("Slice", ["affine", "i3", "rev_end_pos", "axis0"], ["rest"]),
+                  helper.make_node("Concat", ["row2", "rows01", "rest"], ["normalized"], axis=0)],
     }[hostile]
     extra_init = [numpy_helper.from_array(np.array([-1], np.int64), "rev_start"),
                   numpy_helper.from_array(np.array([-(2 ** 62)], np.int64), "rev_end"),
@@ -80,8 +91,11 @@ def write_linear_model(path: Path, *, seed: int = 0, batch: int | None = None,
                   numpy_helper.from_array(np.array([-1], np.int64), "rev_step"),
                   numpy_helper.from_array(np.array(np.nan, np.float32), "nan"),
                   numpy_helper.from_array(np.array(1e-6, np.float32), "tiny"),
+                  numpy_helper.from_array(np.array(5.0, np.float32), "five"),
                   numpy_helper.from_array(np.array([1], np.int64), "one1"),
-                  numpy_helper.from_array(np.zeros((3, n_out), np.float32), "three_rows"),
+                  numpy_helper.from_array(np.zeros((1024, n_out), np.float32), "zero_rows"),
+                  *(numpy_helper.from_array(np.array([v], np.int64), f"i{v}") for v in (0, 2, 3)),
+                  numpy_helper.from_array(np.array([2 ** 62], np.int64), "rev_end_pos"),
                   ] if hostile else []
     graph = helper.make_graph(
         [
@@ -138,3 +152,65 @@ def write_member_model(path: Path, member: str, *, seed: int = 0, scale: float =
     meta = member_metadata(member, **overrides)
     return write_linear_model(path, seed=seed, n_pixels=meta.n_pixels, metadata=meta,
                               scale=scale)
+
+
+def write_conv_model(path: Path, *, seed: int = 0, opset: int = 17,
+                     external_data: bool = False, auto_pad: str | None = None) -> Path:
+    """A small 1-D convolutional BOSS Net look-alike with the real metadata: flux[b, n] ->
+    Unsqueeze -> Conv1d(1->4, k 30, pads) -> Elu -> Conv1d(4->8, k 30, stride 2, dilation 2)
+    -> Elu -> Conv1d(8->8, k 5, group 2) -> ReduceMean over pixels -> MatMul -> normalized ->
+    physical. For the graph-formulation tests (1-D convolutions of every attribute kind)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    meta = linear_metadata()
+    n_out = len(meta.parameter_names)
+    std = np.array([meta.stats[p]["STD"] for p in meta.parameter_names], np.float32)
+    mean = np.array([meta.stats[p]["MEAN"] for p in meta.parameter_names], np.float32)
+
+    def he(*shape):
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / np.prod(shape[1:]))).astype(np.float32)
+
+    inits = [numpy_helper.from_array(he(4, 1, 30), "w1"), numpy_helper.from_array(he(4) * 0.1, "b1"),
+             numpy_helper.from_array(he(8, 4, 30), "w2"), numpy_helper.from_array(he(8) * 0.1, "b2"),
+             numpy_helper.from_array(he(8, 4, 5), "w3"),
+             numpy_helper.from_array(he(8, n_out), "head"),
+             numpy_helper.from_array(np.array([1], np.int64), "ax1"),
+             numpy_helper.from_array(np.array([2], np.int64), "ax2"),
+             numpy_helper.from_array(std, "std"), numpy_helper.from_array(mean, "mean")]
+    pad1 = {"auto_pad": auto_pad} if auto_pad else {"pads": [14, 15]}
+    unsq = (helper.make_node("Unsqueeze", ["flux", "ax1"], ["x"]) if opset >= 13 else
+            helper.make_node("Unsqueeze", ["flux"], ["x"], axes=[1]))
+    mean_node = (helper.make_node("ReduceMean", ["h3", "ax2"], ["pooled"], keepdims=0)
+                 if opset >= 18 else
+                 helper.make_node("ReduceMean", ["h3"], ["pooled"], axes=[2], keepdims=0))
+    nodes = [
+        unsq,
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[30], **pad1),
+        helper.make_node("Elu", ["c1"], ["h1"]),
+        helper.make_node("Conv", ["h1", "w2", "b2"], ["c2"], kernel_shape=[30], strides=[2],
+                         dilations=[2], pads=[3, 3]),
+        helper.make_node("Elu", ["c2"], ["h2"]),
+        helper.make_node("Conv", ["h2", "w3"], ["h3"], group=2),
+        mean_node,
+        helper.make_node("MatMul", ["pooled", "head"], ["normalized"]),
+        helper.make_node("Mul", ["normalized", "std"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "mean"], ["physical"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "conv",
+        [helper.make_tensor_value_info("flux", TensorProto.FLOAT, ["batch", N_GRID])],
+        [helper.make_tensor_value_info("normalized", TensorProto.FLOAT, ["batch", n_out]),
+         helper.make_tensor_value_info("physical", TensorProto.FLOAT, ["batch", n_out])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    helper.set_model_props(model, meta.to_props())
+    onnx.checker.check_model(model)
+    if external_data:
+        onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=path.name + ".data", size_threshold=0)
+    else:
+        onnx.save(model, str(path))
+    return path

@@ -19,7 +19,7 @@ import bossnet_onnx.model.files as model_files
 from bossnet_onnx.cli import app
 from bossnet_onnx.errors import InputError, ModelError, ModelMetadataError, UnknownFormatError
 from bossnet_onnx.model.session import open_model
-from bossnet_onnx.readers import read_spectra
+from bossnet_onnx.readers import ReadFailure, read_spectra
 from bossnet_onnx.run.stream import predict
 from bossnet_onnx.science.flags import QualityFlags, ResultFlags
 
@@ -262,7 +262,8 @@ def test_length_mismatch_in_generic_table(tmp_path):
 
 def test_mwm_visit_with_empty_hdus_only(tmp_path):
     path = layouts.write_mwm(tmp_path / "mwmVisit-0.6.0-1.fits", [], [], kind="visit")
-    assert read_spectra(path) == []
+    (failure,) = read_spectra(path)  # one row naming the file, never nothing
+    assert isinstance(failure, ReadFailure) and "holds no" in failure.error
 
 
 def test_mwm_visit_length_mismatch_row(tmp_path):

@@ -196,7 +196,8 @@ def test_spectra_already_saved_are_skipped_within_a_file(tmp_path, model):
     rest = list(pipeline.stream(model, [path], RunOptions(draws=2, seed=1),
                                 skip={(path, 1, 0), (path, 1, 1)}))
     assert [r.row for r in rest] == [2, 3, 4]
-    assert [r.labels for r in rest] == [r.labels for r in everything[2:]]
+    # NaN-aware: rho_* are NaN with fewer than 3 draws
+    np.testing.assert_equal([r.labels for r in rest], [r.labels for r in everything[2:]])
 
 
 def _rss_mb(kind: str) -> float:

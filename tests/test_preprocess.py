@@ -114,3 +114,51 @@ def test_infinite_flux_pixels_are_dropped():
     rows, plan = model_inputs(wave, flux, GRID)
     assert np.isfinite(rows).all()
     assert plan.n_valid == 1999
+
+
+def _apply_before_issue_21(plan, values):
+    """InterpolationPlan.apply as it was written before the gather was composed with `valid`
+    (kept verbatim here: the rows must not change by a single bit)."""
+    v = np.asarray(values, dtype=np.float32)[..., plan.valid].astype(np.float64)
+    out = v[..., plan.lo] * (1.0 - plan.frac) + v[..., plan.lo + 1] * plan.frac
+    return out.astype(np.float32)
+
+
+def _real_boss_spectra(shared_data):
+    from bossnet_onnx.readers import read_spectra
+
+    specs = []
+    for path in sorted(shared_data.glob("*spec-*.fits*")):
+        specs.extend(s for s in read_spectra(str(path)) if s.kind == "boss")
+    return specs
+
+
+def test_interpolation_rows_are_bit_identical_to_the_previous_form(rng, shared_data):
+    """21 copies (noise-free + 20 draws, NaN and inf pixels, gaps, partial coverage) of
+    synthetic and real SDSS/LAMOST spectra: the same bytes as before, through model_inputs too."""
+    from bossnet_onnx.science.uncertainty import noisy_copies
+
+    wave = 10 ** (3.5523 + 1e-4 * np.arange(4648))
+    flux = (5 + rng.standard_normal(4648)).astype(np.float32)
+    flux[100:130], flux[700], flux[4000:4100] = np.nan, np.inf, np.nan
+    cases = [(wave, flux, np.abs(rng.standard_normal(4648)).astype(np.float32)),
+             (np.linspace(3800, 6350, 3000), np.ones(3000, np.float32), np.ones(3000, np.float32))]
+    real = _real_boss_spectra(shared_data)
+    assert len(real) >= 8
+    pre = Preprocessing()
+    from bossnet_onnx.science.preprocess import sigma_from_ivar
+
+    cases += [(s.wavelength, np.asarray(s.flux, np.float32), sigma_from_ivar(s.ivar, s.flux, pre))
+              for s in real]
+    for wave, flux, sigma in cases:
+        copies = noisy_copies(flux, sigma, 20, np.random.default_rng(7))
+        assert copies.shape[0] == 21
+        plan = plan_interpolation(wave, copies[0], GRID)
+        now, before = plan.apply(copies), _apply_before_issue_21(plan, copies)
+        assert now.dtype == before.dtype == np.float32
+        assert now.tobytes() == before.tobytes()
+        rows, _ = model_inputs(wave, copies, GRID)
+        expected = log_scale(np.nan_to_num(before, nan=pre.flux_floor,
+                                           posinf=np.finfo(np.float32).max,
+                                           neginf=pre.flux_floor), pre)
+        assert rows.tobytes() == expected.tobytes()

@@ -225,13 +225,15 @@ def test_generic_array_rows_one_broken(tmp_path):
 
 
 # --------------------------------------------------------------------------- mwm files
-def test_mwm_visit_with_all_hdus_empty_is_no_spectra_not_an_error(tmp_path):
+def test_mwm_visit_with_all_hdus_empty_is_one_failed_row_naming_the_file(tmp_path):
     path = layouts.write_mwm(tmp_path / "mwmVisit-0.6.0-1.fits", [], [], kind="visit",
                              n_apogee=(3, 0))
     with fits.open(path) as hdul:
         assert [len(h.data) for h in hdul[1:]] == [0, 0, 3, 0]
         assert hdul[1].columns["flux"].format == "0E"  # Astra's zero-width pixel columns
-    assert read_spectra(path) == []
+    # every input file gives a row: no BOSS spectra is said, not silently skipped
+    (failure,) = read_spectra(path)
+    assert isinstance(failure, ReadFailure) and failure.error.startswith(f"{path}: holds no ")
 
 
 def test_mwm_visit_one_good_one_broken(tmp_path):

@@ -119,8 +119,9 @@ def test_corrupted_and_missing_model(tmp_path):
 @pytest.mark.parametrize("batch", [None, 4])
 @pytest.mark.parametrize(("hostile", "message"), [
     ("reverse", "a spectrum's outputs depend on its position or neighbours in the batch"),
+    ("roll3", "a spectrum's outputs depend on its position or neighbours in the batch"),
     ("mix", "a spectrum's outputs depend on its position or neighbours in the batch"),
-    ("collapse", r"output 'normalized' has shape \[1, 4\] for a batch of \d, expected \[\d, 4\]"),
+    ("collapse", r"output 'normalized' has shape \[1, 4\] for a batch of \d+, expected \[\d+, 4\]"),
     ("nan", "returns non-finite outputs for finite spectrum-like input"),
 ])
 def test_hostile_models_are_refused_at_load_with_one_line(tmp_path, hostile, message, batch):
@@ -146,6 +147,77 @@ def test_wrong_output_count_is_refused(tmp_path):
         open_model(path, provider="cpu")
 
 
+def _counting(monkeypatch):
+    """Count the engine calls of every BossNetModel (real session runs underneath)."""
+    from bossnet_onnx.model.session import BossNetModel
+
+    calls: list[int] = []
+    real = BossNetModel._run_batch
+
+    def counted(self, chunk):
+        calls.append(chunk.shape[0])
+        return real(self, chunk)
+
+    monkeypatch.setattr(BossNetModel, "_run_batch", counted)
+    return calls
+
+
+def test_probe_refuses_a_graph_that_permutes_only_batches_of_three_or_more(tmp_path):
+    """The graph keeps rows in order for batches of 1 and 2 (what the old two-row probe saw)
+    and rotates the first three rows of larger batches: refused at load, whatever the batch."""
+    path = write_linear_model(tmp_path / "roll3.onnx", hostile="roll3", scale=2.0)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(3).standard_normal((4, 3900)).astype(np.float32)
+    one = [sess.run(["normalized"], {"flux": x[i:i + 1]})[0][0] for i in range(4)]
+    np.testing.assert_array_equal(sess.run(["normalized"], {"flux": x[:2]})[0], one[:2])
+    assert not np.allclose(sess.run(["normalized"], {"flux": x[:3]})[0], one[:3])  # the trap
+    for rows in (1, 2, 3, 7, 32):
+        with pytest.raises(ModelError, match=r"roll3\.onnx: a spectrum's outputs depend on its "
+                                             rf"position .* in a batch of {max(3, rows)} rolled"):
+            open_model(path, provider="cpu", batch_rows=rows)
+
+
+def test_probe_runs_at_the_run_batch_and_is_remembered_with_the_content_hash(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", str(tmp_path / "cache"))
+    path = write_linear_model(tmp_path / "m.onnx")
+    calls = _counting(monkeypatch)
+    model = open_model(path, provider="cpu", batch_rows=7)
+    assert calls == [7, 7, 7, 2, 1]  # a batch, rolled, two rows swapped; a pair, one alone
+    calls.clear()
+    again = open_model(path, provider="cpu", batch_rows=7)
+    assert calls == [] and 7 in again.probed  # remembered: the next start runs no forward
+    again.check_batch(5)
+    assert calls == [5, 5, 5, 2, 1]
+    calls.clear()
+    model.check_batch(5)  # another model object: remembered across objects too
+    assert calls == []
+    # A new export at the same path (other bytes) is a new model: probed again.
+    write_linear_model(path, seed=9)
+    import os
+    os.utime(path, ns=(1, 1))
+    open_model(path, provider="cpu", batch_rows=7)
+    assert calls == [7, 7, 7, 2, 1]
+
+
+def test_probe_is_not_remembered_without_a_cache_nor_from_a_planted_file(tmp_path, monkeypatch):
+    from bossnet_onnx.model import ort_cache
+
+    path = write_linear_model(tmp_path / "m.onnx")
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", "off")
+    calls = _counting(monkeypatch)
+    open_model(path, provider="cpu", batch_rows=4)
+    open_model(path, provider="cpu", batch_rows=4)
+    assert calls == [4, 4, 4, 2, 1] * 2
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", str(tmp_path / "cache"))
+    open_model(path, provider="cpu", batch_rows=4)
+    (stored,) = (tmp_path / "cache" / ort_cache.VERDICTS_DIR).glob("probe-*.json")
+    stored.chmod(0o666)  # writable by others: could have been planted, so not trusted
+    calls.clear()
+    open_model(path, provider="cpu", batch_rows=4)
+    assert calls == [4, 4, 4, 2, 1]
+
+
 def test_probe_is_distinct_finite_spectrum_like_rows():
     from bossnet_onnx.model.session import probe_inputs
     x = probe_inputs(3900)
@@ -153,6 +225,10 @@ def test_probe_is_distinct_finite_spectrum_like_rows():
     assert x.min() > 1.0 and x.max() < 4.0  # log of 5-50 flux units, like preprocessed spectra
     assert np.min(np.abs(x[0] - x[1])) >= 0 and not np.allclose(x[0], x[1])
     np.testing.assert_array_equal(x, probe_inputs(3900))
+    many = probe_inputs(3900, 32)
+    np.testing.assert_array_equal(many[:3], x)
+    distances = np.abs(many[:, None, :] - many[None, :, :]).max(axis=2)
+    assert (distances + np.eye(32) * 9).min() > 0.05 and many.min() > 1.0 and many.max() < 4.0
 
 
 def test_run_checks_the_batch_shape_of_every_call(tmp_path, rng):
@@ -165,7 +241,7 @@ def test_run_checks_the_batch_shape_of_every_call(tmp_path, rng):
             return [out[:1] for out in real.run(names, feeds)]
 
     model.session = Collapsing()
-    with pytest.raises(ModelError, match=r"has shape \[1, 4\] for a batch of 5, expected \[5, 4\]"):
+    with pytest.raises(ModelError, match=r"has shape \[1, 4\] for a batch of 32, expected \[32, 4\]"):
         model.run_normalized(rng.standard_normal((5, 3900)).astype(np.float32))
 
 
@@ -204,7 +280,7 @@ def test_absurd_log_teff_is_a_failure_row_not_an_overflow(tmp_path):
 
 
 def test_model_that_fails_at_run_time_is_a_model_error_per_row_not_a_bug(tmp_path):
-    """onnxruntime failing inside a run (here: batches of 4+; the load probe's pass) is the
+    """onnxruntime failing inside a run (here: on bright spectra; the load probe's pass) is the
     model's fault: each spectrum's row names the model and onnxruntime's first line, never
     'unexpected' (our word for a bug of ours) or a traceback."""
     import layouts
@@ -216,12 +292,12 @@ def test_model_that_fails_at_run_time_is_a_model_error_per_row_not_a_bug(tmp_pat
     loaded = open_model(model, provider="cpu")  # the load probe's small batches pass
     with pytest.raises(ModelError, match=r"m\.onnx: onnxruntime failed running the model on "
                                          r"a batch of \d+ \(.*\); the model file is damaged"):
-        loaded.run_physical(np.full((4, 3900), 2.5, np.float32))
+        loaded.run_physical(np.full((4, 3900), 6.5, np.float32))
     wave = layouts.boss_native_wavelength()
     files = []
     for i in range(5):
         path = tmp_path / f"spec-5000-59000-{i + 1:04d}.fits"
-        layouts.write_spec(path, wave, (12 + np.sin(wave / (60 + 7 * i))).astype(np.float32),
+        layouts.write_spec(path, wave, (900 + np.sin(wave / (60 + 7 * i))).astype(np.float32),
                            np.full(wave.size, 4.0, np.float32), plate=5000, mjd=59000,
                            fiberid=i + 1)
         files.append(str(path))
@@ -232,3 +308,33 @@ def test_model_that_fails_at_run_time_is_a_model_error_per_row_not_a_bug(tmp_pat
     assert len(failed) == 5
     assert all("model error: " in line and "onnxruntime failed running the model" in line
                for line in failed)
+
+
+def test_io_binding_call_gives_the_same_bits_as_run(tmp_path):
+    """The CUDA path's IO-binding call, exercised on the CPU device: the same bits as `run`."""
+    from onnx_fixtures import write_conv_model
+
+    from bossnet_onnx.model.session import CALL_ROWS, CUDA_CALL_ROWS, probe_inputs
+    model = open_model(write_conv_model(tmp_path / "conv.onnx"), provider="cpu", threads=2)
+    x = probe_inputs(3900, CALL_ROWS)
+    (plain,) = model.session.run(["normalized"], {"flux": x})
+    bound = model._run_bound(x, "cpu")
+    assert bound.dtype == np.float32 and bound.tobytes() == plain.tobytes()
+    assert model.call_rows == CALL_ROWS
+    model.provider = "CUDAExecutionProvider"  # the call size follows the device
+    assert model.call_rows == CUDA_CALL_ROWS
+
+
+@pytest.mark.gpu
+def test_cuda_runs_bound_device_sized_calls_close_to_cpu(tmp_path):
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("no CUDA provider in this onnxruntime (CI has no GPU)")
+    from onnx_fixtures import write_conv_model
+
+    from bossnet_onnx.model.session import CUDA_CALL_ROWS, probe_inputs
+    path = write_conv_model(tmp_path / "conv.onnx")
+    gpu = open_model(path, provider="cuda")
+    assert gpu.provider == "CUDAExecutionProvider" and gpu.call_rows == CUDA_CALL_ROWS
+    x = probe_inputs(3900, 300)
+    cpu = open_model(path, provider="cpu").run_normalized(x)
+    np.testing.assert_allclose(gpu.run_normalized(x), cpu, atol=1e-4)

@@ -39,6 +39,18 @@ The copy stands in for the model, so it must provably hold the model's weights:
   rewrite changes ctime, a swap the inode) discards the copy, so a model replaced mid-build
   never leaves its weights under another model's key.
 * **Only for the CPU provider**: the conversion applies CPU-specific fusions.
+* **Optionally, the fastest formulation of the graph for this machine**
+  (`$BOSSNET_ONNX_FORMULATION=auto`). When a copy is built, the model's 1-D convolutions are
+  also written as 2-D ones (formulation.py), which onnxruntime runs with its blocked NCHWc
+  kernels; that copy is saved with the layout already transformed for this CPU. Both copies run
+  a batch of probe rows (one engine call's worth); the 2-D one is kept only if its outputs are
+  within FORMULATION_RTOL of the plain one (relative to each output's scale) and it is at least
+  5 % faster (measured in alternating rounds, one session mapped at a time so that peak memory
+  stays the weights once). The choice is part of the key (with the CPU's instruction sets, since
+  the blocked layout depends on them) and recorded in the manifest; `conv2d` forces the 2-D
+  form. The default is `plain`: the 2-D form's rows differ from the `.onnx` session's (cache
+  off) by ~2e-6 (normalised units), and runs are kept equal to the last bit whether or not the
+  cache is used.
 """
 from __future__ import annotations
 
@@ -54,9 +66,16 @@ from ..hashing import file_sha256
 from .content import external_data_files, model_content_sha256
 
 __all__ = ["cache_dir", "cache_limit_bytes", "cached_ort_model", "content_sha256", "discard_ort_copy",
-           "mmap_session_options", "DEFAULT_MAX_MB"]
+           "mmap_session_options", "remember", "remembered", "formulation_setting",
+           "ort_copy_formulation", "DEFAULT_MAX_MB"]
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
+#: Largest |conv2d - plain| over the probe outputs, relative to each output's largest magnitude
+#: (at least 1), for the 2-D form to be kept (measured on the official network: 2e-6, the
+#: float32 reassociation of another kernel; a wrong rewrite moves outputs by ~0.1-1).
+FORMULATION_RTOL = 1e-5
+#: The 2-D form must be at least this much faster (time ratio) to be kept.
+FORMULATION_GAIN = 0.95
 DEFAULT_MAX_MB = 2048
 _OFF = ("", "0", "off", "no", "false")
 _PRIVATE_DIR_MODE, _PRIVATE_FILE_MODE = 0o700, 0o600
@@ -128,10 +147,35 @@ def _trusted_file(st: os.stat_result, shared: bool) -> bool:
     return shared or st.st_uid == os.getuid()
 
 
+def cpu_tag() -> str:
+    """CPU features that change the kernels' arithmetic (AVX-512, BF16, AMX, VNNI): the blocked
+    layout of a formulation and the reduced-precision verdicts depend on them."""
+    import platform
+
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    wanted = ("avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni", "avx_vnni", "avx512f")
+    return platform.machine() + ":" + ",".join(f for f in wanted if f in flags)
+
+
+def formulation_setting() -> str:
+    """`$BOSSNET_ONNX_FORMULATION`: plain (the default), auto (measure) or conv2d."""
+    value = os.environ.get("BOSSNET_ONNX_FORMULATION", "plain").strip().lower() or "plain"
+    return value if value in ("auto", "plain", "conv2d") else "plain"
+
+
 def _key(content_sha: str) -> str:
     import onnxruntime as ort
 
-    ident = f"{content_sha}|onnxruntime {ort.__version__}|cache {CACHE_FORMAT}"
+    ident = (f"{content_sha}|onnxruntime {ort.__version__}|cache {CACHE_FORMAT}|"
+             f"formulation {formulation_setting()}|{cpu_tag()}")
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
@@ -180,32 +224,145 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
             os.unlink(tmp)
 
 
+def _save_ort(model: Path, target: str, level) -> None:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = level
+    options.optimized_model_filepath = target
+    options.add_session_config_entry("session.save_model_format", "ORT")
+    options.log_severity_level = 3
+    ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
+def _conv2d_copy(model: Path, folder: Path) -> str | None:
+    """An ORT-format copy of the model's 2-D-convolution form with this CPU's blocked layout
+    already applied (a temporary file in `folder`), or None when the rewrite does not apply."""
+    import onnxruntime as ort
+
+    from .formulation import conv1d_as_conv2d
+
+    fd, rewritten = tempfile.mkstemp(prefix=".conv2d.", suffix=".onnx.tmp", dir=folder)
+    os.close(fd)
+    fd, target = tempfile.mkstemp(prefix=".conv2d.", suffix=".ort.tmp", dir=folder)
+    os.close(fd)
+    try:
+        if conv1d_as_conv2d(model, rewritten) == 0:
+            os.unlink(target)
+            return None
+        _save_ort(Path(rewritten), target, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+        return target
+    except Exception:  # an engine that cannot build it: keep the plain form  # noqa: BLE001
+        if os.path.exists(target):
+            os.unlink(target)
+        return None
+    finally:
+        if os.path.exists(rewritten):
+            os.unlink(rewritten)
+
+
+def _time_copy(path: str, rows, threads: int) -> tuple[float, list]:
+    """(seconds of one call on `rows`, outputs), a session mapping `path` opened just for it
+    and released before returning (one copy resident at a time)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.load_model_format", "ORT")  # a .tmp name
+    mmap_session_options(options)
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: rows}
+    session.run(None, feed)  # warm-up
+    t0 = time.perf_counter()
+    outputs = session.run(None, feed)
+    return time.perf_counter() - t0, outputs
+
+
+def _choose(plain: str, conv2d: str, threads: int, call_rows: int) -> tuple[str, dict]:
+    """"plain" or "conv2d", with the figures: the 2-D form must give the same outputs (within
+    FORMULATION_RTOL) and be at least 1/FORMULATION_GAIN times faster, in alternating rounds."""
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.load_model_format", "ORT")
+    mmap_session_options(options)
+    shape = ort.InferenceSession(plain, options, providers=["CPUExecutionProvider"]
+                                 ).get_inputs()[0].shape
+    batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else call_rows
+    n = int(shape[-1])
+    wave = np.linspace(0.0, 1.0, n)
+    rng = np.random.default_rng(20240173)  # spectrum-like log-flux rows, the same every build
+    rows = np.asarray([1.6 + 1.8 * ((0.618034 * i) % 1.0) + 0.3 * np.sin(2 * np.pi * (3 + i) * wave)
+                       + 0.05 * rng.standard_normal(n) for i in range(batch)], np.float32)
+    rows = rows.reshape([batch, *([1] * (len(shape) - 2)), n])
+    times: dict[str, float] = {"plain": float("inf"), "conv2d": float("inf")}
+    outputs: dict[str, list] = {}
+    for _ in range(3):
+        for name, path in (("plain", plain), ("conv2d", conv2d)):
+            seconds, outputs[name] = _time_copy(path, rows, threads)
+            times[name] = min(times[name], seconds)
+    worst = max(float(np.max(np.abs(a - b) / np.maximum(1.0, np.max(np.abs(a), axis=0))))
+                for a, b in zip(outputs["plain"], outputs["conv2d"]))
+    exact = bool(np.isfinite(worst) and worst <= FORMULATION_RTOL)
+    faster = times["conv2d"] <= FORMULATION_GAIN * times["plain"]
+    figures = {"plain_s": times["plain"], "conv2d_s": times["conv2d"], "max_rel_diff": worst,
+               "rows": batch}
+    return ("conv2d" if exact and faster else "plain"), figures
+
+
 def _build(model: Path, ort_path: Path, manifest_path: Path, content_sha: str,
-           file_mode: int) -> None:
+           file_mode: int, threads: int = 1, call_rows: int = 32) -> None:
     import onnxruntime as ort
 
     fd, tmp = tempfile.mkstemp(prefix=f".{ort_path.name}.", suffix=".tmp", dir=ort_path.parent)
     os.close(fd)
+    conv2d = None
+    setting = formulation_setting()
+    formulation, figures = "plain", dict[str, float]()
     try:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        options.optimized_model_filepath = tmp
-        options.add_session_config_entry("session.save_model_format", "ORT")
-        options.log_severity_level = 3
-        ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        _save_ort(model, tmp, ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+        if setting != "plain":
+            conv2d = _conv2d_copy(model, ort_path.parent)
+        if conv2d is not None:
+            if setting == "conv2d":
+                formulation = "conv2d"
+            else:
+                try:
+                    formulation, figures = _choose(tmp, conv2d, threads, call_rows)
+                except Exception:  # measuring failed: keep the plain form  # noqa: BLE001
+                    formulation = "plain"
+            if formulation == "conv2d":
+                os.replace(conv2d, tmp)
         os.chmod(tmp, file_mode)
         ort_sha = file_sha256(tmp)
         os.replace(tmp, ort_path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for leftover in (tmp, conv2d):
+            if leftover and os.path.exists(leftover):
+                os.unlink(leftover)
     st = ort_path.stat()
     manifest = {
         "cache_format": CACHE_FORMAT, "model_sha256": content_sha, "model_path": str(model),
         "onnxruntime": ort.__version__, "ort_sha256": ort_sha, "ort_size": st.st_size,
         "ort_stat": _stat_tuple(st), "built_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "formulation": formulation, "formulation_setting": setting,
+        "formulation_figures": figures,
     }
     _write_atomic(manifest_path, json.dumps(manifest).encode(), file_mode)
+
+
+def ort_copy_formulation(ort_path: str | os.PathLike) -> str:
+    """The formulation ("plain" or "conv2d") recorded in an entry's manifest."""
+    try:
+        manifest = json.loads(Path(ort_path).with_suffix(".json").read_text(encoding="utf-8"))
+        value = manifest.get("formulation", "plain")
+        return value if value in ("plain", "conv2d") else "plain"
+    except (OSError, ValueError, AttributeError):
+        return "plain"
 
 
 def _entries(folder: Path) -> list[tuple[float, int, Path]]:
@@ -321,9 +478,11 @@ def _evict(folder: Path, keep: Path, limit: int) -> None:
         total -= size
 
 
-def cached_ort_model(model: str | os.PathLike) -> Path | None:
+def cached_ort_model(model: str | os.PathLike, threads: int = 1,
+                     call_rows: int = 32) -> Path | None:
     """Path of the proven ORT-format copy of `model`, building it if needed; None to load the
-    `.onnx` directly (caching off, folder untrusted or unwritable, model unprovable)."""
+    `.onnx` directly (caching off, folder untrusted or unwritable, model unprovable).
+    `threads` and `call_rows` (the session's) are what a formulation is timed with."""
     folder = cache_dir()
     if folder is None:
         return None
@@ -346,7 +505,7 @@ def cached_ort_model(model: str | os.PathLike) -> Path | None:
                 pass
             return ort_path
         _build(model, ort_path, manifest_path, content_sha,
-               _SHARED_FILE_MODE if shared else _PRIVATE_FILE_MODE)
+               _SHARED_FILE_MODE if shared else _PRIVATE_FILE_MODE, threads, call_rows)
         if _file_states(model) != before:
             # A file was rewritten or swapped while it was hashed or converted: the copy may
             # hold other bytes than the key says. Never keep it; load the .onnx directly.
@@ -384,3 +543,61 @@ def mmap_session_options(options) -> None:
     options.add_session_config_entry("session.use_memory_mapped_ort_model", "1")
     options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
     options.add_session_config_entry("session.use_ort_model_bytes_for_initializers", "1")
+
+
+#: Sub-folder of the cache for remembered verdicts (e.g. the load probe's), one file per key.
+VERDICTS_DIR = "verdicts"
+
+
+def _verdict_path(kind: str, key: dict[str, str]) -> Path | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    digest = hashlib.sha256(json.dumps([kind, key], sort_keys=True).encode()).hexdigest()[:32]
+    return folder / VERDICTS_DIR / f"{kind}-{os.getuid()}-{digest}.json"
+
+
+def remembered(kind: str, key: dict[str, str]) -> bool:
+    """True if a passed `kind` verdict for exactly `key` was stored by this user.
+
+    `key` must hold the model's content hash (`content_sha256`) and whatever else the verdict
+    depends on. Only a file owned by this user and writable by nobody else counts, so a verdict
+    planted in a shared cache cannot switch a check off; anything unreadable is "not
+    remembered" (the check runs again).
+    """
+    path = _verdict_path(kind, key)
+    if path is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if st.st_uid != os.getuid() or st.st_mode & 0o022 or st.st_size > 1 << 16:
+                return False
+            doc = json.loads(fh.read().decode("utf-8"))
+        return isinstance(doc, dict) and doc.get("kind") == kind and doc.get("key") == key \
+            and doc.get("passed") is True
+    except (OSError, ValueError):
+        return False
+
+
+def remember(kind: str, key: dict[str, str]) -> None:
+    """Store a passed `kind` verdict for `key` (atomically, 0600); never raises."""
+    path = _verdict_path(kind, key)
+    if path is None:
+        return
+    try:
+        folder = path.parent
+        if not folder.is_dir():
+            shared = _shared_setting() is not None
+            if not _safe_folder(folder.parent, shared):
+                return
+            folder.mkdir(exist_ok=True)
+            os.chmod(folder, _SHARED_DIR_MODE if shared else _PRIVATE_DIR_MODE)
+        if folder.is_symlink():
+            return
+        doc = {"kind": kind, "key": key, "passed": True,
+               "stored_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        _write_atomic(path, json.dumps(doc, sort_keys=True).encode(), _PRIVATE_FILE_MODE)
+    except OSError:
+        pass  # not remembered: the check runs again next start

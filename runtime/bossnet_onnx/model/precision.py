@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -171,18 +170,10 @@ def int8_sibling(path: Path) -> Path:
 
 
 def _cpu_tag() -> str:
-    """CPU features that change reduced-precision arithmetic (AVX-512 BF16, AMX, VNNI)."""
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
-    wanted = ("avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni", "avx_vnni", "avx512f")
-    return platform.machine() + ":" + ",".join(f for f in wanted if f in flags)
+    """CPU features that change reduced-precision arithmetic (ort_cache.cpu_tag, one home)."""
+    from .ort_cache import cpu_tag
+
+    return cpu_tag()
 
 
 def _engine_version(engine: str) -> str:

@@ -9,7 +9,7 @@ the same metadata, signature and output checks apply, and the model records what
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
     from .engine_openvino import OpenVINOSession
 
-__all__ = ["BossNetModel", "open_model", "available_cpus", "resolve_providers", "check_outputs",
-           "probe_inputs", "PROBE_ATOL", "import_onnxruntime", "NO_ENGINE_MESSAGE"]
+__all__ = ["CALL_ROWS", "CUDA_CALL_ROWS", "BossNetModel", "open_model", "available_cpus",
+           "resolve_providers", "check_outputs", "probe_inputs", "PROBE_ATOL", "import_onnxruntime",
+           "NO_ENGINE_MESSAGE"]
 
 ProviderName = Literal["auto", "cpu", "cuda", "openvino"]
 CUDA = "CUDAExecutionProvider"
@@ -95,6 +96,10 @@ def resolve_providers(provider: str) -> list[str]:
 #: run as fast per row as 256 on 2 cores (4.7 vs 5.0 ms/row, full network) at an eighth of the
 #: activation memory.
 CALL_ROWS = 32
+#: Rows per engine call on a CUDA device: a GPU needs far more rows per call than a CPU to keep
+#: its cores busy (the full network's activations are ~4 MB per row, so 256 rows are ~1 GB, well
+#: within any CUDA card that runs onnxruntime-gpu); the stream's rounds are multiples of it.
+CUDA_CALL_ROWS = 256
 
 @dataclass
 class BossNetModel:
@@ -116,6 +121,10 @@ class BossNetModel:
     fp32_path: Path | None = None
     #: The accuracy-budget verdict that allowed a reduced precision (None for fp32).
     budget: object = None
+    #: How the graph runs: "plain" (as exported) or "conv2d" (ort_cache's per-machine choice).
+    formulation: str = "plain"
+    #: Batch sizes the output probe (`check_outputs`) has passed for this model.
+    probed: set[int] = field(default_factory=set, repr=False)
 
     @property
     def fixed_batch(self) -> int | None:
@@ -129,11 +138,15 @@ class BossNetModel:
         32 in 3), never on the row's position or its neighbours; a fixed shape makes every
         row's labels independent of how rows are packed (batch size, shards, resume, workers).
         """
-        return self.fixed_batch or CALL_ROWS
+        return self.fixed_batch or (CUDA_CALL_ROWS if self.provider == CUDA else CALL_ROWS)
 
     @property
     def closed(self) -> bool:
         return self.session is None
+
+    def check_batch(self, rows: int) -> None:
+        """Probe the outputs at a batch of `rows` (once per size; remembered across starts)."""
+        check_outputs(self, rows)
 
     def close(self) -> None:
         """Release the onnxruntime session; later calls raise ModelError."""
@@ -188,8 +201,11 @@ class BossNetModel:
         if self.metadata.input_rank == 3:
             chunk = chunk[:, None, :]
         try:
-            (out,) = self.session.run([self.metadata.normalized_output],
-                                      {self.metadata.input_name: chunk})
+            if self.provider == CUDA:
+                out = self._run_bound(chunk, "cuda")
+            else:
+                (out,) = self.session.run([self.metadata.normalized_output],
+                                          {self.metadata.input_name: chunk})
         except Exception as exc:  # onnxruntime's own Fail/RuntimeException types  # noqa: BLE001
             raise ModelError(f"{self.path}: onnxruntime failed running the model on a batch of "
                              f"{chunk.shape[0]} ({first_line(exc, 160)}); the model file is "
@@ -204,13 +220,25 @@ class BossNetModel:
             )
         return out.astype(np.float64)
 
+    def _run_bound(self, chunk: np.ndarray, device: str) -> np.ndarray:
+        """One call through onnxruntime's IO binding: the input is copied to `device` once and
+        only the normalised output is computed there and copied back (on CUDA, `run` would
+        copy every requested output and stage the input through pinned host memory per call).
+        """
+        binding = self.session.io_binding()  # type: ignore[union-attr]
+        binding.bind_cpu_input(self.metadata.input_name, np.ascontiguousarray(chunk))
+        binding.bind_output(self.metadata.normalized_output, device)
+        self.session.run_with_iobinding(binding)  # type: ignore[union-attr]
+        return np.asarray(binding.copy_outputs_to_cpu()[0])
+
     def run_physical(self, x: np.ndarray) -> np.ndarray:
         """Physical labels (x * STD + MEAN) in the model's parameter order."""
         return self.metadata.unnormalize(self.run_normalized(x))
 
 
 def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
-               threads: int | None = None, precision: str = "fp32") -> BossNetModel:
+               threads: int | None = None, precision: str = "fp32",
+               batch_rows: int | None = None) -> BossNetModel:
     """Load and validate a BOSS Net ONNX model.
 
     `path` is a file, the name of a model installed by `models pull` (names first), or None for
@@ -218,8 +246,9 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
     the proven ORT-format copy (`ort_cache`); a copy that fails to load is discarded and the
     `.onnx` loaded instead, so only the model file itself can be blamed for a load failure.
     Before it is returned the model passes the metadata table (`metadata.validate_props`), the
-    signature check and the output probe (`check_outputs`); a refused model leaves no cache copy
-    behind.
+    signature check and the output probe (`check_outputs`, at the engine's call size unless
+    `batch_rows` is given; remembered with the model's content hash); a refused model leaves no cache
+    copy behind.
 
     The engine (onnxruntime, or OpenVINO: engines.py) runs the same checks. `precision` other
     than fp32 is refused (ProviderError, one line with the figures) unless the model stays within
@@ -248,9 +277,9 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
                 f"--quantize int8` next to {fp32_path.name}, or use --precision fp32"
             )
     if engine == OPENVINO:
-        model = _openvino_model(path, threads, precision)
+        model = _openvino_model(path, threads, precision, batch_rows)
     else:
-        model = _ort_model(path, provider, providers, threads)
+        model = _ort_model(path, provider, providers, threads, precision, batch_rows)
     model.engine, model.precision, model.fp32_path = engine, precision, fp32_path
     if precision != "fp32":
         exact = fp32_path or path
@@ -259,7 +288,8 @@ def open_model(path: str | os.PathLike | None = None, provider: str = "auto",
     return model
 
 
-def _openvino_model(path: Path, threads: int, precision: str) -> BossNetModel:
+def _openvino_model(path: Path, threads: int, precision: str,
+                    batch_rows: int | None = None) -> BossNetModel:
     """The model on OpenVINO, through the same metadata, signature and output checks."""
     from .engine_openvino import open_session
 
@@ -272,11 +302,12 @@ def _openvino_model(path: Path, threads: int, precision: str) -> BossNetModel:
     model = BossNetModel(path=path, metadata=metadata, session=session,
                          provider=session.get_providers()[0], threads=threads,
                          engine="openvino", precision=precision)
-    check_outputs(model)
+    check_outputs(model, batch_rows)
     return model
 
 
-def _ort_model(path: Path, provider: str, providers: list[str], threads: int) -> BossNetModel:
+def _ort_model(path: Path, provider: str, providers: list[str], threads: int,
+               precision: str = "fp32", batch_rows: int | None = None) -> BossNetModel:
     """The model on onnxruntime (memory-mapped ORT-format copy on the CPU when possible)."""
     ort = import_onnxruntime()
 
@@ -291,7 +322,7 @@ def _ort_model(path: Path, provider: str, providers: list[str], threads: int) ->
     if providers == [CPU] and _is_onnx_file(path):
         from .ort_cache import cached_ort_model
 
-        ort_copy = cached_ort_model(path)
+        ort_copy = cached_ort_model(path, threads, CALL_ROWS)
     session = None
     if ort_copy is not None:
         from .ort_cache import discard_ort_copy, mmap_session_options
@@ -319,8 +350,12 @@ def _ort_model(path: Path, provider: str, providers: list[str], threads: int) ->
         metadata = ModelMetadata.from_props(props, source=str(path))
         _check_signature(path, session, metadata)
         model = BossNetModel(path=path, metadata=metadata, session=session,
-                             provider=used[0], threads=threads)
-        check_outputs(model)
+                             provider=used[0], threads=threads, precision=precision)
+        if ort_copy is not None:
+            from .ort_cache import ort_copy_formulation
+
+            model.formulation = ort_copy_formulation(ort_copy)
+        check_outputs(model, batch_rows)
     except ModelError:
         if ort_copy is not None:  # a refused model leaves no copy behind
             from .ort_cache import discard_ort_copy
@@ -362,47 +397,92 @@ _PROBE_LEVELS = (1.6, 2.5, 3.4)
 #: between batch contexts. float reassociation moves them ~1e-6 and dynamic int8 quantization
 #: (activation scales per batch) 0.003 on the probe; swapped stars move ~0.1-2.
 PROBE_ATOL = 0.01
+#: Bump when the probe changes, so that remembered verdicts of the older probe are not reused.
+PROBE_VERSION = 2
 
 
-def probe_inputs(n_pixels: int) -> np.ndarray:
-    """Three distinct, finite, spectrum-like model input rows (seeded, the same every load)."""
+def probe_inputs(n_pixels: int, rows: int = 3) -> np.ndarray:
+    """`rows` (>= 3) distinct, finite, spectrum-like model input rows (seeded, the same every
+    load); the first three are the same whatever `rows` is."""
     rng = np.random.default_rng(20240173)
     x = np.linspace(0.0, 1.0, n_pixels)
-    rows = [level + 0.3 * np.sin(2 * np.pi * (3 + i) * x) + 0.05 * rng.standard_normal(n_pixels)
-            for i, level in enumerate(_PROBE_LEVELS)]
-    return np.asarray(rows, dtype=np.float32)
+    levels = list(_PROBE_LEVELS) + [1.6 + 1.8 * ((0.618034 * i) % 1.0)
+                                    for i in range(3, max(3, rows))]
+    out = [level + 0.3 * np.sin(2 * np.pi * (3 + i) * x) + 0.05 * rng.standard_normal(n_pixels)
+           for i, level in enumerate(levels)]
+    return np.asarray(out, dtype=np.float32)
 
 
-def check_outputs(model: BossNetModel) -> None:
+def _probe_key(model: BossNetModel, rows: int) -> dict[str, str] | None:
+    """What a remembered probe verdict is valid for: the model's bytes (content hash), the
+    engine and its version, provider, precision and batch; None when there is no content hash
+    (caching off), so the probe runs every time."""
+    from .ort_cache import cache_dir, content_sha256
+    from .precision import _engine_version
+
+    folder = cache_dir()
+    content = content_sha256(model.path, folder) if folder is not None else None
+    if content is None:
+        return None
+    return {"probe": str(PROBE_VERSION), "model_sha256": content, "engine": model.engine,
+            "engine_version": _engine_version(model.engine), "provider": model.provider,
+            "precision": model.precision, "rows": str(rows), "atol": repr(PROBE_ATOL)}
+
+
+def check_outputs(model: BossNetModel, batch_rows: int | None = None) -> None:
     """Refuse a model whose rows depend on their batch neighbours or position, or whose
-    outputs for plain spectrum-like input are not finite (checked once, at load).
+    outputs for plain spectrum-like input are not finite (checked once per model and batch).
 
-    Two probe rows run together in one batch, and the second again in a batch of its own (a
-    fixed-batch model gets a batch filled with copies of it); both must give the same outputs
-    for it. A model that reverses its batch, mixes rows (batch statistics), depends on the row
-    position or collapses the batch axis would otherwise swap or blend labels between stars
-    silently: each of these moves the second row. Costs 3 forwards (fixed batch B: 2B), the
-    first of which warms the session up for the real work anyway.
+    The probe is a batch of the size every engine call of a run has (`call_rows`, or
+    `batch_rows` if given, at least 3; a fixed-batch model its own batch) of distinct
+    spectrum-like rows, the same batch rolled by one row and again with its first two rows
+    swapped: each row must give the same outputs in all three. A permutation of the rows that
+    survives both commutes with a rotation and a transposition, so it is none (even one that
+    only permutes batches of 3 or more, or only of the run's size). The same rows in another
+    order keep every batch statistic, so dynamic int8 quantization passes; mixing through
+    batch statistics is caught by the second row run with the first and then alone. A graph
+    that collapses the batch axis fails the shape check of every call.
+
+    A passed probe is remembered with the model's content hash, engine and batch
+    (`ort_cache.remembered`), so later starts of the same model skip its forwards.
     """
     fixed = model.fixed_batch
     if fixed == 1:
         return  # one row per call: no neighbours to mix with, no position but 0
-    probe = probe_inputs(model.metadata.n_pixels)[:2]
-    together = probe
-    if fixed:
-        together = np.concatenate([probe, np.zeros((fixed - 2, probe.shape[1]), np.float32)])
-    a = model._run_batch(together)[:2]
-    alone = model._run_batch(np.repeat(probe[1:2], fixed or 1, axis=0))[:1]
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(alone))):
+    rows = fixed or max(3, int(batch_rows or model.call_rows))
+    if rows in model.probed:
+        return
+    from .ort_cache import remember, remembered
+
+    key = _probe_key(model, rows)
+    if key is not None and remembered("probe", key):
+        model.probed.add(rows)
+        return
+    x = probe_inputs(model.metadata.n_pixels, rows)
+    swap = np.arange(rows)
+    swap[[0, 1]] = [1, 0]
+    together = model._run_batch(x)
+    rolled = model._run_batch(np.roll(x, 1, axis=0))
+    swapped = model._run_batch(x[swap])
+    # neighbours: the second row with the first, then alone (a fixed batch: filled with copies)
+    pair = x[:2] if not fixed else np.concatenate([x[:2], np.repeat(x[1:2], fixed - 2, axis=0)])
+    with_first = model._run_batch(pair)[1]
+    alone = model._run_batch(np.repeat(x[1:2], fixed or 1, axis=0))[0]
+    if not all(np.all(np.isfinite(a)) for a in (together, rolled, swapped, with_first, alone)):
         raise ModelError(f"{model.path}: returns non-finite outputs for finite spectrum-like "
                          f"input; the model is broken or not a BOSS Net model")
-    worst = float(np.max(np.abs(a[1] - alone[0])))
+    worst = max(float(np.max(np.abs(np.roll(together, 1, axis=0) - rolled))),
+                float(np.max(np.abs(together[swap] - swapped))),
+                float(np.max(np.abs(with_first - alone))))
     if worst > PROBE_ATOL:
         raise ModelError(
             f"{model.path}: a spectrum's outputs depend on its position or neighbours in the "
-            f"batch (moved by {worst:.3g} when run alone); refusing a model that would swap "
-            f"or mix labels between stars"
+            f"batch (moved by {worst:.3g} in a batch of {rows} rolled by one row, with two rows "
+            f"swapped, or run alone); refusing a model that would swap or mix labels between stars"
         )
+    model.probed.add(rows)
+    if key is not None:
+        remember("probe", key)
 
 
 def _is_onnx_file(path: Path) -> bool:

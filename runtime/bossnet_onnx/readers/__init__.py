@@ -24,7 +24,16 @@ import numpy as np
 from ..errors import BossNetWarning, InputError, MemberMismatchError, UnknownFormatError, first_line
 from ..science.members import KIND_TITLES
 from ..spectrum import ReadFailure, Spectrum
-from . import apstar, gaia, generic_table, image_1d, lamost_image, lamost_table, mwm, sdss_spec
+from . import (
+    apstar,
+    gaia,
+    generic_table,
+    image_1d,
+    lamost_image,
+    lamost_table,
+    mwm,
+    sdss_spec,
+)
 from ._checks import BadValues
 from ._fits import check_file, fits_file
 
@@ -65,12 +74,13 @@ def iter_spectra(path: str | os.PathLike, kind: str | None = None
         if reader is generic_table and not path.lower().endswith(generic_table.ASCII_SUFFIXES):
             raise UnknownFormatError(f"{path}: table without Gaia archive columns (source_id "
                                      f"with bp_coefficients or flux/flux_error)")
-        yield from _read_with(reader, path, None, kind)
+        yield from _at_least_one(path, reader, _read_with(reader, path, None, kind), kind)
         return
     with fits_file(path) as hdul:
         for reader in READERS:
             if _named_warnings(path, reader.identify, path, hdul):
-                yield from _read_with(reader, path, hdul, kind)
+                yield from _at_least_one(path, reader, _read_with(reader, path, hdul, kind),
+                                         kind)
                 return
     names = ", ".join(r.NAME for r in READERS)
     raise UnknownFormatError(
@@ -79,6 +89,22 @@ def iter_spectra(path: str | os.PathLike, kind: str | None = None
         f"spectrum, an APOGEE apStar file, a Gaia archive table, a 1-D image with "
         f"CRVAL1/CDELT1, or a table with wavelength and flux columns"
     )
+
+
+def _at_least_one(path: str, reader, records: Iterator[Spectrum | ReadFailure],
+                  kind: str | None) -> Iterator[Spectrum | ReadFailure]:
+    """`records`, or one ReadFailure naming the file when there are none: every input file
+    gives at least one catalogue row (an mwm file without spectra of the model's kind, a table
+    whose rows were all cut away), so nothing is silently missing from a run."""
+    empty = True
+    for record in records:
+        empty = False
+        yield record
+    if empty:
+        wanted = KIND_TITLES.get(kind or reader.KINDS[0], kind or reader.KINDS[0])
+        yield ReadFailure(path, f"{path}: holds no spectra of the kind the model reads "
+                                f"({wanted}): a {reader.NAME} file with no rows, or only empty "
+                                f"HDUs of that kind; nothing to predict", reader.NAME)
 
 
 def _mismatch(path: str, reader, kind: str) -> MemberMismatchError:
@@ -131,8 +157,14 @@ def _read_with(reader, path: str, hdul, kind: str | None) -> Iterator[Spectrum |
     if kind is not None and kind not in reader.KINDS:
         raise _mismatch(path, reader, kind)
     reading = reader.iter_read if hasattr(reader, "iter_read") else reader.read
-    records = iter(reading(path, hdul, kind=kind or reader.KINDS[0])
-                   if len(reader.KINDS) > 1 else reading(path, hdul))
+
+    def all_records() -> Iterator[Spectrum | ReadFailure]:
+        # called on the first next(), inside the handler below: a reader that reads the whole
+        # file in `read` raises there, not before
+        yield from (reading(path, hdul, kind=kind or reader.KINDS[0])
+                    if len(reader.KINDS) > 1 else reading(path, hdul))
+
+    records = all_records()
     while True:
         try:
             record = _named_warnings(path, next, records, None)
@@ -148,23 +180,32 @@ def _read_with(reader, path: str, hdul, kind: str | None) -> Iterator[Spectrum |
         yield record
 
 
-def sniff_kinds(path: str | os.PathLike) -> frozenset[str] | None:
-    """Kinds of spectra a file holds, from its name and headers only; None when unsure.
+def sniff_kinds(path: str | os.PathLike) -> frozenset[str]:
+    """Kinds of spectra a file certainly holds, from its name and headers only; empty when
+    unsure (a damaged header, a layout the headers cannot settle).
 
     Cheap enough to run over every input before a run starts (headers, not data), so that a
-    file of the wrong kind for the model stops the run before any work. Never raises.
+    file certainly of the wrong kind for the model stops the run before any work. Only a
+    positive sign counts (the Gaia archive's columns, the APOGEE grid, mwm instrument HDUs, a
+    wavelength and flux table, a primary spectrum image): a file that shows none is left to
+    the reader, which reads it or makes it its own failed row. Never raises.
     """
     path = os.fspath(path)
     try:
         if path.lower().endswith(gaia.TEXT_SUFFIXES):
-            found = gaia.text_header_kind(path)
-            return frozenset({found or "boss"})
-        name = os.path.basename(path)
-        if name.startswith(apstar.FILE_PREFIXES):
-            return frozenset({"apogee"})
+            names = gaia.text_column_names(path)
+            found = gaia.kind_of_columns(names)
+            if found:
+                return frozenset({found})
+            if path.lower().endswith(generic_table.ASCII_SUFFIXES) \
+                    and generic_table.usable_columns(list(names)):
+                return frozenset(generic_table.KINDS)
+            return frozenset()
+        if os.path.basename(path).startswith(mwm.FILE_PREFIXES):
+            return frozenset(mwm.KINDS)
         return _sniff_fits(path)
     except Exception:  # noqa: BLE001 - unsure means: let the reader say what is wrong
-        return None
+        return frozenset()
 
 
 #: bytes of a file's start that the sniff reads: the primary header and the first extension
@@ -194,7 +235,10 @@ def _headers(head: bytes, limit: int = 6) -> list[dict[str, str]]:
             break
         headers.append(header)
         try:
-            naxes = [int(header.get(f"NAXIS{i}", "0")) for i in range(1, int(header["NAXIS"]) + 1)]
+            naxis = int(header["NAXIS"])
+            if not 0 <= naxis <= 999:  # the FITS limit; a damaged card must not loop for ages
+                break
+            naxes = [int(header.get(f"NAXIS{i}", "0")) for i in range(1, naxis + 1)]
             size = abs(int(header["BITPIX"])) // 8 * (int(np.prod(naxes)) if naxes else 0)
             size = (size + int(header.get("PCOUNT", "0"))) * int(header.get("GCOUNT", "1"))
         except (KeyError, ValueError):
@@ -203,7 +247,23 @@ def _headers(head: bytes, limit: int = 6) -> list[dict[str, str]]:
     return headers
 
 
-def _sniff_fits(path: str) -> frozenset[str] | None:
+def _int(header: dict[str, str], key: str) -> int:
+    try:
+        return int(header.get(key, "0"))
+    except ValueError:
+        return -1
+
+
+def _primary_spectrum(header: dict[str, str]) -> bool:
+    """A primary image the BOSS readers take: LAMOST's 2-8 rows, or a 1-D image with a
+    CRVAL1/CDELT1 wavelength axis (as lamost_image and image_1d identify them)."""
+    if _int(header, "NAXIS") == 2:
+        return 2 <= _int(header, "NAXIS2") <= 8 and _int(header, "NAXIS1") > 100
+    return (_int(header, "NAXIS") == 1 and _int(header, "NAXIS1") > 1 and "CRVAL1" in header
+            and ("CDELT1" in header or "CD1_1" in header))
+
+
+def _sniff_fits(path: str) -> frozenset[str]:
     import gzip
 
     with open(path, "rb") as fh:
@@ -212,13 +272,16 @@ def _sniff_fits(path: str) -> frozenset[str] | None:
         head = gzip.GzipFile(fileobj=fh).read(SNIFF_BYTES) if magic == b"\x1f\x8b" \
             else fh.read(SNIFF_BYTES)
     headers = _headers(head)
-    if not headers:
-        return None
+    if not headers or headers[0].get("SIMPLE") != "T":
+        return frozenset()
+    if _primary_spectrum(headers[0]):
+        return frozenset({"boss"})
     for index, header in enumerate(headers[1:], start=1):
         if index == 1 and header.get("XTENSION") == "IMAGE" \
                 and apstar.looks_like_apstar_header(header):
-            return frozenset({"apogee"})
-        names = [header.get(f"TTYPE{i}", "") for i in range(1, int(header.get("TFIELDS", "0")) + 1)]
+            return frozenset(apstar.KINDS)
+        names = [header.get(f"TTYPE{i}", "")
+                 for i in range(1, min(_int(header, "TFIELDS"), 999) + 1)]
         gaia_kind = gaia.kind_of_columns(names)
         if gaia_kind:
             return frozenset({gaia_kind})
@@ -228,4 +291,8 @@ def _sniff_fits(path: str) -> frozenset[str] | None:
         if instrument in ("BOSS", "APOGEE"):
             # an mwm file: BOSS and APOGEE HDUs, either model reads its own (maybe none)
             return frozenset(mwm.KINDS)
-    return frozenset({"boss"})
+        if index == 1 and header.get("XTENSION") in ("BINTABLE", "TABLE") \
+                and generic_table.usable_columns(names):
+            # SDSS spec COADD, LAMOST table, a generic spectrum table: all BOSS readers
+            return frozenset({"boss"})
+    return frozenset()

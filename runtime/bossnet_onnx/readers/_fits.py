@@ -146,6 +146,53 @@ class _LayoutWalk:
                                       f"decompressing at {available} bytes")
 
 
+#: the most axes and table columns FITS allows (NAXIS, TFIELDS <= 999)
+MAX_FITS_COUNT = 999
+
+
+def _check_counts(path: str, fh, size: int) -> None:
+    """InputError naming the file for a header whose NAXIS or TFIELDS is not a count FITS
+    allows: astropy would build a list of that many axes or columns (minutes for 99999999)
+    before saying anything. Walks the headers only, stepping over each data unit."""
+    pos = 0
+    while pos + BLOCK <= size:
+        fh.seek(pos)
+        first = fh.read(BLOCK)
+        if not first.startswith((b"SIMPLE  =", b"XTENSION=")):
+            break
+        cards: dict[bytes, bytes] = {}
+        end, at, block = None, pos, first
+        while end is None:
+            for i in range(0, BLOCK, 80):
+                card = block[i:i + 80]
+                if card[:8] == b"END     " or card.rstrip() == b"END":
+                    end = at + BLOCK
+                    break
+                if card[8:10] == b"= ":
+                    cards[card[:8].strip()] = card[10:].split(b"/")[0].strip()
+            if end is None:
+                at += BLOCK
+                if at + BLOCK > size:
+                    return  # a header without END: astropy reports the truncation
+                fh.seek(at)
+                block = fh.read(BLOCK)
+        try:
+            counts = {key: int(cards[key]) for key in (b"NAXIS", b"TFIELDS") if key in cards}
+        except ValueError:
+            return  # not a number: astropy's own message says so
+        for key, value in counts.items():
+            if not 0 <= value <= MAX_FITS_COUNT:
+                raise _corrupt(path, f"header at byte {pos} declares {key.decode()} = {value}; "
+                                     f"FITS allows 0 to {MAX_FITS_COUNT}")
+        try:
+            axes = [int(cards.get(b"NAXIS%d" % i, b"0")) for i in range(1, counts.get(b"NAXIS", 0) + 1)]
+            data = abs(int(cards.get(b"BITPIX", b"8"))) // 8 * int(cards.get(b"GCOUNT", b"1")) * (
+                int(cards.get(b"PCOUNT", b"0")) + (math.prod(axes) if axes else 0))
+        except ValueError:
+            return
+        pos = end + -(-max(data, 0) // BLOCK) * BLOCK
+
+
 def _gunzipped(path: str, raw_fh):
     """The decompressed content of a gzip file in an anonymous temporary file (bounded)."""
     out = tempfile.TemporaryFile(prefix="bossnet-onnx-")  # noqa: SIM115 (returned open)
@@ -213,9 +260,22 @@ def open_fits(path: str) -> fits.HDUList:
     check_file(path)
     source, size = _fits_source(path)
     try:
+        _check_counts(path, source, size)
+        source.seek(0)
+    except BaseException:
+        source.close()
+        raise
+    try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             hdul = fits.open(source, memmap=True, lazy_load_hdus=False)
+            if any(_scaled_image(hdu) for hdu in hdul):
+                # astropy cannot memory-map a scaled image (BSCALE/BZERO/BLANK: int16 with a
+                # scale, uint16 as int16 + 32768); read such files through the file instead
+                again = os.fdopen(os.dup(source.fileno()), "rb")
+                hdul.close()  # closes `source`
+                source = again
+                hdul = fits.open(source, memmap=False, lazy_load_hdus=False)
         for w in caught:
             text = str(w.message)
             if "truncated" in text.lower() or "corrupt" in text.lower():
@@ -242,6 +302,12 @@ def open_fits(path: str) -> fits.HDUList:
         raise _corrupt(path, f"{size - end} bytes after the last complete HDU "
                              f"(an incomplete header or data unit)")
     return hdul
+
+
+def _scaled_image(hdu) -> bool:
+    """An image HDU whose stored integers are scaled on reading (BSCALE, BZERO or BLANK)."""
+    return (isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU))
+            and any(key in hdu.header for key in ("BSCALE", "BZERO", "BLANK")))
 
 
 def release_pages(hdul: fits.HDUList) -> None:

@@ -17,30 +17,37 @@ are still read.
 """
 from __future__ import annotations
 
-import gzip
 import os
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from astropy.io import fits
-from astropy.table import Table
 
 from ..errors import InputError, first_line
 from ..science.members import RVS_NPIX, RVS_START_ANGSTROM, RVS_STEP_ANGSTROM, XP_N_COEFFICIENTS
 from ..spectrum import ReadFailure, Spectrum
-from ._checks import ivar_from_error
+from . import _text, _votable
+from ._checks import BadValues, ivar_from_error
+from ._fits import release_pages
 from .paths import TABLE_SUFFIXES
 
 NAME = "gaia"
 KINDS = ("gaia-xp", "gaia-rvs")
-__all__ = ["NAME", "KINDS", "identify", "read", "TEXT_SUFFIXES", "kind_of_columns",
-           "text_header_kind", "xp_covariance"]
+__all__ = ["NAME", "KINDS", "identify", "read", "iter_read", "TEXT_SUFFIXES", "kind_of_columns",
+           "text_header_kind", "text_column_names", "xp_covariance"]
 
 #: archive downloads this reader opens without FITS (astropy reads the gzipped ones itself)
 TEXT_SUFFIXES = TABLE_SUFFIXES
 _XP_COLUMNS = ("bp_coefficients", "rp_coefficients")
 _RVS_COLUMNS = ("flux", "flux_error")
+#: the columns a row's record is made from (lower case); the others are never decoded
+_WANTED = frozenset({"source_id", "flux", "flux_error"} | {
+    f"{band}_{what}" for band in ("bp", "rp")
+    for what in ("coefficients", "coefficient_errors", "coefficient_correlations")})
+#: FITS table rows decoded at a time (variable-length array columns are decoded per slice)
+CHUNK_ROWS = 256
 
 
 def kind_of_columns(names: Any) -> str | None:
@@ -55,26 +62,21 @@ def kind_of_columns(names: Any) -> str | None:
     return None
 
 
-def _head_text(path: str, size: int = 65536) -> str:
-    opener = gzip.open if path.lower().endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        return fh.read(size).decode("utf-8", errors="replace")
+def text_column_names(path: str) -> tuple[str, ...]:
+    """The column names of a CSV/ECSV file or the FIELD names of a VOTable, from its header
+    only (bounded: _text.MAX_HEADER_BYTES); InputError naming the file when unreadable."""
+    if _text.is_votable(path):
+        return tuple(f.name for f in _votable.read_fields(path))
+    return _text.read_header(path).names
 
 
 def text_header_kind(path: str) -> str | None:
-    """Kind of a CSV/ECSV/VOTable from its first bytes (column names), None if not Gaia."""
+    """Kind of a CSV/ECSV/VOTable from its column names (the header only, however long, up to
+    _text.MAX_HEADER_BYTES), None if not Gaia or unreadable; never raises."""
     try:
-        head = _head_text(path)
-    except (OSError, EOFError):
+        return kind_of_columns(text_column_names(path))
+    except Exception:  # noqa: BLE001 - unsure: the reader says what is wrong
         return None
-    if path.lower().endswith((".xml", ".vot", ".xml.gz", ".vot.gz")):
-        names = re.findall(r'<FIELD\b[^>]*?\bname="([^"]+)"', head)
-    else:
-        lines = [ln for ln in head.splitlines() if ln.strip() and not ln.startswith("#")]
-        names = [n.strip().strip('"') for n in lines[0].split(",")] if lines else []
-        if path.lower().endswith((".ecsv", ".ecsv.gz")) and len(names) == 1:
-            names = lines[0].split()
-    return kind_of_columns(names)
 
 
 def _table_hdu(hdul: fits.HDUList) -> int | None:
@@ -94,35 +96,96 @@ def identify(path: str, hdul: fits.HDUList | None) -> bool:
         return False
 
 
-def _array(value: Any) -> np.ndarray | None:
-    """One array cell as float64 (NaN where masked), None for an empty/absent cell."""
+def _array(value: Any, column: str) -> np.ndarray | None:
+    """One array cell as float64 (NaN where masked), None for an empty/absent cell; BadValues
+    naming the column for text that is not a list of numbers."""
     if value is None or value is np.ma.masked:
         return None
     if isinstance(value, (bytes, str)):
-        text = value.decode() if isinstance(value, bytes) else value
+        text = value.decode(errors="replace") if isinstance(value, bytes) else value
         text = text.strip().strip("()[]{}").strip()
         if not text:
             return None
-        return np.array([float(v) if v.strip() not in ("", "null", "--") else np.nan
-                         for v in text.split(",")], dtype=np.float64)
-    array = np.ma.filled(np.ma.asarray(value, dtype=np.float64), np.nan).ravel()
+        values = []
+        for item in text.split(","):
+            item = item.strip()
+            if item in ("", "null", "--"):
+                values.append(np.nan)
+                continue
+            try:
+                values.append(float(item))
+            except ValueError:
+                raise BadValues(f"{column}: {item[:40]!r} is not a number") from None
+        return np.array(values, dtype=np.float64)
+    try:
+        array = np.ma.filled(np.ma.asarray(value, dtype=np.float64), np.nan).ravel()
+    except (TypeError, ValueError):
+        raise BadValues(f"{column}: {str(value)[:40]!r} is not an array of numbers") from None
     return array if array.size else None
 
 
-def _load(path: str, hdul: fits.HDUList | None) -> tuple[Table, int]:
-    if hdul is not None:
-        index = _table_hdu(hdul)
-        if index is None:
-            raise InputError(f"{path}: no table with Gaia XP or RVS columns")
-        return Table(hdul[index].data), index
-    lower = path.lower()
-    fmt = ("votable" if lower.endswith((".xml", ".vot", ".xml.gz", ".vot.gz"))
-           else "ascii.ecsv" if lower.endswith((".ecsv", ".ecsv.gz")) else "ascii.csv")
-    try:
-        return Table.read(path, format=fmt), 0
-    except Exception as exc:  # noqa: BLE001 - astropy's parsers raise many types
-        raise InputError(f"{path}: cannot parse as a Gaia archive {fmt.split('.')[-1].upper()} "
-                         f"table ({first_line(exc, 160)})") from None
+def _source_id(value: Any) -> int | None:
+    """The source_id cell as an int (None when empty or masked); BadValues for anything else:
+    a row without a usable identity would be mixed up with the others."""
+    if value is None or value is np.ma.masked:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if not re.fullmatch(r"[+-]?[0-9]{1,20}", text):
+            raise BadValues(f"source_id {text[:40]!r} is not an integer")
+        return int(text)
+    number = np.asarray(value)
+    if number.size != 1 or number.dtype.kind not in "iu":
+        raise BadValues(f"source_id {str(value)[:40]!r} is not an integer")
+    return int(number.item())
+
+
+def _table_fits(path: str, hdul: fits.HDUList
+                ) -> tuple[list[str], int, Iterator[tuple[int, dict[str, Any] | str]]]:
+    index = _table_hdu(hdul)
+    if index is None:
+        raise InputError(f"{path}: no table with Gaia XP or RVS columns")
+    hdu = hdul[index]
+    names = list(hdu.columns.names)
+
+    def cells() -> Iterator[tuple[int, dict[str, Any] | str]]:
+        total = len(hdu.data) if hdu.data is not None else 0
+        for start in range(0, total, CHUNK_ROWS):  # one chunk's columns decoded at a time
+            release_pages(hdul)
+            chunk = hdu.data[start:start + CHUNK_ROWS]
+            try:
+                columns = {name: chunk[name] for name in names if name.lower() in _WANTED}
+            except (ValueError, TypeError, IndexError, KeyError, OSError) as exc:
+                for row in range(start, min(start + CHUNK_ROWS, total)):
+                    yield row, f"cannot decode the row ({first_line(exc, 120)})"
+                continue
+            for k in range(len(chunk)):
+                yield start + k, {name.lower(): column[k] for name, column in columns.items()}
+    return names, index, cells()
+
+
+def _table_votable(path: str) -> tuple[list[str], int, Iterator[tuple[int, dict[str, Any] | str]]]:
+    names, found = _votable.rows(path)
+
+    def cells() -> Iterator[tuple[int, dict[str, Any] | str]]:
+        for row, values in found:
+            yield row, values if isinstance(values, str) else \
+                {name.lower(): value for name, value in values.items() if name.lower() in _WANTED}
+    return names, 0, cells()
+
+
+def _table_text(path: str) -> tuple[list[str], int, Iterator[tuple[int, dict[str, Any] | str]]]:
+    header = _text.read_header(path)
+
+    def cells() -> Iterator[tuple[int, dict[str, Any] | str]]:
+        for row, _line, found in _text.rows(path, header):
+            yield row, found if isinstance(found, str) else \
+                {name.lower(): value for name, value in found.items() if name.lower() in _WANTED}
+    return list(header.names), 0, cells()
 
 
 def _place(path: str, hdu: int, row: int, text_file: bool) -> str:
@@ -148,15 +211,14 @@ def xp_covariance(errors: np.ndarray, correlations: np.ndarray) -> np.ndarray:
     return cov
 
 
-def _xp_row(table: Table, row: int, path: str, hdu: int, place: str,
+def _xp_row(cells: dict[str, Any], row: int, path: str, hdu: int, place: str,
             ids: dict) -> Spectrum | ReadFailure:
     coeffs, errors, covs = [], [], []
     for band in ("bp", "rp"):
-        c = _array(table[f"{band}_coefficients"][row])
-        e = _array(table[f"{band}_coefficient_errors"][row]) \
-            if f"{band}_coefficient_errors" in table.colnames else None
-        r = _array(table[f"{band}_coefficient_correlations"][row]) \
-            if f"{band}_coefficient_correlations" in table.colnames else None
+        c = _array(cells.get(f"{band}_coefficients"), f"{band}_coefficients")
+        e = _array(cells.get(f"{band}_coefficient_errors"), f"{band}_coefficient_errors")
+        r = _array(cells.get(f"{band}_coefficient_correlations"),
+                   f"{band}_coefficient_correlations")
         if c is None or not np.isfinite(c).any():
             return ReadFailure(path, f"{place}: no {band.upper()} solution ({band}_coefficients "
                                      f"empty or all NaN); Gaia XP Net needs both BP and RP",
@@ -184,10 +246,10 @@ def _xp_row(table: Table, row: int, path: str, hdu: int, place: str,
                     covariance=(covs[0], covs[1]))
 
 
-def _rvs_row(table: Table, row: int, path: str, hdu: int, place: str,
+def _rvs_row(cells: dict[str, Any], row: int, path: str, hdu: int, place: str,
              ids: dict) -> Spectrum | ReadFailure:
-    flux = _array(table["flux"][row])
-    error = _array(table["flux_error"][row])
+    flux = _array(cells.get("flux"), "flux")
+    error = _array(cells.get("flux_error"), "flux_error")
     if flux is None or not np.isfinite(flux).any():
         return ReadFailure(path, f"{place}: flux empty or all NaN; nothing to predict from",
                            NAME, hdu, row, ids)
@@ -206,19 +268,44 @@ def _rvs_row(table: Table, row: int, path: str, hdu: int, place: str,
 def read(path: str, hdul: fits.HDUList | None = None,
          kind: str | None = None) -> list[Spectrum | ReadFailure]:
     """Every source (row) of the table; `kind` is ignored (the columns say what it is)."""
+    return list(iter_read(path, hdul, kind))
+
+
+def iter_read(path: str, hdul: fits.HDUList | None = None,
+              kind: str | None = None) -> Iterator[Spectrum | ReadFailure]:
+    """The records of `read`, one row at a time: the table is never held whole (text tables
+    are streamed line by line, FITS tables decoded CHUNK_ROWS rows at a time). A row that
+    cannot be used (a bad cell, a cut or altered line) is that row's ReadFailure; a table
+    with no data rows is one InputError naming the file."""
     path = os.fspath(path)
-    table, hdu = _load(path, hdul)
-    found = kind_of_columns(table.colnames)
+    if hdul is not None:
+        names, hdu, cells = _table_fits(path, hdul)
+    elif _text.is_votable(path):
+        names, hdu, cells = _table_votable(path)
+    else:
+        names, hdu, cells = _table_text(path)
+    found = kind_of_columns(names)
     if found is None:
+        shown = ", ".join(names[:40]) + (f", ... ({len(names)} columns)" if len(names) > 40 else "")
         raise InputError(f"{path}: needs source_id with bp_coefficients/rp_coefficients (XP) "
-                         f"or flux/flux_error (RVS); found {', '.join(table.colnames)}")
+                         f"or flux/flux_error (RVS); found {shown or 'no columns'}")
     make = _xp_row if found == "gaia-xp" else _rvs_row
     text_file = hdul is None
-    out: list[Spectrum | ReadFailure] = []
-    for row in range(len(table)):
+    count = 0
+    for row, values in cells:
+        count += 1
+        place = _place(path, hdu, row, text_file)
+        if isinstance(values, str):
+            yield ReadFailure(path, f"{place}: {values}", NAME, hdu, row)
+            continue
         ids: dict[str, Any] = {}
-        value = table["source_id"][row] if "source_id" in table.colnames else None
-        if value is not None and value is not np.ma.masked:
-            ids["source_id"] = int(value)
-        out.append(make(table, row, path, hdu, _place(path, hdu, row, text_file), ids))
-    return out
+        try:
+            source_id = _source_id(values.get("source_id"))
+            if source_id is not None:
+                ids["source_id"] = source_id
+            yield make(values, row, path, hdu, place, ids)
+        except (BadValues, ValueError, TypeError, OverflowError) as exc:
+            yield ReadFailure(path, f"{place}: {first_line(exc, 200)}", NAME, hdu, row, ids)
+    if count == 0:
+        raise InputError(f"{path}: Gaia archive table with no data rows (a cut file?); expected "
+                         f"one row per source")

@@ -24,13 +24,14 @@ from astropy.table import Table
 from ..errors import InputError, InputWarning, first_line
 from ..science.units import is_log_unit, to_angstrom, unit_name
 from ..spectrum import ReadFailure, Spectrum
+from . import _text
 from ._checks import BadValues, checked, ivar_from_error
 from ._fits import RELEASE_EVERY_ROWS, check_file, release_pages
 from .paths import ASCII_SUFFIXES
 
 NAME = "generic-table"
 KINDS = ("boss",)
-__all__ = ["NAME", "identify", "read", "iter_read", "spectra_from_table",
+__all__ = ["NAME", "identify", "usable_columns", "read", "iter_read", "spectra_from_table",
            "iter_spectra_from_table", "ASCII_SUFFIXES", "WAVE", "FLUX", "IVAR", "ERROR"]
 
 WAVE = ("wavelength", "wave", "lambda", "wl", "loglam")
@@ -48,7 +49,8 @@ def _pick(names: list[str], options: tuple[str, ...]) -> str | None:
     return None
 
 
-def _usable(names: list[str]) -> bool:
+def usable_columns(names: list[str]) -> bool:
+    """Wavelength and flux columns among `names` (any case): a table this reader can take."""
     return bool(_pick(names, WAVE) and _pick(names, FLUX))
 
 
@@ -61,7 +63,7 @@ def _table_hdu(hdul: fits.HDUList) -> fits.BinTableHDU | None:
     """
     for hdu in hdul[1:]:
         if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)) and hdu.columns is not None:
-            return hdu if _usable(list(hdu.columns.names)) else None
+            return hdu if usable_columns(list(hdu.columns.names)) else None
     return None
 
 
@@ -75,15 +77,106 @@ def identify(path: str, hdul: fits.HDUList | None) -> bool:
         return False
 
 
-def _load(path: str, hdul: fits.HDUList | None) -> tuple[Table, int]:
-    if hdul is None:
-        check_file(path)
-        fmt = "ascii.ecsv" if path.lower().endswith(".ecsv") else "ascii.csv"
+#: data lines given to astropy's parser at a time (a chunk parses in well under a second, so
+#: SIGINT/SIGTERM are honoured between chunks, and a many-spectra table is never held whole)
+CHUNK_LINES = 20_000
+CHUNK_BYTES = 8 << 20
+#: most data lines of one text table (one pixel a line: 5 million pixels)
+MAX_TEXT_ROWS = 5_000_000
+
+
+def _text_format(path: str) -> str:
+    return "ascii.ecsv" if path.lower().endswith((".ecsv", ".ecsv.gz")) else "ascii.csv"
+
+
+def _parse(path: str, preamble: tuple[str, ...], lines: list[str]) -> Table:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a unit astropy does not know stays text
+        return Table.read(list(preamble) + lines, format=_text_format(path))
+
+
+def _text_tables(path: str) -> Iterator[tuple[int, Table | str]]:
+    """(first row, astropy table) for each chunk of a CSV/ECSV file, read with _text's bounds;
+    a chunk astropy cannot parse is parsed line by line, each failing line given as
+    (row, why) so that a table of one spectrum a row loses only that row."""
+    header = _text.read_header(path)
+    for first, lines in _text.chunks(path, header, max_lines=CHUNK_LINES, max_bytes=CHUNK_BYTES,
+                                     max_rows=MAX_TEXT_ROWS):
         try:
-            return Table.read(path, format=fmt), 0
-        except Exception as exc:  # noqa: BLE001
-            raise InputError(f"{path}: cannot parse as {fmt[6:].upper()} ({first_line(exc, 160)}); "
-                             f"expected a header line and one pixel per line") from None
+            yield first, _parse(path, header.preamble, lines)
+            continue
+        except Exception as exc:  # noqa: BLE001 - astropy's parsers raise many types
+            if len(lines) == 1:
+                yield first, first_line(exc, 160)
+                continue
+        for k, line in enumerate(lines):
+            try:
+                yield first + k, _parse(path, header.preamble, [line])
+            except Exception as exc:  # noqa: BLE001
+                yield first + k, first_line(exc, 160)
+
+
+def _cannot_parse(path: str, row: int, why: str) -> InputError:
+    fmt = _text_format(path)[6:].upper()
+    return InputError(f"{path}: cannot parse as {fmt} (data row {row}: {why}); expected a header "
+                      f"line and one pixel per line")
+
+
+def _iter_text(path: str) -> Iterator[Spectrum | ReadFailure]:
+    """A CSV/ECSV file's records, its rows parsed a chunk at a time: a table of one pixel a
+    row is gathered into its one spectrum, a table of one spectrum a row is given on chunk by
+    chunk (each bad line its own failure)."""
+    check_file(path)
+    pieces = _text_tables(path)
+    first = next(pieces, None)
+    if first is None:  # a header and no rows: the header alone says what else is wrong
+        header = _text.read_header(path)
+        try:
+            names = tuple(_parse(path, header.preamble, []).colnames)
+        except Exception as exc:  # noqa: BLE001 - astropy's parsers raise many types
+            raise InputError(f"{path}: cannot parse as {_text_format(path)[6:].upper()} "
+                             f"({first_line(exc, 160)}); expected a header line and one pixel "
+                             f"per line") from None
+        if not usable_columns(list(names)):
+            raise InputError(f"{path}: needs wavelength ({'/'.join(WAVE)}) and flux columns (and "
+                             f"ideally ivar or error); found {_text.shown_names(names)}")
+        raise InputError(f"{path}: table has no rows; expected one pixel a row")
+    row, table = first
+    if isinstance(table, str):
+        raise _cannot_parse(path, row, table)
+    names = table.colnames
+    fcol = _pick(names, FLUX)
+    per_row = fcol is not None and np.asarray(table[fcol]).ndim == 2
+    if not per_row:
+        tables = [table]
+        for row, more in pieces:
+            if isinstance(more, str):
+                raise _cannot_parse(path, row, more)
+            tables.append(more)
+        whole = tables[0] if len(tables) == 1 else _stacked(path, tables)
+        yield from iter_spectra_from_table(whole, path=path, whole_file=True)
+        return
+    yield from iter_spectra_from_table(table, path=path, whole_file=True, first_row=row)
+    for row, more in pieces:
+        if isinstance(more, str):
+            yield ReadFailure(path, f"{path}[row {row}]: cannot parse this line ({more})", NAME,
+                              0, row)
+            continue
+        yield from iter_spectra_from_table(more, path=path, whole_file=True, first_row=row,
+                                           warn=False)
+
+
+def _stacked(path: str, tables: list[Table]) -> Table:
+    from astropy.table import vstack
+
+    try:
+        return vstack(tables, metadata_conflicts="silent")
+    except Exception as exc:  # noqa: BLE001 - astropy's merge errors
+        raise InputError(f"{path}: columns change type between rows ({first_line(exc, 160)}); "
+                         f"the file may hold non-numeric values") from None
+
+
+def _load(path: str, hdul: fits.HDUList) -> tuple[Table, int]:
     hdu = _table_hdu(hdul)
     if hdu is None:
         raise InputError(f"{path}: no table with wavelength and flux columns")
@@ -138,18 +231,21 @@ def spectra_from_table(table: Table, *, path: str, index: int = 0, fmt: str = NA
 
 
 def iter_spectra_from_table(table: Table, *, path: str, index: int = 0, fmt: str = NAME,
-                            whole_file: bool = False, hdul: fits.HDUList | None = None
+                            whole_file: bool = False, hdul: fits.HDUList | None = None,
+                            first_row: int = 0, warn: bool = True
                             ) -> Iterator[Spectrum | ReadFailure]:
     """The records of `spectra_from_table`, each built only when asked for; the memory-mapped
-    pages of `hdul` read so far are given back every RELEASE_EVERY_ROWS rows."""
+    pages of `hdul` read so far are given back every RELEASE_EVERY_ROWS rows. `first_row`:
+    the file row of the table's row 0 (a chunk of a text file); `warn`: say once that there
+    is no ivar column (False for a file's later chunks)."""
     names = table.colnames
     place = path if whole_file else f"{path}[HDU {index}]"
-    if not _usable(names):
+    if not usable_columns(names):
         raise InputError(f"{place}: needs wavelength ({'/'.join(WAVE)}) and flux columns (and "
-                         f"ideally ivar or error); found {', '.join(names) or 'no columns'}")
+                         f"ideally ivar or error); found {_text.shown_names(names) or 'no columns'}")
     wcol, fcol = _pick(names, WAVE), _pick(names, FLUX)
     icol, ecol, mcol = _pick(names, IVAR), _pick(names, ERROR), _pick(names, MASK)
-    # _usable() guarantees these
+    # usable_columns() guarantees these
     assert wcol is not None and fcol is not None
     if len(table) == 0:
         raise InputError(f"{place}: table has no rows; expected one pixel a row")
@@ -160,7 +256,7 @@ def iter_spectra_from_table(table: Table, *, path: str, index: int = 0, fmt: str
                   f"{'holds one value a row' if per_row else 'holds arrays'}")
         raise InputError(f"{place}: {shapes}; expected both one pixel a row or both one "
                          f"spectrum a row")
-    if not (icol or ecol):
+    if not (icol or ecol) and warn:
         warnings.warn(f"{place}: no ivar or error column; sigma falls back to 0.1 x the median "
                       f"flux (quality_flags bit 1 NO_VALID_IVAR), so e_* are not measurement errors",
                       InputWarning, stacklevel=2)
@@ -187,7 +283,7 @@ def iter_spectra_from_table(table: Table, *, path: str, index: int = 0, fmt: str
             ivar = np.zeros_like(flux)
         mask = _column(table, mcol, row) != 0 if mcol else None
         yield checked(wave, flux.astype(ftype), ivar.astype(itype), path=path,
-                      fmt=fmt, hdu=index, row=-1 if row is None else row, mask=mask,
+                      fmt=fmt, hdu=index, row=-1 if row is None else first_row + row, mask=mask,
                       names=(fcol, icol or ecol or "ivar (none: zeros)", wcol),
                       place=path if whole_file and row is None else None,
                       flux_unit="" if funit is None else str(funit))
@@ -200,6 +296,8 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
 
 def iter_read(path: str, hdul: fits.HDUList | None = None) -> Iterator[Spectrum | ReadFailure]:
     """The records of `read`, each built only when asked for."""
+    if hdul is None:
+        yield from _iter_text(str(path))
+        return
     table, index = _load(str(path), hdul)
-    yield from iter_spectra_from_table(table, path=str(path), index=index,
-                                       whole_file=hdul is None, hdul=hdul)
+    yield from iter_spectra_from_table(table, path=str(path), index=index, hdul=hdul)

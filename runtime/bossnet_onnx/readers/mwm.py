@@ -60,10 +60,14 @@ def boss_hdus(hdul: fits.HDUList) -> list[int]:
     return instrument_hdus(hdul, "BOSS")
 
 
+#: Astra's file names: such a file is read by this reader whatever its HDUs hold
+FILE_PREFIXES = ("mwmStar", "mwmVisit")
+
+
 def identify(path: str, hdul: fits.HDUList | None) -> bool:
     """mwmStar/mwmVisit by file name (no HDUList needed), or by BOSS/<observatory> HDUs."""
     try:
-        if os.path.basename(str(path)).startswith(("mwmStar", "mwmVisit")):
+        if os.path.basename(str(path)).startswith(FILE_PREFIXES):
             return True
         return hdul is not None and bool(boss_hdus(hdul) or instrument_hdus(hdul, "APOGEE"))
     except Exception:  # noqa: BLE001

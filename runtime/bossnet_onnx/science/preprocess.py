@@ -34,7 +34,7 @@ what SDSS DR19 ran (sdss/astra 0.6.0, pipelines/bossnet), which differs in four 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -106,6 +106,13 @@ class InterpolationPlan:
     `v[lo[j]] * (1 - frac[j]) + v[lo[j] + 1] * frac[j]` of the valid values `v`.
     `coverage` is the fraction of grid points bracketed by valid pixels at most
     MAX_GAP_ANGSTROM apart.
+
+    `apply` gathers straight from the native pixels (the two bracketing indices are composed
+    with `valid` once per spectrum) and reuses its float64 buffers, so the copies of a spectrum
+    (noise-free + Monte-Carlo draws) cost two gathers and three in-place operations in all.
+    The arithmetic is the same float64 products and sum, rounded once to float32, so the rows
+    are bit-identical to the straightforward form (tests/test_preprocess.py keeps that form
+    and compares bytes).
     """
 
     valid: np.ndarray
@@ -113,11 +120,24 @@ class InterpolationPlan:
     frac: np.ndarray
     coverage: float
     n_valid: int
+    _left: np.ndarray = field(init=False, repr=False)
+    _right: np.ndarray = field(init=False, repr=False)
+    _keep: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        native = np.flatnonzero(self.valid)
+        object.__setattr__(self, "_left", native[self.lo])
+        object.__setattr__(self, "_right", native[self.lo + 1])
+        object.__setattr__(self, "_keep", 1.0 - np.asarray(self.frac, dtype=np.float64))
 
     def apply(self, values: np.ndarray) -> np.ndarray:
         """Interpolate rows of `values` (copies x native pixels) onto the grid, float32 out."""
-        v = np.asarray(values, dtype=np.float32)[..., self.valid].astype(np.float64)
-        out = v[..., self.lo] * (1.0 - self.frac) + v[..., self.lo + 1] * self.frac
+        v = np.asarray(values, dtype=np.float32)
+        out = np.take(v, self._left, axis=-1).astype(np.float64)
+        out *= self._keep
+        right = np.take(v, self._right, axis=-1).astype(np.float64)
+        right *= self.frac
+        out += right
         return out.astype(np.float32)
 
 

@@ -1,0 +1,138 @@
+"""The 2-D form of a model's 1-D convolutions (model/formulation.py) and its per-machine choice
+in the ORT-format cache (ort_cache): same outputs, refused where the rewrite does not apply."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx_fixtures import write_conv_model, write_linear_model
+
+from bossnet_onnx.model import ort_cache
+from bossnet_onnx.model.formulation import conv1d_as_conv2d
+from bossnet_onnx.model.session import open_model, probe_inputs
+
+
+def _run(path, x, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
+    options = ort.SessionOptions()
+    options.graph_optimization_level = level
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(
+        None, {"flux": x})
+
+
+def test_rewrite_turns_every_1d_conv_into_2d_with_the_same_outputs(tmp_path):
+    src = write_conv_model(tmp_path / "conv.onnx")
+    dst = tmp_path / "conv2d.onnx"
+    assert conv1d_as_conv2d(src, dst) == 3
+    model = onnx.load(str(dst))
+    onnx.checker.check_model(model, full_check=True)
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert len(convs) == 3
+    attrs = {c.name: {a.name: list(a.ints) or a.i for a in c.attribute} for c in convs}
+    second = next(a for a in attrs.values() if a.get("strides") == [1, 2])
+    assert second == {"kernel_shape": [1, 30], "strides": [1, 2], "dilations": [1, 2],
+                      "pads": [0, 3, 0, 3]}
+    assert any(a.get("group") == 2 for a in attrs.values())
+    weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    assert weights["w1"] == [4, 1, 1, 30] and weights["w3"] == [8, 4, 1, 5]
+    x = probe_inputs(3900, 5)
+    for before, after in zip(_run(src, x), _run(dst, x)):
+        scale = np.maximum(1.0, np.max(np.abs(before), axis=0))
+        assert np.max(np.abs(before - after) / scale) < 1e-5
+        assert not np.array_equal(before, np.zeros_like(before))
+    # Everything else is carried over byte for byte: metadata, names, the other weights.
+    original = onnx.load(str(src))
+    assert {p.key: p.value for p in model.metadata_props} == \
+        {p.key: p.value for p in original.metadata_props}
+    kept = {t.name: t.raw_data for t in original.graph.initializer}
+    assert all(kept[t.name] == t.raw_data for t in model.graph.initializer if t.name in kept)
+
+
+@pytest.mark.parametrize("case", ["no-conv", "opset-12", "external-data", "auto-pad",
+                                  "not-onnx", "empty"])
+def test_rewrite_leaves_what_it_cannot_handle_alone(tmp_path, case):
+    src = tmp_path / "m.onnx"
+    if case == "no-conv":
+        write_linear_model(src)
+    elif case == "opset-12":
+        write_conv_model(src, opset=12)
+    elif case == "external-data":
+        write_conv_model(src, external_data=True)
+    elif case == "auto-pad":
+        write_conv_model(src, auto_pad="SAME_UPPER")
+    elif case == "not-onnx":
+        src.write_bytes(b"\x08\x08\x3a\xff\xff\xff\xff\x0f garbage")
+    else:
+        src.write_bytes(b"")
+    dst = tmp_path / "out.onnx"
+    expected = 2 if case == "auto-pad" else 0  # the auto_pad conv stays 1-D, the others not
+    assert conv1d_as_conv2d(src, dst) == expected
+    assert dst.exists() == bool(expected)
+
+
+def _manifest(cache):
+    (manifest,) = cache.glob("*.json")
+    return json.loads(manifest.read_text())
+
+
+@pytest.mark.parametrize("setting", ["conv2d", "plain", "auto"])
+def test_cache_keeps_the_chosen_formulation_and_its_outputs_match(tmp_path, monkeypatch,
+                                                                    setting):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", str(cache))
+    monkeypatch.setenv("BOSSNET_ONNX_FORMULATION", setting)
+    path = write_conv_model(tmp_path / "conv.onnx")
+    model = open_model(path, provider="cpu")
+    manifest = _manifest(cache)
+    assert manifest["formulation"] == model.formulation
+    assert manifest["formulation_setting"] == setting
+    if setting != "auto":
+        assert model.formulation == setting
+    else:  # measured: both figures, and the 2-D form only when exact
+        figures = manifest["formulation_figures"]
+        assert figures["plain_s"] > 0 and figures["conv2d_s"] > 0 and figures["rows"] == 32
+        assert figures["max_rel_diff"] < ort_cache.FORMULATION_RTOL
+    x = probe_inputs(3900, 7)
+    plain = _run(path, x, ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)[0]
+    got = model.run_normalized(x)
+    assert np.max(np.abs(got - plain)) < 1e-5
+    # Another setting is another key: a new entry, never the other's copy.
+    monkeypatch.setenv("BOSSNET_ONNX_FORMULATION", "plain" if setting != "plain" else "conv2d")
+    other = open_model(path, provider="cpu")
+    assert len(list(cache.glob("*.ort"))) == 2
+    assert other.formulation != model.formulation or setting == "auto"
+
+
+def test_the_default_is_the_plain_form_bit_identical_to_the_onnx_session(tmp_path, monkeypatch):
+    monkeypatch.delenv("BOSSNET_ONNX_FORMULATION", raising=False)
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", str(tmp_path / "cache"))
+    path = write_conv_model(tmp_path / "conv.onnx")
+    cached = open_model(path, provider="cpu", threads=2)
+    assert cached.formulation == "plain" and _manifest(tmp_path / "cache")["formulation"] == "plain"
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", "off")
+    direct = open_model(path, provider="cpu", threads=2)
+    x = probe_inputs(3900, 40)
+    assert cached.run_normalized(x).tobytes() == direct.run_normalized(x).tobytes()
+
+
+def test_a_model_without_convolutions_is_cached_plain(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", str(cache))
+    monkeypatch.setenv("BOSSNET_ONNX_FORMULATION", "conv2d")
+    model = open_model(write_linear_model(tmp_path / "m.onnx"), provider="cpu")
+    assert model.formulation == "plain" and _manifest(cache)["formulation"] == "plain"
+    assert not list(cache.glob(".conv2d*"))  # no temporary left behind
+
+
+def test_conv2d_rows_do_not_depend_on_the_thread_count(tmp_path, monkeypatch):
+    """The opt-in form keeps the run engine's promise: the same bits for 1 and 2 threads."""
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("BOSSNET_ONNX_FORMULATION", "conv2d")
+    path = write_conv_model(tmp_path / "conv.onnx")
+    one, two = (open_model(path, provider="cpu", threads=n) for n in (1, 2))
+    assert one.formulation == two.formulation == "conv2d"
+    x = probe_inputs(3900, 64)
+    assert one.run_normalized(x).tobytes() == two.run_normalized(x).tobytes()
