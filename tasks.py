@@ -5,9 +5,10 @@
     python3 tasks.py test   # full test environment (torch==2.13.0 CPU), whole test suite
     python3 tasks.py lint   # ruff + mypy, the gate CI runs before the tests
     python3 tasks.py fast   # torch-free runtime tests only (no torch install; about a minute)
+    python3 tasks.py docs   # the documentation site into docs/_build/html, warnings as errors
 
 `demo` and `test` are the README's quick start. Each lane makes its own virtual environment
-inside the checkout (.venv-run, .venv, .venv-fast; `lint` shares `test`'s) and reuses it on
+inside the checkout (.venv-run, .venv, .venv-fast, .venv-docs; `lint` shares `test`'s) and reuses it on
 later calls, so a second run is quick. Extra arguments go to pytest (`test`, `fast`).
 """
 from __future__ import annotations
@@ -26,6 +27,8 @@ TORCH_PIN = "torch==2.13.0"
 TEST_EXTRAS = "cpu,export,test,plot,parquet,dask,lint,openvino"
 # the torch-free lane: everything the runtime tests need, nothing that pulls torch
 FAST_EXTRAS = "cpu,test,plot,parquet"
+# the docs lane: Sphinx (pinned in the `docs` extra) plus what the tutorial page runs at build time
+DOCS_EXTRAS = "cpu,plot,docs"
 
 
 def _venv(name: str) -> Path:
@@ -86,7 +89,19 @@ def fast(pytest_args: list[str]) -> None:
          env=env)
 
 
-LANES = {"demo": lambda _args: demo(), "test": test, "lint": lint, "fast": fast}
+def docs(sphinx_args: list[str]) -> None:
+    """Build the site (docs/) into docs/_build/html with every warning an error (-W), torch-free.
+    The tutorial page runs the bundled model on examples/ during the build. -E reads every page
+    again: a cached page would not repeat its warnings, and a second build would pass."""
+    python = _venv(".venv-docs")
+    _run([str(python), "-m", "pip", "install", "-q", "-e", f".[{DOCS_EXTRAS}]"])
+    env = dict(os.environ, MPLBACKEND="Agg")
+    _run([str(python), "-m", "sphinx", "-W", "--keep-going", "-E", "-b", "html", "docs",
+          "docs/_build/html", *sphinx_args], env=env)
+    print(f"[tasks] docs: {ROOT / 'docs' / '_build' / 'html' / 'index.html'}", flush=True)
+
+
+LANES = {"demo": lambda _args: demo(), "test": test, "lint": lint, "fast": fast, "docs": docs}
 
 
 def main(argv: list[str]) -> None:

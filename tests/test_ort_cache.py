@@ -360,7 +360,7 @@ def test_model_larger_than_the_bound_is_not_cached(cache, tmp_path, monkeypatch)
 
 def test_default_bound_is_documented():
     assert ort_cache.DEFAULT_MAX_MB == 2048
-    assert "BOSSNET_ONNX_CACHE_MAX_MB" in (REPO / "README.md").read_text()
+    assert "BOSSNET_ONNX_CACHE_MAX_MB" in (REPO / "docs" / "reliability.md").read_text()
 
 
 # ------------------------------------------------------------ shared on purpose

@@ -8,12 +8,12 @@
 
 The runtime needs numpy, astropy and one onnxruntime (the `cpu` or `gpu` extra) only.
 `bossnet_export` (separate package in the same distribution, `export` extra) is the only place
-torch is imported. Names are imported lazily (PEP 562) so that `import bossnet_onnx` stays
-cheap (the CLI's --help, readers in Dask workers); `dir()` and IDEs still see them.
+torch is imported. The names below are the public API; the subpackages (model, science,
+readers, outputs, run) are its implementation and may change between versions. Names are
+imported lazily (PEP 562) so that `import bossnet_onnx` stays cheap (the CLI's --help, readers
+in Dask workers); `dir()` lists exactly the public names, and IDEs see them too.
 """
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 __version__ = "0.1.0"
 
@@ -36,7 +36,7 @@ _EXPORTS = {
 
 __all__ = ["__version__", *_EXPORTS]
 
-if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
+if _typing.TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .errors import BossNetError as BossNetError
     from .errors import DemoModelWarning as DemoModelWarning
     from .errors import InputWarning as InputWarning
@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover - for IDEs and type checkers only
     from .spectrum import Spectrum as Spectrum
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'bossnet_onnx' has no attribute {name!r}")
@@ -64,4 +64,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    """The public API only: no imported helpers, no internal subpackages (help() reads this)."""
+    return sorted(__all__)

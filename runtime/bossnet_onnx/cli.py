@@ -21,7 +21,33 @@ from .errors import BossNetError, BossNetWarning, OptionError, OutputPathError
 from .textsafe import printable
 from .wording import plural
 
+
+def _help_as_flag(command: Any, ctx: Any) -> None:
+    """typer labels --help `<bool>`; show it as the flag it is (the option is cached per
+    command, so setting it once holds)."""
+    option = command.get_help_option(ctx)
+    if option is not None:
+        option.metavar = ""
+
+
+class _Group(typer.core.TyperGroup):
+    """A command group whose own --help and its commands' render as flags."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _help_as_flag(command, ctx)
+        return command
+
+
 app = typer.Typer(
+    cls=_Group,
     name="bossnet-onnx",
     help="BOSS Net stellar parameters (log g, Teff, [Fe/H], RV) from optical spectra, via ONNX.",
     no_args_is_help=True,
@@ -42,6 +68,12 @@ def _fail(exc: BaseException) -> None:
 
 def _warn(text: str) -> None:
     typer.echo(f"warning: {printable(text)}", err=True)
+
+
+def _flag(*names: str, help: str) -> Any:
+    """A boolean option that --help shows as a flag, without typer's `<bool>` (which invites
+    `--overwrite true`, and then "true" is read as an input file)."""
+    return typer.Option(False, *names, help=help, metavar="")
 
 
 _OVERWRITE_HELP = "Replace the output file if it exists (default: refuse, before any work)."
@@ -91,8 +123,8 @@ def _version_callback(value: bool) -> None:
 @app.callback()
 def _main(
     version: bool = typer.Option(
-        False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
-    ),
+        False, "--version", callback=_version_callback, is_eager=True, help="Show the version.",
+        metavar=""),
 ) -> None:
     """BOSS Net via ONNX: `predict` spectra, `models pull` the published weights, `export`
     checkpoints, `info` on models."""
@@ -155,8 +187,9 @@ def predict(
                                         "model of the member that reads it (BOSS, APOGEE, "
                                         "Gaia RVS, Gaia XP), one table per member."),
     provider: str = typer.Option("auto", "--provider", callback=_provider,
-                                 help="auto, cpu, cuda or openvino (auto: CUDA if this "
-                                      "onnxruntime has it, else OpenVINO if installed, else cpu)."),
+                                 help="auto, cpu, cuda or openvino (auto: onnxruntime, CUDA if "
+                                      "it has it, else its CPU provider; OpenVINO only when "
+                                      "asked for, or for --precision bf16)."),
     precision: str = typer.Option("fp32", "--precision", callback=_precision,
                                   help="fp32 (exact), bf16 (openvino) or int8 (the model's "
                                        ".int8.onnx copy); reduced ones only within the accuracy "
@@ -167,9 +200,9 @@ def predict(
     recipe: str = typer.Option("reference", "--recipe",
                                help="Preprocessing: reference (hutchresearch/BOSSNet) or astra "
                                     "(SDSS DR19's production code)."),
-    air: bool = typer.Option(False, "--air", help="The files' wavelengths are in air: convert "
-                             "them to vacuum (IAU/Morton 2000; see README)."),
-    recursive: bool = typer.Option(False, "--recursive", "-r",
+    air: bool = _flag("--air", help="The files' wavelengths are in air: convert "
+                             "them to vacuum (IAU/Morton 2000; docs: Inputs)."),
+    recursive: bool = _flag("--recursive", "-r",
                                    help="Search directories recursively."),
     batch_size: int = typer.Option(32, "--batch-size", min=1,
                                     help="Model rows gathered per model round (memory ~ rows; "
@@ -179,15 +212,15 @@ def predict(
     shard: str | None = typer.Option(None, "--shard", help="K/N: only the K-th of N slices "
                                         "of the sorted inputs (1-based), or auto: K and N from "
                                         "a SLURM job array."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its "
+    resume: bool = _flag("--resume", help="Continue an interrupted run from its "
                                 "progress file (needs -o)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+    overwrite: bool = _flag("--overwrite", help=_OVERWRITE_HELP),
+    quiet: bool = _flag("--quiet", "-q", help="No progress bar or summary."),
     dask: str | None = typer.Option(None, "--dask", help="Run on a Dask cluster (needs -o and "
                                     "the dask extra): local:N workers on this machine, a "
                                     "scheduler address tcp://HOST:PORT, or a scheduler .json "
                                     "file. Same rows as a local run."),
-    samp: bool = typer.Option(False, "--samp", help="Send the finished catalogue (-o .fits "
+    samp: bool = _flag("--samp", help="Send the finished catalogue (-o .fits "
                               "or .vot) to TOPCAT/Aladin through a running SAMP hub."),
 ) -> None:
     """Predict log g, Teff, [Fe/H] and RV for every spectrum in INPUTS."""
@@ -311,7 +344,7 @@ def _mixed_outputs(output: Path | None, tables: dict) -> dict[str, Path]:
 def merge(
     parts: list[Path] = typer.Argument(..., help="Shard catalogues (from --shard K/N runs)."),
     output: Path = typer.Option(..., "--output", "-o", help="Merged catalogue."),
-    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
+    overwrite: bool = _flag("--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Concatenate shard catalogues, checking provenance, duplicates and missing shards."""
     from .run.sharding import merge_catalogues
@@ -389,10 +422,10 @@ def plot(
     draws: int = typer.Option(20, "--draws", callback=_check_draws,
                               help="Monte-Carlo draws for e_*: 0 (none) or 2 to 10000."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws (as in predict)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
+    overwrite: bool = _flag("--overwrite", help=_OVERWRITE_HELP),
     recipe: str = typer.Option("reference", "--recipe",
                                help="Preprocessing, as in predict: reference or astra."),
-    air: bool = typer.Option(False, "--air", help="The file's wavelengths are in air: convert "
+    air: bool = _flag("--air", help="The file's wavelengths are in air: convert "
                              "them to vacuum."),
 ) -> None:
     """Plot each spectrum, the model input it became, and its labels, errors and flags."""
@@ -436,7 +469,7 @@ def kiel(
                                        "logg, LOGG, log_g, ...)."),
     feh: str | None = typer.Option(None, "--feh", help="Column holding [Fe/H] (default: "
                                       "fe_h, FE_H, feh, [Fe/H], M_H, ...)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
+    overwrite: bool = _flag("--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Kiel diagram (Teff vs log g, coloured by [Fe/H], flagged rows marked) of a catalogue."""
     from .outputs.plotting import kiel_counts, load_labels, plot_kiel
@@ -463,7 +496,7 @@ def kiel(
 @app.command()
 def info(
     model: str | None = typer.Argument(None, help=MODEL_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the details as JSON."),
+    as_json: bool = _flag("--json", help="Print the details as JSON."),
 ) -> None:
     """Describe a model: provenance, checksums, grid, parameters, stats, opset, providers."""
     import json
@@ -478,6 +511,7 @@ def info(
 
 
 models_app = typer.Typer(
+    cls=_Group,
     help="The published BOSS Net weights: list them, pull (fetch, verify, export) one.",
     no_args_is_help=True,
 )
@@ -486,7 +520,7 @@ app.add_typer(models_app, name="models")
 
 @models_app.command("list")
 def models_list(
-    as_json: bool = typer.Option(False, "--json", help="Print the registry (every file with "
+    as_json: bool = _flag("--json", help="Print the registry (every file with "
                                  "its path and git blob id) and the install state as JSON."),
 ) -> None:
     """Each published model: description, repository, commit, size, whether it is installed."""
@@ -507,9 +541,9 @@ def models_pull(
     source_dir: Path | None = typer.Option(None, "--from", help="Take the files from a "
                                               "local clone of the repository (or a copy of "
                                               "the model's folder) instead of the network."),
-    force: bool = typer.Option(False, "--force", help="Fetch, verify and export again even "
+    force: bool = _flag("--force", help="Fetch, verify and export again even "
                                "if the model is installed."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = _flag("--quiet", "-q", help="No progress bar."),
     converter: str = typer.Option("auto", "--converter", help="torch, numpy (no torch needed) "
                                   "or auto (torch when installed)."),
 ) -> None:

@@ -5,8 +5,8 @@ Why one home: `--provider` names a device or an engine (`auto|cpu|cuda|openvino`
 benchmark and the catalogue header must agree on the answer.
 
 `auto` in fp32 is onnxruntime: CUDA when this onnxruntime has it, else its CPU provider. OpenVINO
-was measured 1.0-1.5x faster in fp32 on the full BOSS network (benchmarks/bench.py, README
-"Performance"), but it holds 2.8-3.1x the weights in memory (onnxruntime's memory-mapped copy:
+was measured 1.0-1.5x faster in fp32 on the full BOSS network (benchmarks/bench.py,
+docs/performance.md), but it holds 2.8-3.1x the weights in memory (onnxruntime's memory-mapped copy:
 1.8x, shared between processes on a node), its cold start reached 1.9 s, and its outputs differ
 from `cpu` in the last bits: a default must keep the memory and start-up bounds and give the
 same numbers as `--provider cpu`, so OpenVINO is what you ask for (`--provider openvino`), and

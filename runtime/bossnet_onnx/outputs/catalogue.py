@@ -10,7 +10,7 @@ Text is made safe once, here: every text value has its control characters escape
 (`textsafe.printable`); FITS files store ASCII only, so non-ASCII characters are written as
 Python escapes (`é` -> `\xe9`); CSV, ECSV, Parquet and VOTable store UTF-8.
 
-Every file opens in the usual tools with their defaults and no warning (docs/CATALOGUES.md):
+Every file opens in the usual tools with their defaults and no warning (docs/outputs.md, "File formats"):
 FITS has EXTNAME (the member's network, e.g. BOSSNET), a TCOMMn description of every column
 (TOPCAT's convention; astropy reads them from its own serialized header too) and a comment on
 every provenance card; Parquet is astropy's (units, descriptions and provenance in its schema

@@ -38,7 +38,7 @@ FITS_MAGIC = b"SIMPLE  ="
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK = 2880
 #: Largest FITS content (decompressed) of one input file: 1 GiB, ~10,000 mwmVisit BOSS rows.
-#: Larger files are refused with a message saying so (split them); see the README's memory bound.
+#: Larger files are refused with a message saying so (split them); see docs/performance.md, "Memory".
 MAX_FITS_BYTES = 1 << 30
 #: Zero or blank padding tolerated after the last HDU (more is a damaged or hostile file).
 MAX_TRAILING_BYTES = 1 << 20

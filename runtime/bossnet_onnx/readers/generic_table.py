@@ -10,7 +10,7 @@ Units are honoured where the file declares them (FITS TUNIT, ECSV unit, astropy 
 the wavelength is converted to Angstrom (nm, um, log10 Angstrom, ...; none declared means
 Angstrom), an error or ivar declared in other flux units is rescaled to the flux's unit.
 A table with no ivar or error column is read with ivar 0 (the no-ivar fallback: sigma from the
-median flux, result_flags NO_VALID_IVAR) and one InputWarning saying so.
+median flux, quality_flags bit 1 NO_VALID_IVAR) and one InputWarning saying so.
 """
 from __future__ import annotations
 
@@ -258,7 +258,7 @@ def iter_spectra_from_table(table: Table, *, path: str, index: int = 0, fmt: str
                          f"spectrum a row")
     if not (icol or ecol) and warn:
         warnings.warn(f"{place}: no ivar or error column; sigma falls back to 0.1 x the median "
-                      f"flux (result_flags NO_VALID_IVAR), so e_* are not measurement errors",
+                      f"flux (quality_flags bit 1 NO_VALID_IVAR), so e_* are not measurement errors",
                       InputWarning, stacklevel=2)
     ftype = _stored_dtype(table, fcol)
     noise_col = icol or ecol

@@ -115,7 +115,7 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
         found = _ivar(hdul, index, flux.size)
         if found is None:
             warnings.warn(f"{place}: no IVAR/ERROR/VARIANCE extension; sigma falls back to 0.1 x "
-                          f"the median flux (result_flags NO_VALID_IVAR), so e_* are not "
+                          f"the median flux (quality_flags bit 1 NO_VALID_IVAR), so e_* are not "
                           f"measurement errors", InputWarning, stacklevel=2)
             ivar, ivar_name = np.zeros(flux.size), "ivar (none: zeros)"
         else:

@@ -165,7 +165,7 @@ def _from_arrays(obj: tuple, source: str) -> list[Spectrum | ReadFailure]:
     flux = _values(flux_in)
     if ivar_in is None:
         warnings.warn(f"{source}: no ivar given; sigma falls back to 0.1 x the median flux "
-                      f"(result_flags NO_VALID_IVAR), so e_* are not measurement errors",
+                      f"(quality_flags bit 1 NO_VALID_IVAR), so e_* are not measurement errors",
                       InputWarning, stacklevel=4)
         ivar = np.zeros_like(flux)
     else:
@@ -188,7 +188,7 @@ def _from_specutils(obj: Any, source: str) -> list[Spectrum | ReadFailure]:
     flux = np.moveaxis(np.asarray(obj.flux.value, dtype=np.float64), axis_index, -1)
     if obj.uncertainty is None:
         warnings.warn(f"{source}: specutils spectrum without uncertainty; sigma falls back to "
-                      f"0.1 x the median flux (result_flags NO_VALID_IVAR)", InputWarning,
+                      f"0.1 x the median flux (quality_flags bit 1 NO_VALID_IVAR)", InputWarning,
                       stacklevel=4)
         ivar = np.zeros_like(flux)
     else:

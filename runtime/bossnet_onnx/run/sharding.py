@@ -74,7 +74,7 @@ def slurm_shard(environ: Mapping[str, str]) -> Shard:
     missing = [name for name in SLURM_VARIABLES if not str(environ.get(name, "")).strip()]
     if missing:
         raise ValueError(f"--shard auto: {', '.join(missing)} not set; it takes K and N from a "
-                         f"SLURM job array (sbatch --array=1-N, docs/SHARDS.md); outside one "
+                         f"SLURM job array (sbatch --array=1-N, docs/clusters.md); outside one "
                          f"give --shard K/N")
     try:
         task, low, count = (int(str(environ[name]).strip()) for name in SLURM_VARIABLES)

@@ -1,10 +1,11 @@
 """The catalogue's columns, in one table: name, type, unit, meaning and DR19/DR20 counterpart.
 
 Everything else reads this: `catalogue.build_table` (order, dtype, missing values, units), the
-FITS/ECSV/Parquet writers (units travel as TUNIT / column metadata), and the README's column
-table (`markdown_table()`, checked by a test). A family member with other labels declares its
-own label columns as `Column`s and passes them to `build_table`; the shared identifier, frame,
-flag and bookkeeping columns stay the same for every member.
+FITS/ECSV/Parquet writers (units travel as TUNIT / column metadata), and the documentation's
+column table (`markdown_table()`, rendered into docs/outputs.md when the site is built). A
+family member with other labels declares its own label columns as `Column`s and passes them
+to `build_table`; the shared identifier, frame, flag and bookkeeping columns stay the same for
+every member.
 
 DR19/DR20 names are only used with their DR19/DR20 meaning. `counterpart` says, for the BOSS
 Net summary tables astraAllStarBossNet ("star") and astraAllVisitBossNet ("visit"):
@@ -203,7 +204,7 @@ def _counterpart(value: str, name: str) -> str:
 
 
 def markdown_table(columns: Iterable[Column] = ALL_COLUMNS) -> str:
-    """The README's column table (kept in sync by a test)."""
+    """The documentation's column table (docs/outputs.md renders it at build time)."""
     lines = ["| column | type | unit | meaning | DR19 allStar | DR19 allVisit | DR20 allStar "
              "| DR20 allVisit |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]

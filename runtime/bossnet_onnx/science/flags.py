@@ -58,8 +58,8 @@ __all__ = ["ResultFlags", "QualityFlags", "quality_bits", "snr_in_range",
            "BAD_MASK", "LOW_SNR_THRESHOLD",
            "parameter_flags", "flag_warn", "flag_bad", "flag_names"]
 
-#: Median per-pixel S/N in the model range below which QualityFlags.LOW_SNR is set (see README,
-#: "Quality flags", for why 5).
+#: Median per-pixel S/N in the model range below which QualityFlags.LOW_SNR is set (see
+#: docs/uncertainties.md, "Labels at low S/N", for why 5).
 LOW_SNR_THRESHOLD = 5.0
 
 
@@ -139,7 +139,7 @@ def flag_names(result_flags: int, quality_flags: int = 0) -> list[str]:
     return [str(n) for n in names]
 
 
-#: QualityFlags thresholds (see the table above and the README).
+#: QualityFlags thresholds (see the table above and docs/outputs.md).
 LOW_COVERAGE_FRACTION = 0.8
 BAD_PIXEL_FRACTION = 0.2
 #: Survey classifications (SDSS/LAMOST CLASS) for which stellar labels mean nothing.
