@@ -34,7 +34,7 @@ from astropy.table import Table, vstack
 
 from ..errors import BossNetError, OptionError, OutputPathError
 from ..model.session import BossNetModel, available_cpus, open_model
-from ..outputs.catalogue import read_catalogue, write_catalogue
+from ..outputs.catalogue import read_catalogue, split_suffix, write_catalogue
 from ..textsafe import printable
 from .lock import OutputLock
 from .options import RunOptions, options_from
@@ -99,12 +99,7 @@ def parts_folder(output: str | os.PathLike) -> Path:
 
 
 def _part_path(folder: Path, output: Path, index: int) -> Path:
-    from ..outputs.catalogue import SUFFIX_FORMATS
-
-    name = output.name
-    suffix = next(s for s in sorted(SUFFIX_FORMATS, key=len, reverse=True)
-                  if name.lower().endswith(s))
-    return folder / f"part-{index:05d}{name[-len(suffix):]}"
+    return folder / f"part-{index:05d}{split_suffix(output)[1]}"
 
 
 #: Models opened in this (worker) process, by how they were opened: each worker opens a model

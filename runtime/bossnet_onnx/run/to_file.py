@@ -32,12 +32,11 @@ from astropy.table import Table, vstack
 
 from ..errors import BossNetError, OutputError, OutputPathError
 from ..outputs.catalogue import (
-    SUFFIX_FORMATS,
     Result,
     build_table,
-    format_for,
     read_catalogue,
     remove_catalogue,
+    split_suffix,
     stored_text,
     write_catalogue,
 )
@@ -66,12 +65,8 @@ class Interrupted(BossNetError):
 
 def partial_path(output: str | os.PathLike) -> Path:
     """`cat.fits` -> `cat.partial.fits` (same type, so it can be read back)."""
-    output = Path(output)
-    format_for(output)  # an unknown suffix is an OutputError naming the file
-    name = output.name
-    suffix = next(s for s in sorted(SUFFIX_FORMATS, key=len, reverse=True)
-                  if name.lower().endswith(s))
-    return output.with_name(name[: -len(suffix)] + ".partial" + name[-len(suffix):])
+    stem, suffix = split_suffix(output)  # an unknown suffix is an OutputError naming the file
+    return Path(output).with_name(f"{stem}.partial{suffix}")
 
 
 @contextmanager
