@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,8 +13,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 # ORT-format model copies (bossnet_onnx.model.ort_cache) go to a throw-away folder, not ~/.cache;
 # set here so subprocesses started by tests inherit it.
-os.environ.setdefault("BOSSNET_ONNX_CACHE", tempfile.mkdtemp(prefix="bossnet-onnx-cache-"))
+if "BOSSNET_ONNX_CACHE" not in os.environ:
+    _OWN_CACHE: Path | None = Path(tempfile.mkdtemp(prefix="bossnet-onnx-cache-"))
+    os.environ["BOSSNET_ONNX_CACHE"] = str(_OWN_CACHE)
+else:
+    _OWN_CACHE = None
+# two full-size ORT copies at most (the default bound is 2 GB); tests of eviction set their own
+os.environ.setdefault("BOSSNET_ONNX_CACHE_MAX_MB", "800")
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+# Disk: CI machines can have a few GB free and full-size models are 290 MB each. pyproject sets
+# pytest's tmp_path retention to "failed": a passed test's tmp_path goes as soon as it ends. The
+# session's ORT-cache folder goes at the end.
+def pytest_sessionfinish(session, exitstatus):
+    if _OWN_CACHE is not None:
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 @pytest.fixture
