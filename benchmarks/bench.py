@@ -19,9 +19,11 @@ the machine is shared and noisy:
               shares come from one extra run under cProfile with `-w 0` (all in one process);
   pytorch     without a reference checkout: its structure in our code (per-spectrum np.interp +
               torch.quantile, one batched forward for the noise-free spectra and one per draw);
-  ort-fp32    `predict_to_file` on onnxruntime's CPU provider (memory-mapped ORT copy);
-  ort-conv2d  the same with BOSSNET_ONNX_FORMULATION=conv2d (1-D convolutions run as 2-D
-              ones, onnxruntime's NCHWc kernels; opt-in, rows within ~2e-6 of ort-fp32);
+  ort-fp32    `predict_to_file` on onnxruntime's CPU provider (memory-mapped ORT copy of the
+              default formulation: 1-D convolutions run as 2-D ones with onnxruntime's NCHWc
+              kernels, the pool's gather channel-last);
+  ort-plain   the same with BOSSNET_ONNX_FORMULATION=plain (the graph as exported; the
+              default before the 2-D form; rows within ~2e-6 of ort-fp32);
   ort-direct  the same, loading the .onnx itself (no ORT copy), for cold start and memory;
   ov-fp32     `predict_to_file --provider openvino` (what `auto` picks on x86-64 with the extra);
   ov-bf16     OpenVINO mixed bf16 (first two convolutions and the head in fp32);
@@ -299,16 +301,24 @@ def side_reference(args: argparse.Namespace, work: dict, profile: bool = False) 
 
 
 def operator_profile(onnx_path: str, threads: int, rows: int = 32) -> dict[str, float]:
-    """Share of kernel time per ONNX operator type (onnxruntime's profiler), for the 'why'."""
+    """Share of kernel time per ONNX operator type (onnxruntime's profiler), for the 'why':
+    the default formulation (2-D convolutions, bossnet_onnx.model.formulation) as it runs."""
     import collections
 
     import onnxruntime as ort
 
+    from bossnet_onnx.model.formulation import conv1d_as_conv2d
+
+    folder = Path(tempfile.mkdtemp())
+    rewritten = folder / "conv2d.onnx"
+    if conv1d_as_conv2d(onnx_path, rewritten) > 0:
+        onnx_path = str(rewritten)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.enable_profiling = True
-    opts.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "ortprof")
+    opts.profile_file_prefix = str(folder / "ortprof")
     sess = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+    rewritten.unlink(missing_ok=True)
     x = np.random.default_rng(0).standard_normal((rows, 3900)).astype(np.float32)
     for _ in range(3):
         sess.run(None, {"flux": x})
@@ -410,11 +420,11 @@ ONNX_SIDES = {
     "ov-bf16": ("onnx", "openvino", "bf16"),
     "ort-int8": ("onnx_int8", "cpu", "int8"),
     "ort-cuda": ("onnx", "cuda", "fp32"),
-    "ort-conv2d": ("onnx", "cpu", "fp32"),
+    "ort-plain": ("onnx", "cpu", "fp32"),
 }
 #: Sides that run with a setting of their own in the environment.
 SIDE_ENV = {"ort-direct": {"BOSSNET_ONNX_CACHE": "off"},  # the .onnx itself, no ORT copy
-            "ort-conv2d": {"BOSSNET_ONNX_FORMULATION": "conv2d"}}  # 2-D convolutions (NCHWc)
+            "ort-plain": {"BOSSNET_ONNX_FORMULATION": "plain"}}  # the graph as exported
 
 
 def open_side_model(work: dict, side: str, threads: int):
@@ -653,7 +663,7 @@ def main() -> None:
     if args.provider == "cuda":
         sides = [base, "ort-cuda"]
     else:
-        sides = [base, "ort-fp32", "ort-conv2d", "ort-direct", "ort-int8"]
+        sides = [base, "ort-fp32", "ort-plain", "ort-direct", "ort-int8"]
         if engine_openvino.available():
             sides[2:2] = ["ov-fp32"] + (["ov-bf16"] if engine_openvino.supports_bf16() else [])
     if args.sides:

@@ -3,6 +3,8 @@ in the ORT-format cache (ort_cache): same outputs, refused where the rewrite doe
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -106,16 +108,65 @@ def test_cache_keeps_the_chosen_formulation_and_its_outputs_match(tmp_path, monk
     assert other.formulation != model.formulation or setting == "auto"
 
 
-def test_the_default_is_the_plain_form_bit_identical_to_the_onnx_session(tmp_path, monkeypatch):
-    monkeypatch.delenv("BOSSNET_ONNX_FORMULATION", raising=False)
+@pytest.mark.parametrize("setting", [None, "plain"])
+def test_cache_on_and_off_give_the_same_bits(tmp_path, monkeypatch, setting):
+    """The default (2-D form) and the opt-out (plain) each give the same bits whether the
+    ORT-format copy is used or the model is loaded without the cache."""
+    if setting is None:
+        monkeypatch.delenv("BOSSNET_ONNX_FORMULATION", raising=False)
+    else:
+        monkeypatch.setenv("BOSSNET_ONNX_FORMULATION", setting)
+    expected = setting or ort_cache.DEFAULT_FORMULATION
+    assert expected == ("plain" if setting else "conv2d")
     monkeypatch.setenv("BOSSNET_ONNX_CACHE", str(tmp_path / "cache"))
     path = write_conv_model(tmp_path / "conv.onnx")
     cached = open_model(path, provider="cpu", threads=2)
-    assert cached.formulation == "plain" and _manifest(tmp_path / "cache")["formulation"] == "plain"
+    assert cached.formulation == expected
+    assert _manifest(tmp_path / "cache")["formulation"] == expected
     monkeypatch.setenv("BOSSNET_ONNX_CACHE", "off")
     direct = open_model(path, provider="cpu", threads=2)
+    assert direct.formulation == expected
     x = probe_inputs(3900, 40)
     assert cached.run_normalized(x).tobytes() == direct.run_normalized(x).tobytes()
+    assert not list(Path(tempfile.gettempdir()).glob("bossnet-onnx-conv2d-*"))  # removed once loaded
+
+
+def test_converted_model_pool_gather_goes_channel_last_with_the_same_values(tmp_path):
+    """A model from the torch-free converter (its graph in many `graph` fields, one per
+    appended weight) is rewritten too: 2-D convolutions, and the pool's Gather on the length
+    axis as Transpose, Gather of channel vectors, Transpose, which gathers the same floats."""
+    pytest.importorskip("torch")
+    from bossnet_export.random_weights import SMALL_CONFIG, build_random_model, save_official_layout
+    from bossnet_onnx.convert import convert_checkpoint
+
+    ckpt = save_official_layout(build_random_model(SMALL_CONFIG, seed=3), tmp_path / "ckpt")
+    src = tmp_path / "small.onnx"
+    convert_checkpoint(ckpt, src, name="small-random")
+    dst = tmp_path / "small.conv2d.onnx"
+    n_convs = 1 + 2 * (len(SMALL_CONFIG.dim_mults) - 1)
+    assert conv1d_as_conv2d(src, dst) == n_convs + 1
+    model = onnx.load(str(dst))
+    onnx.checker.check_model(model, full_check=True)
+    (gather,) = [n for n in model.graph.node if n.op_type == "Gather"]
+    assert [a.i for a in gather.attribute if a.name == "axis"] == [1]
+    assert sum(n.op_type == "Transpose" for n in model.graph.node) == 2
+    x = probe_inputs(3900, 6)
+    before, after = _run(src, x)[0], _run(dst, x)[0]
+    assert np.ptp(before, axis=0).min() > 1e-3  # the random network's outputs vary
+    assert np.max(np.abs(before - after)) < 1e-5 * max(1.0, float(np.abs(before).max()))
+    # The gathered values are exactly the pool input's at the pool's indices: expose both in
+    # the rewritten graph and gather in numpy.
+    pool = next(n for n in onnx.load(str(src)).graph.node if n.op_type == "Gather")
+    index = next(onnx.numpy_helper.to_array(t) for t in onnx.load(str(src)).graph.initializer
+                 if t.name == pool.input[1])
+    for name in (pool.input[0], pool.output[0]):
+        model.graph.output.append(onnx.helper.make_tensor_value_info(
+            name, onnx.TensorProto.FLOAT, None))
+    exposed = tmp_path / "exposed.onnx"
+    onnx.save(model, str(exposed))
+    trunk, picked = _run(exposed, x)[-2:]
+    assert trunk.ndim == 3 and picked.shape == (*trunk.shape[:2], index.size)
+    assert picked.tobytes() == np.take(trunk, index, axis=2).tobytes()
 
 
 def test_a_model_without_convolutions_is_cached_plain(tmp_path, monkeypatch):

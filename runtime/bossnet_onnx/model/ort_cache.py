@@ -39,18 +39,17 @@ The copy stands in for the model, so it must provably hold the model's weights:
   rewrite changes ctime, a swap the inode) discards the copy, so a model replaced mid-build
   never leaves its weights under another model's key.
 * **Only for the CPU provider**: the conversion applies CPU-specific fusions.
-* **Optionally, the fastest formulation of the graph for this machine**
-  (`$BOSSNET_ONNX_FORMULATION=auto`). When a copy is built, the model's 1-D convolutions are
-  also written as 2-D ones (formulation.py), which onnxruntime runs with its blocked NCHWc
-  kernels; that copy is saved with the layout already transformed for this CPU. Both copies run
-  a batch of probe rows (one engine call's worth); the 2-D one is kept only if its outputs are
-  within FORMULATION_RTOL of the plain one (relative to each output's scale) and it is at least
-  5 % faster (measured in alternating rounds, one session mapped at a time so that peak memory
-  stays the weights once). The choice is part of the key (with the CPU's instruction sets, since
-  the blocked layout depends on them) and recorded in the manifest; `conv2d` forces the 2-D
-  form. The default is `plain`: the 2-D form's rows differ from the `.onnx` session's (cache
-  off) by ~2e-6 (normalised units), and runs are kept equal to the last bit whether or not the
-  cache is used.
+* **The faster formulation of the graph for onnxruntime's CPU kernels** (formulation.py): the
+  model's 1-D convolutions written as 2-D ones, which onnxruntime runs with its blocked NCHWc
+  kernels, and the pool's gather channel-last. The copy is saved with the layout already
+  transformed for this CPU. This is the default (`$BOSSNET_ONNX_FORMULATION` unset or `conv2d`);
+  `plain` keeps the graph as exported; `auto` builds both and keeps the 2-D one only if its
+  outputs are within FORMULATION_RTOL of the plain one (relative to each output's scale) and it
+  is at least 5 % faster (alternating rounds, one session mapped at a time, so peak memory stays
+  the weights once). The setting is part of the key (with the CPU's instruction sets, since the
+  blocked layout depends on them) and the choice is recorded in the manifest. Without the cache
+  (`off`, or a model over the bound) session.py applies the same rewrite to a temporary file,
+  so a run gives the same bits with and without the cache.
 """
 from __future__ import annotations
 
@@ -67,7 +66,7 @@ from .content import external_data_files, model_content_sha256
 
 __all__ = ["cache_dir", "cache_limit_bytes", "cached_ort_model", "content_sha256", "discard_ort_copy",
            "mmap_session_options", "remember", "remembered", "formulation_setting",
-           "ort_copy_formulation", "DEFAULT_MAX_MB"]
+           "ort_copy_formulation", "DEFAULT_MAX_MB", "DEFAULT_FORMULATION"]
 
 CACHE_FORMAT = 3
 #: Largest |conv2d - plain| over the probe outputs, relative to each output's largest magnitude
@@ -165,10 +164,15 @@ def cpu_tag() -> str:
     return platform.machine() + ":" + ",".join(f for f in wanted if f in flags)
 
 
+#: The formulation used when `$BOSSNET_ONNX_FORMULATION` is unset.
+DEFAULT_FORMULATION = "conv2d"
+
+
 def formulation_setting() -> str:
-    """`$BOSSNET_ONNX_FORMULATION`: plain (the default), auto (measure) or conv2d."""
-    value = os.environ.get("BOSSNET_ONNX_FORMULATION", "plain").strip().lower() or "plain"
-    return value if value in ("auto", "plain", "conv2d") else "plain"
+    """`$BOSSNET_ONNX_FORMULATION`: conv2d (the default), plain (as exported) or auto (measure);
+    anything else is the default."""
+    value = os.environ.get("BOSSNET_ONNX_FORMULATION", "").strip().lower()
+    return value if value in ("auto", "plain", "conv2d") else DEFAULT_FORMULATION
 
 
 def _key(content_sha: str) -> str:

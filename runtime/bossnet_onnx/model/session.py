@@ -121,7 +121,8 @@ class BossNetModel:
     fp32_path: Path | None = None
     #: The accuracy-budget verdict that allowed a reduced precision (None for fp32).
     budget: object = None
-    #: How the graph runs: "plain" (as exported) or "conv2d" (ort_cache's per-machine choice).
+    #: How the graph runs on onnxruntime's CPU provider: "conv2d" (the default, 1-D convolutions
+    #: as 2-D ones, model/formulation.py) or "plain" (as exported; also every other engine).
     formulation: str = "plain"
     #: Batch sizes the output probe (`check_outputs`) has passed for this model.
     probed: set[int] = field(default_factory=set, repr=False)
@@ -334,6 +335,10 @@ def _ort_model(path: Path, provider: str, providers: list[str], threads: int,
         except Exception:  # a cache problem is never the model's fault: use the .onnx itself  # noqa: BLE001
             discard_ort_copy(ort_copy)
             ort_copy = None
+    formulation = "plain"
+    if session is None and providers == [CPU] and _is_onnx_file(path):
+        session = _rewritten_session(path, options, providers)
+        formulation = "conv2d" if session is not None else "plain"
     if session is None:
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
@@ -354,7 +359,8 @@ def _ort_model(path: Path, provider: str, providers: list[str], threads: int,
         if ort_copy is not None:
             from .ort_cache import ort_copy_formulation
 
-            model.formulation = ort_copy_formulation(ort_copy)
+            formulation = ort_copy_formulation(ort_copy)
+        model.formulation = formulation
         check_outputs(model, batch_rows)
     except ModelError:
         if ort_copy is not None:  # a refused model leaves no copy behind
@@ -363,6 +369,33 @@ def _ort_model(path: Path, provider: str, providers: list[str], threads: int,
             discard_ort_copy(ort_copy)
         raise
     return model
+
+
+def _rewritten_session(path: Path, options, providers: list[str]):
+    """Without an ORT-format copy (cache off, or the model over its bound): a session of the
+    model's 2-D-convolution form (formulation.py), written to a temporary file that is removed
+    once loaded, so a run has the same bits with and without the cache; None when the setting
+    is `plain`, the rewrite does not apply or the form does not load (the caller loads the
+    `.onnx` itself)."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    from .formulation import conv1d_as_conv2d
+    from .ort_cache import formulation_setting
+
+    if formulation_setting() == "plain":
+        return None
+    fd, rewritten = tempfile.mkstemp(prefix="bossnet-onnx-conv2d-", suffix=".onnx")
+    os.close(fd)
+    try:
+        if conv1d_as_conv2d(path, rewritten) == 0:
+            return None
+        return ort.InferenceSession(rewritten, sess_options=options, providers=providers)
+    except Exception:  # a full disk or an engine that cannot build it: the plain form  # noqa: BLE001
+        return None
+    finally:
+        Path(rewritten).unlink(missing_ok=True)
 
 
 def _refuse_huge_metadata(path: Path) -> None:

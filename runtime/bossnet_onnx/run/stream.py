@@ -434,6 +434,7 @@ def run_metadata(model: BossNetModel, options: RunOptions) -> dict:
         "PROVIDER": model.provider,
         "ENGINE": model.engine,
         "PRECISN": model.precision,
+        "FORMULN": model.formulation,
         "NDRAWS": options.draws,
         "SEED": options.seed,
         "BNVERS": __version__,
