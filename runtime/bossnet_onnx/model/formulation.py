@@ -5,7 +5,7 @@ onnxruntime runs 1-D Conv through im2col + SGEMM, but its blocked NCHWc convolut
 (AVX2: blocks of 8 channels, AVX-512: 16), which keep the activations in a channel-blocked layout
 and skip the im2col copy, only take 2-D convolutions. The same network written with each Conv
 as a 2-D Conv over an (N, C, 1, L) view (Unsqueeze, Conv with kernel (1, k), Squeeze) is the
-same arithmetic: measured on the official network (Xeon, AVX-512, 2 threads) 1.3-1.5x faster,
+same arithmetic: measured on the official network (Xeon, AVX-512, 2 threads) 1.26-1.38x faster,
 its outputs within 2e-6 (normalised units) of the 1-D form, the same size as the difference
 between loading the `.onnx` and the ORT-format copy today.
 
