@@ -307,18 +307,16 @@ def operator_profile(onnx_path: str, threads: int, rows: int = 32) -> dict[str, 
 
     import onnxruntime as ort
 
-    from bossnet_onnx.model.formulation import conv1d_as_conv2d
+    from bossnet_onnx.model.formulation import conv2d_form
 
     folder = Path(tempfile.mkdtemp())
-    rewritten = folder / "conv2d.onnx"
-    if conv1d_as_conv2d(onnx_path, rewritten) > 0:
-        onnx_path = str(rewritten)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.enable_profiling = True
     opts.profile_file_prefix = str(folder / "ortprof")
-    sess = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
-    rewritten.unlink(missing_ok=True)
+    with conv2d_form(onnx_path, folder) as rewritten:
+        sess = ort.InferenceSession(str(rewritten or onnx_path), opts,
+                                    providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).standard_normal((rows, 3900)).astype(np.float32)
     for _ in range(3):
         sess.run(None, {"flux": x})

@@ -128,7 +128,23 @@ def test_cache_on_and_off_give_the_same_bits(tmp_path, monkeypatch, setting):
     assert direct.formulation == expected
     x = probe_inputs(3900, 40)
     assert cached.run_normalized(x).tobytes() == direct.run_normalized(x).tobytes()
-    assert not list(Path(tempfile.gettempdir()).glob("bossnet-onnx-conv2d-*"))  # removed once loaded
+    assert not list(Path(tempfile.gettempdir()).glob(".conv2d.*"))  # removed once loaded
+
+
+def test_without_a_usable_temporary_folder_the_cache_off_load_keeps_the_plain_form(
+        tmp_path, monkeypatch):
+    """With the cache off and no temporary file to write the 2-D form into, the model loads
+    in its plain form (recorded as such), the same bits as the plain setting, no error."""
+    monkeypatch.delenv("BOSSNET_ONNX_FORMULATION", raising=False)
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", "off")
+    path = write_conv_model(tmp_path / "conv.onnx")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    fallback = open_model(path, provider="cpu", threads=2)
+    assert fallback.formulation == "plain"
+    monkeypatch.setenv("BOSSNET_ONNX_FORMULATION", "plain")
+    plain = open_model(path, provider="cpu", threads=2)
+    x = probe_inputs(3900, 8)
+    assert fallback.run_normalized(x).tobytes() == plain.run_normalized(x).tobytes()
 
 
 def test_converted_model_pool_gather_goes_channel_last_with_the_same_values(tmp_path):
@@ -187,3 +203,27 @@ def test_conv2d_rows_do_not_depend_on_the_thread_count(tmp_path, monkeypatch):
     assert one.formulation == two.formulation == "conv2d"
     x = probe_inputs(3900, 64)
     assert one.run_normalized(x).tobytes() == two.run_normalized(x).tobytes()
+
+
+@pytest.mark.parametrize("setting", [None, "plain"])
+def test_the_catalogue_header_records_the_form_that_ran(tmp_path, monkeypatch, setting):
+    from astropy.io import fits
+    from layouts import boss_native_wavelength, write_spec
+
+    from bossnet_onnx.run.to_file import predict_to_file
+
+    if setting is None:
+        monkeypatch.delenv("BOSSNET_ONNX_FORMULATION", raising=False)
+    else:
+        monkeypatch.setenv("BOSSNET_ONNX_FORMULATION", setting)
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", str(tmp_path / "cache"))
+    wave = boss_native_wavelength()
+    spec = tmp_path / "spec-0001-55555-0001.fits"
+    write_spec(spec, wave, (10 + np.sin(wave / 50)).astype(np.float32),
+               np.ones(wave.size, np.float32), plate=1, mjd=55555, fiberid=1)
+    out = tmp_path / "cat.fits"
+    predict_to_file([str(spec)], out, model=write_conv_model(tmp_path / "conv.onnx"),
+                    draws=2, provider="cpu")
+    header = fits.getheader(out, 1)
+    assert header["FORMULN"] == (setting or "conv2d")
+    assert header.comments["FORMULN"] == "graph form run (conv2d; plain = as exported)"

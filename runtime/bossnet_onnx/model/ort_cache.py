@@ -244,25 +244,20 @@ def _conv2d_copy(model: Path, folder: Path) -> str | None:
     already applied (a temporary file in `folder`), or None when the rewrite does not apply."""
     import onnxruntime as ort
 
-    from .formulation import conv1d_as_conv2d
+    from .formulation import conv2d_form
 
-    fd, rewritten = tempfile.mkstemp(prefix=".conv2d.", suffix=".onnx.tmp", dir=folder)
-    os.close(fd)
     fd, target = tempfile.mkstemp(prefix=".conv2d.", suffix=".ort.tmp", dir=folder)
     os.close(fd)
     try:
-        if conv1d_as_conv2d(model, rewritten) == 0:
-            os.unlink(target)
-            return None
-        _save_ort(Path(rewritten), target, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
-        return target
+        with conv2d_form(model, folder) as rewritten:
+            if rewritten is not None:
+                _save_ort(rewritten, target, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+                return target
     except Exception:  # an engine that cannot build it: keep the plain form  # noqa: BLE001
-        if os.path.exists(target):
-            os.unlink(target)
-        return None
-    finally:
-        if os.path.exists(rewritten):
-            os.unlink(rewritten)
+        pass
+    if os.path.exists(target):
+        os.unlink(target)
+    return None
 
 
 def _time_copy(path: str, rows, threads: int) -> tuple[float, list]:

@@ -377,25 +377,20 @@ def _rewritten_session(path: Path, options, providers: list[str]):
     once loaded, so a run has the same bits with and without the cache; None when the setting
     is `plain`, the rewrite does not apply or the form does not load (the caller loads the
     `.onnx` itself)."""
-    import tempfile
-
     import onnxruntime as ort
 
-    from .formulation import conv1d_as_conv2d
+    from .formulation import conv2d_form
     from .ort_cache import formulation_setting
 
     if formulation_setting() == "plain":
         return None
-    fd, rewritten = tempfile.mkstemp(prefix="bossnet-onnx-conv2d-", suffix=".onnx")
-    os.close(fd)
-    try:
-        if conv1d_as_conv2d(path, rewritten) == 0:
+    with conv2d_form(path) as rewritten:
+        if rewritten is None:
             return None
-        return ort.InferenceSession(rewritten, sess_options=options, providers=providers)
-    except Exception:  # a full disk or an engine that cannot build it: the plain form  # noqa: BLE001
-        return None
-    finally:
-        Path(rewritten).unlink(missing_ok=True)
+        try:
+            return ort.InferenceSession(str(rewritten), sess_options=options, providers=providers)
+        except Exception:  # an engine that cannot build it: the plain form  # noqa: BLE001
+            return None
 
 
 def _refuse_huge_metadata(path: Path) -> None:
