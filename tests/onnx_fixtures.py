@@ -155,11 +155,17 @@ def write_member_model(path: Path, member: str, *, seed: int = 0, scale: float =
 
 
 def write_conv_model(path: Path, *, seed: int = 0, opset: int = 17,
-                     external_data: bool = False, auto_pad: str | None = None) -> Path:
+                     external_data: bool = False, auto_pad: str | None = None,
+                     wide_head: str | None = None, wide_outputs: int = 1024) -> Path:
     """A small 1-D convolutional BOSS Net look-alike with the real metadata: flux[b, n] ->
     Unsqueeze -> Conv1d(1->4, k 30, pads) -> Elu -> Conv1d(4->8, k 30, stride 2, dilation 2)
     -> Elu -> Conv1d(8->8, k 5, group 2) -> ReduceMean over pixels -> MatMul -> normalized ->
-    physical. For the graph-formulation tests (1-D convolutions of every attribute kind)."""
+    physical. For the graph-formulation tests (1-D convolutions of every attribute kind).
+
+    `wide_head` ("Gemm" or "MatMul") replaces the mean by a fully connected layer like BOSS
+    Net's first linear layer, big enough to be used in place (formulation.IN_PLACE_MIN_BYTES):
+    MaxPool(k 3) -> flatten (5120) -> Gemm (weight 1024 x 5120, transB) or MatMul (5120 x 1024)
+    -> Relu -> MatMul (1024 x outputs); `wide_outputs` sets its width (1024)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -179,6 +185,12 @@ def write_conv_model(path: Path, *, seed: int = 0, opset: int = 17,
              numpy_helper.from_array(np.array([1], np.int64), "ax1"),
              numpy_helper.from_array(np.array([2], np.int64), "ax2"),
              numpy_helper.from_array(std, "std"), numpy_helper.from_array(mean, "mean")]
+    if wide_head:
+        inits[5] = numpy_helper.from_array(he(wide_outputs, n_out) * 0.05, "head")
+        wide = he(wide_outputs, 5120)
+        inits += [numpy_helper.from_array(wide if wide_head == "Gemm" else wide.T.copy(), "wide"),
+                  numpy_helper.from_array(he(wide_outputs) * 0.1, "wide_bias"),
+                  numpy_helper.from_array(np.array([0, -1], np.int64), "flat")]
     pad1 = {"auto_pad": auto_pad} if auto_pad else {"pads": [14, 15]}
     unsq = (helper.make_node("Unsqueeze", ["flux", "ax1"], ["x"]) if opset >= 13 else
             helper.make_node("Unsqueeze", ["flux"], ["x"], axes=[1]))
@@ -193,7 +205,13 @@ def write_conv_model(path: Path, *, seed: int = 0, opset: int = 17,
                          dilations=[2], pads=[3, 3]),
         helper.make_node("Elu", ["c2"], ["h2"]),
         helper.make_node("Conv", ["h2", "w3"], ["h3"], group=2),
-        mean_node,
+        *([mean_node] if not wide_head else [
+            helper.make_node("MaxPool", ["h3"], ["p3"], kernel_shape=[3], strides=[3]),
+            helper.make_node("Reshape", ["p3", "flat"], ["f3"]),
+            helper.make_node("Gemm", ["f3", "wide", "wide_bias"], ["l1"], transB=1)
+            if wide_head == "Gemm" else
+            helper.make_node("MatMul", ["f3", "wide"], ["l1"]),
+            helper.make_node("Relu", ["l1"], ["pooled"])]),
         helper.make_node("MatMul", ["pooled", "head"], ["normalized"]),
         helper.make_node("Mul", ["normalized", "std"], ["scaled"]),
         helper.make_node("Add", ["scaled", "mean"], ["physical"]),

@@ -227,3 +227,52 @@ def test_the_catalogue_header_records_the_form_that_ran(tmp_path, monkeypatch, s
     header = fits.getheader(out, 1)
     assert header["FORMULN"] == (setting or "conv2d")
     assert header.comments["FORMULN"] == "graph form run (conv2d; plain = as exported)"
+
+
+@pytest.mark.parametrize("op", ["Gemm", "MatMul"])
+def test_large_fully_connected_weights_are_used_in_place(tmp_path, op):
+    """The 2-D form lists a large fully connected weight as a graph input (an overridable
+    default from IR 4), so onnxruntime maps it instead of prepacking a private copy; small
+    ones stay constant (prepacked). Outputs stay within float32 reassociation of the plain
+    graph."""
+    src = write_conv_model(tmp_path / "wide.onnx", wide_head=op)
+    dst = tmp_path / "wide.conv2d.onnx"
+    assert conv1d_as_conv2d(src, dst) == 3
+    model = onnx.load(str(dst))
+    onnx.checker.check_model(model, full_check=True)
+    wide_dims = [1024, 5120] if op == "Gemm" else [5120, 1024]
+    assert [(i.name, [d.dim_value for d in i.type.tensor_type.shape.dim])
+            for i in model.graph.input] == [("flux", [0, 3900]), ("wide", wide_dims)]
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(dst), options, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["flux"]
+    assert [i.name for i in session.get_overridable_initializers()] == ["wide"]
+    x = probe_inputs(3900, 6)
+    before, after = _run(src, x)[0], _run(dst, x)[0]
+    assert np.ptp(before, axis=0).min() > 1e-3  # the random network's outputs vary
+    assert np.max(np.abs(before - after)) < 1e-5 * max(1.0, float(np.abs(before).max()))
+    # Small layers (the test network's) and narrow ones (< 1024 outputs, whose unpacked rows
+    # can depend on the thread count) stay prepacked: nothing but flux is an input.
+    for name, kwargs in (("conv", {}), ("narrow", {"wide_head": op, "wide_outputs": 1000})):
+        assert conv1d_as_conv2d(write_conv_model(tmp_path / f"{name}.onnx", **kwargs),
+                                tmp_path / f"{name}.2d.onnx") == 3
+        assert [i.name for i in onnx.load(str(tmp_path / f"{name}.2d.onnx")).graph.input] \
+            == ["flux"]
+
+
+def test_rows_with_a_weight_used_in_place_do_not_depend_on_the_thread_count(tmp_path,
+                                                                            monkeypatch):
+    """Through the cache (the mapped ORT copy) and without it, 1, 2 and 4 threads."""
+    path = write_conv_model(tmp_path / "wide.onnx", wide_head="Gemm")
+    x = probe_inputs(3900, 64)
+    rows = {}
+    for cache in (str(tmp_path / "cache"), "off"):
+        monkeypatch.setenv("BOSSNET_ONNX_CACHE", cache)
+        for threads in (1, 2, 4):
+            with open_model(path, provider="cpu", threads=threads) as model:
+                assert model.formulation == "conv2d"
+                rows[cache, threads] = model.run_normalized(x)
+    first = next(iter(rows.values()))
+    assert np.ptp(first, axis=0).min() > 1e-3
+    assert all(r.tobytes() == first.tobytes() for r in rows.values())

@@ -68,7 +68,8 @@ __all__ = ["cache_dir", "cache_limit_bytes", "cached_ort_model", "content_sha256
            "mmap_session_options", "remember", "remembered", "formulation_setting",
            "ort_copy_formulation", "DEFAULT_MAX_MB", "DEFAULT_FORMULATION"]
 
-CACHE_FORMAT = 3
+#: 4: the 2-D form lists the large fully connected weights as graph inputs (used in place).
+CACHE_FORMAT = 4
 #: Largest |conv2d - plain| over the probe outputs, relative to each output's largest magnitude
 #: (at least 1), for the 2-D form to be kept (measured on the official network: 2e-6, the
 #: float32 reassociation of another kernel; a wrong rewrite moves outputs by ~0.1-1).
@@ -531,14 +532,16 @@ def discard_ort_copy(ort_path: str | os.PathLike) -> None:
 def mmap_session_options(options) -> None:
     """Session entries that map the ORT file and use its weights in place.
 
-    Prepacking stays on although it copies the packed weight matrices into private memory
-    (full BOSS network, 2 threads: peak RSS 731 MB with it, 455 MB without; 1.96 vs 2.29 s per
-    32-row call): without it MLAS's convolution results depend on the thread count (a small
-    BOSS Net: 32 of 32 rows differ between 1 and 2 threads) and differ from a plain session
-    of the .onnx (full network: 32 of 32 rows), so the same spectrum would get other labels on
-    a Dask worker, a resumed run or another machine's thread count. With it, rows are equal to
-    the last bit for 1, 2 and 4 threads and equal to the .onnx session's (3 threads split some
-    operators differently: official network, 8 of 32 rows differ by up to 8.6e-7, normalised).
+    Prepacking stays on for the convolutions: without it MLAS's convolution results depend on
+    the thread count (a small BOSS Net: 32 of 32 rows differ between 1 and 2 threads) and
+    differ from a plain session of the .onnx (full network: 32 of 32 rows), so the same
+    spectrum would get other labels on a Dask worker, a resumed run or another machine's
+    thread count. The large fully connected weights (the official network's 268 MB first
+    layer, most of its bytes) are not prepacked in the default 2-D form (formulation.py lists
+    them as overridable graph inputs), so they are held once, in the mapped file (full BOSS
+    network, 2 threads, session alone: peak RSS 494 MB against 750 MB with it prepacked). Rows
+    are equal to the last bit for 1, 2 and 4 threads (3 threads split some operators
+    differently: official network, 8 of 32 rows differ by up to 8.6e-7, normalised).
     """
     options.add_session_config_entry("session.use_memory_mapped_ort_model", "1")
     options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")

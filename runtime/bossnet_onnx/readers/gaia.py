@@ -30,7 +30,7 @@ from ..science.members import RVS_NPIX, RVS_START_ANGSTROM, RVS_STEP_ANGSTROM, X
 from ..spectrum import ReadFailure, Spectrum
 from . import _text, _votable
 from ._checks import BadValues, ivar_from_error
-from ._fits import release_pages
+from ._fits import column_names, release_pages
 from .paths import TABLE_SUFFIXES
 
 NAME = "gaia"
@@ -81,7 +81,10 @@ def text_header_kind(path: str) -> str | None:
 
 def _table_hdu(hdul: fits.HDUList) -> int | None:
     for index, hdu in enumerate(hdul[1:], start=1):
-        if isinstance(hdu, fits.BinTableHDU) and kind_of_columns(hdu.columns.names):
+        # the TTYPE cards rule out the usual non-Gaia table cheaply; astropy's own reading of
+        # the columns decides (a damaged definition is then no Gaia table, as before)
+        if isinstance(hdu, fits.BinTableHDU) and kind_of_columns(column_names(hdu)) \
+                and kind_of_columns(hdu.columns.names):
             return index
     return None
 
