@@ -361,7 +361,11 @@ def test_a_signal_stops_a_long_read_within_a_second(tmp_path, signum):
                    fmt="%.4f", delimiter=",")
     command = [sys.executable, "-c", "from bossnet_onnx.cli import app; app()", "predict",
                str(path), "-m", str(model), "--quiet", "-o", str(tmp_path / "out.fits")]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A suite started in the background by a non-interactive shell inherits SIGINT ignored,
+    # and Python then keeps ignoring it (as a user's nohup'd job should): give the run the
+    # default disposition, as a terminal would.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         lock = tmp_path / "out.fits.lock"  # taken once the run starts, before the model loads
         deadline = time.monotonic() + 120
