@@ -110,7 +110,7 @@ def test_identifier_row_decoded_from_bytes_equals_astropy(tmp_path, shared_data)
 
 def test_column_names_from_the_cards_equal_astropys(shared_data):
     """The layout test's cheap column names (TTYPEn cards) are astropy's, for every table of
-    every real FITS file here (SDSS spec files hold 12 tables, one of 126 columns)."""
+    every real FITS file here (an SDSS spec file holds 9-31 tables, one of 126 columns)."""
     from bossnet_onnx.readers._fits import column_names, open_fits
 
     tables = 0

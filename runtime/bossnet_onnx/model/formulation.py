@@ -206,9 +206,10 @@ def _attr_ints(name: str, values: list[int]) -> bytes:
             + _key(_ATTR_TYPE, 0) + encode_varint(_ATTR_TYPE_INTS))
 
 
-def _gather_axis(node: dict) -> int | None:
-    """The axis of a Gather node (0 when absent); None for an attribute this does not read."""
-    axis = 0
+def _int_attributes(node: dict) -> dict[str, int | None]:
+    """A node's attributes by name: the value of each plain int attribute, None for any other
+    (floats, lists, tensors, graphs) that this rewrite does not read."""
+    out: dict[str, int | None] = {}
     for attr in node["attrs"]:
         name, value, other = "", None, False
         for num, wire, v, _, _ in _spans(attr):
@@ -218,10 +219,16 @@ def _gather_axis(node: dict) -> int | None:
                 value = int(v)
             elif num != _ATTR_TYPE:
                 other = True
-        if name != "axis" or value is None or other:
-            return None
-        axis = value
-    return axis
+        out[name] = None if other else value
+    return out
+
+
+def _gather_axis(node: dict) -> int | None:
+    """The axis of a Gather node (0 when absent); None for an attribute this does not read."""
+    attrs = _int_attributes(node)
+    if set(attrs) - {"axis"}:
+        return None
+    return attrs.get("axis", 0)
 
 
 def _pool_gathers(nodes: list[tuple[tuple[int, int], dict]], weights: dict,
@@ -276,19 +283,8 @@ IN_PLACE_MIN_OUTPUTS = 1024
 
 def _gemm_trans_b(node: dict) -> int | None:
     """The transB attribute of a Gemm (0 when absent); None for one this does not read."""
-    trans_b = 0
-    for attr in node["attrs"]:
-        name, value = "", None
-        for num, wire, v, _, _ in _spans(attr):
-            if num == _ATTR_NAME:
-                name = _text(v)
-            elif num == _ATTR_I and wire == 0:
-                value = int(v)
-        if name == "transB":
-            if value not in (0, 1):
-                return None
-            trans_b = value
-    return trans_b
+    trans_b = _int_attributes(node).get("transB", 0)
+    return trans_b if trans_b in (0, 1) else None
 
 
 def _in_place_weights(nodes: list[tuple[tuple[int, int], dict]], weights: dict,
