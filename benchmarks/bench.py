@@ -27,7 +27,11 @@ the machine is shared and noisy:
   ort-direct  the same, loading the .onnx itself (no ORT copy), for cold start and memory;
   ov-fp32     `predict_to_file --provider openvino` (what `auto` picks on x86-64 with the extra);
   ov-bf16     OpenVINO mixed bf16 (first two convolutions and the head in fp32);
-  ort-int8    the exported int8 copy (onnxruntime dynamic int8 of the big linear layer).
+  ort-int8    the exported int8 copy (onnxruntime dynamic int8 of the big linear layer);
+  ort-cuda    with --provider cuda: `predict_to_file` on the GPU (IO binding, 256-row calls,
+              reader processes); ort-cuda-1r the same fed by one reading thread; ort-fp32
+              beside them (the same machine's CPU). The catalogue values of every side,
+              the reference CLI's included, are compared with the fp32 side's.
 Reduced precisions are timed here whatever their verdict; whether each is *offered* is decided
 by the accuracy budget on trained weights (bossnet_onnx.model.precision), printed below the table for
 the trained demo model and, for information, for the random weights timed here.
@@ -278,6 +282,18 @@ def reference_stages(profile: Path, wall: float) -> dict[str, float]:
     return stages
 
 
+def reference_values(csv_path: Path, files: list[str]) -> list[list[float]]:
+    """The reference CLI's values (log g, Teff in K, [Fe/H], RV) per input file, in the order of
+    `files` (its CSV rows are keyed by the file's path; a file it left out is a row of NaN)."""
+    import csv
+
+    with csv_path.open(newline="") as fh:
+        rows = {r["id"]: r for r in csv.DictReader(fh)}
+    nan = [math.nan] * 4
+    return [[float(r["logg"]), 10 ** float(r["logTeff"]), float(r["FeH"]), float(r["rv"])]
+            if (r := rows.get(f)) else nan for f in files]
+
+
 def side_reference(args: argparse.Namespace, work: dict, profile: bool = False) -> dict:
     """One whole run of the reference CLI (timed from outside, as a user sees it)."""
     ref = work["reference"]
@@ -292,9 +308,11 @@ def side_reference(args: argparse.Namespace, work: dict, profile: bool = False) 
     if proc.returncode != 0:
         raise SystemExit(f"reference CLI failed:\n{proc.stderr[-3000:]}")
     n = sum(1 for _ in out.open()) - 1
+    pred = reference_values(out, work["files"])
     rss = int(rss_file.read_text()) / 1024 if rss_file.exists() else math.nan
     res = {"side": "reference", "spectra": n, "seconds": wall, "cold_start": math.nan,
-           "model_rows": n * (args.draws + 1), "peak_rss_mb": rss, "stages": {}}
+           "model_rows": n * (args.draws + 1), "peak_rss_mb": rss, "stages": {},
+           "pred": pred}
     if prof is not None:
         res["stages"] = reference_stages(prof, wall)
     return res
@@ -418,11 +436,14 @@ ONNX_SIDES = {
     "ov-bf16": ("onnx", "openvino", "bf16"),
     "ort-int8": ("onnx_int8", "cpu", "int8"),
     "ort-cuda": ("onnx", "cuda", "fp32"),
+    "ort-cuda-1r": ("onnx", "cuda", "fp32"),
     "ort-plain": ("onnx", "cpu", "fp32"),
 }
 #: Sides that run with a setting of their own in the environment.
 SIDE_ENV = {"ort-direct": {"BOSSNET_ONNX_CACHE": "off"},  # the .onnx itself, no ORT copy
             "ort-plain": {"BOSSNET_ONNX_FORMULATION": "plain"}}  # the graph as exported
+#: Sides with a reader count of their own (default: the run's own choice, e.g. processes on CUDA).
+SIDE_READERS = {"ort-cuda-1r": 1}  # one reading thread, as on the CPU
 
 
 def open_side_model(work: dict, side: str, threads: int):
@@ -481,7 +502,7 @@ def side_onnx(work: dict, draws: int, threads: int, batch_size: int, side: str,
     timed(stream, "result_from_outputs", "summarise")
     t0 = time.perf_counter()
     table = predict_to_file(work["files"], out, model=model, draws=draws, seed=1,
-                            batch_size=batch_size, times=times)
+                            batch_size=batch_size, readers=SIDE_READERS.get(side), times=times)
     total = time.perf_counter() - t0
     pred = np.array([table[c] for c in ("logg", "teff", "fe_h", "bn_v_r")]).T
     stages = {"import": import_s, "hash": opened["hash"], "probe": opened["probe"],
@@ -494,7 +515,8 @@ def side_onnx(work: dict, draws: int, threads: int, batch_size: int, side: str,
             "failed": int(np.sum(table["result_flags"] & 1)), "pred": pred.tolist(),
             "provider": table.meta["PROVIDER"], "engine": table.meta["ENGINE"],
             "formulation": getattr(model, "formulation", "plain"),
-            "precision": table.meta["PRECISN"], "peak_rss_mb": peak_rss_mb()}
+            "precision": table.meta["PRECISN"], "peak_rss_mb": peak_rss_mb(),
+            "reader_processes": times.extra.get("reader_processes", 1)}
 
 
 def run_side(args: argparse.Namespace, work_json: Path, side: str, work: dict) -> dict:
@@ -573,6 +595,20 @@ def load_or_make_workload(workdir: Path, n_files: int, config: str) -> tuple[dic
     work = make_workload(workdir, n_files, config)
     work["config_name"] = config
     return work, False
+
+
+def print_agreement(summary: dict, sides: list[str], base: str, fp32_side: str) -> None:
+    """Max |diff| of the catalogue values (the noise-free predictions) of every side against
+    `fp32_side`, the reference CLI's included (its draws differ, its values must not)."""
+    a = np.array(summary[fp32_side]["run"]["pred"], dtype=float)
+    for side in sides:
+        b = summary[side]["run"].get("pred")
+        if side == fp32_side or b is None:
+            continue
+        d = np.nanmax(np.abs(a - np.array(b, dtype=float)), axis=0)
+        print(f"{side} vs {fp32_side} on these {len(a)} catalogue rows (random weights), max "
+              f"|diff|: logg {d[0]:.3g} dex, Teff {d[1]:.3g} K, [Fe/H] {d[2]:.3g} dex, "
+              f"RV {d[3]:.3g} km/s")
 
 
 def share_row(side: str, res: dict) -> str:
@@ -659,7 +695,8 @@ def main() -> None:
     work_json = workdir / "work-run.json"  # this run's (maybe the first n_files of it)
     work_json.write_text(json.dumps(work))
     if args.provider == "cuda":
-        sides = [base, "ort-cuda"]
+        # the same machine's CPU beside its GPU, and the GPU fed by one reading thread
+        sides = [base, "ort-cuda", "ort-cuda-1r", "ort-fp32"]
     else:
         sides = [base, "ort-fp32", "ort-plain", "ort-direct", "ort-int8"]
         if engine_openvino.available():
@@ -721,9 +758,13 @@ def main() -> None:
         rs = ratios(side)
         g = gflops_of(res)
         spread = f"{rs[len(rs) // 2]:.2f}x ({rs[0]:.2f}-{rs[-1]:.2f})"
+        # the peak is the CPU's: a side on the GPU (the reference takes it too when torch sees
+        # one; its forward is then timed before the GPU finishes) has no share of it
+        on_gpu = args.provider == "cuda" and side != "ort-fp32"
+        share = f"{'-':>8}" if on_gpu else f"{100 * g / peak:>7.0f}%"
         print(f"{side:<11}{res['spectra'] / res['seconds']:>10.2f}{res['seconds']:>9.2f}"
               f"{res['cold_start']:>8.2f}{res['peak_rss_mb']:>8.0f}{g:>9.1f}"
-              f"{100 * g / peak:>7.0f}%{spread:>24}")
+              f"{share}{spread:>24}")
         summary[side] = {"ratio": rs[len(rs) // 2], "spread": (rs[0], rs[-1]), "gflops": g,
                          "run": res}
     print()
@@ -746,8 +787,10 @@ def main() -> None:
     if args.provider == "cuda":
         r = f32["run"]
         print(f"GPU: {r['spectra'] / r['seconds']:.1f} spectra/s end to end with {args.draws} "
-              f"draws ({r['spectra']} spectra, {r['seconds']:.2f} s whole process; model stage "
+              f"draws ({r['spectra']} spectra, {r['seconds']:.2f} s whole process, "
+              f"{r['reader_processes']} reader processes; model stage "
               f"{r['model_rows'] / max(r['stages']['model'], 1e-9):.0f} rows/s)")
+        print_agreement(summary, sides, base, fp32_side)
         return
     weights_mb = work["weights_bytes"] / 1e6
     verdicts = [] if args.no_verdicts else budget_verdicts(work, args.threads)
@@ -805,12 +848,7 @@ def main() -> None:
               "spectra; benchmarks/precision.py adds the real ones):")
     for line in verdicts:
         print(f"  {line}")
-    a = np.array(summary["ort-fp32"]["run"]["pred"])
-    for side in sides[2:]:
-        b = np.array(summary[side]["run"]["pred"])
-        d = np.nanmax(np.abs(a - b), axis=0)
-        print(f"{side} vs ort-fp32 on these {len(a)} catalogue rows (random weights), max |diff|: "
-              f"logg {d[0]:.3g} dex, Teff {d[1]:.3g} K, [Fe/H] {d[2]:.3g} dex, RV {d[3]:.3g} km/s")
+    print_agreement(summary, sides, base, fp32_side)
     if args.json:
         args.json.write_text(json.dumps({"rounds": rounds, "flops": flops, "peak": peak,
                                          "verdicts": verdicts, "cpu": cpu, "isa": isa,

@@ -39,13 +39,13 @@ def real_inputs(model: BossNetModel, folders: list[Path], draws: int = 20) -> np
     """Model input rows of every spectrum the readers find in `folders`, noise-free row plus
     `draws` Monte-Carlo copies each (all of them are model inputs in a real run)."""
     from bossnet_onnx.run.options import RunOptions
+    from bossnet_onnx.run.reading import StageTimes, read_and_prepare
     from bossnet_onnx.run.rows import Prepared
-    from bossnet_onnx.run.stream import StageTimes, _read_and_prepare
 
     rows = []
     for folder in folders:
         for path in sorted(p for p in folder.iterdir() if p.is_file()):
-            items = _read_and_prepare(str(path), model, RunOptions(draws=draws), StageTimes())
+            items = read_and_prepare(str(path), model.metadata, RunOptions(draws=draws), StageTimes())
             rows.extend(item.inputs for item in items if isinstance(item, Prepared))
     return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
 

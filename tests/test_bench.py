@@ -123,3 +123,34 @@ def test_cuda_request_without_cuda_is_one_line(tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith("bench --provider cuda: --provider "
                                                            "cuda: this onnxruntime has no CUDA")
     assert not list(tmp_path.iterdir())  # refused before any work
+
+
+def test_reference_values_follow_the_input_order(tmp_path):
+    """The reference CLI's CSV rows, keyed by file, in the workload's order (Teff from log Teff;
+    a file it left out is a row of NaN), for the values comparison every bench run prints."""
+    import math
+
+    csv = tmp_path / "reference.csv"
+    csv.write_text("id,logg,logTeff,FeH,rv,logg_median,logTeff_median,FeH_median,rv_median,"
+                   "logg_std,logTeff_std,FeH_std,rv_std\n"
+                   "/b.fits,4.5,3.75,-0.25,12.0,0,0,0,0,0,0,0,0\n"
+                   "/a.fits,2.5,3.5,0.5,-3.0,0,0,0,0,0,0,0,0\n")
+    rows = _bench().reference_values(csv, ["/a.fits", "/b.fits", "/c.fits"])
+    assert rows[0] == [2.5, 10 ** 3.5, 0.5, -3.0]
+    assert rows[1] == [4.5, 10 ** 3.75, -0.25, 12.0]
+    assert all(math.isnan(v) for v in rows[2])
+
+
+def test_cuda_options_without_cuda_is_one_line():
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA: the script runs instead")
+    from bossnet_onnx.model.files import default_model_path
+
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "cuda_options.py"),
+                           "--model", str(default_model_path())],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("cuda_options: this onnxruntime has no CUDA provider (install "
+                                   "onnxruntime-gpu on a machine with an NVIDIA GPU)")

@@ -66,7 +66,7 @@ def test_pyproject_declares_no_engine_in_the_core():
              for d in project["dependencies"]]
     assert not set(names) & ENGINES
     assert project["optional-dependencies"]["cpu"] == ["onnxruntime>=1.17"]
-    assert project["optional-dependencies"]["gpu"] == ["onnxruntime-gpu>=1.17"]
+    assert project["optional-dependencies"]["gpu"] == ["onnxruntime-gpu>=1.19"]
 
 
 def test_without_an_engine_the_cli_says_which_extra_to_install(tmp_path):

@@ -8,12 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import layouts  # our own module: a broken import must fail
 import numpy as np
 import pytest
 from onnx_fixtures import linear_metadata, write_linear_model
+from run_helpers import cpu_seconds, long_input_list, spec_series
 
 import bossnet_onnx.run.to_file as runs
 from bossnet_onnx.errors import ModelError, OutputError, OutputPathError
@@ -24,17 +24,7 @@ from bossnet_onnx.run.to_file import Interrupted, partial_path, predict_to_file
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("runs")
-    wave = layouts.boss_native_wavelength()
-    out = []
-    for i in range(6):
-        rng = np.random.default_rng(i)
-        flux = (10 + np.cos(wave / (90 + i)) + rng.standard_normal(wave.size)).astype(np.float32)
-        path = d / f"spec-3000-59000-{i + 1:04d}.fits"
-        layouts.write_spec(path, wave, flux, np.full(wave.size, 2.0, np.float32), plate=3000,
-                           mjd=59000, fiberid=i + 1)
-        out.append(str(path))
-    return out
+    return spec_series(tmp_path_factory.mktemp("runs"), 6)
 
 
 @pytest.fixture(scope="module")
@@ -81,30 +71,18 @@ def test_interrupt_then_resume_matches_uninterrupted(files, model, tmp_path, mon
         predict_to_file(files, out, model=model, draws=4, seed=9, resume=True)
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
 def test_sigterm_leaves_no_catalogue_and_says_how_to_resume(files, model, tmp_path):
     # far more work than the test waits for (about 1,200 files x 401 model rows), so the
     # signal always lands mid-run; it is sent once the process has spent CPU time predicting
-    listed = []
-    for k in range(400):
-        for f in files:
-            link = tmp_path / f"c{k}-{os.path.basename(f)}"
-            os.link(f, link)  # distinct paths (inputs are de-duplicated by real path)
-            listed.append(str(link))
-    many = tmp_path / "list.txt"
-    many.write_text("\n".join(listed) + "\n")
+    many = long_input_list(files, 400, tmp_path)
     out = tmp_path / "cat.fits"
     exe = os.path.join(os.path.dirname(sys.executable), "bossnet-onnx")
     proc = subprocess.Popen([exe, "predict", f"@{many}", "-m", str(model), "-o", str(out),
                              "--draws", "400", "--quiet"], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while proc.poll() is None and _cpu_seconds(proc.pid) < 3.0 and time.monotonic() < deadline:
+    while proc.poll() is None and cpu_seconds(proc.pid) < 3.0 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGTERM)

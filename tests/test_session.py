@@ -337,4 +337,13 @@ def test_cuda_runs_bound_device_sized_calls_close_to_cpu(tmp_path):
     assert gpu.provider == "CUDAExecutionProvider" and gpu.call_rows == CUDA_CALL_ROWS
     x = probe_inputs(3900, 300)
     cpu = open_model(path, provider="cpu").run_normalized(x)
-    np.testing.assert_allclose(gpu.run_normalized(x), cpu, atol=1e-4)
+    # fp32 on the GPU (TF32 off, session.CUDA_OPTIONS): float32 rounding, not TF32's 1e-3
+    np.testing.assert_allclose(gpu.run_normalized(x), cpu, rtol=1e-5, atol=1e-5)
+
+
+def test_cuda_sessions_ask_for_full_float32():
+    """onnxruntime lets cuBLAS/cuDNN use TF32 on Ampere+ GPUs unless told not to; fp32 is fp32."""
+    from bossnet_onnx.model.session import provider_entries
+    assert provider_entries(["CUDAExecutionProvider", "CPUExecutionProvider"]) == [
+        ("CUDAExecutionProvider", {"use_tf32": "0"}), "CPUExecutionProvider"]
+    assert provider_entries(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]

@@ -209,6 +209,10 @@ def predict(
                                          "the labels do not depend on it)."),
     threads: int | None = typer.Option(None, "--threads", min=1,
                                           help="CPU threads (default: CPUs this process may use)."),
+    readers: int | None = typer.Option(None, "--readers", min=1,
+                                          help="Processes reading the files while the model "
+                                               "runs (default: 1 thread on CPU engines, up to 4 "
+                                               "processes on CUDA). Rows do not depend on it."),
     shard: str | None = typer.Option(None, "--shard", help="K/N: only the K-th of N slices "
                                         "of the sorted inputs (1-based), or auto: K and N from "
                                         "a SLURM job array."),
@@ -232,7 +236,7 @@ def predict(
         options = RunOptions(draws=draws, seed=seed, recipe=recipe, air=air,
                              batch_size=batch_size, shard=shard, recursive=recursive,
                              provider=provider, threads=threads, precision=precision,
-                             progress=not quiet and sys.stderr.isatty())
+                             readers=readers, progress=not quiet and sys.stderr.isatty())
         cluster = None
         if dask is not None:
             from .run.distributed import parse_cluster

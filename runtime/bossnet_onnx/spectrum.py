@@ -1,6 +1,7 @@
 """The one record that flows between readers, preprocessing and the catalogue."""
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -9,6 +10,18 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Spectrum", "ReadFailure", "location_text", "canonical_arrays"]
+
+
+def _rebuilt(cls: type, fields: dict[str, Any]) -> Any:
+    return cls(**fields)
+
+
+def _reduce(record: Any) -> tuple:
+    """Pickle a record by its fields (reader processes send them back to the run), the
+    read-only identifiers as a plain dict that __post_init__ makes read-only again."""
+    fields = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    fields["identifiers"] = dict(record.identifiers)
+    return _rebuilt, (type(record), fields)
 
 
 def location_text(source: str, hdu: int, row: int = -1) -> str:
@@ -58,6 +71,8 @@ class Spectrum:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identifiers", MappingProxyType(dict(self.identifiers)))
+
+    __reduce__ = _reduce
 
     @property
     def location(self) -> str:
@@ -124,6 +139,8 @@ class ReadFailure:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identifiers", MappingProxyType(dict(self.identifiers)))
+
+    __reduce__ = _reduce
 
     @property
     def location(self) -> str:

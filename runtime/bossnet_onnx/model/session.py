@@ -23,9 +23,9 @@ if TYPE_CHECKING:
 
     from .engine_openvino import OpenVINOSession
 
-__all__ = ["CALL_ROWS", "CUDA_CALL_ROWS", "BossNetModel", "open_model", "available_cpus",
-           "resolve_providers", "check_outputs", "probe_inputs", "PROBE_ATOL", "import_onnxruntime",
-           "NO_ENGINE_MESSAGE"]
+__all__ = ["CALL_ROWS", "CUDA_CALL_ROWS", "CUDA_OPTIONS", "BossNetModel", "open_model",
+           "available_cpus", "resolve_providers", "provider_entries", "check_outputs",
+           "probe_inputs", "PROBE_ATOL", "import_onnxruntime", "NO_ENGINE_MESSAGE"]
 
 ProviderName = Literal["auto", "cpu", "cuda", "openvino"]
 CUDA = "CUDAExecutionProvider"
@@ -90,6 +90,18 @@ def resolve_providers(provider: str) -> list[str]:
     if provider == "auto":
         return [CUDA, CPU] if CUDA in available else [CPU]
     raise ProviderError(f"unknown provider {provider!r}; expected auto, cpu, cuda or openvino")
+
+
+#: onnxruntime's CUDA provider options. fp32 means fp32: onnxruntime lets cuBLAS and cuDNN use
+#: TF32 (10-bit mantissa products) by default on Ampere and later GPUs, which moved the official
+#: network's labels by up to 0.0076 dex in log g and 6.9 K in Teff against the CPU on an H200
+#: (docs/performance.md, GPU); with TF32 off they agree with the CPU within float32 rounding.
+CUDA_OPTIONS = {"use_tf32": "0"}
+
+
+def provider_entries(providers: list[str]) -> list[str | tuple[str, dict[str, str]]]:
+    """`providers` as onnxruntime's InferenceSession takes them, with CUDA_OPTIONS on CUDA."""
+    return [(name, dict(CUDA_OPTIONS)) if name == CUDA else name for name in providers]
 
 
 #: Rows per engine call for graphs with a free batch axis (see BossNetModel.call_rows): 32 rows
@@ -341,14 +353,16 @@ def _ort_model(path: Path, provider: str, providers: list[str], threads: int,
         formulation = "conv2d" if session is not None else "plain"
     if session is None:
         try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+            session = ort.InferenceSession(str(path), sess_options=options,
+                                           providers=provider_entries(providers))
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types  # noqa: BLE001
             raise ModelError(f"{path}: not a loadable ONNX model ({first_line(exc, 200)})") from None
     used = session.get_providers()
     if provider.lower() == "cuda" and CUDA not in used:
         raise ProviderError(
             f"--provider cuda: onnxruntime could not start CUDA for {path} (running {used}); "
-            f"check the NVIDIA driver, CUDA 12 and cuDNN libraries, or use --provider cpu"
+            f"check the NVIDIA driver and the CUDA and cuDNN libraries your onnxruntime-gpu was "
+            f"built for, or use --provider cpu"
         )
     try:
         props = session.get_modelmeta().custom_metadata_map

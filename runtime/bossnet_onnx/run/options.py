@@ -58,6 +58,9 @@ class RunOptions:
     provider, threads, precision: how the model is opened (auto|cpu|cuda|openvino; CPU threads,
         None for all this process may use; fp32, or bf16/int8 within the accuracy budget).
     progress: a progress bar on stderr.
+    readers: processes reading and preparing the input files while the model runs; None: one
+        thread on CPU engines (the model has the cores), on CUDA up to AUTO_READERS processes
+        (one CPU core cannot feed a GPU; run/read_pool.py). The rows do not depend on it.
     """
 
     draws: int = 20
@@ -71,6 +74,7 @@ class RunOptions:
     threads: int | None = None
     precision: str = "fp32"
     progress: bool = False
+    readers: int | None = None
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -88,6 +92,8 @@ class RunOptions:
         put("batch_size", _integer("--batch-size", "batch_size", self.batch_size, 1))
         if self.threads is not None:
             put("threads", _integer("--threads", "threads", self.threads, 1))
+        if self.readers is not None:
+            put("readers", _integer("--readers", "readers", self.readers, 1))
         put("provider", _choice("--provider", "provider", self.provider, PROVIDERS))
         put("precision", _choice("--precision", "precision", self.precision, PRECISIONS))
         if self.shard is not None:

@@ -7,9 +7,11 @@ every run makes before any work (recipe, kinds of the files, the demo-model warn
 `run_metadata` the provenance every catalogue carries.
 
 Files are read and preprocessed in a background thread while the model runs on the previous
-round (onnxruntime releases the GIL). Memory is bounded whatever the input: readers hand over
-spectra one at a time, a spectrum's Monte-Carlo rows are made in pieces (rows.prepare_pieces),
-and the background thread runs at most READ_AHEAD_PIECES pieces ahead of the model.
+round (onnxruntime releases the GIL), or, where one core cannot keep up with the engine (CUDA,
+or `readers` > 1), in reader processes (read_pool.py). Memory is bounded whatever the input:
+readers hand over spectra one at a time, a spectrum's Monte-Carlo rows are made in pieces
+(rows.prepare_pieces), the background thread runs at most READ_AHEAD_PIECES pieces ahead of
+the model and the reader processes at most read_pool.FILES_IN_FLIGHT files each.
 
 Rows do not depend on how they are packed: the engine runs every call with its fixed shape
 (`BossNetModel.call_rows`, the last call padded), so a spectrum's labels are the same bits
@@ -27,8 +29,7 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Container, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,20 +39,14 @@ from ..errors import DemoModelWarning, MemberMismatchError, ModelError
 from ..model.session import BossNetModel
 from ..outputs.catalogue import Result, build_table
 from ..science.members import KIND_TITLES
-from ..spectrum import ReadFailure, Spectrum
 from .options import DEFAULT_BATCH_ROWS, RunOptions, options_from
-from .rows import (
-    MIN_PIECE_ROWS,
-    Prepared,
-    error_text,
-    failure_row,
-    in_vacuum,
-    prepare_pieces,
-    result_from_outputs,
-)
+from .reading import FILE_DONE, Skip, StageTimes, read_and_prepare
+from .rows import Prepared, error_text, failure_row, result_from_outputs
 
 if TYPE_CHECKING:
     from astropy.table import Table
+
+    from .read_pool import ProcessReadAhead
 
 __all__ = ["predict", "stream", "check_run", "run_metadata", "resolve_inputs", "open_for_run",
            "demo_warning", "StageTimes", "READ_AHEAD_PIECES", "DEFAULT_BATCH_ROWS"]
@@ -62,76 +57,6 @@ READ_AHEAD_PIECES = 64
 
 #: Misfit files a refused run names (the count says how many there are in all).
 MISFITS_NAMED = 5
-
-#: Spectra already saved, by (source, hdu, row): read but neither prepared nor run again.
-Skip = Container[tuple[str, int, int]]
-
-
-@dataclass
-class StageTimes:
-    """Seconds spent per stage (read and preprocess run in a background thread)."""
-
-    read: float = 0.0
-    preprocess: float = 0.0
-    model: float = 0.0
-    write: float = 0.0
-    session: float = 0.0
-    n_spectra: int = 0
-    n_files: int = 0
-    extra: dict = field(default_factory=dict)
-
-
-def _read_and_prepare(item: str | Sequence[Spectrum | ReadFailure], model: BossNetModel,
-                      options: RunOptions, times: StageTimes, skip: Skip = ()
-                      ) -> Iterator[Prepared | Result]:
-    """Everything for one input path (or one in-memory object's records), piece by piece;
-    never raises (failures become Result rows)."""
-    from ..readers import iter_spectra
-
-    meta = model.metadata
-    piece_rows = max(options.batch_size, MIN_PIECE_ROWS)
-    t0 = time.perf_counter()
-    records = iter_spectra(item, kind=meta.family_member.spectrum_kind) \
-        if isinstance(item, str) else iter(item)
-    while True:
-        try:
-            rec = next(records, None)
-        except Exception as exc:  # one bad file must not lose the others  # noqa: BLE001
-            times.read += time.perf_counter() - t0
-            yield failure_row(str(item), error_text(exc, str(item)))
-            return
-        t1 = time.perf_counter()
-        times.read += t1 - t0
-        if rec is None:
-            return
-        if skip and (rec.source, rec.hdu, rec.row) in skip:
-            t0 = time.perf_counter()
-            continue
-        if isinstance(rec, ReadFailure):
-            if options.recipe != "astra" or rec.spectrum is None:
-                yield failure_row(rec, rec.error)
-                t0 = time.perf_counter()
-                continue
-            rec = rec.spectrum  # DR19 predicts degenerate spectra too
-        try:
-            if options.air and not rec.converted_from_air:
-                rec = in_vacuum(rec)
-            pieces = prepare_pieces(rec, meta, options.draws, options.seed, piece_rows,
-                                    options.recipe)
-            first = next(pieces)
-        except Exception as exc:  # noqa: BLE001
-            times.preprocess += time.perf_counter() - t1
-            yield failure_row(rec, error_text(exc, rec.location))
-        else:
-            times.preprocess += time.perf_counter() - t1
-            yield first
-            t2 = time.perf_counter()
-            for piece in pieces:
-                times.preprocess += time.perf_counter() - t2
-                yield piece
-                t2 = time.perf_counter()
-        t0 = time.perf_counter()
-
 
 def _split(prep: Prepared, k: int) -> tuple[Prepared, Prepared]:
     """The first `k` rows of a piece and the rest, as two pieces of the same spectrum."""
@@ -227,7 +152,6 @@ class _Batcher:
                                               f"{error_text(exc)}")
 
 
-_FILE_DONE = object()
 _PRODUCER_DONE = object()
 
 
@@ -255,11 +179,11 @@ class _ReadAhead:
     def _produce(self) -> None:
         try:
             for item in self.items:
-                for prepared in _read_and_prepare(item, self.model, self.options, self.times,
-                                                  self.skip):
+                for prepared in read_and_prepare(item, self.model.metadata, self.options,
+                                                 self.times, self.skip):
                     if not self._put(prepared):
                         return
-                if not self._put(_FILE_DONE):
+                if not self._put(FILE_DONE):
                     return
         except BaseException as exc:  # noqa: BLE001  # a bug: hand it to the consumer, no hang
             self._put(exc)
@@ -277,6 +201,19 @@ class _ReadAhead:
     def close(self) -> None:
         """Stop reading ahead (Ctrl-C / SIGTERM): what was read ahead is dropped."""
         self.stop.set()
+
+
+def _read_ahead(items: Sequence, model: BossNetModel, options: RunOptions, times: StageTimes,
+                skip: Skip) -> _ReadAhead | ProcessReadAhead:
+    """The inputs' pieces in input order, each file followed by FILE_DONE: from reader
+    processes when more than one reader is wanted and every input is a path, else from one
+    thread beside the model."""
+    from .read_pool import ProcessReadAhead, reader_processes
+
+    workers = reader_processes(options, model)
+    if workers > 1 and len(items) > 1 and all(isinstance(item, str) for item in items):
+        return ProcessReadAhead(items, model.metadata, options, times, skip, workers)
+    return _ReadAhead(items, model, options, times, skip)
 
 
 def stream(model: BossNetModel, items: Sequence, options: RunOptions, *, skip: Skip = (),
@@ -319,10 +256,10 @@ def stream(model: BossNetModel, items: Sequence, options: RunOptions, *, skip: S
             else:
                 break
 
-    reader = _ReadAhead(items, model, options, times, skip)
+    reader = _read_ahead(items, model, options, times, skip)
     try:
         for item in reader:
-            if item is _FILE_DONE:
+            if item is FILE_DONE:
                 times.n_files += 1
                 if on_file_done:
                     on_file_done(1)
@@ -511,8 +448,8 @@ def predict(inputs: Any, *, model: str | os.PathLike | BossNetModel | None = Non
     (see readers/in_memory.py); anything else is a TypeError. `model`: a model name, an .onnx
     path, a loaded model (`bossnet_onnx.load`, reused without reopening) or None for the
     default. `options`: a `RunOptions`; keyword `settings` (draws=20, seed=3, recipe="astra",
-    air=True, batch_size, shard, recursive, provider, threads, precision, progress) override
-    its fields.
+    air=True, batch_size, shard, recursive, provider, threads, precision, progress, readers)
+    override its fields.
 
     Returns an astropy Table (DR19 column names, one row per spectrum; failed spectra are rows
     with result_flags bit 0 and an `error` text) whose `meta` holds the run's provenance.
