@@ -18,6 +18,7 @@ from bossnet_onnx.errors import InputError
 from bossnet_onnx.model.session import open_model
 from bossnet_onnx.readers import iter_spectra, read_spectra
 from bossnet_onnx.readers._fits import MAX_FITS_BYTES, MAX_TRAILING_BYTES
+from bossnet_onnx.run import reading
 from bossnet_onnx.run import stream as pipeline
 from bossnet_onnx.run.options import RunOptions
 from bossnet_onnx.run.rows import MIN_PIECE_ROWS, prepare_pieces, prepare_spectrum
@@ -115,13 +116,13 @@ def test_results_of_a_big_file_come_out_before_the_file_is_finished(tmp_path, mo
     path = layouts.write_mwm(tmp_path / "mwmVisit-0.6.0-2.fits", rows, kind="visit")
     monkeypatch.setattr(pipeline, "READ_AHEAD_PIECES", 4)
     made = []
-    real = pipeline.prepare_pieces
+    real = reading.prepare_pieces
 
     def counting(spec, *args):
         made.append(spec.row)
         yield from real(spec, *args)
 
-    monkeypatch.setattr(pipeline, "prepare_pieces", counting)
+    monkeypatch.setattr(reading, "prepare_pieces", counting)
     results = pipeline.stream(model, [str(path)], RunOptions(draws=2, seed=1, batch_size=3))
     first = next(results)
     # the first engine call (32 rows: 11 spectra of 3 rows) plus a read-ahead of 4 pieces:
