@@ -19,7 +19,13 @@ import bossnet_onnx.run.to_file as runs
 from bossnet_onnx.model.session import CUDA, available_cpus, open_model
 from bossnet_onnx.outputs.catalogue import read_catalogue
 from bossnet_onnx.run.options import RunOptions
-from bossnet_onnx.run.read_pool import AUTO_READERS, reader_processes
+from bossnet_onnx.run.read_pool import (
+    AUTO_READERS,
+    FILES_IN_FLIGHT,
+    ProcessReadAhead,
+    reader_processes,
+)
+from bossnet_onnx.run.reading import FILE_DONE
 from bossnet_onnx.run.stream import StageTimes, predict
 from bossnet_onnx.run.to_file import Interrupted, partial_path, predict_to_file
 
@@ -129,6 +135,18 @@ def test_a_script_without_the_main_guard_still_gets_every_row_once(files, model,
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.splitlines().count(f"ROWS 11 1 {len(files)}") == 1, res.stdout
     assert "bootstrapping phase" in res.stderr
+
+
+def test_at_most_files_in_flight_per_reader_process(files, model):
+    """The memory bound: never more than FILES_IN_FLIGHT files per process handed out ahead."""
+    items = files * 3
+    reader = ProcessReadAhead(items, open_model(model, provider="cpu").metadata,
+                              RunOptions(draws=2), StageTimes(), (), 2)
+    peak, done = len(reader.pending), 0
+    for piece in reader:
+        peak = max(peak, len(reader.pending))
+        done += piece is FILE_DONE
+    assert peak == FILES_IN_FLIGHT * 2 and done == len(items)
 
 
 def test_how_many_readers(tmp_path):

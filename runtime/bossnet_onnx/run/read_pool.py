@@ -1,14 +1,15 @@
 """Reading and preparing the input files in worker processes, for an engine that one CPU core
 cannot feed (a GPU).
 
-On a GPU the model is no longer the slow stage: on an H200 the full network runs ~6000 rows/s
-while one core reads and prepares ~70 spectra/s (~1500 rows/s with 20 draws), so the run waits
-on reading. A second reading *thread* does not help, because the GIL serialises the Python
-parts of reading a FITS file (measured: 64 spec files, 1 thread 0.92 s, 2 threads 1.16 s), so
-`stream` hands whole files to `readers` processes and takes their pieces back in input order.
+On a GPU the model is no longer the slow stage: on an H200 the full network ran ~6000 rows/s
+(290 spectra/s with 20 draws) while the run's one reading thread read and prepared 93 spectra/s,
+so the run waited on reading. A second reading *thread* does not help, because the GIL
+serialises the Python parts of reading a FITS file (measured on 2 cores: 64 spec files, 1
+thread 0.92 s, 2 threads 1.16 s), so `stream` hands whole files to `readers` processes and
+takes their pieces back in input order.
 
-- Rows do not depend on it: a worker runs the same `reading.read_and_prepare` on the same file, and the
-  Monte-Carlo draws are seeded by each spectrum's identity, not by who prepares it.
+- Rows do not depend on it: a worker runs the same `reading.read_and_prepare` on the same file,
+  and the Monte-Carlo draws are seeded by each spectrum's identity, not by who prepares it.
 - At most FILES_IN_FLIGHT x `readers` files are in flight (each whole: a file's rows are
   ~330 kB per spectrum with 20 draws), so memory stays bounded whatever the number of inputs.
 - Workers are spawned (no fork of a process that holds onnxruntime's threads); they ignore
@@ -39,12 +40,13 @@ if TYPE_CHECKING:
 __all__ = ["AUTO_READERS", "ProcessReadAhead", "reader_processes"]
 
 #: Reader processes a CUDA run starts by default (at most the CPUs this process may use, less
-#: one for the run itself): four cores read and prepare ~280 spectra/s, about what an H200 runs.
+#: one for the run itself): at the H200 machine's 93 spectra/s per core, four would read about
+#: what its network ran (290 spectra/s; derived, not measured).
 AUTO_READERS = 4
 
-#: Files handed to each reader process ahead of the run: enough that a worker never waits for
-#: the run to ask for its next file (with 1 per worker, 256 spec files took 4.3 s through one
-#: process against 2.9 s in a thread; the hand-over latency per file was the difference).
+#: Files handed to each reader process ahead of the run, so that a worker has its next file
+#: while the run takes the pieces of the last one (on 2 cores, one process took 4.3 s for 256
+#: spec files with 2 files in flight and 4.5 s with 4: no measurable difference there).
 FILES_IN_FLIGHT = 4
 
 _WORKER: dict[str, Any] = {}

@@ -46,6 +46,7 @@ from .rows import Prepared, error_text, failure_row, result_from_outputs
 if TYPE_CHECKING:
     from astropy.table import Table
 
+    from ..model.metadata import ModelMetadata
     from .read_pool import ProcessReadAhead
 
 __all__ = ["predict", "stream", "check_run", "run_metadata", "resolve_inputs", "open_for_run",
@@ -158,12 +159,12 @@ _PRODUCER_DONE = object()
 class _ReadAhead:
     """A background thread reading and preparing the inputs, at most READ_AHEAD_PIECES ahead."""
 
-    def __init__(self, items: Sequence, model: BossNetModel, options: RunOptions,
+    def __init__(self, items: Sequence, metadata: ModelMetadata, options: RunOptions,
                  times: StageTimes, skip: Skip = ()):
         self.queue: queue.Queue = queue.Queue(maxsize=READ_AHEAD_PIECES)
         self.stop = threading.Event()
-        self.items, self.model, self.options, self.times, self.skip = \
-            list(items), model, options, times, skip
+        self.items, self.metadata, self.options, self.times, self.skip = \
+            list(items), metadata, options, times, skip
         self.thread = threading.Thread(target=self._produce, name="bossnet-read", daemon=True)
         self.thread.start()
 
@@ -179,8 +180,8 @@ class _ReadAhead:
     def _produce(self) -> None:
         try:
             for item in self.items:
-                for prepared in read_and_prepare(item, self.model.metadata, self.options,
-                                                 self.times, self.skip):
+                for prepared in read_and_prepare(item, self.metadata, self.options, self.times,
+                                                 self.skip):
                     if not self._put(prepared):
                         return
                 if not self._put(FILE_DONE):
@@ -213,7 +214,7 @@ def _read_ahead(items: Sequence, model: BossNetModel, options: RunOptions, times
     workers = reader_processes(options, model)
     if workers > 1 and len(items) > 1 and all(isinstance(item, str) for item in items):
         return ProcessReadAhead(items, model.metadata, options, times, skip, workers)
-    return _ReadAhead(items, model, options, times, skip)
+    return _ReadAhead(items, model.metadata, options, times, skip)
 
 
 def stream(model: BossNetModel, items: Sequence, options: RunOptions, *, skip: Skip = (),
