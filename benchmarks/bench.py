@@ -4,6 +4,7 @@
     python benchmarks/bench.py --reference ~/BOSSNet   # 64 spec files, 20 draws, official BOSS config
     python benchmarks/bench.py --n-files 8 --draws 5 --config small --repeats 1   # quick look
     python benchmarks/bench.py --provider cuda        # spectra/s on the GPU (IO binding), 20 draws
+    python benchmarks/bench.py --reference ~/BOSSNet --isa avx2   # AVX2 kernels on every side
 
 Workload: the official BOSS Net configuration with random (He-initialised) weights saved in the
 official chunked layout, exported through `bossnet_export` (+ its int8 copy); N `spec-*.fits`
@@ -32,6 +33,11 @@ the machine is shared and noisy:
               reader processes); ort-cuda-1r the same fed by one reading thread; ort-fp32
               beside them (the same machine's CPU). The catalogue values of every side,
               the reference CLI's included, are compared with the fp32 side's.
+`--isa avx2` on an AVX-512 machine runs every side (and the peak) with the AVX2 kernels: the
+benchmark builds benchmarks/avx2_only.c and runs itself again under it (LD_PRELOAD), which
+hides AVX-512, AVX-VNNI and AMX from CPUID (Linux's CPUID faulting), so onnxruntime, PyTorch,
+oneDNN and numpy choose what they choose on an AVX2 CPU. The cores, caches, clock and memory
+stay this machine's: it measures the kernels, not a different machine.
 Reduced precisions are timed here whatever their verdict; whether each is *offered* is decided
 by the accuracy budget on trained weights (bossnet_onnx.model.precision), printed below the table for
 the trained demo model and, for information, for the random weights timed here.
@@ -161,8 +167,91 @@ ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx
              "amx_int8", "sha_ni")
 
 
+#: `--isa avx2`: set in the re-executed benchmark and every side it starts, with LD_PRELOAD.
+ISA_MASK_ENV = "BOSSNET_BENCH_ISA"
+#: What benchmarks/avx2_only.c hides (prefixes of /proc/cpuinfo flags).
+MASKED_FLAGS = ("avx512", "amx", "avx_vnni")
+
+
+def cpu_sees(feature: str) -> bool | None:
+    """Whether this process's CPUID shows `feature` (numpy's name, e.g. AVX512F), as numpy
+    read it at import; None where numpy cannot say."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as seen
+    except ImportError:  # numpy < 2
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as seen
+        except ImportError:
+            return None
+    return seen.get(feature)
+
+
+def isa_mask_problem(cpuinfo: str) -> str | None:
+    """Why `--isa avx2` cannot run on the CPU `cpuinfo` describes, or None when it can."""
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            flags = set(value.split())
+            break
+    if "avx2" not in flags:
+        return "this CPU has no AVX2"
+    if "avx512f" not in flags:
+        return None
+    if "cpuid_fault" not in flags:
+        return ("AVX-512 cannot be hidden here: the kernel offers no CPUID faulting (no "
+                "'cpuid_fault' in /proc/cpuinfo); run the benchmark on an AVX2 machine")
+    return None
+
+
+def build_isa_mask(folder: Path) -> Path:
+    """benchmarks/avx2_only.c built into `folder` (gcc); SystemExit with one line if it can't be."""
+    folder.mkdir(parents=True, exist_ok=True)
+    library = folder / "libavx2only.so"
+    try:
+        subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(library),
+                        str(HERE / "avx2_only.c")], check=True, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise SystemExit("bench --isa avx2: needs gcc to build benchmarks/avx2_only.c") from None
+    except subprocess.CalledProcessError as exc:
+        last = (exc.stderr or "").strip().splitlines()[-1:] or ["no message"]
+        raise SystemExit(f"bench --isa avx2: gcc could not build benchmarks/avx2_only.c: "
+                         f"{last[0]}") from None
+    return library
+
+
+def start_isa_mask(isa: str, workdir: Path | None) -> None:
+    """For `--isa avx2` on an AVX-512 machine: build benchmarks/avx2_only.c and run this
+    benchmark again under it (LD_PRELOAD), so that every side, the reference's PyTorch and our
+    onnxruntime alike, runs its AVX2 kernels. Returns in the process that is to measure."""
+    if isa != "avx2":
+        return
+    if os.environ.get(ISA_MASK_ENV) == "avx2":  # the re-executed benchmark: check it took
+        if cpu_sees("AVX512F") is not False or cpu_sees("AVX2") is not True:
+            raise SystemExit("bench --isa avx2: the CPUID mask did not take (numpy still sees "
+                             "AVX-512 or no AVX2)")
+        return
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        raise SystemExit("bench --isa avx2: needs Linux (/proc/cpuinfo, CPUID faulting)") from None
+    problem = isa_mask_problem(cpuinfo)
+    if problem:
+        raise SystemExit(f"bench --isa avx2: {problem}")
+    if cpu_sees("AVX512F") is False:
+        print("# --isa avx2: this CPU has no AVX-512; its kernels are the AVX2 ones already")
+        return
+    library = build_isa_mask(workdir or Path(tempfile.mkdtemp(prefix="bossnet-bench-isa-")))
+    preload = " ".join(filter(None, [str(library), os.environ.get("LD_PRELOAD")]))
+    env = dict(os.environ, LD_PRELOAD=preload, **{ISA_MASK_ENV: "avx2"})
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]], env)
+
+
 def cpu_description(cpuinfo: str | None = None) -> tuple[str, list[str]]:
-    """(CPU model name, the ISA_FLAGS it has), from /proc/cpuinfo (Linux) or `platform`."""
+    """(CPU model name, the ISA_FLAGS it has), from /proc/cpuinfo (Linux) or `platform`;
+    under `--isa avx2` (this machine's own CPU), the ones the sides' processes see."""
+    masked = cpuinfo is None and os.environ.get(ISA_MASK_ENV) == "avx2"
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
@@ -175,6 +264,8 @@ def cpu_description(cpuinfo: str | None = None) -> tuple[str, list[str]]:
             name = value.strip()
         elif key.strip() in ("flags", "Features") and not flags:
             flags = set(value.split())
+    if masked:
+        flags = {f for f in flags if not f.startswith(MASKED_FLAGS)}
     return name, [f for f in ISA_FLAGS if f in flags]
 
 
@@ -581,6 +672,23 @@ def budget_verdicts(work: dict, threads: int) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- report
+def fp32_ceiling(base_seconds: float, run: dict, flops: float, peak: float,
+                 target: float = 2.5) -> dict[str, float]:
+    """What the measured peak allows a side (`run`: its stages, wall seconds and model rows):
+    `seconds`, its wall time with every other stage as measured and the model stage at 100 %
+    of `peak` (GFLOP/s), `ratio` base_seconds / that; `needed_gflops`, the model stage's rate
+    for `target` x the base (inf when the rest of the run alone is already too slow) and
+    `needed_share`, that rate over the peak."""
+    model_s = run["stages"]["model"]
+    rest = run["seconds"] - model_s
+    work = flops * run["model_rows"] / 1e9
+    seconds = rest + work / peak
+    budget = base_seconds / target - rest
+    needed = work / budget if budget > 0 else math.inf
+    return {"seconds": seconds, "ratio": base_seconds / seconds, "needed_gflops": needed,
+            "needed_share": needed / peak}
+
+
 def load_or_make_workload(workdir: Path, n_files: int, config: str) -> tuple[dict, bool]:
     """The workload in `workdir`, reused when a previous run left one of the same network with
     at least `n_files` spectra there (its first `n_files`)."""
@@ -641,6 +749,9 @@ def main() -> None:
     parser.add_argument("--reference", type=Path, default=None,
                         help="a clone of hutchresearch/BOSSNet: its CLI is the baseline "
                              "(default $BOSSNET_REFERENCE; without one, a PyTorch stand-in)")
+    parser.add_argument("--isa", choices=["native", "avx2"], default="native",
+                        help="avx2: every side runs its AVX2 kernels (AVX-512, AVX-VNNI and AMX "
+                             "hidden from CPUID by benchmarks/avx2_only.c; Linux, gcc)")
     parser.add_argument("--no-verdicts", action="store_true",
                         help="skip the accuracy-budget verdicts and the operator profile")
     parser.add_argument("--workdir", type=Path, default=None)
@@ -661,6 +772,7 @@ def main() -> None:
         print(json.dumps(res))
         return
 
+    start_isa_mask(args.isa, args.workdir)
     reference = find_reference(args.reference)
     if args.provider == "cuda":
         from bossnet_onnx.model.session import resolve_providers
@@ -676,7 +788,9 @@ def main() -> None:
 
     cpu, isa = cpu_description()
     ov = f", openvino {engine_openvino.version()}" if engine_openvino.available() else ""
-    print(f"cpu: {cpu}; instruction sets: {' '.join(isa) or 'none of ' + ' '.join(ISA_FLAGS)}")
+    print(f"cpu: {cpu}; instruction sets: {' '.join(isa) or 'none of ' + ' '.join(ISA_FLAGS)}"
+          + ("; AVX-512, AVX-VNNI and AMX hidden from every side (--isa avx2: CPUID faulting, "
+             "benchmarks/avx2_only.c)" if os.environ.get(ISA_MASK_ENV) == "avx2" else ""))
     print(f"machine: {platform.machine()}, cpus usable {available_cpus()}, threads "
           f"{args.threads}, python {platform.python_version()}, onnxruntime {ort.__version__}{ov}")
     t = time.perf_counter()
@@ -707,7 +821,8 @@ def main() -> None:
     # One-time per model (as for every later run of it): ORT-format copies, OpenVINO compiled
     # blobs, bf16 stage files and the load probe's verdict. Made here so the timed runs see what
     # later runs see.
-    os.environ.setdefault("BOSSNET_ONNX_CACHE", str(workdir / "model-cache"))
+    os.environ.setdefault("BOSSNET_ONNX_CACHE", str(workdir / (
+        "model-cache-avx2" if os.environ.get(ISA_MASK_ENV) == "avx2" else "model-cache")))
     t = time.perf_counter()
     for side in sides[1:]:
         if side != "ort-direct":
@@ -800,12 +915,16 @@ def main() -> None:
     best = max(offered, key=lambda s: summary[s]["ratio"]) if offered else fp32_side
     model_share = f32["run"]["stages"]["model"] / f32["run"]["seconds"]
     base_model = summary[base]["run"]["stages"].get("model", math.nan)
+    ceiling = fp32_ceiling(summary[base]["run"]["seconds"], f32["run"], flops, peak)
     print(f"auto picks {fp32_side} (fp32). Targets, side by side with {base} in each round:")
     checks = [
         (f"fp32 end to end ({fp32_side}) >= 2.5x", f32["ratio"], 2.5,
          f"the model stage is {100 * model_share:.0f}% of the wall time and runs at "
          f"{100 * f32['gflops'] / peak:.0f}% of the peak; the {base}'s model stage takes "
-         f"{base_model / max(f32['run']['stages']['model'], 1e-9):.2f}x ours"),
+         f"{base_model / max(f32['run']['stages']['model'], 1e-9):.2f}x ours; with every "
+         f"other stage as measured, 2.5x needs the model stage at "
+         f"{ceiling['needed_gflops']:.0f} GFLOP/s, {100 * ceiling['needed_share']:.0f}% of the "
+         f"measured peak (at 100% of it: {ceiling['ratio']:.2f}x)"),
         (f"best offered precision ({best}) >= 4x", summary[best]["ratio"], 4.0,
          "bf16 is offered only as the mixed plan that holds the accuracy budget: the fp32 "
          "first convolutions and head, the fp32<->bf16 hand-overs, and the unchanged "
@@ -852,6 +971,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"rounds": rounds, "flops": flops, "peak": peak,
                                          "verdicts": verdicts, "cpu": cpu, "isa": isa,
+                                         "isa_mask": os.environ.get(ISA_MASK_ENV),
+                                         "fp32_ceiling": ceiling,
                                          "reference_profile": profiled,
                                          "work": {k: v for k, v in work.items() if k != "files"}}))
 

@@ -154,3 +154,44 @@ def test_cuda_options_without_cuda_is_one_line():
     assert proc.returncode == 1
     assert proc.stderr.strip() == ("cuda_options: this onnxruntime has no CUDA provider (install "
                                    "onnxruntime-gpu on a machine with an NVIDIA GPU)")
+
+
+def test_fp32_ceiling_is_what_the_peak_allows():
+    """Ours with every other stage as measured and the model stage at 100 % of the peak, and
+    the model-stage rate that the target needs (inf when the rest alone is too slow)."""
+    bench = _bench()
+    run = {"seconds": 10.0, "stages": {"model": 9.0}, "model_rows": 1000}
+    c = bench.fp32_ceiling(25.0, run, flops=1e9, peak=200.0)  # 1000 GFLOP of work
+    assert c["seconds"] == pytest.approx(1.0 + 5.0)
+    assert c["ratio"] == pytest.approx(25.0 / 6.0)
+    assert c["needed_gflops"] == pytest.approx(1000 / (25.0 / 2.5 - 1.0))
+    assert c["needed_share"] == pytest.approx(c["needed_gflops"] / 200.0)
+    slow_rest = {"seconds": 12.0, "stages": {"model": 1.0}, "model_rows": 1000}
+    assert bench.fp32_ceiling(25.0, slow_rest, 1e9, 200.0)["needed_gflops"] == float("inf")
+
+
+@pytest.mark.slow
+@pytest.mark.export
+def test_bench_isa_avx2_runs_every_side_with_avx2_kernels(tmp_path):
+    """`--isa avx2` re-runs the benchmark under benchmarks/avx2_only.c: the header lists the
+    instruction sets the sides see (no AVX-512) and the sides still run and agree."""
+    pytest.importorskip("torch")
+    import shutil
+
+    flags = next((line.split(":", 1)[1].split() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), [])
+    if "avx512f" not in flags or "cpuid_fault" not in flags or shutil.which("gcc") is None:
+        pytest.skip("needs an AVX-512 CPU with CPUID faulting and gcc")
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench.py"), "--config", "small",
+                           "--n-files", "2", "--draws", "2", "--repeats", "1", "--no-verdicts",
+                           "--sides", "ort-fp32", "--isa", "avx2", "--workdir", str(tmp_path),
+                           "--json", str(tmp_path / "out.json")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    header = re.search(r"^cpu: .+$", proc.stdout, re.M).group(0)
+    assert "avx2" in header and "avx512f" not in header and "hidden from every side" in header
+    assert re.search(r"^ort-fp32\s+\d+\.\d+", proc.stdout, re.M)
+    import json
+
+    assert json.loads((tmp_path / "out.json").read_text())["isa_mask"] == "avx2"
+    assert (tmp_path / "libavx2only.so").is_file()

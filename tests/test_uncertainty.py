@@ -84,3 +84,29 @@ def test_label_correlations_use_teff_of_each_draw_and_name_the_pairs():
     # a member without RV: the three pairs only
     assert list(label_correlations(physical[:, :3], names[:3])) == [
         "rho_teff_logg", "rho_teff_fe_h", "rho_logg_fe_h"]
+
+
+def test_draw_identity_does_not_depend_on_the_cpus_power_function():
+    """A spec file's wavelengths are float32 10**loglam, which numpy rounds differently on
+    AVX-512 and AVX2 machines (1 ulp at ~8 % of the pixels): the same file must get the same
+    draws on both, so the identity hashes flux, ivar and the pixel count, not wavelength bits.
+    Flux or ivar one ulp apart is another spectrum."""
+    from bossnet_onnx.spectrum import Spectrum
+
+    rng = np.random.default_rng(5)
+    loglam = np.linspace(3.5798, 4.0149, 4648, dtype=np.float32)
+    wave = (np.float32(10.0) ** loglam).astype(np.float64)
+    flux = rng.normal(10, 1, wave.size).astype(np.float32)
+    ivar = rng.uniform(0.5, 2, wave.size).astype(np.float32)
+    other_cpu = wave.astype(np.float32)
+    other_cpu[::12] = np.nextafter(other_cpu[::12], np.float32(np.inf))
+    a = Spectrum(wave, flux, ivar, source="a.fits", format="sdss-spec")
+    b = Spectrum(other_cpu.astype(np.float64), flux.copy(), ivar.copy(), source="elsewhere/b.fits",
+                 format="memory")
+    assert a.identity == b.identity
+    bumped = flux.copy()
+    bumped[100] = np.nextafter(bumped[100], np.float32(np.inf))
+    assert Spectrum(wave, bumped, ivar, source="a.fits", format="x").identity != a.identity
+    bumped = ivar.copy()
+    bumped[7] = np.nextafter(bumped[7], np.float32(0))
+    assert Spectrum(wave, flux, bumped, source="a.fits", format="x").identity != a.identity

@@ -83,16 +83,23 @@ class Spectrum:
     def identity(self) -> str:
         """Stable key that seeds the Monte-Carlo draws: a hash of the spectrum's canonical form.
 
-        sha256 of `canonical_arrays` (wavelength in Angstrom, flux and ivar, each as float32,
-        the values preprocessing actually uses), so the draws are the same whatever the file is
-        called, where it sits, which dtype or container held it (float64 wavelengths from
-        astroquery or specutils, float32 from the file), and independent of file order, batch
-        size and sharding. The same spectrum under two names gets the same e_*.
+        sha256 of the flux and ivar of `canonical_arrays` (float32, the values preprocessing
+        uses) and the number of wavelength pixels, so the draws are the same whatever the file
+        is called, where it sits, which dtype or container held it, and independent of file
+        order, batch size, sharding and the machine. The same spectrum under two names gets
+        the same e_*.
+
+        The wavelength values are not hashed: a spec file's are 10**loglam in float32, as the
+        reference computes them, and numpy's float32 power rounds differently on AVX-512 (SVML)
+        than on AVX2 (measured: 8 % of a spec file's pixels 1 ulp apart), which would give the
+        same file other draws on another CPU. Flux and ivar are the file's own bits.
         """
         import hashlib
 
-        digest = hashlib.sha256(b"bossnet-onnx spectrum v2")
-        for array in canonical_arrays(self):
+        wavelength, flux, ivar = canonical_arrays(self)
+        digest = hashlib.sha256(b"bossnet-onnx spectrum v3")
+        digest.update(str(wavelength.shape).encode())
+        for array in (flux, ivar):
             digest.update(str(array.shape).encode())
             digest.update(array.tobytes())
         return digest.hexdigest()

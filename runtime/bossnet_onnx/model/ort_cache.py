@@ -161,8 +161,26 @@ def cpu_tag() -> str:
                     break
     except OSError:
         pass
+    if _process_lacks_avx512():
+        flags = {f for f in flags if not f.startswith(("avx512", "amx"))}
     wanted = ("avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni", "avx_vnni", "avx512f")
     return platform.machine() + ":" + ",".join(f for f in wanted if f in flags)
+
+
+def _process_lacks_avx512() -> bool:
+    """True when this process's CPUID hides the AVX-512 that /proc/cpuinfo (the kernel's view)
+    lists: onnxruntime then runs its AVX2 kernels and blocked layouts, whose copies must not be
+    shared with the AVX-512 ones. numpy read CPUID at import as onnxruntime does; a hypervisor
+    or a CPUID mask (benchmarks/avx2_only.c) can make the two views differ."""
+    import importlib
+
+    for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):  # 2.x, 1.x
+        try:
+            seen = importlib.import_module(module).__cpu_features__
+        except (ImportError, AttributeError):
+            continue
+        return seen.get("AVX512F") is False
+    return False
 
 
 #: The formulation used when `$BOSSNET_ONNX_FORMULATION` is unset.

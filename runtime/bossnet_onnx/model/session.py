@@ -458,9 +458,10 @@ def probe_inputs(n_pixels: int, rows: int = 3) -> np.ndarray:
 
 def _probe_key(model: BossNetModel, rows: int) -> dict[str, str] | None:
     """What a remembered probe verdict is valid for: the model's bytes (content hash), the
-    engine and its version, provider, precision and batch; None when there is no content hash
-    (caching off), so the probe runs every time."""
-    from .ort_cache import cache_dir, content_sha256
+    engine and its version, provider, precision, formulation, batch and the CPU's kernels
+    (`ort_cache.cpu_tag`: a verdict passed by AVX-512 kernels says nothing of AVX2 ones); None
+    when there is no content hash (caching off), so the probe runs every time."""
+    from .ort_cache import cache_dir, content_sha256, cpu_tag
     from .precision import _engine_version
 
     folder = cache_dir()
@@ -469,7 +470,8 @@ def _probe_key(model: BossNetModel, rows: int) -> dict[str, str] | None:
         return None
     return {"probe": str(PROBE_VERSION), "model_sha256": content, "engine": model.engine,
             "engine_version": _engine_version(model.engine), "provider": model.provider,
-            "precision": model.precision, "rows": str(rows), "atol": repr(PROBE_ATOL)}
+            "precision": model.precision, "rows": str(rows), "atol": repr(PROBE_ATOL),
+            "formulation": model.formulation, "cpu": cpu_tag()}
 
 
 def check_outputs(model: BossNetModel, batch_rows: int | None = None) -> None:
