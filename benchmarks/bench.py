@@ -25,6 +25,8 @@ the machine is shared and noisy:
               kernels, the pool's gather channel-last);
   ort-plain   the same with BOSSNET_ONNX_FORMULATION=plain (the graph as exported; the
               default before the 2-D form; rows within ~2e-6 of ort-fp32);
+  ort-reorders the same with BOSSNET_ONNX_ELU_ON_BLOCKS=0 (the 2-D form with onnxruntime's
+              layout reorders around every Elu; the same bits as ort-fp32);
   ort-direct  the same, loading the .onnx itself (no ORT copy), for cold start and memory;
   ov-fp32     `predict_to_file --provider openvino` (what `auto` picks on x86-64 with the extra);
   ov-bf16     OpenVINO mixed bf16 (first two convolutions and the head in fp32);
@@ -529,10 +531,13 @@ ONNX_SIDES = {
     "ort-cuda": ("onnx", "cuda", "fp32"),
     "ort-cuda-1r": ("onnx", "cuda", "fp32"),
     "ort-plain": ("onnx", "cpu", "fp32"),
+    "ort-reorders": ("onnx", "cpu", "fp32"),
 }
 #: Sides that run with a setting of their own in the environment.
 SIDE_ENV = {"ort-direct": {"BOSSNET_ONNX_CACHE": "off"},  # the .onnx itself, no ORT copy
-            "ort-plain": {"BOSSNET_ONNX_FORMULATION": "plain"}}  # the graph as exported
+            "ort-plain": {"BOSSNET_ONNX_FORMULATION": "plain"},  # the graph as exported
+            # the 2-D form with onnxruntime's reorders around every Elu (before elu_on_blocks)
+            "ort-reorders": {"BOSSNET_ONNX_ELU_ON_BLOCKS": "0"}}
 #: Sides with a reader count of their own (default: the run's own choice, e.g. processes on CUDA).
 SIDE_READERS = {"ort-cuda-1r": 1}  # one reading thread, as on the CPU
 
@@ -812,7 +817,7 @@ def main() -> None:
         # the same machine's CPU beside its GPU, and the GPU fed by one reading thread
         sides = [base, "ort-cuda", "ort-cuda-1r", "ort-fp32"]
     else:
-        sides = [base, "ort-fp32", "ort-plain", "ort-direct", "ort-int8"]
+        sides = [base, "ort-fp32", "ort-plain", "ort-reorders", "ort-direct", "ort-int8"]
         if engine_openvino.available():
             sides[2:2] = ["ov-fp32"] + (["ov-bf16"] if engine_openvino.supports_bf16() else [])
     if args.sides:

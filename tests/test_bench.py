@@ -24,7 +24,7 @@ def test_bench_small_prints_side_by_side(tmp_path):
     out = proc.stdout
     from bossnet_onnx.model.engine_openvino import available
 
-    sides = ["pytorch", "ort-fp32", "ort-plain", "ort-direct", "ort-int8"] + (
+    sides = ["pytorch", "ort-fp32", "ort-plain", "ort-reorders", "ort-direct", "ort-int8"] + (
         ["ov-fp32"] if available() else [])
     for side in sides:
         assert re.search(rf"^{side}\s+\d+\.\d+.*\d+\.\d+x \(\d+\.\d+-\d+\.\d+\)$", out,

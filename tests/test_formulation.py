@@ -276,3 +276,113 @@ def test_rows_with_a_weight_used_in_place_do_not_depend_on_the_thread_count(tmp_
     first = next(iter(rows.values()))
     assert np.ptp(first, axis=0).min() > 1e-3
     assert all(r.tobytes() == first.tobytes() for r in rows.values())
+
+
+DEMO = Path(__file__).resolve().parents[1] / "models" / "bossnet-demo-synthetic-v1.onnx"
+
+
+def _optimised_for_this_cpu(src: Path, dst: Path) -> Path:
+    """`src` as onnxruntime's optimiser saves it for this CPU (blocked NCHWc convolutions)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(dst)
+    options.log_severity_level = 3
+    ort.InferenceSession(str(src), options, providers=["CPUExecutionProvider"])
+    return dst
+
+
+def test_elus_between_blocked_convolutions_run_on_the_blocked_tensors(tmp_path):
+    """The bundled model's 2-D form, optimised for this CPU: each Elu between two blocked
+    convolutions loses its round trip out of the blocked layout (ReorderOutput, Squeeze,
+    Unsqueeze, ReorderInput) and gives the same bits."""
+    from bossnet_onnx.model.formulation import elu_on_blocks
+
+    conv2d = tmp_path / "conv2d.onnx"
+    assert conv1d_as_conv2d(DEMO, conv2d) > 0
+    optimised = _optimised_for_this_cpu(conv2d, tmp_path / "optimised.onnx")
+    before = onnx.load(str(optimised))
+    if not any(n.domain == "com.microsoft.nchwc" for n in before.graph.node):
+        pytest.skip("onnxruntime has no blocked (NCHWc) kernels on this CPU")
+    moved = tmp_path / "moved.onnx"
+    count = elu_on_blocks(optimised, moved)
+    assert count >= 1
+    after = onnx.load(str(moved))
+
+    def ops(model):
+        return [n.op_type for n in model.graph.node]
+
+    for op in ("ReorderOutput", "ReorderInput", "Squeeze", "Unsqueeze"):
+        assert ops(after).count(op) == ops(before).count(op) - count, op
+    assert ops(after).count("Elu") == ops(before).count("Elu")
+    producers = {o: n for n in after.graph.node for o in n.output}
+    on_blocks = [n for n in after.graph.node if n.op_type == "Elu"
+                 and producers[n.input[0]].domain == "com.microsoft.nchwc"]
+    assert len(on_blocks) == count
+    x = probe_inputs(3900, 32)
+    plain = _run(optimised, x, ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    got = _run(moved, x, ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(plain, got))
+    assert np.ptp(plain[0], axis=0).min() > 0  # rows differ: not a constant network
+
+
+def test_elu_on_blocks_leaves_other_graphs_alone(tmp_path):
+    """No blocked convolutions (the graph as exported), not a model, empty: 0, nothing
+    written."""
+    from bossnet_onnx.model.formulation import elu_on_blocks
+
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x08\x08\x3a\xff\xff\xff\xff\x0f garbage")
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    for src in (DEMO, junk, empty, tmp_path / "missing.onnx"):
+        dst = tmp_path / "out.onnx"
+        assert elu_on_blocks(src, dst) == 0
+        assert not dst.exists()
+
+
+def test_cache_moves_the_elus_only_when_the_bits_stay(tmp_path, monkeypatch):
+    """The ORT copy of the bundled model runs its Elus on blocked tensors (the manifest says
+    how many) with the bits of the cache-off load; when the check finds other bits, the copy
+    is the optimiser's graph and the bits are still the same."""
+    monkeypatch.delenv("BOSSNET_ONNX_FORMULATION", raising=False)
+    x = probe_inputs(3900, 40)
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", "off")
+    direct = open_model(DEMO, provider="cpu", threads=2).run_normalized(x)
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", str(tmp_path / "cache"))
+    cached = open_model(DEMO, provider="cpu", threads=2)
+    if not _manifest(tmp_path / "cache")["elus_on_blocks"]:
+        optimised = _optimised_for_this_cpu(DEMO, tmp_path / "o.onnx")
+        assert not any(n.domain == "com.microsoft.nchwc" for n in onnx.load(str(optimised)).graph.node)
+        pytest.skip("onnxruntime has no blocked (NCHWc) kernels on this CPU")
+    assert cached.run_normalized(x).tobytes() == direct.tobytes()
+
+    real_time_copy = ort_cache._time_copy
+
+    def other_bits(path, rows, threads):
+        seconds, outputs = real_time_copy(path, rows, threads)
+        return seconds, [np.nextafter(o, np.inf) for o in outputs]
+
+    monkeypatch.setattr(ort_cache, "_time_copy", other_bits)
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", str(tmp_path / "cache2"))
+    guarded = open_model(DEMO, provider="cpu", threads=2)
+    assert _manifest(tmp_path / "cache2")["elus_on_blocks"] == 0
+    assert guarded.formulation == "conv2d"
+    assert guarded.run_normalized(x).tobytes() == direct.tobytes()
+    assert not [p for p in (tmp_path / "cache2").iterdir() if ".tmp" in p.name]
+
+
+def test_elus_on_blocks_can_be_switched_off_as_its_own_cache_entry(tmp_path, monkeypatch):
+    """BOSSNET_ONNX_ELU_ON_BLOCKS=0 (the benchmark's ort-reorders side) is another key: its own
+    copy, with onnxruntime's reorders, and the same bits."""
+    monkeypatch.delenv("BOSSNET_ONNX_FORMULATION", raising=False)
+    monkeypatch.setenv("BOSSNET_ONNX_CACHE", str(tmp_path / "cache"))
+    x = probe_inputs(3900, 40)
+    moved = open_model(DEMO, provider="cpu", threads=2).run_normalized(x)
+    monkeypatch.setenv("BOSSNET_ONNX_ELU_ON_BLOCKS", "0")
+    kept = open_model(DEMO, provider="cpu", threads=2)
+    manifests = [json.loads(p.read_text()) for p in (tmp_path / "cache").glob("*.json")
+                 if "elus_on_blocks" in p.read_text()]
+    assert len(list((tmp_path / "cache").glob("*.ort"))) == 2
+    assert sorted(bool(m["elus_on_blocks"]) for m in manifests)[0] is False
+    assert kept.formulation == "conv2d"
+    assert kept.run_normalized(x).tobytes() == moved.tobytes()

@@ -144,7 +144,7 @@ def test_avx2_kernels_give_the_avx512_labels(mask, tmp_path):
     """The bundled model on the example spectra: onnxruntime's AVX2 kernels (8-channel blocks)
     and AVX-512 kernels (16), each with its own ORT copy, give the same labels and the same
     draws. What differs is float32 rounding: numpy's float32 10**loglam (the reference's
-    recipe) is 1 ulp apart at ~8 % of a spec file's pixels, which moves the interpolated flux
+    recipe) is 1 ulp apart at ~20 % of a spec file's pixels, which moves the interpolated flux
     by up to ~1e-3 in log flux there (the reference moves with it on each machine). Before the
     draw seed stopped hashing wavelength bits, the spec files' e_logg differed by 0.018 dex."""
     files = sorted(str(p) for p in (REPO / "examples").glob("*.fits"))

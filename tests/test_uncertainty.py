@@ -88,7 +88,7 @@ def test_label_correlations_use_teff_of_each_draw_and_name_the_pairs():
 
 def test_draw_identity_does_not_depend_on_the_cpus_power_function():
     """A spec file's wavelengths are float32 10**loglam, which numpy rounds differently on
-    AVX-512 and AVX2 machines (1 ulp at ~8 % of the pixels): the same file must get the same
+    AVX-512 and AVX2 machines (1 ulp at ~20 % of the pixels): the same file must get the same
     draws on both, so the identity hashes flux, ivar and the pixel count, not wavelength bits.
     Flux or ivar one ulp apart is another spectrum."""
     from bossnet_onnx.spectrum import Spectrum
@@ -99,7 +99,7 @@ def test_draw_identity_does_not_depend_on_the_cpus_power_function():
     flux = rng.normal(10, 1, wave.size).astype(np.float32)
     ivar = rng.uniform(0.5, 2, wave.size).astype(np.float32)
     other_cpu = wave.astype(np.float32)
-    other_cpu[::12] = np.nextafter(other_cpu[::12], np.float32(np.inf))
+    other_cpu[::5] = np.nextafter(other_cpu[::5], np.float32(np.inf))
     a = Spectrum(wave, flux, ivar, source="a.fits", format="sdss-spec")
     b = Spectrum(other_cpu.astype(np.float64), flux.copy(), ivar.copy(), source="elsewhere/b.fits",
                  format="memory")

@@ -41,7 +41,7 @@ from typing import Any
 
 from .content import _Malformed, _varint, encode_varint
 
-__all__ = ["FORMULATIONS", "conv1d_as_conv2d", "conv2d_form"]
+__all__ = ["FORMULATIONS", "conv1d_as_conv2d", "conv2d_form", "elu_on_blocks"]
 
 #: "plain": the model as exported; "conv2d": its 1-D convolutions as 2-D ones (NCHWc kernels).
 FORMULATIONS = ("plain", "conv2d")
@@ -407,6 +407,13 @@ def conv1d_as_conv2d(src: str | os.PathLike, dst: str | os.PathLike) -> int:
     0 (and nothing written) when there is nothing to rewrite or the model is outside what the
     rewrite handles; never raises for a malformed model (the caller keeps the plain form).
     """
+    return _rewrite_mapped(src, dst, _rewrite)
+
+
+def _rewrite_mapped(src: str | os.PathLike, dst: str | os.PathLike, rewrite) -> int:
+    """`rewrite(mapped model bytes, dst)` on a read-only mapping of `src`: its count, or 0
+    with `dst` removed when it rewrote nothing, or the model is empty, unreadable or
+    malformed."""
     count = 0
     try:
         with open(src, "rb") as fh:
@@ -415,7 +422,7 @@ def conv1d_as_conv2d(src: str | os.PathLike, dst: str | os.PathLike) -> int:
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                 view = memoryview(mapped)
                 try:
-                    count = _rewrite(view, Path(dst))
+                    count = rewrite(view, Path(dst))
                 except (ValueError, IndexError, UnicodeDecodeError, _Malformed):
                     count = -1
                 # the exception (and the slices its frames held) is gone: release the mapping
@@ -470,3 +477,112 @@ def _rewrite(model, dst: Path) -> int:
             else:
                 out.write(model[start:end])
     return count
+
+
+_GRAPH_OUTPUT, _GRAPH_VALUE_INFO = 12, 13
+_NCHWC = "com.microsoft.nchwc"
+_AXES_NAME = "bossnet_onnx_conv2d_axis2"
+
+
+def _blocked_elu_chains(nodes: list[tuple[int, dict]], graph_outputs: set[str]
+                        ) -> dict[int, tuple[str, str, set[int]]]:
+    """Elu nodes that onnxruntime's layout optimiser wrapped in a round trip out of its blocked
+    layout and back (ReorderOutput, Squeeze, Elu, Unsqueeze, ReorderInput, each the only user of
+    the one before): {Elu position: (blocked input, blocked output, positions to drop)}."""
+    producer = {out: (i, node) for i, node in nodes for out in node["outputs"]}
+    users: dict[str, int] = {}
+    for _, node in nodes:
+        for name in node["inputs"]:
+            users[name] = users.get(name, 0) + 1
+
+    def single(name: str) -> bool:
+        return users.get(name, 0) == 1 and name not in graph_outputs
+
+    chains: dict[int, tuple[str, str, set[int]]] = {}
+    for i, node in nodes:
+        if node["op"] != "ReorderInput" or node["domain"] != _NCHWC \
+                or not _plain_layout(node) or len(node["inputs"]) != 1:
+            continue
+        steps = [(i, node)]
+        for op, domain in (("Unsqueeze", ""), ("Elu", ""), ("Squeeze", ""),
+                           ("ReorderOutput", _NCHWC)):
+            found = producer.get(steps[-1][1]["inputs"][0]) if steps[-1][1]["inputs"] else None
+            if found is None or found[1]["op"] != op or found[1]["domain"] != domain \
+                    or len(found[1]["outputs"]) != 1 or not single(found[1]["outputs"][0]):
+                break
+            steps.append(found)
+        else:
+            (_, unsqueeze), (elu_at, _), (_, squeeze), (_, reorder) = steps[1:]
+            if unsqueeze["inputs"][1:] != [_AXES_NAME] or squeeze["inputs"][1:] != [_AXES_NAME]:
+                continue  # only the Squeeze/Unsqueeze pair of our own 2-D form (axis 2)
+            if not _plain_layout(reorder, {"channels"}):
+                continue  # channels_last or anything else: another layout
+            chains[elu_at] = (reorder["inputs"][0], node["outputs"][0],
+                              {at for at, _ in steps if at != elu_at})
+    return chains
+
+
+def _plain_layout(node: dict, allowed: frozenset[str] | set[str] = frozenset()) -> bool:
+    """A Reorder node between NCHW and the blocked layout: channels_last absent or 0, and no
+    attribute but those and `allowed` (int-valued)."""
+    attrs = _int_attributes(node)
+    if attrs.get("channels_last", 0) != 0:
+        return False
+    return all(name in allowed and value is not None for name, value in attrs.items()
+               if name != "channels_last")
+
+
+def elu_on_blocks(src: str | os.PathLike, dst: str | os.PathLike) -> int:
+    """Write `src`, a model as onnxruntime's optimiser saved it for this CPU (blocked NCHWc
+    convolutions), to `dst` with each Elu between two blocked convolutions run on the blocked
+    tensor itself; the number of Elus moved (0, and nothing written, when there are none).
+
+    Why: onnxruntime's layout optimiser keeps a tensor in its blocked layout only through the
+    operators it knows (Relu, Sigmoid, Tanh, Add, ...), not Elu, so around each of BOSS Net's
+    Elus it converts the activations out of the blocked layout and back (ReorderOutput,
+    Squeeze, Unsqueeze, ReorderInput). Elu is element-wise and Elu(0) = 0 keeps the blocked
+    layout's zero padding, so applying it to the blocked tensor gives the same numbers without
+    the two copies; the caller checks the outputs are the same bits before using the result.
+    """
+    return _rewrite_mapped(src, dst, _move_elus)
+
+
+def _move_elus(model, dst: Path) -> int:
+    fields = list(_spans(model))
+    graphs = [f[2] for f in fields if f[0] == _MODEL_GRAPH]
+    if len(graphs) != 1:
+        return 0
+    graph_fields = list(_spans(graphs[0]))
+    nodes = [(i, _node_parts(value)) for i, (num, _, value, _, _) in enumerate(graph_fields)
+             if num == _GRAPH_NODE]
+    outputs = {_text(v) for num, _, value, _, _ in graph_fields if num == _GRAPH_OUTPUT
+               for n, _, v, _, _ in _spans(value) if n == _VALUE_NAME}
+    chains = _blocked_elu_chains(nodes, outputs)
+    if not chains:
+        return 0
+    parts = dict(nodes)
+    dropped = set().union(*(drop for _, _, drop in chains.values()))
+    gone = {name for at in dropped | set(chains) for name in parts[at]["outputs"]}
+    pieces = []
+    for i, (num, _, value, start, end) in enumerate(graph_fields):
+        if i in chains:
+            elu = parts[i]
+            blocked_in, blocked_out, _ = chains[i]
+            pieces.append(_node([blocked_in], [blocked_out], elu["name"] or blocked_out, "Elu",
+                                tuple(bytes(a) for a in elu["attrs"])))
+        elif i in dropped:
+            continue
+        elif num == _GRAPH_VALUE_INFO and any(
+                n == _VALUE_NAME and _text(v) in gone for n, _, v, _, _ in _spans(value)):
+            continue  # the shape of a tensor that no longer exists
+        else:
+            pieces.append(graphs[0][start:end])
+    with open(dst, "wb") as out:
+        for num, _, _, start, end in fields:
+            if num == _MODEL_GRAPH:
+                out.write(_key(_MODEL_GRAPH, 2) + encode_varint(sum(len(p) for p in pieces)))
+                for piece in pieces:
+                    out.write(piece)
+            else:
+                out.write(model[start:end])
+    return len(chains)
