@@ -17,7 +17,9 @@
  *
  * Limits: code that ran before this library's constructor (the dynamic loader's own choice of
  * memcpy variants) keeps what it saw; a program that calls the sigaction system call directly,
- * not through the C library, would replace the handler.
+ * not through the C library, would replace the handler; a thread that blocks SIGSEGV and then
+ * executes CPUID is killed (the kernel delivers a blocked fault with its default action). The
+ * benchmark's sides (Python, numpy, onnxruntime, PyTorch) do neither.
  *
  * Build: gcc -O2 -shared -fPIC -o libavx2only.so avx2_only.c
  */
@@ -25,6 +27,7 @@
 #include <asm/prctl.h>
 #include <cpuid.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -36,8 +39,10 @@
 static long cpuid_allowed(int allowed) { return syscall(SYS_arch_prctl, ARCH_SET_CPUID, allowed); }
 
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+typedef sighandler_t (*signal_fn)(int, sighandler_t);
 static sigaction_fn real_sigaction;
-static int masking;                /* our handler is installed and CPUID faults */
+static signal_fn real_signal;
+static volatile sig_atomic_t masking;   /* our handler is installed and CPUID faults */
 static struct sigaction program_action; /* the SIGSEGV disposition the program asked for */
 
 static sigaction_fn libc_sigaction(void) {
@@ -49,42 +54,70 @@ static sigaction_fn libc_sigaction(void) {
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
     if (sig != SIGSEGV || !masking)
         return libc_sigaction()(sig, act, old);
+    struct sigaction wanted;
+    if (act != NULL)
+        wanted = *act; /* `act` and `old` may be the same struct */
     if (old != NULL)
         *old = program_action;
     if (act != NULL)
-        program_action = *act;
+        program_action = wanted;
     return 0;
 }
 
 sighandler_t signal(int sig, sighandler_t handler) {
+    if (sig != SIGSEGV || !masking) {
+        if (real_signal == NULL)
+            real_signal = (signal_fn)dlsym(RTLD_NEXT, "signal");
+        return real_signal(sig, handler);
+    }
     struct sigaction act, old;
     memset(&act, 0, sizeof act);
     act.sa_handler = handler;
     act.sa_flags = SA_RESTART;
     sigemptyset(&act.sa_mask);
+    sigaddset(&act.sa_mask, sig); /* as glibc's signal() blocks it while its handler runs */
     if (sigaction(sig, &act, &old) != 0)
         return SIG_ERR;
     return old.sa_handler;
 }
 
-/* A SIGSEGV that is not ours: to the program's handler, else its default action. */
+static void die_of(int sig) {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    masking = 0;
+    libc_sigaction()(sig, &dfl, NULL);
+    raise(sig);
+}
+
+/* A SIGSEGV that is not ours: to the program's handler (with its mask and SA_RESETHAND), else
+ * its default action. An ignored SIGSEGV from a fault kills, as the kernel does: returning
+ * would run the faulting instruction again forever. */
 static void pass_on(int sig, siginfo_t *info, void *context) {
     struct sigaction act = program_action;
-    if (act.sa_flags & SA_SIGINFO) {
-        act.sa_sigaction(sig, info, context);
-    } else if (act.sa_handler == SIG_IGN) {
+    int sent = info != NULL && (info->si_code == SI_USER || info->si_code == SI_QUEUE ||
+                                info->si_code == SI_TKILL);
+    if (act.sa_handler == SIG_DFL || (act.sa_handler == SIG_IGN && !sent)) {
+        die_of(sig);
         return;
-    } else if (act.sa_handler != SIG_DFL) {
-        act.sa_handler(sig);
-    } else {
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        sigemptyset(&dfl.sa_mask);
-        masking = 0;
-        libc_sigaction()(sig, &dfl, NULL);
-        raise(sig);
     }
+    if (act.sa_handler == SIG_IGN)
+        return;
+    if (act.sa_flags & SA_RESETHAND) {
+        memset(&program_action, 0, sizeof program_action);
+        program_action.sa_handler = SIG_DFL;
+        sigemptyset(&program_action.sa_mask);
+    }
+    sigset_t block, saved;
+    block = act.sa_mask;
+    sigdelset(&block, SIGSEGV); /* ours stays deliverable: a CPUID in the handler must work */
+    pthread_sigmask(SIG_BLOCK, &block, &saved);
+    if (act.sa_flags & SA_SIGINFO)
+        act.sa_sigaction(sig, info, context);
+    else
+        act.sa_handler(sig);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 static void hide(unsigned leaf, unsigned sub, unsigned *a, unsigned *b, unsigned *c,
@@ -117,10 +150,13 @@ static void on_fault(int sig, siginfo_t *info, void *context) {
         return;
     }
     unsigned leaf = (unsigned)reg[REG_RAX], sub = (unsigned)reg[REG_RCX];
-    cpuid_allowed(1);
-    __cpuid_count(leaf, sub, a, b, c, d);
-    cpuid_allowed(0);
-    hide(leaf, sub, &a, &b, &c, &d);
+    if (cpuid_allowed(1) != 0) { /* cannot ask the CPU: report nothing rather than fault again */
+        a = b = c = d = 0;
+    } else {
+        __cpuid_count(leaf, sub, a, b, c, d);
+        cpuid_allowed(0);
+        hide(leaf, sub, &a, &b, &c, &d);
+    }
     reg[REG_RAX] = a;
     reg[REG_RBX] = b;
     reg[REG_RCX] = c;
@@ -132,7 +168,7 @@ __attribute__((constructor)) static void start_masking(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;
-    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     program_action.sa_handler = SIG_DFL;
     sigemptyset(&program_action.sa_mask);

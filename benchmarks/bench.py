@@ -243,7 +243,12 @@ def start_isa_mask(isa: str, workdir: Path | None) -> None:
     if cpu_sees("AVX512F") is False:
         print("# --isa avx2: this CPU has no AVX-512; its kernels are the AVX2 ones already")
         return
+    # a private new folder when none is given (a fixed name in /tmp could be planted by another
+    # user, and this library is loaded into every side); it holds one 16 kB file
     library = build_isa_mask(workdir or Path(tempfile.mkdtemp(prefix="bossnet-bench-isa-")))
+    if any(ch.isspace() or ch == ":" for ch in str(library)):
+        raise SystemExit(f"bench --isa avx2: {library}: LD_PRELOAD cannot hold a path with "
+                         f"spaces or ':'; give --workdir elsewhere")
     preload = " ".join(filter(None, [str(library), os.environ.get("LD_PRELOAD")]))
     env = dict(os.environ, LD_PRELOAD=preload, **{ISA_MASK_ENV: "avx2"})
     sys.stdout.flush()

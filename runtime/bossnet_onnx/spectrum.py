@@ -117,10 +117,11 @@ def _canonical32(values: np.ndarray) -> np.ndarray:
 
 
 def canonical_arrays(spectrum: Spectrum) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(wavelength, flux, ivar) as the draw seed sees them: float32, units already normalised
-    by the readers (wavelength in vacuum Angstrom), so only the values count, not their dtype,
-    byte order or container. Preprocessing reads wavelengths as float32 too (preprocess.py),
-    so two spectra with the same canonical arrays get bit-identical model inputs."""
+    """(wavelength, flux, ivar) in canonical form: float32, units already normalised by the
+    readers (wavelength in vacuum Angstrom), so only the values count, not their dtype, byte
+    order or container. The draw seed (`Spectrum.identity`) hashes the flux and ivar and the
+    wavelength's length. Preprocessing reads wavelengths as float32 too (preprocess.py), so two
+    spectra with the same canonical arrays get bit-identical model inputs."""
     return (_canonical32(spectrum.wavelength), _canonical32(spectrum.flux),
             _canonical32(spectrum.ivar))
 

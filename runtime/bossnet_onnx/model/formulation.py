@@ -562,7 +562,8 @@ def _move_elus(model, dst: Path) -> int:
         return 0
     parts = dict(nodes)
     dropped = set().union(*(drop for _, _, drop in chains.values()))
-    gone = {name for at in dropped | set(chains) for name in parts[at]["outputs"]}
+    kept = {blocked_out for _, blocked_out, _ in chains.values()}  # the moved Elus' outputs
+    gone = {name for at in dropped | set(chains) for name in parts[at]["outputs"]} - kept
     pieces = []
     for i, (num, _, value, start, end) in enumerate(graph_fields):
         if i in chains:

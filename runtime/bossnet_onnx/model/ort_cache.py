@@ -162,8 +162,8 @@ def cpu_tag() -> str:
                     break
     except OSError:
         pass
-    if _process_lacks_avx512():
-        flags = {f for f in flags if not f.startswith(("avx512", "amx"))}
+    if "avx512f" in flags and _process_lacks_avx512():  # hidden from CPUID, e.g. avx2_only.c
+        flags = {f for f in flags if not f.startswith(("avx512", "amx", "avx_vnni"))}
     wanted = ("avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni", "avx_vnni", "avx512f")
     return platform.machine() + ":" + ",".join(f for f in wanted if f in flags)
 
