@@ -171,21 +171,15 @@ ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx
 
 #: `--isa avx2`: set in the re-executed benchmark and every side it starts, with LD_PRELOAD.
 ISA_MASK_ENV = "BOSSNET_BENCH_ISA"
-#: What benchmarks/avx2_only.c hides (prefixes of /proc/cpuinfo flags).
-MASKED_FLAGS = ("avx512", "amx", "avx_vnni")
 
 
 def cpu_sees(feature: str) -> bool | None:
     """Whether this process's CPUID shows `feature` (numpy's name, e.g. AVX512F), as numpy
     read it at import; None where numpy cannot say."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__ as seen
-    except ImportError:  # numpy < 2
-        try:
-            from numpy.core._multiarray_umath import __cpu_features__ as seen
-        except ImportError:
-            return None
-    return seen.get(feature)
+    from bossnet_onnx.model.ort_cache import cpu_features_seen
+
+    seen = cpu_features_seen()
+    return None if seen is None else seen.get(feature)
 
 
 def isa_mask_problem(cpuinfo: str) -> str | None:
@@ -272,7 +266,9 @@ def cpu_description(cpuinfo: str | None = None) -> tuple[str, list[str]]:
         elif key.strip() in ("flags", "Features") and not flags:
             flags = set(value.split())
     if masked:
-        flags = {f for f in flags if not f.startswith(MASKED_FLAGS)}
+        from bossnet_onnx.model.ort_cache import HIDDEN_WITH_AVX512
+
+        flags = {f for f in flags if not f.startswith(HIDDEN_WITH_AVX512)}
     return name, [f for f in ISA_FLAGS if f in flags]
 
 

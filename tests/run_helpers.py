@@ -1,5 +1,6 @@
-"""Test tooling shared by the run tests (test_runs.py, test_read_pool.py): a series of small
-spec files, a long input list of hard links to them, and what /proc says about a process."""
+"""Test tooling shared by the run tests (test_runs.py, test_read_pool.py, ...): a series of
+small spec files, a long input list of hard links to them, a run interrupted after k rows, and
+what /proc says about a process."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import layouts  # our own module: a broken import must fail
 import numpy as np
+
+import bossnet_onnx.run.to_file as runs
 
 
 def spec_series(folder: Path, n: int) -> list[str]:
@@ -35,6 +38,21 @@ def long_input_list(files: list[str], copies: int, folder: Path) -> Path:
     many = folder / "list.txt"
     many.write_text("\n".join(listed) + "\n")
     return many
+
+
+def interrupt_after(monkeypatch, k_stop: int):
+    """Make `predict_to_file`'s stream raise KeyboardInterrupt (Ctrl-C) once `k_stop` rows are
+    done; returns the real stream, to put back for the resumed run."""
+    real = runs.stream
+
+    def stopping(*args, **kwargs):
+        for k, res in enumerate(real(*args, **kwargs)):
+            if k == k_stop:
+                raise KeyboardInterrupt
+            yield res
+
+    monkeypatch.setattr(runs, "stream", stopping)
+    return real
 
 
 def _stat_fields(pid: int) -> list[str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from onnx_fixtures import write_linear_model
+from run_helpers import interrupt_after
 from typer.testing import CliRunner
 
 import bossnet_onnx.readers as readers
@@ -283,15 +284,7 @@ def test_cli_resume_refusal_is_one_line_naming_the_difference(files, model, tmp_
     import bossnet_onnx.run.to_file as runs
 
     out = tmp_path / "cat.csv"
-    real = runs.stream
-
-    def stop_after_two(*args, **kwargs):
-        for k, res in enumerate(real(*args, **kwargs)):
-            if k == 2:
-                raise KeyboardInterrupt
-            yield res
-
-    monkeypatch.setattr(runs, "stream", stop_after_two)
+    real = interrupt_after(monkeypatch, 2)
     runner = CliRunner()
     res = runner.invoke(app, ["predict", *files, "-m", str(model), "-o", str(out), "--seed", "3"])
     assert res.exit_code == 130 and re.search(r"2 spectra saved to", res.output)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import layouts  # our own module: a broken import must fail
 import numpy as np
 import pytest
+from run_helpers import interrupt_after
 
 from bossnet_onnx.outputs.catalogue import read_catalogue
 from bossnet_onnx.run.sharding import merge_catalogues
@@ -77,15 +78,7 @@ def test_shards_and_resume_points_do_not_change_a_bit(conv_model, files, tmp_pat
     from bossnet_onnx.run import to_file as runs
     from bossnet_onnx.run.to_file import Interrupted
 
-    real = runs.stream
-
-    def interrupted(*args, **kwargs):
-        for k, row in enumerate(real(*args, **kwargs)):
-            if k == 3:
-                raise KeyboardInterrupt
-            yield row
-
-    monkeypatch.setattr(runs, "stream", interrupted)
+    real = interrupt_after(monkeypatch, 3)
     out = tmp_path / "resumed.fits"
     with pytest.raises(Interrupted):
         predict_to_file(files, out, model=conv_model, draws=20, seed=4, provider="cpu")

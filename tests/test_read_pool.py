@@ -13,7 +13,14 @@ import layouts  # our own module: a broken import must fail
 import numpy as np
 import pytest
 from onnx_fixtures import write_linear_model
-from run_helpers import children, cpu_seconds, long_input_list, running, spec_series
+from run_helpers import (
+    children,
+    cpu_seconds,
+    interrupt_after,
+    long_input_list,
+    running,
+    spec_series,
+)
 
 import bossnet_onnx.run.to_file as runs
 from bossnet_onnx.model.session import CUDA, available_cpus, open_model
@@ -76,15 +83,7 @@ def test_reader_processes_give_the_same_rows_in_input_order(files, model):
 def test_a_run_with_reader_processes_resumes_to_the_same_rows(files, model, tmp_path,
                                                                monkeypatch):
     out = tmp_path / "cat.fits"
-    real = runs.stream
-
-    def interrupted(*args, **kwargs):
-        for k, res in enumerate(real(*args, **kwargs)):
-            if k == 5:
-                raise KeyboardInterrupt
-            yield res
-
-    monkeypatch.setattr(runs, "stream", interrupted)
+    real = interrupt_after(monkeypatch, 5)
     with pytest.raises(Interrupted):
         predict_to_file(files, out, model=model, draws=4, seed=3, readers=2)
     assert len(read_catalogue(partial_path(out))) == 5

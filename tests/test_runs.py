@@ -13,7 +13,7 @@ import layouts  # our own module: a broken import must fail
 import numpy as np
 import pytest
 from onnx_fixtures import linear_metadata, write_linear_model
-from run_helpers import cpu_seconds, long_input_list, spec_series
+from run_helpers import cpu_seconds, interrupt_after, long_input_list, spec_series
 
 import bossnet_onnx.run.to_file as runs
 from bossnet_onnx.errors import ModelError, OutputError, OutputPathError
@@ -42,15 +42,7 @@ def test_partial_path_names():
 
 def test_interrupt_then_resume_matches_uninterrupted(files, model, tmp_path, monkeypatch):
     out = tmp_path / "cat.fits"
-    real = runs.stream
-
-    def interrupted_after_three(*args, **kwargs):
-        for k, res in enumerate(real(*args, **kwargs)):
-            if k == 3:
-                raise KeyboardInterrupt
-            yield res
-
-    monkeypatch.setattr(runs, "stream", interrupted_after_three)
+    real = interrupt_after(monkeypatch, 3)
     with pytest.raises(Interrupted, match=r"interrupted: 3 spectra saved to .*cat\.partial\.fits.*--resume"):
         predict_to_file(files, out, model=model, draws=4, seed=9)
     assert not out.exists()
@@ -95,19 +87,6 @@ def test_sigterm_leaves_no_catalogue_and_says_how_to_resume(files, model, tmp_pa
 
 
 # ------------------------------------------------------------------ every format resumable
-def interrupt_after(monkeypatch, k_stop):
-    real = runs.stream
-
-    def stopping(*args, **kwargs):
-        for k, res in enumerate(real(*args, **kwargs)):
-            if k == k_stop:
-                raise KeyboardInterrupt
-            yield res
-
-    monkeypatch.setattr(runs, "stream", stopping)
-    return real
-
-
 @pytest.mark.parametrize("suffix", [".fits", ".fits.gz", ".csv", ".ecsv", ".parquet"])
 def test_every_format_resumes_to_the_uninterrupted_rows(files, model, tmp_path, monkeypatch,
                                                         suffix):

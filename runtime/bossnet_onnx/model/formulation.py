@@ -49,6 +49,10 @@ FORMULATIONS = ("plain", "conv2d")
 _MODEL_IR, _MODEL_GRAPH, _MODEL_OPSET = 1, 7, 8
 _OPSET_DOMAIN, _OPSET_VERSION = 1, 2
 _GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_INPUT = 1, 5, 11
+_GRAPH_OUTPUT, _GRAPH_VALUE_INFO = 12, 13
+_NCHWC = "com.microsoft.nchwc"
+#: The axes input (a one-element int64 initializer, 2) of the 2-D form's Unsqueeze/Squeeze pairs.
+_AXES_NAME = "bossnet_onnx_conv2d_axis2"
 _VALUE_NAME, _VALUE_TYPE = 1, 2
 _TYPE_TENSOR, _TENSOR_ELEM, _TENSOR_SHAPE, _SHAPE_DIM, _DIM_VALUE = 1, 1, 2, 1, 1
 _NODE_INPUT, _NODE_OUTPUT, _NODE_NAME, _NODE_OP, _NODE_ATTR, _NODE_DOMAIN = 1, 2, 3, 4, 5, 7
@@ -354,7 +358,7 @@ def _graph_pieces(graphs: list, in_place: bool = True) -> tuple[list[list], int]
             weights[name] = (dims, external, _tensor_type(value))
     if any(external for _, external, _ in weights.values()):
         return [], 0  # external data: paths are relative to the model's folder; leave it alone
-    axes = "bossnet_onnx_conv2d_axis2"
+    axes = _AXES_NAME
     nodes = [(where, _node_parts(value)) for where, (num, _, value, _, _) in fields
              if num == _GRAPH_NODE]
     rewritten: dict[tuple[int, int], bytes] = {}
@@ -466,6 +470,13 @@ def _rewrite(model, dst: Path) -> int:
     pieces, count = _graph_pieces(graphs, in_place=_ir_version(model) >= 4)
     if not count:
         return 0
+    _write_model(model, fields, pieces, dst)
+    return count
+
+
+def _write_model(model, fields: list, pieces: list[list], dst: Path) -> None:
+    """`model` to `dst` with its k-th graph field made of `pieces[k]` (bytes or mapped slices)
+    and every other field copied byte for byte."""
     g = 0
     with open(dst, "wb") as out:
         for num, _, _, start, end in fields:
@@ -476,12 +487,6 @@ def _rewrite(model, dst: Path) -> int:
                 g += 1
             else:
                 out.write(model[start:end])
-    return count
-
-
-_GRAPH_OUTPUT, _GRAPH_VALUE_INFO = 12, 13
-_NCHWC = "com.microsoft.nchwc"
-_AXES_NAME = "bossnet_onnx_conv2d_axis2"
 
 
 def _blocked_elu_chains(nodes: list[tuple[int, dict]], graph_outputs: set[str]
@@ -578,12 +583,5 @@ def _move_elus(model, dst: Path) -> int:
             continue  # the shape of a tensor that no longer exists
         else:
             pieces.append(graphs[0][start:end])
-    with open(dst, "wb") as out:
-        for num, _, _, start, end in fields:
-            if num == _MODEL_GRAPH:
-                out.write(_key(_MODEL_GRAPH, 2) + encode_varint(sum(len(p) for p in pieces)))
-                for piece in pieces:
-                    out.write(piece)
-            else:
-                out.write(model[start:end])
+    _write_model(model, fields, [pieces], dst)
     return len(chains)

@@ -148,6 +148,10 @@ def _trusted_file(st: os.stat_result, shared: bool) -> bool:
     return shared or st.st_uid == os.getuid()
 
 
+#: /proc/cpuinfo flag prefixes a CPUID that hides AVX-512 hides with it (benchmarks/avx2_only.c).
+HIDDEN_WITH_AVX512 = ("avx512", "amx", "avx_vnni")
+
+
 def cpu_tag() -> str:
     """CPU features that change the kernels' arithmetic (AVX-512, BF16, AMX, VNNI): the blocked
     layout of a formulation and the reduced-precision verdicts depend on them."""
@@ -163,7 +167,7 @@ def cpu_tag() -> str:
     except OSError:
         pass
     if "avx512f" in flags and _process_lacks_avx512():  # hidden from CPUID, e.g. avx2_only.c
-        flags = {f for f in flags if not f.startswith(("avx512", "amx", "avx_vnni"))}
+        flags = {f for f in flags if not f.startswith(HIDDEN_WITH_AVX512)}
     wanted = ("avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni", "avx_vnni", "avx512f")
     return platform.machine() + ":" + ",".join(f for f in wanted if f in flags)
 
@@ -173,15 +177,21 @@ def _process_lacks_avx512() -> bool:
     lists: onnxruntime then runs its AVX2 kernels and blocked layouts, whose copies must not be
     shared with the AVX-512 ones. numpy read CPUID at import as onnxruntime does; a hypervisor
     or a CPUID mask (benchmarks/avx2_only.c) can make the two views differ."""
+    seen = cpu_features_seen()
+    return seen is not None and seen.get("AVX512F") is False
+
+
+def cpu_features_seen() -> dict[str, bool] | None:
+    """The CPU features this process's CPUID shows, as numpy read them at import (its names:
+    AVX2, AVX512F, ...); None where numpy does not say."""
     import importlib
 
     for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):  # 2.x, 1.x
         try:
-            seen = importlib.import_module(module).__cpu_features__
+            return dict(importlib.import_module(module).__cpu_features__)
         except (ImportError, AttributeError):
             continue
-        return seen.get("AVX512F") is False
-    return False
+    return None
 
 
 #: The formulation used when `$BOSSNET_ONNX_FORMULATION` is unset.
@@ -300,7 +310,6 @@ def _save_elu_on_blocks(rewritten: Path, target: str, folder: Path, threads: int
 
     Measured on the official network (Xeon, AVX-512, 2 threads, calls of 32 rows, best of 12
     alternating calls): 5.52 -> 5.20 and 5.62 -> 5.30 ms per row, outputs equal to the bit."""
-    import numpy as np
     import onnxruntime as ort
 
     from .formulation import elu_on_blocks
@@ -328,12 +337,7 @@ def _save_elu_on_blocks(rewritten: Path, target: str, folder: Path, threads: int
         check.log_severity_level = 3
         session = ort.InferenceSession(optimized, check, providers=["CPUExecutionProvider"])
         first = session.get_inputs()[0]
-        if len(first.shape) != 2 or not isinstance(first.shape[1], int):
-            return 0
-        batch = first.shape[0] if isinstance(first.shape[0], int) and first.shape[0] > 0 \
-            else call_rows
-        rng = np.random.default_rng(20240173)
-        rows = (1.0 + 0.3 * rng.standard_normal((batch, first.shape[1]))).astype(np.float32)
+        rows = _sample_rows(first.shape, call_rows)
         want = session.run(None, {first.name: rows})
         del session
         _, got = _time_copy(target, rows, threads)
@@ -367,6 +371,20 @@ def _time_copy(path: str, rows, threads: int) -> tuple[float, list]:
     return time.perf_counter() - t0, outputs
 
 
+def _sample_rows(shape: list, call_rows: int):
+    """Model inputs for comparing two copies of a model whose input has `shape`: spectrum-like
+    log-flux rows, the same every build; the graph's fixed batch, else `call_rows` of them."""
+    import numpy as np
+
+    batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else call_rows
+    n = int(shape[-1])
+    wave = np.linspace(0.0, 1.0, n)
+    rng = np.random.default_rng(20240173)
+    rows = np.asarray([1.6 + 1.8 * ((0.618034 * i) % 1.0) + 0.3 * np.sin(2 * np.pi * (3 + i) * wave)
+                       + 0.05 * rng.standard_normal(n) for i in range(batch)], np.float32)
+    return rows.reshape([batch, *([1] * (len(shape) - 2)), n])
+
+
 def _choose(plain: str, conv2d: str, threads: int, call_rows: int) -> tuple[str, dict]:
     """"plain" or "conv2d", with the figures: the 2-D form must give the same outputs (within
     FORMULATION_RTOL) and be at least 1/FORMULATION_GAIN times faster, in alternating rounds."""
@@ -377,15 +395,9 @@ def _choose(plain: str, conv2d: str, threads: int, call_rows: int) -> tuple[str,
     options.log_severity_level = 3
     options.add_session_config_entry("session.load_model_format", "ORT")
     mmap_session_options(options)
-    shape = ort.InferenceSession(plain, options, providers=["CPUExecutionProvider"]
-                                 ).get_inputs()[0].shape
-    batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else call_rows
-    n = int(shape[-1])
-    wave = np.linspace(0.0, 1.0, n)
-    rng = np.random.default_rng(20240173)  # spectrum-like log-flux rows, the same every build
-    rows = np.asarray([1.6 + 1.8 * ((0.618034 * i) % 1.0) + 0.3 * np.sin(2 * np.pi * (3 + i) * wave)
-                       + 0.05 * rng.standard_normal(n) for i in range(batch)], np.float32)
-    rows = rows.reshape([batch, *([1] * (len(shape) - 2)), n])
+    rows = _sample_rows(ort.InferenceSession(plain, options, providers=["CPUExecutionProvider"]
+                                             ).get_inputs()[0].shape, call_rows)
+    batch = rows.shape[0]
     times: dict[str, float] = {"plain": float("inf"), "conv2d": float("inf")}
     outputs: dict[str, list] = {}
     for _ in range(3):
