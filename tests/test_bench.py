@@ -195,3 +195,30 @@ def test_bench_isa_avx2_runs_every_side_with_avx2_kernels(tmp_path):
 
     assert json.loads((tmp_path / "out.json").read_text())["isa_mask"] == "avx2"
     assert (tmp_path / "libavx2only.so").is_file()
+
+
+def test_isa_avx2_refusals_are_one_line(tmp_path):
+    """`--isa avx2` says in one line why it cannot run: a work folder LD_PRELOAD cannot hold,
+    or a mask that did not take (the re-executed benchmark checks what numpy sees)."""
+    import os
+
+    flags = next((line.split(":", 1)[1].split() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), [])
+    if "avx512f" not in flags or "cpuid_fault" not in flags:
+        pytest.skip("needs an AVX-512 CPU with CPUID faulting (elsewhere the mask is not built)")
+    bench = [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--isa", "avx2",
+             "--config", "small", "--n-files", "1"]
+    spaced = tmp_path / "a b"
+    proc = subprocess.run([*bench, "--workdir", str(spaced)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"bench --isa avx2: {spaced / 'libavx2only.so'}: LD_PRELOAD cannot hold a path with "
+        f"spaces or ':'; give --workdir elsewhere")
+    env = dict(os.environ, BOSSNET_BENCH_ISA="avx2")  # as if re-executed, but without the mask
+    env.pop("LD_PRELOAD", None)
+    proc = subprocess.run([*bench, "--workdir", str(tmp_path / "w")], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "bench --isa avx2: the CPUID mask did not take (numpy still sees AVX-512 or no AVX2)")
