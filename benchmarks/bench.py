@@ -32,7 +32,7 @@ the machine is shared and noisy:
   ov-bf16     OpenVINO mixed bf16 (first two convolutions and the head in fp32);
   ort-int8    the exported int8 copy (onnxruntime dynamic int8 of the big linear layer);
   ort-cuda    with --provider cuda: `predict_to_file` on the GPU (IO binding, 256-row calls,
-              reader processes); ort-cuda-1r the same fed by one reading thread; ort-fp32
+              one reading thread); ort-cuda-4r the same fed by 4 reader processes; ort-fp32
               beside them (the same machine's CPU). The catalogue values of every side,
               the reference CLI's included, are compared with the fp32 side's.
 `--isa avx2` on an AVX-512 machine runs every side (and the peak) with the AVX2 kernels: the
@@ -530,7 +530,7 @@ ONNX_SIDES = {
     "ov-bf16": ("onnx", "openvino", "bf16"),
     "ort-int8": ("onnx_int8", "cpu", "int8"),
     "ort-cuda": ("onnx", "cuda", "fp32"),
-    "ort-cuda-1r": ("onnx", "cuda", "fp32"),
+    "ort-cuda-4r": ("onnx", "cuda", "fp32"),
     "ort-plain": ("onnx", "cpu", "fp32"),
     "ort-reorders": ("onnx", "cpu", "fp32"),
 }
@@ -539,8 +539,8 @@ SIDE_ENV = {"ort-direct": {"BOSSNET_ONNX_CACHE": "off"},  # the .onnx itself, no
             "ort-plain": {"BOSSNET_ONNX_FORMULATION": "plain"},  # the graph as exported
             # the 2-D form with onnxruntime's reorders around every Elu (before elu_on_blocks)
             "ort-reorders": {"BOSSNET_ONNX_ELU_ON_BLOCKS": "0"}}
-#: Sides with a reader count of their own (default: the run's own choice, e.g. processes on CUDA).
-SIDE_READERS = {"ort-cuda-1r": 1}  # one reading thread, as on the CPU
+#: Sides with a reader count of their own (default: the run's own, one reading thread).
+SIDE_READERS = {"ort-cuda-4r": 4}  # reader processes (--readers 4)
 
 
 def open_side_model(work: dict, side: str, threads: int):
@@ -815,8 +815,8 @@ def main() -> None:
     work_json = workdir / "work-run.json"  # this run's (maybe the first n_files of it)
     work_json.write_text(json.dumps(work))
     if args.provider == "cuda":
-        # the same machine's CPU beside its GPU, and the GPU fed by one reading thread
-        sides = [base, "ort-cuda", "ort-cuda-1r", "ort-fp32"]
+        # the same machine's CPU beside its GPU, and the GPU fed by reader processes
+        sides = [base, "ort-cuda", "ort-cuda-4r", "ort-fp32"]
     else:
         sides = [base, "ort-fp32", "ort-plain", "ort-reorders", "ort-direct", "ort-int8"]
         if engine_openvino.available():
@@ -907,9 +907,11 @@ def main() -> None:
         return
     if args.provider == "cuda":
         r = f32["run"]
+        n = r["reader_processes"]
+        feed = f"{n} reader processes" if n > 1 else "one reading thread"
         print(f"GPU: {r['spectra'] / r['seconds']:.1f} spectra/s end to end with {args.draws} "
               f"draws ({r['spectra']} spectra, {r['seconds']:.2f} s whole process, "
-              f"{r['reader_processes']} reader processes; model stage "
+              f"{feed}; model stage "
               f"{r['model_rows'] / max(r['stages']['model'], 1e-9):.0f} rows/s)")
         print_agreement(summary, sides, base, fp32_side)
         return

@@ -23,14 +23,12 @@ from run_helpers import (
 )
 
 import bossnet_onnx.run.to_file as runs
-from bossnet_onnx.model.session import CUDA, available_cpus, open_model
+from bossnet_onnx.model.session import CUDA, open_model
 from bossnet_onnx.outputs.catalogue import read_catalogue
 from bossnet_onnx.run.options import RunOptions
 from bossnet_onnx.run.read_pool import (
-    AUTO_READERS,
     FILES_IN_FLIGHT,
     ProcessReadAhead,
-    reader_processes,
 )
 from bossnet_onnx.run.reading import FILE_DONE
 from bossnet_onnx.run.stream import StageTimes, predict
@@ -148,13 +146,21 @@ def test_at_most_files_in_flight_per_reader_process(files, model):
     assert peak == FILES_IN_FLIGHT * 2 and done == len(items)
 
 
-def test_how_many_readers(tmp_path):
-    m = open_model(write_linear_model(tmp_path / "m.onnx"), provider="cpu")
-    assert reader_processes(RunOptions(), m) == 1  # CPU engines: the model has the cores
-    assert reader_processes(RunOptions(readers=3), m) == 3
-    m.provider = CUDA  # a GPU cannot be fed by one core
-    assert reader_processes(RunOptions(), m) == max(1, min(AUTO_READERS, available_cpus() - 1))
-    assert reader_processes(RunOptions(readers=1), m) == 1
+def test_one_reading_thread_unless_readers_are_asked_for(files, model):
+    """The default on every engine, CUDA included (on an H200 one reading thread fed CUDA runs
+    faster than 4 or 8 processes); --readers N starts N processes for paths only."""
+    from bossnet_onnx.run.stream import _read_ahead, _ReadAhead
+
+    m = open_model(model, provider="cpu")
+    m.provider = CUDA
+    chosen = []
+    for options, items in ((RunOptions(draws=2), files), (RunOptions(draws=2, readers=1), files),
+                           (RunOptions(draws=2, readers=2), files),
+                           (RunOptions(draws=2, readers=2), files[:1])):
+        reader = _read_ahead(items, m, options, StageTimes(), ())
+        chosen.append(type(reader))
+        reader.close()
+    assert chosen == [_ReadAhead, _ReadAhead, ProcessReadAhead, _ReadAhead]
     with pytest.raises(ValueError, match="readers must be >= 1"):
         RunOptions(readers=0)
 

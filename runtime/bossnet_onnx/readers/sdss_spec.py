@@ -12,7 +12,7 @@ from astropy.io import fits
 from ..errors import InputError
 from ..spectrum import ReadFailure, Spectrum
 from ._checks import Origin, checked
-from ._fits import first_row_scalars, header_value, native, opened
+from ._fits import column_names, first_row_scalars, header_value, native, opened, table_columns
 
 NAME = "sdss-spec"
 KINDS = ("boss",)
@@ -50,7 +50,7 @@ _COADD_COLUMNS = ("flux", "loglam", "ivar")
 
 
 def _is_table(hdu) -> bool:
-    return isinstance(hdu, fits.BinTableHDU) and hdu.columns is not None
+    return isinstance(hdu, fits.BinTableHDU)
 
 
 def _coadd(hdul: fits.HDUList) -> fits.BinTableHDU | None:
@@ -73,7 +73,7 @@ def identify(path: str, hdul: fits.HDUList | None) -> bool:
     so, rather than another layout reading a table further on)."""
     try:
         hdu = _coadd(hdul) if hdul is not None else None
-        return hdu is not None and "loglam" in {n.lower() for n in hdu.columns.names}
+        return hdu is not None and "loglam" in {n.lower() for n in column_names(hdu)}
     except Exception:  # noqa: BLE001
         return False
 
@@ -143,27 +143,35 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
             raise InputError(f"{path}: no COADD table with flux, loglam and ivar columns; "
                              f"expected an SDSS spec file")
         index = hdul.index(hdu)
-        present = {n.lower() for n in hdu.columns.names}
+        names = column_names(hdu)
+        present = {n.lower() for n in names}
         missing = [c for c in _COADD_COLUMNS if c not in present]
         if missing:
             raise InputError(f"{path}[HDU {index}]: COADD table lacks column(s) "
                              f"{', '.join(missing)}; expected flux, loglam and ivar (the "
                              f"single-camera exposure HDUs are not used in its place)")
         ids = _identifiers(hdul, index)
-        data = hdu.data
-        if data is None or len(data) == 0:
+        cols = {n.lower(): n for n in names}
+        wanted = {c: cols[c] for c in (*_COADD_COLUMNS, "and_mask") if c in cols}
+        column = table_columns(hdul, index, {name.upper() for name in wanted.values()})
+        if column is not None:
+            column = {c: column[name.upper()] for c, name in wanted.items()}
+        else:  # what the fast path leaves to astropy
+            table = hdu.data
+            column = {c: table[name] for c, name in wanted.items()} \
+                if table is not None and len(table) else {}
+        if not column or len(column["flux"]) == 0:
             return [ReadFailure(path, f"{path}[HDU {index}]: COADD table has no rows", NAME,
                                 index, -1, ids)]
-        cols = {n.lower(): n for n in hdu.columns.names}
-        loglam = native(data[cols["loglam"]], np.float32).ravel()
-        flux = native(data[cols["flux"]], np.float32).ravel()
-        ivar = native(data[cols["ivar"]], np.float32).ravel()
+        loglam = native(column["loglam"], np.float32).ravel()
+        flux = native(column["flux"], np.float32).ravel()
+        ivar = native(column["ivar"], np.float32).ravel()
         # float32 power, then float64: bit-identical to what the reference feeds its interpolation
         with np.errstate(over="ignore"):  # damaged loglam: inf, then reported as such
             wave = (np.float32(10.0) ** loglam).astype(np.float64)
         mask = None
-        if "and_mask" in cols:
-            mask = np.asarray(data[cols["and_mask"]]).ravel() != 0
+        if "and_mask" in column:
+            mask = np.asarray(column["and_mask"]).ravel() != 0
         unit = header_value(hdu.header, hdul[0].header, keys=("BUNIT",))
         return [checked(wave, flux, ivar, Origin(path, NAME, index, -1), mask=mask,
                         identifiers=ids, names=("flux", "ivar", "loglam"),

@@ -59,8 +59,8 @@ class RunOptions:
         None for all this process may use; fp32, or bf16/int8 within the accuracy budget).
     progress: a progress bar on stderr.
     readers: processes reading and preparing the input files while the model runs; None: one
-        thread on CPU engines (the model has the cores), on CUDA up to AUTO_READERS processes
-        (one CPU core cannot feed a GPU; run/read_pool.py). The rows do not depend on it.
+        reading thread beside the model, on every engine (what measured fastest, on the CPU
+        and on an H200; run/read_pool.py). The rows do not depend on it.
     """
 
     draws: int = 20

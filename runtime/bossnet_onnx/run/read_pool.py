@@ -1,12 +1,14 @@
-"""Reading and preparing the input files in worker processes, for an engine that one CPU core
-cannot feed (a GPU).
+"""Reading and preparing the input files in worker processes (`--readers N`), for a machine
+where one reading thread cannot feed the engine and processes are cheap to start and talk to.
 
-On a GPU the model is no longer the slow stage: on an H200 the full network ran ~6000 rows/s
-(290 spectra/s with 20 draws) while the run's one reading thread read and prepared 93 spectra/s,
-so the run waited on reading. A second reading *thread* does not help, because the GIL
-serialises the Python parts of reading a FITS file (measured on 2 cores: 64 spec files, 1
-thread 0.92 s, 2 threads 1.16 s), so `stream` hands whole files to `readers` processes and
-takes their pieces back in input order.
+A second reading *thread* does not help, because the GIL serialises the Python parts of reading
+a FITS file, so `stream` can hand whole files to `readers` processes and take their pieces back
+in input order. Whether that pays depends on the machine, so it is not the default: on the one
+GPU machine measured (an H200 with 16 Xeon cores, under gVisor; 256 spec files, 20 draws),
+feeding alone ran at 1 thread 86.6 spectra/s, 4 processes 0.94x and 8 processes 1.05x of that,
+and whole CUDA runs with 4 processes took 0.70x (64 files) and 0.93x (256 files) of the
+spectra/s of one reading thread; on 2 cores of an Intel Xeon, 2 processes fed 1.33x.
+`benchmarks/readers.py` measures it on any machine.
 
 - Rows do not depend on it: a worker runs the same `reading.read_and_prepare` on the same file,
   and the Monte-Carlo draws are seeded by each spectrum's identity, not by who prepares it.
@@ -29,7 +31,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
-from ..model.session import CUDA, BossNetModel, available_cpus
 from .reading import FILE_DONE, StageTimes, read_and_prepare
 
 if TYPE_CHECKING:
@@ -37,12 +38,7 @@ if TYPE_CHECKING:
     from .options import RunOptions
     from .reading import Skip
 
-__all__ = ["AUTO_READERS", "ProcessReadAhead", "reader_processes"]
-
-#: Reader processes a CUDA run starts by default (at most the CPUs this process may use, less
-#: one for the run itself): at the H200 machine's 93 spectra/s per core, four would read about
-#: what its network ran (290 spectra/s; derived, not measured).
-AUTO_READERS = 4
+__all__ = ["ProcessReadAhead"]
 
 #: Files handed to each reader process ahead of the run, so that a worker has its next file
 #: while the run takes the pieces of the last one (on 2 cores, one process took 4.3 s for 256
@@ -50,16 +46,6 @@ AUTO_READERS = 4
 FILES_IN_FLIGHT = 4
 
 _WORKER: dict[str, Any] = {}
-
-
-def reader_processes(options: RunOptions, model: BossNetModel) -> int:
-    """How many processes read the inputs: `options.readers` when set; else 1 (a thread beside
-    the model) on CPU engines and inside daemonic processes, and on CUDA up to AUTO_READERS."""
-    if options.readers is not None:
-        return options.readers
-    if model.provider != CUDA or multiprocessing.current_process().daemon:
-        return 1
-    return max(1, min(AUTO_READERS, available_cpus() - 1))
 
 
 def _start_worker(metadata: ModelMetadata, options: RunOptions, skip: Skip) -> None:

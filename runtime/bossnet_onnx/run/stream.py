@@ -207,11 +207,12 @@ class _ReadAhead:
 def _read_ahead(items: Sequence, model: BossNetModel, options: RunOptions, times: StageTimes,
                 skip: Skip) -> _ReadAhead | ProcessReadAhead:
     """The inputs' pieces in input order, each file followed by FILE_DONE: from reader
-    processes when more than one reader is wanted and every input is a path, else from one
-    thread beside the model."""
-    from .read_pool import ProcessReadAhead, reader_processes
+    processes when `options.readers` asks for more than one and every input is a path, else
+    from one thread beside the model (the default on every engine: on an H200 one reading
+    thread fed CUDA runs faster than 4 or 8 processes; read_pool.py has the figures)."""
+    from .read_pool import ProcessReadAhead
 
-    workers = reader_processes(options, model)
+    workers = options.readers or 1
     if workers > 1 and len(items) > 1 and all(isinstance(item, str) for item in items):
         return ProcessReadAhead(items, model.metadata, options, times, skip, workers)
     return _ReadAhead(items, model.metadata, options, times, skip)
