@@ -128,8 +128,8 @@ FILE_FAILURES = {
                    r"file is empty \(0 bytes\)"),
     "truncated FITS": (make_truncated, InputError, "truncated or corrupted"),
     "gzip not FITS": (make_gzip_not_fits, InputError, "gzip file whose content is not FITS"),
-    "no table HDU": (make_no_table, UnknownFormatError, r"no known spectrum layout \(tried mwm, "
-                     r"apstar, gaia, sdss-spec, lamost-table, lamost-image, image-1d, "
+    "no table HDU": (make_no_table, UnknownFormatError, r"no known spectrum layout \(tried sdss-spec, "
+                     r"mwm, apstar, gaia, lamost-table, lamost-image, image-1d, "
                      r"generic-table\)"),
     "wrong columns": (make_wrong_columns, UnknownFormatError, "no known spectrum layout"),
     "csv missing flux": (make_csv_missing_columns, InputError,

@@ -19,7 +19,7 @@ from bossnet_onnx.spectrum import ReadFailure, Spectrum
 
 WAVE = layouts.boss_native_wavelength()
 N = layouts.BOSS_NPIX
-TRIED = (r"\(tried mwm, apstar, gaia, sdss-spec, lamost-table, lamost-image, image-1d, "
+TRIED = (r"\(tried sdss-spec, mwm, apstar, gaia, lamost-table, lamost-image, image-1d, "
          r"generic-table\)")
 
 

@@ -211,8 +211,8 @@ def predict(
                                           help="CPU threads (default: CPUs this process may use)."),
     readers: int | None = typer.Option(None, "--readers", min=1,
                                           help="Processes reading the files while the model "
-                                               "runs (default: 1 thread on CPU engines, up to 4 "
-                                               "processes on CUDA). Rows do not depend on it."),
+                                               "runs (default: one reading thread, on every "
+                                               "engine). Rows do not depend on it."),
     shard: str | None = typer.Option(None, "--shard", help="K/N: only the K-th of N slices "
                                         "of the sorted inputs (1-based), or auto: K and N from "
                                         "a SLURM job array."),

@@ -151,10 +151,23 @@ class _LayoutWalk:
 MAX_FITS_COUNT = 999
 
 
-def _check_counts(path: str, fh, size: int) -> None:
-    """InputError naming the file for a header whose NAXIS or TFIELDS is not a count FITS
+class _Span(NamedTuple):
+    """One HDU as the raw walk found it: where its data start, their unpadded size, and its
+    cards (keyword -> the raw text after '= ', the first of repeated keywords, as astropy)."""
+    data_at: int
+    data_bytes: int
+    cards: dict[bytes, bytes]
+
+
+def _walk_hdus(path: str, fh, size: int) -> list[_Span] | None:
+    """Every HDU's place and cards, read from the raw headers, stepping over each data unit.
+
+    Raises InputError naming the file for a header whose NAXIS or TFIELDS is not a count FITS
     allows: astropy would build a list of that many axes or columns (minutes for 99999999)
-    before saying anything. Walks the headers only, stepping over each data unit."""
+    before saying anything. None when the walk cannot vouch for the file (a header without
+    END or with a count that is not a number, a data unit past the end of the file): astropy
+    then reads every header and says what is wrong."""
+    spans: list[_Span] = []
     pos = 0
     while pos + BLOCK <= size:
         fh.seek(pos)
@@ -170,28 +183,59 @@ def _check_counts(path: str, fh, size: int) -> None:
                     end = at + BLOCK
                     break
                 if card[8:10] == b"= ":
-                    cards[card[:8].strip()] = card[10:].split(b"/")[0].strip()
+                    cards.setdefault(card[:8].strip(), card[10:])
             if end is None:
                 at += BLOCK
                 if at + BLOCK > size:
-                    return  # a header without END: astropy reports the truncation
+                    return None  # a header without END: astropy reports the truncation
                 fh.seek(at)
                 block = fh.read(BLOCK)
         try:
-            counts = {key: int(cards[key]) for key in (b"NAXIS", b"TFIELDS") if key in cards}
+            counts = {key: int(cards[key].split(b"/")[0])
+                      for key in (b"NAXIS", b"TFIELDS") if key in cards}
         except ValueError:
-            return  # not a number: astropy's own message says so
+            return None  # not a number: astropy's own message says so
         for key, value in counts.items():
             if not 0 <= value <= MAX_FITS_COUNT:
                 raise _corrupt(path, f"header at byte {pos} declares {key.decode()} = {value}; "
                                      f"FITS allows 0 to {MAX_FITS_COUNT}")
         try:
-            axes = [int(cards.get(b"NAXIS%d" % i, b"0")) for i in range(1, counts.get(b"NAXIS", 0) + 1)]
-            data = abs(int(cards.get(b"BITPIX", b"8"))) // 8 * int(cards.get(b"GCOUNT", b"1")) * (
-                int(cards.get(b"PCOUNT", b"0")) + (math.prod(axes) if axes else 0))
+            axes = [_number(cards, b"NAXIS%d" % i, b"0")
+                    for i in range(1, counts.get(b"NAXIS", 0) + 1)]
+            data = abs(_number(cards, b"BITPIX", b"8")) // 8 * _number(cards, b"GCOUNT", b"1") * (
+                _number(cards, b"PCOUNT", b"0") + (math.prod(axes) if axes else 0))
         except ValueError:
-            return
-        pos = end + -(-max(data, 0) // BLOCK) * BLOCK
+            return None
+        padded = -(-data // BLOCK) * BLOCK
+        if data < 0 or end + padded > size:
+            return None  # truncated (its padding too): astropy's words for it
+        spans.append(_Span(end, data, cards))
+        pos = end + padded
+    return spans or None
+
+
+def _number(cards: dict[bytes, bytes], key: bytes, default: bytes) -> int:
+    return int(cards.get(key, default).split(b"/")[0])
+
+
+def _card_text(raw: bytes | None) -> str | None:
+    """A raw card value as astropy reads a string (quotes, '' inside, trailing blanks dropped)
+    or, unquoted, the text before any comment."""
+    if raw is None:
+        return None
+    text = raw.decode("ascii", errors="replace").strip()
+    if not text.startswith("'"):
+        return text.split("/")[0].strip()
+    value: list[str] = []
+    i = 1
+    while i < len(text):
+        if text[i] == "'":
+            if text[i + 1:i + 2] != "'":
+                return "".join(value).rstrip()
+            i += 1
+        value.append(text[i])
+        i += 1
+    return None  # no closing quote: leave it to astropy
 
 
 def _gunzipped(path: str, raw_fh):
@@ -255,40 +299,33 @@ def _fits_source(path: str):
 def open_fits(path: str) -> fits.HDUList:
     """All HDUs of `path`, memory-mapped; InputError for unusable files.
 
-    Every HDU's header is parsed and its data size checked against the bytes present, so a
-    truncated file fails here; the data themselves are decoded only when a reader asks.
+    Every HDU's size is checked against the bytes present, so a truncated file fails here:
+    by a walk over the raw headers, after which astropy parses a header only when a reader
+    asks for its HDU; or, where that walk cannot vouch for the file (or it holds scaled or
+    compressed images), by astropy parsing every header at once. The data are decoded only
+    when a reader asks.
     """
     check_file(path)
     source, size = _fits_source(path)
     try:
-        _check_counts(path, source, size)
+        spans = _walk_hdus(path, source, size)
         source.seek(0)
     except BaseException:
         source.close()
         raise
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            hdul = fits.open(source, memmap=True, lazy_load_hdus=False)
-            if any(_scaled_image(hdu) for hdu in hdul):
-                # astropy cannot memory-map a scaled image (BSCALE/BZERO/BLANK: int16 with a
-                # scale, uint16 as int16 + 32768); read such files through the file instead
-                again = os.fdopen(os.dup(source.fileno()), "rb")
-                hdul.close()  # closes `source`
-                source = again
-                hdul = fits.open(source, memmap=False, lazy_load_hdus=False)
-        for w in caught:
-            text = str(w.message)
-            if "truncated" in text.lower() or "corrupt" in text.lower():
-                raise OSError(text.splitlines()[0])
-        end = 0
-        for index, hdu in enumerate(hdul):
-            info = hdu.fileinfo()
-            if info["datLoc"] + hdu.size > size:
-                raise OSError(f"HDU {index} needs {info['datLoc'] + hdu.size} bytes, the file "
-                              f"has {size}")
-            end = info["datLoc"] + info["datSpan"]
-        # for first_row_scalars: skips decoding 200-column tables
+        if spans is not None and not any(_scaled_or_compressed(span.cards) for span in spans):
+            # a sound layout (the walk vouched for every HDU's size): astropy parses only the
+            # headers a reader asks for (a real spec file has 10-32 HDUs and is read from 3)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                hdul = fits.open(source, memmap=True, lazy_load_hdus=True)
+            _raise_damage(caught, hdul)
+            end = spans[-1].data_at + -(-spans[-1].data_bytes // BLOCK) * BLOCK
+        else:
+            hdul, source, end = _open_eagerly(source, size)
+        hdul._bossnet_spans = spans  # for _raw_layout: each HDU's cards and data offset
+        # for first_row_scalars and table_columns: decoding straight from the bytes
         hdul._bossnet_raw = np.memmap(source, dtype=np.uint8, mode="r") if size else None
         hdul._bossnet_source = source  # kept open as long as the HDUList
     except (OSError, ValueError, TypeError, IndexError, KeyError, EOFError, Warning) as exc:
@@ -303,6 +340,48 @@ def open_fits(path: str) -> fits.HDUList:
         raise _corrupt(path, f"{size - end} bytes after the last complete HDU "
                              f"(an incomplete header or data unit)")
     return hdul
+
+
+def _open_eagerly(source, size: int) -> tuple[fits.HDUList, Any, int]:
+    """(HDUList, file, end of the last HDU) with every header parsed and every data size
+    checked against the bytes present, so a truncated or damaged file fails here."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hdul = fits.open(source, memmap=True, lazy_load_hdus=False)
+        if any(_scaled_image(hdu) for hdu in hdul):
+            # astropy cannot memory-map a scaled image (BSCALE/BZERO/BLANK: int16 with a
+            # scale, uint16 as int16 + 32768); read such files through the file instead
+            again = os.fdopen(os.dup(source.fileno()), "rb")
+            hdul.close()  # closes `source`
+            source = again
+            hdul = fits.open(source, memmap=False, lazy_load_hdus=False)
+    _raise_damage(caught, hdul)
+    end = 0
+    for index, hdu in enumerate(hdul):
+        info = hdu.fileinfo()
+        if info["datLoc"] + hdu.size > size:
+            hdul.close()
+            raise OSError(f"HDU {index} needs {info['datLoc'] + hdu.size} bytes, the file "
+                          f"has {size}")
+        end = info["datLoc"] + info["datSpan"]
+    return hdul, source, end
+
+
+def _raise_damage(caught: list[warnings.WarningMessage], hdul: fits.HDUList) -> None:
+    """OSError (hdul closed) for astropy's warnings of a truncated or corrupted file."""
+    for w in caught:
+        text = str(w.message)
+        if "truncated" in text.lower() or "corrupt" in text.lower():
+            hdul.close()
+            raise OSError(text.splitlines()[0])
+
+
+def _scaled_or_compressed(cards: dict[bytes, bytes]) -> bool:
+    """An image whose integers astropy scales on reading (it cannot memory-map those), or a
+    tile-compressed image: left to the eager path."""
+    image = b"SIMPLE" in cards or _card_text(cards.get(b"XTENSION")) == "IMAGE"
+    return (image and any(k in cards for k in (b"BSCALE", b"BZERO", b"BLANK"))) \
+        or b"ZIMAGE" in cards
 
 
 def _scaled_image(hdu) -> bool:
@@ -334,7 +413,7 @@ def close_fits(hdul: fits.HDUList) -> None:
     (FITS_rec.__del__, so that Column.array stays valid): for a 1 GB memory-mapped table that is
     1 GB of copies at the very end. Nothing here uses Column.array afterwards, so it is dropped.
     """
-    for hdu in hdul:
+    for hdu in list.__iter__(hdul):  # the HDUs loaded: iterating the HDUList loads them all
         if "data" in hdu.__dict__ and getattr(hdu, "columns", None) is not None:
             for column in hdu.columns:
                 del column.array
@@ -399,7 +478,13 @@ def _raw_layout(hdul: fits.HDUList, index: int) -> tuple[Any, int, int, int,
     hdu = hdul[index]
     if raw is None or not isinstance(hdu, fits.BinTableHDU):
         return None
-    header = hdu.header
+    spans = getattr(hdul, "_bossnet_spans", None)
+    if spans is not None and index < len(spans):
+        # the cards the walk kept: a 126-column SPALL header read through astropy took ~3 ms
+        span = spans[index]
+        start, header = span.data_at, _CardText(span.cards)
+    else:
+        start, header = hdu.fileinfo()["datLoc"], hdu.header
     try:
         count, row_bytes, rows = (int(header[key]) for key in ("TFIELDS", "NAXIS1", "NAXIS2"))
     except (KeyError, TypeError, ValueError):
@@ -417,10 +502,29 @@ def _raw_layout(hdul: fits.HDUList, index: int) -> tuple[Any, int, int, int,
                                   repeat, offset,
                                   f"TSCAL{i}" in header or f"TZERO{i}" in header))
         offset += repeat * code_width
-    start = hdu.fileinfo()["datLoc"]
     if offset != row_bytes or start + row_bytes * rows > raw.size:
         return None
     return raw, start, row_bytes, rows, columns
+
+
+class _CardText:
+    """The walk's raw cards of one header, read as text (the few lookups _raw_layout makes)."""
+
+    def __init__(self, cards: dict[bytes, bytes]):
+        self.cards = cards
+
+    def __contains__(self, key: str) -> bool:
+        return key.encode() in self.cards
+
+    def __getitem__(self, key: str) -> str:
+        value = _card_text(self.cards.get(key.encode()))
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: str = "") -> str:
+        value = _card_text(self.cards.get(key.encode()))
+        return default if value is None else value
 
 
 def _first_row_raw(hdul: fits.HDUList, index: int, wanted: set[str]) -> dict[str, Any] | None:

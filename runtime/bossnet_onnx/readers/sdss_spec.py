@@ -60,12 +60,27 @@ def _coadd(hdul: fits.HDUList) -> fits.BinTableHDU | None:
     carry single-camera exposures (B1-..., R2-...) with those columns, and predicting one of
     them instead of a broken coadd would be a different spectrum under the coadd's name.
     """
+    first = _hdu_at(hdul, 1)
+    if first is None:
+        return None
+    if _is_table(first) and _named_coadd(first):  # as real spec files are: no other HDU read
+        return first
     for hdu in hdul[1:]:
-        if _is_table(hdu) and (hdu.name or "").strip().upper() == "COADD":
+        if _is_table(hdu) and _named_coadd(hdu):
             return hdu
-    if len(hdul) > 1 and _is_table(hdul[1]):
-        return hdul[1]
-    return None
+    return first if _is_table(first) else None
+
+
+def _named_coadd(hdu) -> bool:
+    return (hdu.name or "").strip().upper() == "COADD"
+
+
+def _hdu_at(hdul: fits.HDUList, index: int):
+    """HDU `index`, or None; without len(hdul), which would parse every header of the file."""
+    try:
+        return hdul[index]
+    except IndexError:
+        return None
 
 
 def identify(path: str, hdul: fits.HDUList | None) -> bool:
@@ -81,7 +96,7 @@ def identify(path: str, hdul: fits.HDUList | None) -> bool:
 def _identifiers(hdul: fits.HDUList, coadd_index: int) -> dict:
     primary = hdul[0].header
     row: dict = {}
-    if len(hdul) > coadd_index + 1 and isinstance(hdul[coadd_index + 1], fits.BinTableHDU):
+    if isinstance(_hdu_at(hdul, coadd_index + 1), fits.BinTableHDU):
         wanted = {c for columns, _ in _IDS.values() for c in columns}
         row = first_row_scalars(hdul, coadd_index + 1, wanted)
     if "CATALOGID" not in row and "SDSS_ID" not in row:

@@ -7,8 +7,8 @@ every run makes before any work (recipe, kinds of the files, the demo-model warn
 `run_metadata` the provenance every catalogue carries.
 
 Files are read and preprocessed in a background thread while the model runs on the previous
-round (onnxruntime releases the GIL), or, where one core cannot keep up with the engine (CUDA,
-or `readers` > 1), in reader processes (read_pool.py). Memory is bounded whatever the input:
+round (onnxruntime releases the GIL), or, when asked for (`readers` > 1), in reader processes
+(read_pool.py). Memory is bounded whatever the input:
 readers hand over spectra one at a time, a spectrum's Monte-Carlo rows are made in pieces
 (rows.prepare_pieces), the background thread runs at most READ_AHEAD_PIECES pieces ahead of
 the model and the reader processes at most read_pool.FILES_IN_FLIGHT files each.
