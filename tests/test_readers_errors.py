@@ -13,7 +13,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from bossnet_onnx.errors import InputError, InputWarning, UnknownFormatError
-from bossnet_onnx.readers import read_spectra
+from bossnet_onnx.readers import read_spectra, sdss_spec
 from bossnet_onnx.readers.paths import expand_inputs
 from bossnet_onnx.spectrum import ReadFailure, Spectrum
 
@@ -368,3 +368,100 @@ def test_overflowing_loglam_is_no_bare_runtime_warning(tmp_path):
         warnings.simplefilter("error")  # "RuntimeWarning: overflow encountered in power"
         records = read_spectra(path)
     assert len(records) == 1
+
+
+# ------------------------------------------- the raw header walk against astropy's reading
+def _rewrite_cards(path, hdu, change):
+    """HDU `hdu`'s header cards replaced in place by change(cards) (80-byte cards, no END)."""
+    with fits.open(path) as hdul:
+        info = hdul[hdu].fileinfo()
+        start, data_at = info["hdrLoc"], info["datLoc"]
+    raw = bytearray(path.read_bytes())
+    cards = [bytes(raw[k:k + 80]) for k in range(start, data_at, 80)]
+    cards = [c for c in cards[:cards.index(b"END".ljust(80))] if not c.startswith(b"COMMENT")]
+    new = [c.ljust(80) for c in change(cards)] + [b"END".ljust(80)]
+    assert len(new) * 80 <= data_at - start
+    raw[start:data_at] = b"".join(new).ljust(data_at - start)
+    path.write_bytes(bytes(raw))
+
+
+def _after_tfields(*extra):
+    def change(cards):
+        at = next(i for i, c in enumerate(cards) if c.startswith(b"TFIELDS")) + 1
+        return cards[:at] + list(extra) + cards[at:]
+    return change
+
+
+def _continued(key, text):
+    def change(cards):
+        out = []
+        for c in cards:
+            out += [f"{key:<8}= '{text}&'".encode(), b"CONTINUE  ''"] \
+                if c.startswith(key.encode().ljust(8)) else [c]
+        return out
+    return change
+
+
+@pytest.mark.parametrize("change", [
+    _after_tfields(b"ttype1  = 'ivar'", b"ttype3  = 'flux'"),   # lower case: astropy reads them
+    _after_tfields(b"tscal1  = 2.0"),                            # a scale astropy applies
+    _continued("TTYPE2", "loglam"),                              # a long-string column name
+], ids=["lower-case TTYPE", "lower-case TSCAL", "CONTINUE"])
+def test_cards_astropy_reads_otherwise_are_read_by_astropy(tmp_path, change):
+    """The walk's fast decoding stands aside for headers it would read otherwise than astropy:
+    the spectrum is astropy's, not flux and ivar swapped, unscaled or a KeyError."""
+    path = spec_file(tmp_path / "spec-1-2-3.fits")
+    _rewrite_cards(path, 1, change)
+    (fast,) = read_spectra(path)
+    with fits.open(path) as hdul:
+        (slow,) = sdss_spec.read(str(path), hdul)
+    assert isinstance(fast, Spectrum) and isinstance(slow, Spectrum)
+    for field in ("wavelength", "flux", "ivar"):
+        assert getattr(fast, field).tobytes() == getattr(slow, field).tobytes(), field
+
+
+def test_a_continued_identifier_column_keeps_its_value(tmp_path):
+    """SPALL's CATALOGID named in a long string: still read (and with it the SDSS-V field)."""
+    flux, ivar = good()
+    path = layouts.write_spec(tmp_path / "spec-1-2-3.fits", WAVE, flux, ivar, plate=1, mjd=2,
+                              fiberid=3, catalogid=123456789, field=77)
+
+    def change(cards):
+        return [c for card in cards for c in (
+            [card[:8] + b"= 'CATALOGID&'", b"CONTINUE  ''"]
+            if card.startswith(b"TTYPE") and b"'CATALOGID'" in card else [card])]
+    _rewrite_cards(path, 2, change)
+    (spec,) = read_spectra(path)
+    assert (spec.identifiers["catalogid"], spec.identifiers["fieldid"]) == (123456789, 77)
+
+
+def test_damage_in_an_hdu_the_reader_reads_is_one_line_not_a_lost_row(tmp_path):
+    """A header astropy cannot make an HDU of, in COADD or in an mwm file's second BOSS
+    table: the file fails naming it (before, lazily parsed, the LCO rows went missing)."""
+    spec = spec_file(tmp_path / "spec-1-2-3.fits")
+    rows = [dict(zip(("flux", "ivar"), good(seed))) for seed in range(5)]
+    mwm = layouts.write_mwm(tmp_path / "m.fits", apo=rows[:2], lco=rows[2:])
+    for path, hdu in ((spec, 1), (mwm, 2)):
+        _rewrite_cards(path, hdu, lambda cards: [b"XTENSION= BINTABLE", *cards[1:]])
+        raises_naming(path, InputError, r"truncated or corrupted \(The HDU will be treated")
+
+
+def test_a_zero_row_coadd_as_the_last_hdu_is_a_failed_row(tmp_path):
+    cols = [fits.Column(n, "E", array=np.zeros(0, np.float32)) for n in ("flux", "loglam", "ivar")]
+    path = tmp_path / "spec-1-2-3.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols, name="COADD")]
+                 ).writeto(path)
+    (row,) = read_spectra(path)
+    assert isinstance(row, ReadFailure) and "COADD table has no rows" in row.error
+
+
+def test_a_random_groups_primary_hdu_is_walked_over(tmp_path):
+    spec = spec_file(tmp_path / "s.fits")
+    # more than one block of group data: NAXIS1 = 0 must not count as an axis of 0 pixels
+    data = fits.GroupData(np.ones((2, 30, 40), np.float32), parnames=["a", "b"],
+                          pardata=[np.ones(2), np.ones(2)], bitpix=-32)
+    path = tmp_path / "spec-1-2-4.fits"
+    with fits.open(spec) as hdul:
+        fits.HDUList([fits.GroupsHDU(data), hdul[1], hdul[2]]).writeto(path)
+    (row,) = read_spectra(path)
+    assert isinstance(row, Spectrum)

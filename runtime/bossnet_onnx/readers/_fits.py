@@ -14,10 +14,12 @@ MAX_FITS_BYTES, or MAX_FITS_BYTES decompressed. Each is one InputError naming th
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import math
 import mmap
 import os
+import re
 import tempfile
 import warnings
 import zlib
@@ -165,10 +167,11 @@ def _walk_hdus(path: str, fh, size: int) -> list[_Span] | None:
     Raises InputError naming the file for a header whose NAXIS or TFIELDS is not a count FITS
     allows: astropy would build a list of that many axes or columns (minutes for 99999999)
     before saying anything. None when the walk cannot vouch for the file (a header without
-    END or with a count that is not a number, a data unit past the end of the file): astropy
-    then reads every header and says what is wrong."""
+    END or with a count that is not a number, a data unit past the end of the file, a card
+    astropy could read otherwise: lower case, repeated, CONTINUE, HIERARCH): astropy then
+    reads every header and says what is wrong."""
     spans: list[_Span] = []
-    pos = 0
+    pos, regular = 0, True
     while pos + BLOCK <= size:
         fh.seek(pos)
         first = fh.read(BLOCK)
@@ -176,14 +179,21 @@ def _walk_hdus(path: str, fh, size: int) -> list[_Span] | None:
             break
         cards: dict[bytes, bytes] = {}
         end, at, block = None, pos, first
+        irregular = False
         while end is None:
-            for i in range(0, BLOCK, 80):
-                card = block[i:i + 80]
-                if card[:8] == b"END     " or card.rstrip() == b"END":
+            for key8, indicator, value in _CARDS.findall(block):
+                if key8 == b"END     ":
                     end = at + BLOCK
                     break
-                if card[8:10] == b"= ":
-                    cards.setdefault(card[:8].strip(), card[10:])
+                key = _plain_key(key8)
+                if indicator == b"= ":
+                    if key is None or key in cards \
+                            or (b"&'" in value and value.rstrip().endswith(b"&'")):
+                        irregular = True  # read as astropy reads it, or not at all
+                        key = key8.strip()
+                    cards.setdefault(key, value)
+                elif key8 not in _COMMENTARY:
+                    irregular = True  # CONTINUE, HIERARCH, a misplaced '=', ...
             if end is None:
                 at += BLOCK
                 if at + BLOCK > size:
@@ -199,9 +209,13 @@ def _walk_hdus(path: str, fh, size: int) -> list[_Span] | None:
             if not 0 <= value <= MAX_FITS_COUNT:
                 raise _corrupt(path, f"header at byte {pos} declares {key.decode()} = {value}; "
                                      f"FITS allows 0 to {MAX_FITS_COUNT}")
+        if irregular:
+            regular = False
         try:
             axes = [_number(cards, b"NAXIS%d" % i, b"0")
                     for i in range(1, counts.get(b"NAXIS", 0) + 1)]
+            if _card_text(cards.get(b"GROUPS")) == "T" and axes and axes[0] == 0:
+                axes = axes[1:]  # random groups: NAXIS1 = 0 is no axis
             data = abs(_number(cards, b"BITPIX", b"8")) // 8 * _number(cards, b"GCOUNT", b"1") * (
                 _number(cards, b"PCOUNT", b"0") + (math.prod(axes) if axes else 0))
         except ValueError:
@@ -211,7 +225,22 @@ def _walk_hdus(path: str, fh, size: int) -> list[_Span] | None:
             return None  # truncated (its padding too): astropy's words for it
         spans.append(_Span(end, data, cards))
         pos = end + padded
-    return spans or None
+    # cards astropy would read otherwise than the walk (lower case, repeated keywords, long
+    # strings...): the walk checked the counts, astropy reads the rest
+    return spans if spans and regular else None
+
+
+#: a keyword as the walk reads it: upper-case letters, digits, '-' and '_', padded with blanks
+_PLAIN_KEY = re.compile(rb"[A-Z0-9_-]+ *")
+#: a header block's 36 cards as (keyword, value indicator, value)
+_CARDS = re.compile(rb"(.{8})(.{2})(.{70})", re.S)
+_COMMENTARY = (b"COMMENT ", b"HISTORY ", b"        ")
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_key(key8: bytes) -> bytes | None:
+    """The keyword of a card's first 8 bytes, None unless plain (see _PLAIN_KEY)."""
+    return key8.rstrip() if _PLAIN_KEY.fullmatch(key8) else None
 
 
 def _number(cards: dict[bytes, bytes], key: bytes, default: bytes) -> int:
@@ -314,12 +343,22 @@ def open_fits(path: str) -> fits.HDUList:
         source.close()
         raise
     try:
-        if spans is not None and not any(_scaled_or_compressed(span.cards) for span in spans):
-            # a sound layout (the walk vouched for every HDU's size): astropy parses only the
-            # headers a reader asks for (a real spec file has 10-32 HDUs and is read from 3)
+        if spans is not None and _spec_file(spans) \
+                and not any(_scaled_or_compressed(span.cards) for span in spans):
+            # an SDSS spec file whose layout the walk vouched for (every HDU's size, plain
+            # cards): astropy parses the 3 headers the spec reader uses (PRIMARY, COADD,
+            # SPALL) now, where their damage is reported as on the eager path, and the
+            # exposure HDUs (7-29 of them) only if something asks
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 hdul = fits.open(source, memmap=True, lazy_load_hdus=True)
+                try:
+                    for index in range(min(len(spans), SPEC_HEADERS)):
+                        hdul[index]
+                except IndexError:  # astropy could not make it an HDU: its warning says why
+                    _raise_damage(caught, hdul)
+                    hdul.close()
+                    raise OSError(f"HDU {index} cannot be read") from None
             _raise_damage(caught, hdul)
             end = spans[-1].data_at + -(-spans[-1].data_bytes // BLOCK) * BLOCK
         else:
@@ -355,15 +394,18 @@ def _open_eagerly(source, size: int) -> tuple[fits.HDUList, Any, int]:
             hdul.close()  # closes `source`
             source = again
             hdul = fits.open(source, memmap=False, lazy_load_hdus=False)
-    _raise_damage(caught, hdul)
-    end = 0
-    for index, hdu in enumerate(hdul):
-        info = hdu.fileinfo()
-        if info["datLoc"] + hdu.size > size:
-            hdul.close()
-            raise OSError(f"HDU {index} needs {info['datLoc'] + hdu.size} bytes, the file "
-                          f"has {size}")
-        end = info["datLoc"] + info["datSpan"]
+    try:
+        _raise_damage(caught, hdul)
+        end = 0
+        for index, hdu in enumerate(hdul):
+            info = hdu.fileinfo()
+            if info["datLoc"] + hdu.size > size:
+                raise OSError(f"HDU {index} needs {info['datLoc'] + hdu.size} bytes, the file "
+                              f"has {size}")
+            end = info["datLoc"] + info["datSpan"]
+    except BaseException:
+        hdul.close()  # closes `source`, the re-opened one too
+        raise
     return hdul, source, end
 
 
@@ -374,6 +416,16 @@ def _raise_damage(caught: list[warnings.WarningMessage], hdul: fits.HDUList) -> 
         if "truncated" in text.lower() or "corrupt" in text.lower():
             hdul.close()
             raise OSError(text.splitlines()[0])
+
+
+#: headers the spec reader parses: PRIMARY, COADD and the SPALL table after it
+SPEC_HEADERS = 3
+
+
+def _spec_file(spans: list[_Span]) -> bool:
+    """HDU 1 is a table named COADD: an SDSS spec file, read from its first SPEC_HEADERS."""
+    return len(spans) > 1 and _card_text(spans[1].cards.get(b"XTENSION")) == "BINTABLE" \
+        and (_card_text(spans[1].cards.get(b"EXTNAME")) or "").strip().upper() == "COADD"
 
 
 def _scaled_or_compressed(cards: dict[bytes, bytes]) -> bool:
@@ -572,6 +624,9 @@ def table_columns(hdul: fits.HDUList, index: int,
         if column.scaled or column.code not in _SCALAR_TYPES or column.code == "L":
             return None
         dtype = np.dtype(_SCALAR_TYPES[column.code])
+        if rows == 0 or column.repeat == 0:
+            out[column.name] = np.empty((rows, column.repeat), dtype.newbyteorder("="))
+            continue
         view = np.ndarray((rows, column.repeat), dtype, buffer=raw, offset=start + column.offset,
                           strides=(row_bytes, dtype.itemsize))
         out[column.name] = view.astype(dtype.newbyteorder("="))
