@@ -465,3 +465,13 @@ def test_a_random_groups_primary_hdu_is_walked_over(tmp_path):
         fits.HDUList([fits.GroupsHDU(data), hdul[1], hdul[2]]).writeto(path)
     (row,) = read_spectra(path)
     assert isinstance(row, Spectrum)
+
+
+@pytest.mark.parametrize("key", ["NAXIS", "TFIELDS"])
+def test_a_count_fits_does_not_allow_is_refused_before_astropy_reads_it(tmp_path, key):
+    path = spec_file(tmp_path / "spec-1-2-3.fits")
+    _rewrite_cards(path, 1, lambda cards: [
+        f"{key:<8}= {99999999:>20}".encode() if c.startswith(key.encode().ljust(8)) else c
+        for c in cards])
+    raises_naming(path, InputError, rf"header at byte \d+ declares {key} = 99999999; FITS "
+                                    rf"allows 0 to 999")

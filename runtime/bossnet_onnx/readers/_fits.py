@@ -87,14 +87,15 @@ def _too_big(path: str, what: str) -> InputError:
                       f"may hold here (MAX_FITS_BYTES); split it into smaller files")
 
 
-def _hdu_span(header: fits.Header) -> int:
-    """Bytes of an HDU's data unit as its header declares them, padded to whole blocks."""
+def _hdu_span(header: fits.Header | _CardText) -> int:
+    """Bytes of an HDU's data unit as its header declares them, padded to whole blocks (an
+    astropy header, or the raw walk's cards; ValueError for a size card that is no number)."""
     naxis = int(header.get("NAXIS", 0))
     if naxis == 0:
         return 0
     axes = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, naxis + 1)]
-    if header.get("GROUPS") and axes and axes[0] == 0:
-        axes = axes[1:]
+    if header.get("GROUPS") in (True, "T") and axes and axes[0] == 0:
+        axes = axes[1:]  # random groups: NAXIS1 = 0 is no axis
     size = abs(int(header.get("BITPIX", 8))) // 8 * int(header.get("GCOUNT", 1)) * (
         int(header.get("PCOUNT", 0)) + math.prod(axes))
     return -(-size // BLOCK) * BLOCK
@@ -154,10 +155,10 @@ MAX_FITS_COUNT = 999
 
 
 class _Span(NamedTuple):
-    """One HDU as the raw walk found it: where its data start, their unpadded size, and its
-    cards (keyword -> the raw text after '= ', the first of repeated keywords, as astropy)."""
+    """One HDU as the raw walk found it: where its data start, their size in whole blocks, and
+    its cards (keyword -> the raw text after '= ', the first of repeated keywords, as astropy)."""
     data_at: int
-    data_bytes: int
+    data_span: int
     cards: dict[bytes, bytes]
 
 
@@ -200,31 +201,25 @@ def _walk_hdus(path: str, fh, size: int) -> list[_Span] | None:
                     return None  # a header without END: astropy reports the truncation
                 fh.seek(at)
                 block = fh.read(BLOCK)
+        header = _CardText(cards)
         try:
-            counts = {key: int(cards[key].split(b"/")[0])
-                      for key in (b"NAXIS", b"TFIELDS") if key in cards}
+            counts = {name: int(header[name]) for name in ("NAXIS", "TFIELDS") if name in header}
         except ValueError:
             return None  # not a number: astropy's own message says so
-        for key, value in counts.items():
+        for name, value in counts.items():
             if not 0 <= value <= MAX_FITS_COUNT:
-                raise _corrupt(path, f"header at byte {pos} declares {key.decode()} = {value}; "
+                raise _corrupt(path, f"header at byte {pos} declares {name} = {value}; "
                                      f"FITS allows 0 to {MAX_FITS_COUNT}")
         if irregular:
             regular = False
         try:
-            axes = [_number(cards, b"NAXIS%d" % i, b"0")
-                    for i in range(1, counts.get(b"NAXIS", 0) + 1)]
-            if _card_text(cards.get(b"GROUPS")) == "T" and axes and axes[0] == 0:
-                axes = axes[1:]  # random groups: NAXIS1 = 0 is no axis
-            data = abs(_number(cards, b"BITPIX", b"8")) // 8 * _number(cards, b"GCOUNT", b"1") * (
-                _number(cards, b"PCOUNT", b"0") + (math.prod(axes) if axes else 0))
+            span = _hdu_span(header)
         except ValueError:
             return None
-        padded = -(-data // BLOCK) * BLOCK
-        if data < 0 or end + padded > size:
+        if span < 0 or end + span > size:
             return None  # truncated (its padding too): astropy's words for it
-        spans.append(_Span(end, data, cards))
-        pos = end + padded
+        spans.append(_Span(end, span, cards))
+        pos = end + span
     # cards astropy would read otherwise than the walk (lower case, repeated keywords, long
     # strings...): the walk checked the counts, astropy reads the rest
     return spans if spans and regular else None
@@ -241,10 +236,6 @@ _COMMENTARY = (b"COMMENT ", b"HISTORY ", b"        ")
 def _plain_key(key8: bytes) -> bytes | None:
     """The keyword of a card's first 8 bytes, None unless plain (see _PLAIN_KEY)."""
     return key8.rstrip() if _PLAIN_KEY.fullmatch(key8) else None
-
-
-def _number(cards: dict[bytes, bytes], key: bytes, default: bytes) -> int:
-    return int(cards.get(key, default).split(b"/")[0])
 
 
 def _card_text(raw: bytes | None) -> str | None:
@@ -360,7 +351,7 @@ def open_fits(path: str) -> fits.HDUList:
                     hdul.close()
                     raise OSError(f"HDU {index} cannot be read") from None
             _raise_damage(caught, hdul)
-            end = spans[-1].data_at + -(-spans[-1].data_bytes // BLOCK) * BLOCK
+            end = spans[-1].data_at + spans[-1].data_span
         else:
             hdul, source, end = _open_eagerly(source, size)
         hdul._bossnet_spans = spans  # for _raw_layout: each HDU's cards and data offset
@@ -539,21 +530,21 @@ def _raw_layout(hdul: fits.HDUList, index: int) -> tuple[Any, int, int, int,
         start, header = hdu.fileinfo()["datLoc"], hdu.header
     try:
         count, row_bytes, rows = (int(header[key]) for key in ("TFIELDS", "NAXIS1", "NAXIS2"))
+        offset, columns = 0, []
+        for i in range(1, count + 1):
+            form = str(header.get(f"TFORM{i}", "")).strip().upper()
+            digits = len(form) - len(form.lstrip("0123456789"))
+            repeat = int(form[:digits]) if digits else 1
+            code = form[digits:digits + 1]
+            code_width = _WIDTHS.get(code)
+            if code_width is None:
+                return None  # bit columns and unknown codes: let astropy decode
+            columns.append(_RawColumn(str(header.get(f"TTYPE{i}", "")).strip().upper(), code,
+                                      repeat, offset,
+                                      f"TSCAL{i}" in header or f"TZERO{i}" in header))
+            offset += repeat * code_width
     except (KeyError, TypeError, ValueError):
-        return None
-    offset, columns = 0, []
-    for i in range(1, count + 1):
-        form = str(header.get(f"TFORM{i}", "")).strip().upper()
-        digits = len(form) - len(form.lstrip("0123456789"))
-        repeat = int(form[:digits]) if digits else 1
-        code = form[digits:digits + 1]
-        code_width = _WIDTHS.get(code)
-        if code_width is None:
-            return None  # bit columns and unknown codes: let astropy decode
-        columns.append(_RawColumn(str(header.get(f"TTYPE{i}", "")).strip().upper(), code,
-                                  repeat, offset,
-                                  f"TSCAL{i}" in header or f"TZERO{i}" in header))
-        offset += repeat * code_width
+        return None  # a card the fast path cannot read: astropy's reading
     if offset != row_bytes or start + row_bytes * rows > raw.size:
         return None
     return raw, start, row_bytes, rows, columns
@@ -569,14 +560,20 @@ class _CardText:
         return key.encode() in self.cards
 
     def __getitem__(self, key: str) -> str:
-        value = _card_text(self.cards.get(key.encode()))
-        if value is None:
+        if key not in self:
             raise KeyError(key)
-        return value
+        return self.get(key)
 
-    def get(self, key: str, default: str = "") -> str:
-        value = _card_text(self.cards.get(key.encode()))
-        return default if value is None else value
+    def get(self, key: str, default: Any = "") -> Any:
+        """The card's text, `default` when absent; ValueError for a string without its closing
+        quote (astropy would not read it as the walk does)."""
+        raw = self.cards.get(key.encode())
+        if raw is None:
+            return default
+        value = _card_text(raw)
+        if value is None:
+            raise ValueError(f"card {key} has no closing quote")
+        return value
 
 
 def _first_row_raw(hdul: fits.HDUList, index: int, wanted: set[str]) -> dict[str, Any] | None:

@@ -169,9 +169,9 @@ def read(path: str, hdul: fits.HDUList | None = None) -> list[Spectrum | ReadFai
         cols = {n.lower(): n for n in names}
         wanted = {c: cols[c] for c in (*_COADD_COLUMNS, "and_mask") if c in cols}
         column = table_columns(hdul, index, {name.upper() for name in wanted.values()})
-        if column is not None:
+        if column is not None and all(name.upper() in column for name in wanted.values()):
             column = {c: column[name.upper()] for c, name in wanted.items()}
-        else:  # what the fast path leaves to astropy
+        else:  # what the fast path leaves to astropy (or names it reads otherwise)
             table = hdu.data
             column = {c: table[name] for c, name in wanted.items()} \
                 if table is not None and len(table) else {}
