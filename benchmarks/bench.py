@@ -27,6 +27,8 @@ the machine is shared and noisy:
               default before the 2-D form; rows within ~2e-6 of ort-fp32);
   ort-reorders the same with BOSSNET_ONNX_ELU_ON_BLOCKS=0 (the 2-D form with onnxruntime's
               layout reorders around every Elu; the same bits as ort-fp32);
+  ort-blocked the same with BOSSNET_ONNX_SPECTRAL=0 (every convolution direct, as blocked 2-D
+              ones: the default before the spectral form; rows within ~2e-6 of ort-fp32);
   ort-direct  the same, loading the .onnx itself (no ORT copy), for cold start and memory;
   ov-fp32     `predict_to_file --provider openvino` (what `auto` picks on x86-64 with the extra);
   ov-bf16     OpenVINO mixed bf16 (first two convolutions and the head in fp32);
@@ -419,14 +421,14 @@ def operator_profile(onnx_path: str, threads: int, rows: int = 32) -> dict[str, 
 
     import onnxruntime as ort
 
-    from bossnet_onnx.model.formulation import conv2d_form
+    from bossnet_onnx.model.cpu_form import cpu_form
 
     folder = Path(tempfile.mkdtemp())
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.enable_profiling = True
     opts.profile_file_prefix = str(folder / "ortprof")
-    with conv2d_form(onnx_path, folder) as rewritten:
+    with cpu_form(onnx_path, folder) as rewritten:
         sess = ort.InferenceSession(str(rewritten or onnx_path), opts,
                                     providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).standard_normal((rows, 3900)).astype(np.float32)
@@ -533,12 +535,15 @@ ONNX_SIDES = {
     "ort-cuda-4r": ("onnx", "cuda", "fp32"),
     "ort-plain": ("onnx", "cpu", "fp32"),
     "ort-reorders": ("onnx", "cpu", "fp32"),
+    "ort-blocked": ("onnx", "cpu", "fp32"),
 }
 #: Sides that run with a setting of their own in the environment.
 SIDE_ENV = {"ort-direct": {"BOSSNET_ONNX_CACHE": "off"},  # the .onnx itself, no ORT copy
             "ort-plain": {"BOSSNET_ONNX_FORMULATION": "plain"},  # the graph as exported
             # the 2-D form with onnxruntime's reorders around every Elu (before elu_on_blocks)
-            "ort-reorders": {"BOSSNET_ONNX_ELU_ON_BLOCKS": "0"}}
+            "ort-reorders": {"BOSSNET_ONNX_ELU_ON_BLOCKS": "0"},
+            # every convolution direct (the 2-D form alone, before the spectral form)
+            "ort-blocked": {"BOSSNET_ONNX_SPECTRAL": "0"}}
 #: Sides with a reader count of their own (default: the run's own, one reading thread).
 SIDE_READERS = {"ort-cuda-4r": 4}  # reader processes (--readers 4)
 
@@ -818,7 +823,8 @@ def main() -> None:
         # the same machine's CPU beside its GPU, and the GPU fed by reader processes
         sides = [base, "ort-cuda", "ort-cuda-4r", "ort-fp32"]
     else:
-        sides = [base, "ort-fp32", "ort-plain", "ort-reorders", "ort-direct", "ort-int8"]
+        sides = [base, "ort-fp32", "ort-blocked", "ort-plain", "ort-reorders", "ort-direct",
+                 "ort-int8"]
         if engine_openvino.available():
             sides[2:2] = ["ov-fp32"] + (["ov-bf16"] if engine_openvino.supports_bf16() else [])
     if args.sides:

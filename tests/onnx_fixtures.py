@@ -232,3 +232,44 @@ def write_conv_model(path: Path, *, seed: int = 0, opset: int = 17,
     else:
         onnx.save(model, str(path))
     return path
+
+
+def random_boss_state(config, seed: int = 0) -> dict[str, np.ndarray]:
+    """A state dict of the BOSS Net `config` describes (bossnet_onnx.convert), He-initialised
+    weights and batch norms away from identity, made without torch."""
+    from bossnet_onnx.convert.architecture import state_shapes
+
+    rng = np.random.default_rng(seed)
+    state: dict[str, np.ndarray] = {}
+    for key, shape in state_shapes(config).items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = np.array(0, np.int64)
+        elif key == "pos_enc.inv_freq":
+            state[key] = np.ones(shape, np.float32)
+        elif key.endswith("running_var"):
+            state[key] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+        elif key.endswith(("running_mean", "bias")):
+            state[key] = (0.05 * rng.standard_normal(shape)).astype(np.float32)
+        elif ".bn" in key:
+            state[key] = rng.uniform(0.8, 1.2, shape).astype(np.float32)
+        else:
+            state[key] = (rng.standard_normal(shape)
+                          * np.sqrt(2.0 / np.prod(shape[1:]))).astype(np.float32)
+    return state
+
+
+def write_boss_model(path: Path, config, *, seed: int = 0) -> tuple[Path, dict]:
+    """(The BOSS Net graph of `config` with random weights, written by the torch-free converter's
+    own graph builder, its state dict)."""
+    import onnx
+
+    from bossnet_onnx.convert.graph import build_skeleton, weight_tensors, write_model
+    from bossnet_onnx.convert.report import ModelLabels, exporter_record, model_metadata
+
+    state = random_boss_state(config, seed)
+    meta = model_metadata(config, member="boss", weights_sha256="ab" * 32,
+                          exporter=exporter_record("numpy", "tests", onnx=onnx.__version__),
+                          opset=18, labels=ModelLabels(name=f"random-{path.stem}"))
+    skeleton, constants = build_skeleton(config, meta)
+    write_model(path, skeleton, [*weight_tensors(state, config), *constants.items()])
+    return path, state

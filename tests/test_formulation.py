@@ -226,7 +226,7 @@ def test_the_catalogue_header_records_the_form_that_ran(tmp_path, monkeypatch, s
                     draws=2, provider="cpu")
     header = fits.getheader(out, 1)
     assert header["FORMULN"] == (setting or "conv2d")
-    assert header.comments["FORMULN"] == "graph form run (conv2d; plain = as exported)"
+    assert header.comments["FORMULN"] == "graph form run (spectral, conv2d or plain)"
 
 
 @pytest.mark.parametrize("op", ["Gemm", "MatMul"])

@@ -31,17 +31,15 @@ left alone: `conv1d_as_conv2d` returns 0 and writes nothing.
 """
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .content import _Malformed, _varint, encode_varint
 
-__all__ = ["FORMULATIONS", "conv1d_as_conv2d", "conv2d_form", "elu_on_blocks"]
+__all__ = ["FORMULATIONS", "conv1d_as_conv2d", "elu_on_blocks"]
 
 #: "plain": the model as exported; "conv2d": its 1-D convolutions as 2-D ones (NCHWc kernels).
 FORMULATIONS = ("plain", "conv2d")
@@ -436,26 +434,6 @@ def _rewrite_mapped(src: str | os.PathLike, dst: str | os.PathLike, rewrite) -> 
     if count <= 0:
         Path(dst).unlink(missing_ok=True)
     return max(count, 0)
-
-
-@contextlib.contextmanager
-def conv2d_form(src: str | os.PathLike, folder: str | os.PathLike | None = None,
-                ) -> Iterator[Path | None]:
-    """`src`'s 2-D form (`conv1d_as_conv2d`) in a temporary file of `folder` (the system's
-    temporary folder when None), removed on exit; None when the rewrite does not apply or no
-    temporary file can be made there (a full or missing folder: the caller keeps the plain
-    form)."""
-    try:
-        fd, name = tempfile.mkstemp(prefix=".conv2d.", suffix=".onnx.tmp", dir=folder)
-    except OSError:
-        yield None
-        return
-    os.close(fd)
-    path = Path(name)
-    try:
-        yield path if conv1d_as_conv2d(src, path) > 0 else None
-    finally:
-        path.unlink(missing_ok=True)
 
 
 def _rewrite(model, dst: Path) -> int:

@@ -40,8 +40,9 @@ The copy stands in for the model, so it must provably hold the model's weights:
   never leaves its weights under another model's key.
 * **Only for the CPU provider**: the conversion applies CPU-specific fusions.
 * **The faster formulation of the graph for onnxruntime's CPU kernels** (formulation.py): the
-  model's 1-D convolutions written as 2-D ones, which onnxruntime runs with its blocked NCHWc
-  kernels, and the pool's gather channel-last. The copy is saved with the layout already
+  model's wide convolutions as tiled DFT products (spectral.py; `$BOSSNET_ONNX_SPECTRAL=0`
+  keeps them direct), its other 1-D convolutions written as 2-D ones, which onnxruntime runs
+  with its blocked NCHWc kernels, and the pool's gather channel-last. The copy is saved with the layout already
   transformed for this CPU. This is the default (`$BOSSNET_ONNX_FORMULATION` unset or `conv2d`);
   `plain` keeps the graph as exported; `auto` builds both and keeps the 2-D one only if its
   outputs are within FORMULATION_RTOL of the plain one (relative to each output's scale) and it
@@ -63,6 +64,7 @@ from pathlib import Path
 
 from ..hashing import file_sha256
 from .content import external_data_files, model_content_sha256
+from .spectral import spectral_setting
 
 __all__ = ["cache_dir", "cache_limit_bytes", "cached_ort_model", "content_sha256", "discard_ort_copy",
            "mmap_session_options", "remember", "remembered", "formulation_setting",
@@ -70,7 +72,8 @@ __all__ = ["cache_dir", "cache_limit_bytes", "cached_ort_model", "content_sha256
 
 #: 4: the 2-D form lists the large fully connected weights as graph inputs (used in place).
 #: 5: the 2-D form's Elus between blocked convolutions run on the blocked tensors.
-CACHE_FORMAT = 5
+#: 6: the wide convolutions in the spectral form (spectral.py) before the 2-D form.
+CACHE_FORMAT = 6
 #: Largest |conv2d - plain| over the probe outputs, relative to each output's largest magnitude
 #: (at least 1), for the 2-D form to be kept (measured on the official network: 2e-6, the
 #: float32 reassociation of another kernel; a wrong rewrite moves outputs by ~0.1-1).
@@ -216,7 +219,8 @@ def _key(content_sha: str) -> str:
 
     ident = (f"{content_sha}|onnxruntime {ort.__version__}|cache {CACHE_FORMAT}|"
              f"formulation {formulation_setting()}|{cpu_tag()}"
-             + ("" if elus_on_blocks_setting() else "|elu reorders"))
+             + ("" if elus_on_blocks_setting() else "|elu reorders")
+             + ("" if spectral_setting() else "|direct convolutions"))
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
@@ -277,24 +281,26 @@ def _save_ort(model: Path, target: str, level) -> None:
 
 
 def _conv2d_copy(model: Path, folder: Path, threads: int = 1,
-                 call_rows: int = 32) -> tuple[str, int] | None:
-    """(an ORT-format copy of the model's 2-D-convolution form with this CPU's blocked layout
-    already applied, a temporary file in `folder`; how many Elus run on blocked tensors), or
-    None when the rewrite does not apply."""
+                 call_rows: int = 32) -> tuple[str, int, int] | None:
+    """(an ORT-format copy of the model's CPU form (spectral and 2-D convolutions) with this
+    CPU's blocked layout already applied, a temporary file in `folder`; how many Elus run on
+    blocked tensors; how many convolutions are in the spectral form), or None when the rewrite
+    does not apply."""
     import onnxruntime as ort
 
-    from .formulation import conv2d_form
+    from .cpu_form import cpu_form
 
     fd, target = tempfile.mkstemp(prefix=".conv2d.", suffix=".ort.tmp", dir=folder)
     os.close(fd)
     try:
-        with conv2d_form(model, folder) as rewritten:
+        counts: dict = {}
+        with cpu_form(model, folder, counts=counts) as rewritten:
             if rewritten is not None:
                 moved = (_save_elu_on_blocks(rewritten, target, folder, threads, call_rows)
                          if elus_on_blocks_setting() else 0)
                 if not moved:
                     _save_ort(rewritten, target, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
-                return target, moved
+                return target, moved, counts.get("spectral", 0)
     except Exception:  # an engine that cannot build it: keep the plain form  # noqa: BLE001
         pass
     if os.path.exists(target):
@@ -422,13 +428,13 @@ def _build(model: Path, ort_path: Path, manifest_path: Path, content_sha: str,
     conv2d = None
     setting = formulation_setting()
     formulation, figures = "plain", dict[str, float]()
-    elus_on_blocks = 0
+    elus_on_blocks = spectral_convs = 0
     try:
         _save_ort(model, tmp, ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
         if setting != "plain":
             made = _conv2d_copy(model, ort_path.parent, threads, call_rows)
             if made is not None:
-                conv2d, elus_on_blocks = made
+                conv2d, elus_on_blocks, spectral_convs = made
         if conv2d is not None:
             if setting == "conv2d":
                 formulation = "conv2d"
@@ -454,15 +460,19 @@ def _build(model: Path, ort_path: Path, manifest_path: Path, content_sha: str,
         "formulation": formulation, "formulation_setting": setting,
         "formulation_figures": figures,
         "elus_on_blocks": elus_on_blocks if formulation == "conv2d" else 0,
+        "spectral_convs": spectral_convs if formulation == "conv2d" else 0,
     }
     _write_atomic(manifest_path, json.dumps(manifest).encode(), file_mode)
 
 
 def ort_copy_formulation(ort_path: str | os.PathLike) -> str:
-    """The formulation ("plain" or "conv2d") recorded in an entry's manifest."""
+    """The formulation recorded in an entry's manifest: "plain", "conv2d", or "spectral" (the
+    2-D form with its wide convolutions in the spectral form)."""
     try:
         manifest = json.loads(Path(ort_path).with_suffix(".json").read_text(encoding="utf-8"))
         value = manifest.get("formulation", "plain")
+        if value == "conv2d" and manifest.get("spectral_convs"):
+            return "spectral"
         return value if value in ("plain", "conv2d") else "plain"
     except (OSError, ValueError, AttributeError):
         return "plain"

@@ -98,7 +98,7 @@ HEADER_COMMENTS = {
     "MODEL": "model name", "MODELSHA": "sha256 of the model weights",
     "PROVNC": "where the model weights come from", "PROVIDER": "onnxruntime provider",
     "ENGINE": "inference engine", "PRECISN": "numeric precision of the model run",
-    "FORMULN": "graph form run (conv2d; plain = as exported)",
+    "FORMULN": "graph form run (spectral, conv2d or plain)",
     "NDRAWS": "Monte-Carlo draws per spectrum (e_*, rho_*)", "SEED": "seed of the draws",
     "BNVERS": "bossnet-onnx version", "PREPROC": "preprocessing version",
     "RECIPE": "preprocessing recipe (reference or astra)", "MEMBER": "family member",
