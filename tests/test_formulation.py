@@ -237,9 +237,14 @@ def test_large_fully_connected_weights_are_used_in_place(tmp_path, op):
     graph."""
     src = write_conv_model(tmp_path / "wide.onnx", wide_head=op)
     dst = tmp_path / "wide.conv2d.onnx"
-    assert conv1d_as_conv2d(src, dst) == 3
+    assert conv1d_as_conv2d(src, dst) == (3 + 1 if op == "Gemm" else 3)
     model = onnx.load(str(dst))
     onnx.checker.check_model(model, full_check=True)
+    if op == "Gemm":  # the weight first (formulation._weight_first): W @ x.T, then a Transpose
+        (gemm,) = [n for n in model.graph.node if n.op_type == "Gemm"]
+        assert gemm.input[0] == "wide" and [a.name for a in gemm.attribute] == ["transB"]
+        (transpose,) = [n for n in model.graph.node if n.input[0] == gemm.output[0]]
+        assert transpose.op_type == "Transpose"
     wide_dims = [1024, 5120] if op == "Gemm" else [5120, 1024]
     assert [(i.name, [d.dim_value for d in i.type.tensor_type.shape.dim])
             for i in model.graph.input] == [("flux", [0, 3900]), ("wide", wide_dims)]

@@ -63,6 +63,9 @@ def test_boss_graph_in_the_spectral_form_gives_the_plain_outputs(tmp_path, kerne
     onnx.checker.check_model(model, full_check=True)
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     assert len(convs) == 5 - 2  # first + the 8 -> 16 block stay direct
+    # The adaptive pool's gather and weighted sum run in the spectral layout too.
+    assert [n.op_type for n in model.graph.node if n.name.startswith("bossnet_onnx_spectral_pool")
+            ] == ["Gather", "Reshape", "Mul", "ReduceSum"]
     names = {t.name for t in model.graph.initializer}
     assert "res_blocks.1.conv1.weight" not in names and "res_blocks.0.conv1.weight" in names
     x = probe_inputs(3900, 5)

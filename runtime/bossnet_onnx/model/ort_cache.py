@@ -72,7 +72,8 @@ __all__ = ["cache_dir", "cache_limit_bytes", "cached_ort_model", "content_sha256
 
 #: 4: the 2-D form lists the large fully connected weights as graph inputs (used in place).
 #: 5: the 2-D form's Elus between blocked convolutions run on the blocked tensors.
-#: 6: the wide convolutions in the spectral form (spectral.py) before the 2-D form.
+#: 6: the wide convolutions in the spectral form (spectral.py) before the 2-D form, and the
+#: large linear layer as W @ x.T (formulation._weight_first).
 CACHE_FORMAT = 6
 #: Largest |conv2d - plain| over the probe outputs, relative to each output's largest magnitude
 #: (at least 1), for the 2-D form to be kept (measured on the official network: 2e-6, the

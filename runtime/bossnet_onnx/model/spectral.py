@@ -350,6 +350,51 @@ def _pool_gather(node, consts: dict, length: int) -> np.ndarray | None:
     return idx
 
 
+def _weighted_pool(nodes: list, at: int, consts: dict, shapes: dict, users: dict,
+                   outputs: set[str]) -> tuple[list[int], np.ndarray, np.ndarray, str] | None:
+    """The adaptive pool after the pool Gather at `nodes[at]`: Reshape to (B, C, P, w), Mul by
+    a constant (P, w), ReduceSum over the last axis (keepdims 0), each the only user of the
+    one before: (their positions, the (P, w) weights, the (P*w,) indices, the sum's output)."""
+    gather = nodes[at]
+
+    def only_user(name: str, op: str):
+        found = users.get(name, [])
+        if len(found) != 1 or name in outputs or nodes[found[0]].op_type != op \
+                or nodes[found[0]].domain not in ("", "ai.onnx"):
+            return None
+        return found[0]
+
+    shape = shapes.get(gather.input[0])
+    idx = consts.get(gather.input[1])
+    r_at = only_user(gather.output[0], "Reshape")
+    if r_at is None or shape is None or len(shape) != 3 or idx is None:
+        return None
+    target = consts.get(nodes[r_at].input[1])
+    if target is None or target.shape != (4,) or int(target[0]) not in (-1, 0) \
+            or int(target[1]) != shape[1] or int(target[2]) * int(target[3]) != idx.size \
+            or (_attrs(nodes[r_at]).get("allowzero", 0) != 0 and int(target[0]) == 0):
+        return None
+    pool, width = int(target[2]), int(target[3])
+    m_at = only_user(nodes[r_at].output[0], "Mul")
+    if m_at is None:
+        return None
+    other = [i for i in nodes[m_at].input if i != nodes[r_at].output[0]]
+    weights = consts.get(other[0]) if len(other) == 1 else None
+    if weights is None or weights.dtype != np.float32 \
+            or weights.shape not in ((pool, width), (1, 1, pool, width)):
+        return None
+    s_at = only_user(nodes[m_at].output[0], "ReduceSum")
+    if s_at is None:
+        return None
+    total = nodes[s_at]
+    axes = consts.get(total.input[1]) if len(total.input) > 1 and total.input[1] \
+        else np.asarray(_attrs(total).get("axes", []))
+    if axes is None or [int(a) for a in np.ravel(axes)] not in ([3], [-1]) \
+            or _attrs(total).get("keepdims", 1) != 0:
+        return None
+    return [r_at, m_at, s_at], weights.reshape(pool, width), idx, total.output[0]
+
+
 def _rewrite(model, dst: Path) -> int:
     import onnx
 
@@ -390,7 +435,15 @@ def _rewrite(model, dst: Path) -> int:
     b = _Builder(graph, shapes, consts)
     replaced: set[str] = set()
     count = 0
-    for node, plan in zip(nodes, plans):
+    users: dict[str, list[int]] = {}
+    for at, node in enumerate(nodes):
+        for name in node.input:
+            users.setdefault(name, []).append(at)
+    outputs = {v.name for v in graph.output}
+    skip: set[int] = set()
+    for at, (node, plan) in enumerate(zip(nodes, plans)):
+        if at in skip:
+            continue
         ins = list(node.input)
         if plan is not None:
             b.spectral(node, *plan)
@@ -420,8 +473,21 @@ def _rewrite(model, dst: Path) -> int:
         idx = _pool_gather(node, consts, b.lbc[ins[0]][1]) if in_lbc and ins[0] in b.lbc \
             and ins[1] not in b.lbc else None
         if idx is not None:
-            g = b.op("Gather", [b.lbc[ins[0]][0], ins[1]], "pool", axis=0)  # (P, B, C)
-            b.op("Transpose", [g], "pool", out=node.output[0], perm=[1, 2, 0])
+            g = b.op("Gather", [b.lbc[ins[0]][0], ins[1]], "pool", axis=0)  # (P*w, B, C)
+            pool = _weighted_pool(nodes, at, consts, shapes, users, outputs)
+            if pool is None:
+                b.op("Transpose", [g], "pool", out=node.output[0], perm=[1, 2, 0])
+                continue
+            # The weighted sum over each bin's w pixels in the (length, batch, channels)
+            # layout, over a middle axis, then one transpose of the pooled (P, B, C) tensor.
+            taken, weights, _, out = pool
+            skip.update(taken)
+            pooled, width = weights.shape
+            channels = shapes[ins[0]][1]
+            r = b.op("Reshape", [g, b.ints([pooled, width, -1, channels])], "pool")
+            m = b.op("Mul", [r, b.const(weights.reshape(pooled, width, 1, 1), "poolw")], "pool")
+            t = b.op("ReduceSum", [m, b.ints([1])], "pool", keepdims=0)  # (P, B, C)
+            b.op("Transpose", [t], "pool", out=out, perm=[1, 2, 0])
             continue
         for name in in_lbc:
             b.to_ncl(name)
