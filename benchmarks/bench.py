@@ -21,8 +21,8 @@ the machine is shared and noisy:
   pytorch     without a reference checkout: its structure in our code (per-spectrum np.interp +
               torch.quantile, one batched forward for the noise-free spectra and one per draw);
   ort-fp32    `predict_to_file` on onnxruntime's CPU provider (memory-mapped ORT copy of the
-              default formulation: 1-D convolutions run as 2-D ones with onnxruntime's NCHWc
-              kernels, the pool's gather channel-last);
+              default formulation: the wide convolutions as tiled DFT products, the others run
+              as 2-D ones with onnxruntime's NCHWc kernels, the linear head weight first);
   ort-plain   the same with BOSSNET_ONNX_FORMULATION=plain (the graph as exported; the
               default before the 2-D form; rows within ~2e-6 of ort-fp32);
   ort-reorders the same with BOSSNET_ONNX_ELU_ON_BLOCKS=0 (the 2-D form with onnxruntime's
@@ -416,7 +416,7 @@ def side_reference(args: argparse.Namespace, work: dict, profile: bool = False) 
 
 def operator_profile(onnx_path: str, threads: int, rows: int = 32) -> dict[str, float]:
     """Share of kernel time per ONNX operator type (onnxruntime's profiler), for the 'why':
-    the default formulation (2-D convolutions, bossnet_onnx.model.formulation) as it runs."""
+    the default formulation (bossnet_onnx.model.cpu_form) as it runs."""
     import collections
 
     import onnxruntime as ort

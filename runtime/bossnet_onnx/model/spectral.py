@@ -205,8 +205,8 @@ def _skeleton(model, fields: list, graphs: list, keep: set[str]):
 class _Builder:
     """The rewritten node list: layout bookkeeping and fresh names."""
 
-    def __init__(self, graph, shapes: dict, consts: dict) -> None:
-        self.graph, self.shapes, self.consts = graph, shapes, consts
+    def __init__(self, shapes: dict) -> None:
+        self.shapes = shapes
         self.nodes: list = []
         self.inits: list = []
         self.lbc: dict[str, tuple[str, int]] = {}  # original name -> (its (L, B, C) tensor, L)
@@ -432,7 +432,7 @@ def _rewrite(model, dst: Path) -> int:
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
            for node in nodes for a in node.attribute):
         return 0  # a subgraph may read any tensor of the outer graph by name
-    b = _Builder(graph, shapes, consts)
+    b = _Builder(shapes)
     replaced: set[str] = set()
     count = 0
     users: dict[str, list[int]] = {}
