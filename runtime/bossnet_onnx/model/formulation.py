@@ -217,21 +217,30 @@ def _attr_ints(name: str, values: list[int]) -> bytes:
             + _key(_ATTR_TYPE, 0) + encode_varint(_ATTR_TYPE_INTS))
 
 
-def _int_attributes(node: dict) -> dict[str, int | None]:
-    """A node's attributes by name: the value of each plain int attribute, None for any other
-    (floats, lists, tensors, graphs) that this rewrite does not read."""
-    out: dict[str, int | None] = {}
+def _scalar_attributes(node: dict) -> dict[str, int | float | None]:
+    """A node's attributes by name: the value of each plain int or float attribute, None for
+    any other (lists, strings, tensors, graphs) that these rewrites do not read."""
+    out: dict[str, int | float | None] = {}
     for attr in node["attrs"]:
         name, value, other = "", None, False
-        for num, wire, v, _, _ in _spans(attr):
+        for num, wire, v, _, end in _spans(attr):
             if num == _ATTR_NAME:
                 name = _text(v)
             elif num == _ATTR_I and wire == 0:
                 value = int(v)
+            elif num == _ATTR_F and wire == 5:
+                value = struct.unpack("<f", bytes(attr[end - 4:end]))[0]
             elif num != _ATTR_TYPE:
                 other = True
         out[name] = None if other else value
     return out
+
+
+def _int_attributes(node: dict) -> dict[str, int | None]:
+    """A node's attributes by name: the value of each plain int attribute, None for any other
+    (floats, lists, tensors, graphs) that this rewrite does not read."""
+    return {name: value if isinstance(value, int) else None
+            for name, value in _scalar_attributes(node).items()}
 
 
 def _gather_axis(node: dict) -> int | None:
@@ -329,17 +338,7 @@ def _plain_gemm(node: dict) -> bool:
     (or absent), three inputs, one output."""
     if len(node["inputs"]) != 3 or len(node["outputs"]) != 1 or not node["inputs"][2]:
         return False
-    seen = {}
-    for attr in node["attrs"]:
-        name, ints, floats = "", None, None
-        for num, wire, v, _, end in _spans(attr):
-            if num == _ATTR_NAME:
-                name = _text(v)
-            elif num == _ATTR_I and wire == 0:
-                ints = int(v)
-            elif num == _ATTR_F and wire == 5:
-                floats = struct.unpack("<f", bytes(attr[end - 4:end]))[0]
-        seen[name] = ints if ints is not None else floats
+    seen = _scalar_attributes(node)
     return (seen.get("transB") == 1 and seen.get("transA", 0) == 0
             and seen.get("alpha", 1.0) == 1.0 and seen.get("beta", 1.0) == 1.0
             and set(seen) <= {"transA", "transB", "alpha", "beta"})
