@@ -103,7 +103,8 @@ def test_the_cpu_form_chains_the_spectral_and_the_2d_rewrites(tmp_path, monkeypa
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]  # both temporaries removed
 
 
-@pytest.mark.parametrize("case", ["demo", "conv-fixture", "strided", "garbage", "empty"])
+@pytest.mark.parametrize("case", ["demo", "conv-fixture", "strided", "garbage", "empty",
+                                  "truncated"])
 def test_models_without_a_wide_convolution_are_left_alone(tmp_path, case):
     src = tmp_path / "m.onnx"
     if case == "demo":
@@ -114,6 +115,9 @@ def test_models_without_a_wide_convolution_are_left_alone(tmp_path, case):
         _write_layer_model(src, strides=[2])
     elif case == "garbage":
         src.write_bytes(b"\x08\x08\x3a\xff\xff\xff\xff\x0f garbage")
+    elif case == "truncated":  # a wide model cut inside its graph
+        whole = write_boss_model(tmp_path / "wide.onnx", WIDE)[0].read_bytes()
+        src.write_bytes(whole[:len(whole) // 3])
     else:
         src.write_bytes(b"")
     dst = tmp_path / "out.onnx"

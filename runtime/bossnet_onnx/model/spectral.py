@@ -164,7 +164,16 @@ def spectral_convolutions(src: str | os.PathLike, dst: str | os.PathLike) -> int
     """Write `src` with its wide 1-D convolutions in the spectral form to `dst`; the number of
     convolutions rewritten (0, and nothing written, when none qualifies or the model is outside
     what the rewrite handles: it never raises for a malformed model)."""
-    return _rewrite_mapped(src, dst, _rewrite)
+    return _rewrite_mapped(src, dst, _guarded)
+
+
+def _guarded(model, dst: Path) -> int:
+    """`_rewrite`, with anything it cannot handle (a protobuf it cannot parse, a graph shaped
+    unlike any it was written for) meaning "leave the model as it is", never a failed load."""
+    try:
+        return _rewrite(model, dst)
+    except Exception:  # noqa: BLE001 - the model then runs with its convolutions direct
+        return -1
 
 
 def _conv_weight_names(graphs: list) -> set[str]:
